@@ -1,0 +1,56 @@
+-- name: UserCreate :one
+-- UserCreate inserts a user and returns it.
+INSERT INTO users (name, email, password_hash, is_admin)
+VALUES (@name, @email, @password_hash, @is_admin)
+RETURNING *;
+
+-- name: UserGetByID :one
+-- UserGetByID returns one user.
+SELECT * FROM users WHERE id = @id;
+
+-- name: UserGetByEmail :one
+-- UserGetByEmail finds a user by email, ignoring case.
+SELECT * FROM users WHERE lower(email) = lower(@email);
+
+-- name: UserList :many
+-- UserList returns a page of users matching the optional filters, ordered by id.
+-- q must already be escaped for LIKE.
+SELECT * FROM users
+WHERE (sqlc.narg(q)::text IS NULL OR name ILIKE '%' || sqlc.narg(q) || '%' OR email ILIKE '%' || sqlc.narg(q) || '%')
+  AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
+  AND (sqlc.narg(is_admin)::boolean IS NULL OR is_admin = sqlc.narg(is_admin))
+ORDER BY id
+LIMIT @max_rows OFFSET @skip_rows;
+
+-- name: UserCount :one
+-- UserCount counts the users matching the same filters as UserList.
+SELECT count(*) FROM users
+WHERE (sqlc.narg(q)::text IS NULL OR name ILIKE '%' || sqlc.narg(q) || '%' OR email ILIKE '%' || sqlc.narg(q) || '%')
+  AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
+  AND (sqlc.narg(is_admin)::boolean IS NULL OR is_admin = sqlc.narg(is_admin));
+
+-- name: UserUpdate :one
+-- UserUpdate changes the given fields of a user whose version still matches; no row means
+-- the user is gone or changed meanwhile.
+UPDATE users SET
+    name          = coalesce(sqlc.narg(name), name),
+    email         = coalesce(sqlc.narg(email), email),
+    password_hash = coalesce(sqlc.narg(password_hash), password_hash),
+    is_admin      = coalesce(sqlc.narg(is_admin), is_admin),
+    is_active     = coalesce(sqlc.narg(is_active), is_active),
+    version       = version + 1,
+    updated_at    = now()
+WHERE id = @id AND version = @version
+RETURNING *;
+
+-- name: UserDelete :execrows
+-- UserDelete removes a user whose version matches (any version when version is null).
+DELETE FROM users WHERE id = @id AND (sqlc.narg(version)::bigint IS NULL OR version = sqlc.narg(version));
+
+-- name: UserExistsAdmin :one
+-- UserExistsAdmin tells whether any administrator account exists.
+SELECT EXISTS (SELECT 1 FROM users WHERE is_admin);
+
+-- name: UserGetByIDForUpdate :one
+-- UserGetByIDForUpdate returns one user and locks it until the transaction ends.
+SELECT * FROM users WHERE id = @id FOR UPDATE;

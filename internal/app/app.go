@@ -1,0 +1,288 @@
+// Package app is the program: it parses the command line, loads the configuration,
+// wires the dependencies and runs one of the subcommands (serve, migrate, seed, dev,
+// openapi). cmd/automation only calls Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/config"
+	"enterprise-automation/internal/httpapi"
+	"enterprise-automation/internal/password"
+	"enterprise-automation/internal/store"
+	"enterprise-automation/internal/user"
+)
+
+// Version is the service version reported by GET /.
+const Version = "1.0.0"
+
+const usage = `Enterprise Automation API
+
+Usage: automation <command> [arguments]
+
+Commands:
+  serve                 serve the API (needs DATABASE_URL)
+  migrate up|down|status
+                        apply, roll back one, or list database migrations
+  seed                  create the first administrator from FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD
+  dev                   start a private PostgreSQL under .data/postgres, migrate, seed and serve with DEBUG=true
+  openapi               print the embedded OpenAPI document
+`
+
+// Program is one run of the binary. Tests set OnListen to learn the bound address.
+type Program struct {
+	Getenv func(string) string
+	Stdout io.Writer
+	Stderr io.Writer
+	// DotEnv is the .env file to read; empty reads none.
+	DotEnv string
+	// OnListen, when set, is called with the server's address once it accepts connections.
+	OnListen func(addr string)
+	// PasswordParams overrides the argon2id cost (zero value: the secure default).
+	PasswordParams password.Params
+}
+
+// Run is what main calls: run the program with the process's environment.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	p := &Program{Getenv: getenv, Stdout: stdout, Stderr: stderr, DotEnv: ".env"}
+	return p.Run(ctx, args)
+}
+
+// Run executes the subcommand in args (args[0] is the command name, not the binary).
+func (p *Program) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(p.Stderr, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "openapi":
+		spec, err := httpapi.SpecYAML()
+		if err != nil {
+			return err
+		}
+		_, err = p.Stdout.Write(spec)
+		return err
+	case "help", "-h", "--help":
+		fmt.Fprint(p.Stdout, usage)
+		return nil
+	}
+	getenv := p.Getenv
+	if cmd == "dev" {
+		// dev always runs in debug mode, which also makes SECRET_KEY optional.
+		getenv = func(k string) string {
+			if k == "DEBUG" {
+				return "true"
+			}
+			return p.Getenv(k)
+		}
+	}
+	cfg, err := config.Load(getenv, p.DotEnv)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "serve":
+		return p.serve(ctx, cfg)
+	case "migrate":
+		return p.migrate(ctx, cfg, rest)
+	case "seed":
+		return p.seed(ctx, cfg)
+	case "dev":
+		return p.dev(ctx, cfg, rest)
+	default:
+		fmt.Fprint(p.Stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func (p *Program) logger(cfg config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.Level(cfg.LogLevel)}
+	if cfg.Debug {
+		return slog.New(slog.NewTextHandler(p.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(p.Stderr, opts))
+}
+
+func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	if cfg.DatabaseURL == "" {
+		return nil, errors.New("config: DATABASE_URL is required (or use the dev command for a private database)")
+	}
+	url, err := config.NormalizeDatabaseURL(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("config: DATABASE_URL is invalid: %w", err)
+	}
+	return store.Open(ctx, url, 0)
+}
+
+func (p *Program) migrate(ctx context.Context, cfg config.Config, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(p.Stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: migrate up|down|status")
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	m, err := store.NewMigrator(pool)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	log := p.logger(cfg)
+	switch fs.Arg(0) {
+	case "up":
+		return m.Up(ctx, log)
+	case "down":
+		return m.Down(ctx, log)
+	case "status":
+		return m.Status(ctx, p.Stdout)
+	default:
+		return fmt.Errorf("usage: migrate up|down|status (got %q)", fs.Arg(0))
+	}
+}
+
+func (p *Program) seed(ctx context.Context, cfg config.Config) error {
+	if cfg.FirstAdminEmail == "" {
+		return errors.New("config: FIRST_ADMIN_EMAIL and FIRST_ADMIN_PASSWORD are required for seed")
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	created, err := p.seedAdmin(ctx, cfg, pool)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(p.Stdout, "created administrator %s\n", cfg.FirstAdminEmail)
+	} else {
+		fmt.Fprintf(p.Stdout, "administrator %s already exists\n", cfg.FirstAdminEmail)
+	}
+	return nil
+}
+
+func (p *Program) seedAdmin(ctx context.Context, cfg config.Config, pool *pgxpool.Pool) (bool, error) {
+	s := store.New(pool)
+	authSvc, err := p.authService(cfg, s)
+	if err != nil {
+		return false, err
+	}
+	return user.NewService(s, authSvc).EnsureAdmin(ctx, cfg.FirstAdminEmail, cfg.FirstAdminPassword)
+}
+
+func (p *Program) authService(cfg config.Config, s store.Store) (*auth.Service, error) {
+	secret := cfg.SecretKey
+	if secret == "" {
+		return nil, errors.New("config: SECRET_KEY is required")
+	}
+	return auth.NewService(s, auth.Options{
+		Secret: []byte(secret), Algorithm: cfg.Algorithm,
+		AccessTTL: cfg.AccessTokenTTL(), RefreshTTL: cfg.RefreshTokenTTL(),
+		Password: p.PasswordParams,
+	})
+}
+
+func (p *Program) serve(ctx context.Context, cfg config.Config) error {
+	log := p.logger(cfg)
+	if cfg.SecretKey == "" {
+		// Only reachable with DEBUG=true (config rejects it otherwise): tokens die with the process.
+		cfg.SecretKey = randomSecret()
+		log.Warn("SECRET_KEY is not set; using a random key for this process (debug mode only)")
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return p.serveWith(ctx, cfg, log, pool)
+}
+
+func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool) error {
+	s := store.New(pool)
+	authSvc, err := p.authService(cfg, s)
+	if err != nil {
+		return err
+	}
+	migrator, err := store.NewMigrator(pool)
+	if err != nil {
+		return err
+	}
+	defer migrator.Close()
+	srv, err := httpapi.New(httpapi.Options{
+		Version:     Version,
+		Debug:       cfg.Debug,
+		CORSOrigins: cfg.CORSOrigins,
+		Logger:      log,
+		Auth:        authSvc,
+		Users:       user.NewService(s, authSvc),
+		Checks: []httpapi.Check{
+			{Name: "database", Required: true, Run: func(ctx context.Context) (string, error) {
+				return "", s.Ping(ctx, 2*time.Second)
+			}},
+			{Name: "migrations", Required: true, Run: func(ctx context.Context) (string, error) {
+				cur, latest, err := migrator.Version(ctx)
+				if err != nil {
+					return "", err
+				}
+				if cur < latest {
+					return "", fmt.Errorf("version %d, want %d: run migrate up", cur, latest)
+				}
+				return fmt.Sprintf("version %d", cur), nil
+			}},
+			{Name: "cache", Run: func(context.Context) (string, error) { return "in-process", nil }},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
+	}
+	hs := srv.HTTPServer(cfg.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	addr := ln.Addr().String()
+	log.Info("serving", "addr", addr, "debug", cfg.Debug)
+	if p.OnListen != nil {
+		p.OnListen(addr)
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 25*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// Getenv adapts os.Getenv for Run.
+func Getenv(key string) string { return os.Getenv(key) }

@@ -1,0 +1,220 @@
+// Package config reads the server's settings from the environment (and from a .env
+// file when present), with the names the seed's deployment already uses.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/joho/godotenv"
+)
+
+// Config holds every setting. Field tags name the environment variables.
+type Config struct {
+	Host         string   `env:"API_HOST" envDefault:"0.0.0.0"`
+	Port         int      `env:"API_PORT" envDefault:"8000"`
+	Debug        bool     `env:"DEBUG" envDefault:"false"`
+	LogLevel     LogLevel `env:"LOG_LEVEL" envDefault:"INFO"`
+	DatabaseURL  string   `env:"DATABASE_URL"`
+	DatabaseEcho bool     `env:"DATABASE_ECHO" envDefault:"false"`
+	CORSOrigins  Origins  `env:"CORS_ORIGINS"`
+	RedisURL     string   `env:"REDIS_URL"`
+
+	SecretKey                string `env:"SECRET_KEY"`
+	Algorithm                string `env:"ALGORITHM" envDefault:"HS256"`
+	AccessTokenExpireMinutes int    `env:"ACCESS_TOKEN_EXPIRE_MINUTES" envDefault:"30"`
+	RefreshTokenExpireDays   int    `env:"REFRESH_TOKEN_EXPIRE_DAYS" envDefault:"7"`
+
+	OpenAIAPIKey  string `env:"OPENAI_API_KEY"`
+	OpenAIBaseURL string `env:"OPENAI_BASE_URL"`
+	LLMModel      string `env:"LLM_MODEL" envDefault:"gpt-4o"`
+
+	FirstAdminEmail    string `env:"FIRST_ADMIN_EMAIL"`
+	FirstAdminPassword string `env:"FIRST_ADMIN_PASSWORD"`
+
+	RateLimitPerMinute      int `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
+	LoginRateLimitPerMinute int `env:"LOGIN_RATE_LIMIT_PER_MINUTE" envDefault:"10"`
+	WorkerConcurrency       int `env:"WORKER_CONCURRENCY" envDefault:"10"`
+}
+
+// AccessTokenTTL is the lifetime of access tokens.
+func (c Config) AccessTokenTTL() time.Duration {
+	return time.Duration(c.AccessTokenExpireMinutes) * time.Minute
+}
+
+// RefreshTokenTTL is the lifetime of refresh tokens.
+func (c Config) RefreshTokenTTL() time.Duration {
+	return time.Duration(c.RefreshTokenExpireDays) * 24 * time.Hour
+}
+
+// Addr is the listen address.
+func (c Config) Addr() string { return fmt.Sprintf("%s:%d", c.Host, c.Port) }
+
+// LogLevel is a slog level that also accepts Python's names (WARNING, CRITICAL).
+type LogLevel slog.Level
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *LogLevel) UnmarshalText(b []byte) error {
+	s := strings.ToUpper(strings.TrimSpace(string(b)))
+	switch s {
+	case "WARNING":
+		s = "WARN"
+	case "CRITICAL", "FATAL":
+		s = "ERROR"
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("want one of DEBUG, INFO, WARNING, ERROR")
+	}
+	*l = LogLevel(lv)
+	return nil
+}
+
+// Origins is a list of allowed CORS origins, given as a comma-separated list or a JSON array.
+type Origins []string
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (o *Origins) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	var list []string
+	if strings.HasPrefix(s, "[") {
+		if err := json.Unmarshal([]byte(s), &list); err != nil {
+			return fmt.Errorf("want a comma-separated list or a JSON array of strings")
+		}
+	} else {
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				list = append(list, part)
+			}
+		}
+	}
+	for _, origin := range list {
+		if origin != "*" && !strings.HasPrefix(origin, "http://") && !strings.HasPrefix(origin, "https://") {
+			return fmt.Errorf("origin %q must start with http:// or https://", origin)
+		}
+	}
+	*o = list
+	return nil
+}
+
+// Load reads the configuration from getenv, falling back to the .env file in the working
+// directory (when dotenv is non-empty and the file exists) for variables getenv lacks.
+// The error names the offending variable in one line.
+func Load(getenv func(string) string, dotenv string) (Config, error) {
+	var cfg Config
+	file := map[string]string{}
+	if dotenv != "" {
+		if m, err := godotenv.Read(dotenv); err == nil {
+			file = m
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return cfg, fmt.Errorf("config: reading %s: %w", dotenv, err)
+		}
+	}
+	vars := map[string]string{}
+	fieldVar := map[string]string{}
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		key, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ",")
+		fieldVar[t.Field(i).Name] = key
+		if v := getenv(key); v != "" {
+			vars[key] = v
+		} else if v := file[key]; v != "" {
+			vars[key] = v
+		}
+	}
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: vars}); err != nil {
+		return cfg, describe(err, fieldVar, vars)
+	}
+	return cfg, cfg.validate()
+}
+
+// describe turns the env library's errors into one line naming the variable.
+func describe(err error, fieldVar, vars map[string]string) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		err = agg.Errors[0]
+	}
+	var pe env.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("config: %w", err)
+	}
+	key := fieldVar[pe.Name]
+	why := pe.Err.Error()
+	switch pe.Type.Kind() {
+	case reflect.Int, reflect.Int64:
+		why = "want an integer"
+	case reflect.Bool:
+		why = "want true or false"
+	}
+	return fmt.Errorf("config: %s=%q is invalid: %s", key, vars[key], why)
+}
+
+func (c Config) validate() error {
+	bad := func(key string, value any, why string) error {
+		return fmt.Errorf("config: %s=%v is invalid: %s", key, value, why)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return bad("API_PORT", c.Port, "want 0..65535")
+	}
+	switch c.Algorithm {
+	case "HS256", "HS384", "HS512":
+	default:
+		return bad("ALGORITHM", c.Algorithm, "want HS256, HS384 or HS512")
+	}
+	if c.SecretKey == "" && !c.Debug {
+		return errors.New("config: SECRET_KEY is required (at least 32 bytes) unless DEBUG=true")
+	}
+	if c.SecretKey != "" && len(c.SecretKey) < 32 {
+		return errors.New("config: SECRET_KEY is invalid: want at least 32 bytes")
+	}
+	if c.AccessTokenExpireMinutes < 1 {
+		return bad("ACCESS_TOKEN_EXPIRE_MINUTES", c.AccessTokenExpireMinutes, "want at least 1")
+	}
+	if c.RefreshTokenExpireDays < 1 {
+		return bad("REFRESH_TOKEN_EXPIRE_DAYS", c.RefreshTokenExpireDays, "want at least 1")
+	}
+	if c.RateLimitPerMinute < 0 {
+		return bad("RATE_LIMIT_PER_MINUTE", c.RateLimitPerMinute, "want 0 (off) or more")
+	}
+	if c.LoginRateLimitPerMinute < 0 {
+		return bad("LOGIN_RATE_LIMIT_PER_MINUTE", c.LoginRateLimitPerMinute, "want 0 (off) or more")
+	}
+	if c.WorkerConcurrency < 0 {
+		return bad("WORKER_CONCURRENCY", c.WorkerConcurrency, "want 0 (no workers) or more")
+	}
+	if (c.FirstAdminEmail == "") != (c.FirstAdminPassword == "") {
+		return errors.New("config: FIRST_ADMIN_EMAIL and FIRST_ADMIN_PASSWORD must be set together")
+	}
+	if c.FirstAdminPassword != "" && len(c.FirstAdminPassword) < 8 {
+		return errors.New("config: FIRST_ADMIN_PASSWORD is invalid: want at least 8 characters")
+	}
+	if c.DatabaseURL != "" {
+		if _, err := NormalizeDatabaseURL(c.DatabaseURL); err != nil {
+			return errors.New("config: DATABASE_URL is invalid: want postgres://user:password@host:port/database")
+		}
+	}
+	return nil
+}
+
+// NormalizeDatabaseURL accepts the seed's SQLAlchemy URLs (postgresql+asyncpg://…) and
+// returns a URL pgx understands.
+func NormalizeDatabaseURL(raw string) (string, error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "", errors.New("missing scheme")
+	}
+	base, _, _ := strings.Cut(scheme, "+")
+	switch base {
+	case "postgres", "postgresql":
+		return "postgres://" + rest, nil
+	default:
+		return "", fmt.Errorf("unsupported scheme %q", scheme)
+	}
+}

@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	swaggerfiles "github.com/swaggo/files/v2"
+
+	"enterprise-automation/gen/api"
+	"enterprise-automation/internal/apperr"
+)
+
+// GetRoot implements GET /.
+func (s *Server) GetRoot(context.Context, api.GetRootRequestObject) (api.GetRootResponseObject, error) {
+	return api.GetRoot200JSONResponse{Message: "Enterprise Automation API", Version: s.version, Docs: "/api/docs"}, nil
+}
+
+// GetHealth implements GET /api/health; it touches no dependency.
+func (s *Server) GetHealth(context.Context, api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
+	return api.GetHealth200JSONResponse{Status: api.HealthStatusOk}, nil
+}
+
+// GetReadiness implements GET /api/health/ready: every check runs concurrently with a
+// bounded timeout; a failing required check answers 503.
+func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	results := make(map[string]api.DependencyCheck, len(s.checks))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	status := api.ReadinessStatusOk
+	for _, c := range s.checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			detail, err := c.Run(ctx)
+			res := api.DependencyCheck{
+				Status:    api.DependencyCheckStatusOk,
+				LatencyMs: float64(time.Since(start).Microseconds()) / 1000,
+			}
+			if detail != "" {
+				res.Detail = &detail
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				msg := err.Error()
+				if e := apperr.As(err); e != nil && e.Message != "" {
+					msg = e.Message
+				}
+				res.Detail = &msg
+				if c.Required {
+					res.Status = api.DependencyCheckStatusUnavailable
+					status = api.ReadinessStatusUnavailable
+				} else {
+					res.Status = api.DependencyCheckStatusDegraded
+					if status == api.ReadinessStatusOk {
+						status = api.ReadinessStatusDegraded
+					}
+				}
+			}
+			results[c.Name] = res
+		}()
+	}
+	wg.Wait()
+	body := api.Readiness{Status: status, Checks: results}
+	if status == api.ReadinessStatusUnavailable {
+		return api.GetReadiness503JSONResponse(body), nil
+	}
+	return api.GetReadiness200JSONResponse(body), nil
+}
+
+// GetOpenAPIYAML implements GET /api/openapi.yaml.
+func (s *Server) GetOpenAPIYAML(context.Context, api.GetOpenAPIYAMLRequestObject) (api.GetOpenAPIYAMLResponseObject, error) {
+	return api.GetOpenAPIYAML200ApplicationyamlResponse{Body: bytes.NewReader(s.specYAML), ContentLength: int64(len(s.specYAML))}, nil
+}
+
+// GetOpenAPIJSON implements GET /api/openapi.json.
+func (s *Server) GetOpenAPIJSON(context.Context, api.GetOpenAPIJSONRequestObject) (api.GetOpenAPIJSONResponseObject, error) {
+	return api.GetOpenAPIJSON200JSONResponse(s.specJSON), nil
+}
+
+// docsPage is Swagger UI's page; its assets are embedded in the binary.
+const docsPage = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Enterprise Automation API</title>
+<link rel="stylesheet" href="/api/docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="/api/docs/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script>
+<script src="/api/docs/init.js"></script>
+</body>
+</html>
+`
+
+const docsInit = `window.ui = SwaggerUIBundle({
+  url: "/api/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  persistAuthorization: true,
+  tryItOutEnabled: false,
+  displayRequestDuration: true,
+  oauth2RedirectUrl: window.location.origin + "/api/docs/oauth2-redirect.html",
+  presets: [SwaggerUIBundle.presets.apis],
+  layout: "BaseLayout"
+});
+`
+
+// GetDocs implements GET /api/docs: Swagger UI in debug mode, 404 otherwise.
+func (s *Server) GetDocs(context.Context, api.GetDocsRequestObject) (api.GetDocsResponseObject, error) {
+	if !s.debug {
+		return nil, apperr.E(apperr.NotFound, "the documentation UI is served only in debug mode; the contract is at /api/openapi.json")
+	}
+	return api.GetDocs200TexthtmlResponse{Body: bytes.NewReader([]byte(docsPage)), ContentLength: int64(len(docsPage))}, nil
+}
+
+// registerDocsAssets serves Swagger UI's embedded files under /api/docs/.
+func (s *Server) registerDocsAssets() {
+	assets := http.FileServer(http.FS(swaggerfiles.FS))
+	s.echo.GET("/api/docs/init.js", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", []byte(docsInit))
+	})
+	s.echo.GET("/api/docs/:file", func(c echo.Context) error {
+		name := c.Param("file")
+		if _, err := fs.Stat(swaggerfiles.FS, name); err != nil || name == "index.html" || name == "swagger-initializer.js" {
+			return apperr.E(apperr.NotFound, "no such documentation asset")
+		}
+		c.Request().URL.Path = "/" + name
+		assets.ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
+}
+
+// SpecYAML returns the contract exactly as embedded in the binary.
+func SpecYAML() ([]byte, error) {
+	return api.PathToRawSpec("openapi.yaml")["openapi.yaml"]()
+}

@@ -1,0 +1,141 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/auth"
+)
+
+const requestIDHeader = "X-Request-ID"
+
+type requestIDKey struct{}
+
+// requestID returns the request's id as set by withRequestID.
+func requestID(c echo.Context) string {
+	id, _ := c.Request().Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+// RequestIDFrom returns the request id carried by ctx, if any.
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// saneRequestID accepts client ids of 1..128 characters from a conservative set, so
+// they are safe to log and echo.
+func saneRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// withRequestID takes the client's X-Request-ID when sane, else makes one, and puts it
+// in the context and the response.
+func withRequestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(requestIDHeader)
+		if !saneRequestID(id) {
+			id = newRequestID()
+		}
+		c.Response().Header().Set(requestIDHeader, id)
+		c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), requestIDKey{}, id)))
+		return next(c)
+	}
+}
+
+// recoverPanics turns a panic in a handler into a 500 problem and logs its stack.
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.ErrorContext(c.Request().Context(), "panic", "request_id", requestID(c),
+					"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = apperr.E(apperr.Internal, "panic: %v", r)
+			}
+		}()
+		return next(c)
+	}
+}
+
+// accessLog writes one line per request. It logs the path without the query string and
+// never any header, so tokens and secrets stay out of logs.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		req, res := c.Request(), c.Response()
+		attrs := []slog.Attr{
+			slog.String("request_id", requestID(c)),
+			slog.String("method", req.Method),
+			slog.String("route", c.Path()),
+			slog.String("path", req.URL.Path),
+			slog.Int("status", res.Status),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.Int64("bytes", res.Size),
+			slog.String("remote_ip", c.RealIP()),
+		}
+		if p, ok := auth.PrincipalFrom(req.Context()); ok {
+			attrs = append(attrs, slog.Int64("user_id", p.UserID))
+		}
+		level := slog.LevelInfo
+		if res.Status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.LogAttrs(req.Context(), level, "request", attrs...)
+		return nil
+	}
+}
+
+// authenticate enforces the contract's security requirements: on operations that need a
+// bearer token it verifies the token, loads the principal into the request context, and
+// answers 401 otherwise. Public operations are passed through untouched.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
+		if !ok || !op.secured {
+			return next(c)
+		}
+		header := c.Request().Header.Get(echo.HeaderAuthorization)
+		scheme, token, found := strings.Cut(header, " ")
+		if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			return apperr.E(apperr.Unauthorized, "not authenticated: send Authorization: Bearer <access_token>")
+		}
+		p, err := s.auth.Authenticate(c.Request().Context(), strings.TrimSpace(token))
+		if err != nil {
+			return err
+		}
+		c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
+		return next(c)
+	}
+}

@@ -1,0 +1,156 @@
+// Package store opens the PostgreSQL pool and gives services the sqlc queries with
+// transactions, translating database errors into domain errors exactly once.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/apperr"
+)
+
+// Store is what services depend on: every sqlc query, plus transactions.
+type Store interface {
+	db.Querier
+	// InTx runs fn in one transaction, committing when fn returns nil and rolling back
+	// otherwise. fn must use only the Querier it is given.
+	InTx(ctx context.Context, fn func(q db.Querier) error) error
+}
+
+// DB is the pgx-backed Store.
+type DB struct {
+	*db.Queries
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*DB)(nil)
+
+// New wraps a pool.
+func New(pool *pgxpool.Pool) *DB {
+	return &DB{Queries: db.New(translating{pool}), pool: pool}
+}
+
+// Pool returns the underlying pool (for migrations, health checks and metrics).
+func (s *DB) Pool() *pgxpool.Pool { return s.pool }
+
+// InTx implements Store. Errors from fn are returned as they are; commit failures are
+// translated like any database error.
+func (s *DB) InTx(ctx context.Context, fn func(q db.Querier) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Translate(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(db.New(translating{tx})); err != nil {
+		return err
+	}
+	return Translate(tx.Commit(ctx))
+}
+
+// Ping checks that the database answers, within timeout.
+func (s *DB) Ping(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return Translate(s.pool.Ping(ctx))
+}
+
+// Open connects a pool to url and checks it answers. The error says whether the URL
+// is malformed or the server unreachable.
+func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("store: parse database URL: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	// Fail fast when the database is gone instead of hanging requests.
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: open pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("store: connect to database: %w", err)
+	}
+	return pool, nil
+}
+
+// Translate maps a database error to a domain error: no rows → NotFound, unique
+// violation → Conflict, foreign key or check violation → Invalid, lost connection →
+// Unavailable; anything else → Internal. nil stays nil.
+func Translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if apperr.As(err) != nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return apperr.Wrap(apperr.NotFound, err, "not found")
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505":
+			return apperr.Wrap(apperr.Conflict, err, "already exists (%s)", pgErr.ConstraintName)
+		case pgErr.Code == "23503":
+			return apperr.Wrap(apperr.Invalid, err, "refers to a missing record (%s)", pgErr.ConstraintName)
+		case pgErr.Code == "23514", pgErr.Code == "22001":
+			return apperr.Wrap(apperr.Invalid, err, "violates a constraint (%s)", pgErr.ConstraintName)
+		case pgErr.Code == "40001", pgErr.Code == "40P01":
+			return apperr.Wrap(apperr.Conflict, err, "concurrent update; retry")
+		case pgErr.Code[:2] == "08", pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", pgErr.Code == "53300":
+			return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
+		}
+		return apperr.Wrap(apperr.Internal, err, "database error")
+	}
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) {
+		return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
+	}
+	return apperr.Wrap(apperr.Internal, err, "database error")
+}
+
+// translating wraps a pgx connection, pool or transaction so that every error the
+// generated queries see is already translated.
+type translating struct{ inner db.DBTX }
+
+func (t translating) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := t.inner.Exec(ctx, sql, args...)
+	return tag, Translate(err)
+}
+
+func (t translating) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	rows, err := t.inner.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, Translate(err)
+	}
+	return translatingRows{rows}, nil
+}
+
+func (t translating) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return translatingRow{t.inner.QueryRow(ctx, sql, args...)}
+}
+
+type translatingRows struct{ pgx.Rows }
+
+func (r translatingRows) Err() error { return Translate(r.Rows.Err()) }
+
+type translatingRow struct{ pgx.Row }
+
+func (r translatingRow) Scan(dest ...any) error { return Translate(r.Row.Scan(dest...)) }
