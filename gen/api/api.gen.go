@@ -19,9 +19,55 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
+	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
+
+// Defines values for AgentRunStatus.
+const (
+	AgentRunStatusCancelled  AgentRunStatus = "cancelled"
+	AgentRunStatusCompleted  AgentRunStatus = "completed"
+	AgentRunStatusFailed     AgentRunStatus = "failed"
+	AgentRunStatusInProgress AgentRunStatus = "in_progress"
+	AgentRunStatusIncomplete AgentRunStatus = "incomplete"
+	AgentRunStatusQueued     AgentRunStatus = "queued"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunStatus enum.
+func (e AgentRunStatus) Valid() bool {
+	switch e {
+	case AgentRunStatusCancelled:
+		return true
+	case AgentRunStatusCompleted:
+		return true
+	case AgentRunStatusFailed:
+		return true
+	case AgentRunStatusInProgress:
+		return true
+	case AgentRunStatusIncomplete:
+		return true
+	case AgentRunStatusQueued:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentRunStepType.
+const (
+	ToolCall AgentRunStepType = "tool_call"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunStepType enum.
+func (e AgentRunStepType) Valid() bool {
+	switch e {
+	case ToolCall:
+		return true
+	default:
+		return false
+	}
+}
 
 // Defines values for DependencyCheckStatus.
 const (
@@ -104,6 +150,93 @@ func (e ReadinessStatus) Valid() bool {
 	}
 }
 
+// Defines values for TaskPriority.
+const (
+	High   TaskPriority = "high"
+	Low    TaskPriority = "low"
+	Medium TaskPriority = "medium"
+	Urgent TaskPriority = "urgent"
+)
+
+// Valid indicates whether the value is a known member of the TaskPriority enum.
+func (e TaskPriority) Valid() bool {
+	switch e {
+	case High:
+		return true
+	case Low:
+		return true
+	case Medium:
+		return true
+	case Urgent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TaskSort.
+const (
+	CreatedAt      TaskSort = "created_at"
+	DueAt          TaskSort = "due_at"
+	MinusCreatedAt TaskSort = "-created_at"
+	MinusDueAt     TaskSort = "-due_at"
+	MinusPriority  TaskSort = "-priority"
+	MinusUpdatedAt TaskSort = "-updated_at"
+	Priority       TaskSort = "priority"
+	UpdatedAt      TaskSort = "updated_at"
+)
+
+// Valid indicates whether the value is a known member of the TaskSort enum.
+func (e TaskSort) Valid() bool {
+	switch e {
+	case CreatedAt:
+		return true
+	case DueAt:
+		return true
+	case MinusCreatedAt:
+		return true
+	case MinusDueAt:
+		return true
+	case MinusPriority:
+		return true
+	case MinusUpdatedAt:
+		return true
+	case Priority:
+		return true
+	case UpdatedAt:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for TaskStatus.
+const (
+	TaskStatusCancelled  TaskStatus = "cancelled"
+	TaskStatusCompleted  TaskStatus = "completed"
+	TaskStatusFailed     TaskStatus = "failed"
+	TaskStatusInProgress TaskStatus = "in_progress"
+	TaskStatusPending    TaskStatus = "pending"
+)
+
+// Valid indicates whether the value is a known member of the TaskStatus enum.
+func (e TaskStatus) Valid() bool {
+	switch e {
+	case TaskStatusCancelled:
+		return true
+	case TaskStatusCompleted:
+		return true
+	case TaskStatusFailed:
+		return true
+	case TaskStatusInProgress:
+		return true
+	case TaskStatusPending:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenPairTokenType.
 const (
 	Bearer TokenPairTokenType = "bearer"
@@ -132,6 +265,109 @@ func (e TokenRequestGrantType) Valid() bool {
 	default:
 		return false
 	}
+}
+
+// AgentRun defines model for AgentRun.
+type AgentRun struct {
+	// AgentId Example: 3
+	AgentId int64 `json:"agent_id"`
+
+	// Attempt Example: 1
+	Attempt int32 `json:"attempt"`
+
+	// CompletedAt Example: 2026-11-02T09:00:04Z
+	CompletedAt nullable.Nullable[time.Time] `json:"completed_at"`
+
+	// CreatedAt Example: 2026-11-02T09:00:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// CreatedBy Example: 1
+	CreatedBy nullable.Nullable[int64]         `json:"created_by"`
+	Error     nullable.Nullable[AgentRunError] `json:"error"`
+
+	// Id Example: 99
+	Id int64 `json:"id"`
+
+	// Input Example: Close the task if the invoices match.
+	Input string `json:"input"`
+
+	// Model Example: gpt-4o
+	Model string `json:"model"`
+
+	// Output Example: All invoices match; I marked the task completed.
+	Output nullable.Nullable[string] `json:"output"`
+
+	// StartedAt Example: 2026-11-02T09:00:01Z
+	StartedAt nullable.Nullable[time.Time] `json:"started_at"`
+
+	// Status Example: completed
+	Status AgentRunStatus `json:"status"`
+	Steps  []AgentRunStep `json:"steps"`
+
+	// TaskId Example: 7
+	TaskId nullable.Nullable[int64] `json:"task_id"`
+	Usage  AgentRunUsage            `json:"usage"`
+}
+
+// AgentRunError defines model for AgentRunError.
+type AgentRunError struct {
+	// Code Example: llm_not_configured
+	Code string `json:"code"`
+
+	// Message Example: set OPENAI_API_KEY to run agents
+	Message string `json:"message"`
+}
+
+// AgentRunPage defines model for AgentRunPage.
+type AgentRunPage struct {
+	Items []AgentRun `json:"items"`
+
+	// Page Example: 1
+	Page int32 `json:"page"`
+
+	// PageSize Example: 100
+	PageSize int32 `json:"page_size"`
+
+	// Total Example: 0
+	Total int64 `json:"total"`
+
+	// TotalPages Example: 0
+	TotalPages int32 `json:"total_pages"`
+}
+
+// AgentRunStatus Example: completed
+type AgentRunStatus string
+
+// AgentRunStep Example: {"arguments":{"task_id":7},"name":"get_task","result":{"id":7,"status":"pending"},"type":"tool_call"}
+type AgentRunStep struct {
+	// Arguments Example: {"status":"completed","task_id":7}
+	Arguments map[string]interface{} `json:"arguments"`
+
+	// Name Example: update_task_status
+	Name string `json:"name"`
+
+	// Result What the tool returned (or its error), as given back to the model.
+	//
+	// Example: {"ok":true}
+	Result interface{} `json:"result"`
+
+	// Type Example: tool_call
+	Type AgentRunStepType `json:"type"`
+}
+
+// AgentRunStepType Example: tool_call
+type AgentRunStepType string
+
+// AgentRunUsage defines model for AgentRunUsage.
+type AgentRunUsage struct {
+	// CompletionTokens Example: 64
+	CompletionTokens int64 `json:"completion_tokens"`
+
+	// PromptTokens Example: 812
+	PromptTokens int64 `json:"prompt_tokens"`
+
+	// TotalTokens Example: 876
+	TotalTokens int64 `json:"total_tokens"`
 }
 
 // DependencyCheck defines model for DependencyCheck.
@@ -245,6 +481,171 @@ type RootInfo struct {
 
 	// Version Example: 1.0.0
 	Version string `json:"version"`
+}
+
+// Task defines model for Task.
+type Task struct {
+	// AssigneeId The assigned user; null when unassigned or the user was deleted.
+	//
+	// Example: 42
+	AssigneeId nullable.Nullable[int64] `json:"assignee_id"`
+
+	// CompletedAt When the task last entered completed, failed or cancelled; cleared on reopen.
+	CompletedAt nullable.Nullable[time.Time] `json:"completed_at"`
+
+	// CreatedAt Example: 2026-11-02T09:00:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// CreatedBy The creating user; null when that user was deleted.
+	//
+	// Example: 1
+	CreatedBy nullable.Nullable[int64] `json:"created_by"`
+
+	// Description Example: Match every invoice against the bank statement.
+	Description string `json:"description"`
+
+	// DueAt Example: 2026-12-01T17:00:00Z
+	DueAt nullable.Nullable[time.Time] `json:"due_at"`
+
+	// Id Example: 7
+	Id int64 `json:"id"`
+
+	// Metadata Free-form JSON object, at most 64 KiB once serialized.
+	//
+	// Example: {"source":"crm","ticket":4711}
+	Metadata TaskMetadata `json:"metadata"`
+
+	// Priority Example: medium
+	Priority TaskPriority `json:"priority"`
+
+	// Status Transitions: pending → in_progress | cancelled; in_progress → pending | completed |
+	// failed | cancelled; completed | failed | cancelled → pending (reopen).
+	//
+	//
+	// Example: pending
+	Status TaskStatus `json:"status"`
+
+	// Tags Up to 20 distinct labels of 1 to 50 characters.
+	//
+	// Example: ["billing","q4"]
+	Tags TaskTags `json:"tags"`
+
+	// Title Example: Reconcile November invoices
+	Title string `json:"title"`
+
+	// UpdatedAt Example: 2026-11-02T09:00:00Z
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// Version Increases with every change; the ETag is this number quoted.
+	//
+	// Example: 1
+	Version int64 `json:"version"`
+}
+
+// TaskCreate defines model for TaskCreate.
+type TaskCreate struct {
+	// AssigneeId Example: 42
+	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
+
+	// Description Example: Match every invoice against the bank statement.
+	Description *string `json:"description,omitempty"`
+
+	// DueAt Example: 2026-12-01T17:00:00Z
+	DueAt nullable.Nullable[time.Time] `json:"due_at,omitempty"`
+
+	// Metadata Free-form JSON object, at most 64 KiB once serialized.
+	//
+	// Example: {"source":"crm","ticket":4711}
+	Metadata *TaskMetadata `json:"metadata,omitempty"`
+
+	// Priority Example: medium
+	Priority *TaskPriority `json:"priority,omitempty"`
+
+	// Tags Up to 20 distinct labels of 1 to 50 characters.
+	//
+	// Example: ["billing","q4"]
+	Tags *TaskTags `json:"tags,omitempty"`
+
+	// Title Example: Reconcile November invoices
+	Title string `json:"title"`
+}
+
+// TaskMetadata Free-form JSON object, at most 64 KiB once serialized.
+//
+// Example: {"source":"crm","ticket":4711}
+type TaskMetadata map[string]interface{}
+
+// TaskPage defines model for TaskPage.
+type TaskPage struct {
+	Items []Task `json:"items"`
+
+	// Page Example: 1
+	Page int32 `json:"page"`
+
+	// PageSize Example: 100
+	PageSize int32 `json:"page_size"`
+
+	// Total Example: 1
+	Total int64 `json:"total"`
+
+	// TotalPages Example: 1
+	TotalPages int32 `json:"total_pages"`
+}
+
+// TaskPriority Example: medium
+type TaskPriority string
+
+// TaskSort Example: -created_at
+type TaskSort string
+
+// TaskStatus Transitions: pending → in_progress | cancelled; in_progress → pending | completed |
+// failed | cancelled; completed | failed | cancelled → pending (reopen).
+//
+// Example: pending
+type TaskStatus string
+
+// TaskTags Up to 20 distinct labels of 1 to 50 characters.
+//
+// Example: ["billing","q4"]
+type TaskTags = []string
+
+// TaskUpdate Fields to change; fields left out keep their value.
+type TaskUpdate struct {
+	// AssigneeId The new assignee, or null to unassign.
+	//
+	// Example: 42
+	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
+
+	// Description Example: Both months, please.
+	Description *string `json:"description,omitempty"`
+
+	// DueAt The new due time, or null to clear it.
+	//
+	// Example: 2026-12-15T17:00:00Z
+	DueAt nullable.Nullable[time.Time] `json:"due_at,omitempty"`
+
+	// Metadata Free-form JSON object, at most 64 KiB once serialized.
+	//
+	// Example: {"source":"crm","ticket":4711}
+	Metadata *TaskMetadata `json:"metadata,omitempty"`
+
+	// Priority Example: medium
+	Priority *TaskPriority `json:"priority,omitempty"`
+
+	// Status Transitions: pending → in_progress | cancelled; in_progress → pending | completed |
+	// failed | cancelled; completed | failed | cancelled → pending (reopen).
+	//
+	//
+	// Example: pending
+	Status *TaskStatus `json:"status,omitempty"`
+
+	// Tags Up to 20 distinct labels of 1 to 50 characters.
+	//
+	// Example: ["billing","q4"]
+	Tags *TaskTags `json:"tags,omitempty"`
+
+	// Title Example: Reconcile November and December invoices
+	Title *string `json:"title,omitempty"`
 }
 
 // TokenPair defines model for TokenPair.
@@ -398,6 +799,9 @@ type UserUpdate struct {
 	Password *string `json:"password,omitempty"`
 }
 
+// IdempotencyKey defines model for IdempotencyKey.
+type IdempotencyKey = string
+
 // IfMatch defines model for IfMatch.
 type IfMatch = string
 
@@ -409,6 +813,9 @@ type Limit = int32
 
 // Skip defines model for Skip.
 type Skip = int32
+
+// TaskID defines model for TaskID.
+type TaskID = int64
 
 // UserID defines model for UserID.
 type UserID = int64
@@ -448,6 +855,79 @@ type UnprocessableEntity = Problem
 
 // UnsupportedMediaType An RFC 9457 problem detail.
 type UnsupportedMediaType = Problem
+
+// ListTasksParams defines parameters for ListTasks.
+type ListTasksParams struct {
+	// Skip How many items to skip.
+	Skip *Skip `form:"skip,omitempty" json:"skip,omitempty"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Status Only tasks in one of these states (repeat the parameter for several).
+	Status *[]TaskStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Priority Only tasks of this priority.
+	Priority *TaskPriority `form:"priority,omitempty" json:"priority,omitempty"`
+
+	// AssigneeId Only tasks assigned to this user.
+	AssigneeId *int64 `form:"assignee_id,omitempty" json:"assignee_id,omitempty"`
+
+	// CreatedBy Only tasks created by this user.
+	CreatedBy *int64 `form:"created_by,omitempty" json:"created_by,omitempty"`
+
+	// Tag Only tasks carrying this tag.
+	Tag *string `form:"tag,omitempty" json:"tag,omitempty"`
+
+	// Q Case-insensitive substring of the title or description; `%`, `_` and quotes are literal.
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// DueBefore Only tasks due strictly before this time.
+	DueBefore *time.Time `form:"due_before,omitempty" json:"due_before,omitempty"`
+
+	// DueAfter Only tasks due strictly after this time.
+	DueAfter *time.Time `form:"due_after,omitempty" json:"due_after,omitempty"`
+
+	// Sort Sort order; a leading `-` sorts descending. Tasks without a due date come last
+	// for both `due_at` orders. Priority sorts low < medium < high < urgent.
+	Sort *TaskSort `form:"sort,omitempty" json:"sort,omitempty"`
+}
+
+// CreateTaskParams defines parameters for CreateTask.
+type CreateTaskParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
+	// the same key with the same body replays the first response (with
+	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
+	// while the first request is still running a retry gets 409.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
+// DeleteTaskParams defines parameters for DeleteTask.
+type DeleteTaskParams struct {
+	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// GetTaskParams defines parameters for GetTask.
+type GetTaskParams struct {
+	// IfNoneMatch Answer 304 without a body if the resource still has this ETag.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// UpdateTaskParams defines parameters for UpdateTask.
+type UpdateTaskParams struct {
+	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// ListTaskRunsParams defines parameters for ListTaskRuns.
+type ListTaskRunsParams struct {
+	// Skip How many items to skip.
+	Skip *Skip `form:"skip,omitempty" json:"skip,omitempty"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // ListUsersParams defines parameters for ListUsers.
 type ListUsersParams struct {
@@ -512,6 +992,12 @@ type RefreshTokenJSONRequestBody = RefreshRequest
 // CreateTokenFormdataRequestBody defines body for CreateToken for application/x-www-form-urlencoded ContentType.
 type CreateTokenFormdataRequestBody = TokenRequest
 
+// CreateTaskJSONRequestBody defines body for CreateTask for application/json ContentType.
+type CreateTaskJSONRequestBody = TaskCreate
+
+// UpdateTaskJSONRequestBody defines body for UpdateTask for application/json ContentType.
+type UpdateTaskJSONRequestBody = TaskUpdate
+
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = UserCreate
 
@@ -555,6 +1041,24 @@ type ServerInterface interface {
 	// CreateToken Log in (OAuth2 password grant)
 	// (POST /api/v1/auth/token)
 	CreateToken(ctx echo.Context) error
+	// ListTasks List tasks
+	// (GET /api/v1/tasks)
+	ListTasks(ctx echo.Context, params ListTasksParams) error
+	// CreateTask Create a task
+	// (POST /api/v1/tasks)
+	CreateTask(ctx echo.Context, params CreateTaskParams) error
+	// DeleteTask Delete a task
+	// (DELETE /api/v1/tasks/{task_id})
+	DeleteTask(ctx echo.Context, taskId TaskID, params DeleteTaskParams) error
+	// GetTask Get a task
+	// (GET /api/v1/tasks/{task_id})
+	GetTask(ctx echo.Context, taskId TaskID, params GetTaskParams) error
+	// UpdateTask Update a task
+	// (PATCH /api/v1/tasks/{task_id})
+	UpdateTask(ctx echo.Context, taskId TaskID, params UpdateTaskParams) error
+	// ListTaskRuns List a task's agent runs
+	// (GET /api/v1/tasks/{task_id}/runs)
+	ListTaskRuns(ctx echo.Context, taskId TaskID, params ListTaskRunsParams) error
 	// ListUsers List users
 	// (GET /api/v1/users)
 	ListUsers(ctx echo.Context, params ListUsersParams) error
@@ -666,6 +1170,263 @@ func (w *ServerInterfaceWrapper) CreateToken(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.CreateToken(ctx)
+	return err
+}
+
+// ListTasks converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTasks(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTasksParams
+	// ------------- Optional query parameter "skip" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "skip", ctx.QueryParams(), &params.Skip, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter skip: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "priority" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "priority", ctx.QueryParams(), &params.Priority, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter priority: %s", err))
+	}
+
+	// ------------- Optional query parameter "assignee_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "assignee_id", ctx.QueryParams(), &params.AssigneeId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter assignee_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "created_by" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_by", ctx.QueryParams(), &params.CreatedBy, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter created_by: %s", err))
+	}
+
+	// ------------- Optional query parameter "tag" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tag", ctx.QueryParams(), &params.Tag, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter tag: %s", err))
+	}
+
+	// ------------- Optional query parameter "q" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "q", ctx.QueryParams(), &params.Q, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter q: %s", err))
+	}
+
+	// ------------- Optional query parameter "due_before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "due_before", ctx.QueryParams(), &params.DueBefore, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter due_before: %s", err))
+	}
+
+	// ------------- Optional query parameter "due_after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "due_after", ctx.QueryParams(), &params.DueAfter, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter due_after: %s", err))
+	}
+
+	// ------------- Optional query parameter "sort" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sort", ctx.QueryParams(), &params.Sort, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sort: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTasks(ctx, params)
+	return err
+}
+
+// CreateTask converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateTask(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTaskParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateTask(ctx, params)
+	return err
+}
+
+// DeleteTask converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteTask(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "task_id" -------------
+	var taskId TaskID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "task_id", ctx.Param("task_id"), &taskId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter task_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteTaskParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteTask(ctx, taskId, params)
+	return err
+}
+
+// GetTask converts echo context to params.
+func (w *ServerInterfaceWrapper) GetTask(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "task_id" -------------
+	var taskId TaskID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "task_id", ctx.Param("task_id"), &taskId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter task_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetTaskParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetTask(ctx, taskId, params)
+	return err
+}
+
+// UpdateTask converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateTask(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "task_id" -------------
+	var taskId TaskID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "task_id", ctx.Param("task_id"), &taskId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter task_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateTaskParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateTask(ctx, taskId, params)
+	return err
+}
+
+// ListTaskRuns converts echo context to params.
+func (w *ServerInterfaceWrapper) ListTaskRuns(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "task_id" -------------
+	var taskId TaskID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "task_id", ctx.Param("task_id"), &taskId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter task_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListTaskRunsParams
+	// ------------- Optional query parameter "skip" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "skip", ctx.QueryParams(), &params.Skip, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter skip: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListTaskRuns(ctx, taskId, params)
 	return err
 }
 
@@ -990,6 +1751,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/v1/users/:user_id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PATCH(options.BaseURL+"/api/v1/users/:user_id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
 	router.PUT(options.BaseURL+"/api/v1/users/:user_id", wrapper.ReplaceUser, options.OperationMiddlewares["replaceUser"]...)
+	router.GET(options.BaseURL+"/api/v1/tasks", wrapper.ListTasks, options.OperationMiddlewares["listTasks"]...)
+	router.POST(options.BaseURL+"/api/v1/tasks", wrapper.CreateTask, options.OperationMiddlewares["createTask"]...)
+	router.DELETE(options.BaseURL+"/api/v1/tasks/:task_id", wrapper.DeleteTask, options.OperationMiddlewares["deleteTask"]...)
+	router.GET(options.BaseURL+"/api/v1/tasks/:task_id", wrapper.GetTask, options.OperationMiddlewares["getTask"]...)
+	router.PATCH(options.BaseURL+"/api/v1/tasks/:task_id", wrapper.UpdateTask, options.OperationMiddlewares["updateTask"]...)
+	router.GET(options.BaseURL+"/api/v1/tasks/:task_id/runs", wrapper.ListTaskRuns, options.OperationMiddlewares["listTaskRuns"]...)
 
 }
 
@@ -1747,6 +2514,980 @@ type CreateToken503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response CreateToken503ApplicationProblemPlusJSONResponse) VisitCreateTokenResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTasksRequestObject struct {
+	Params ListTasksParams
+}
+
+type ListTasksResponseObject interface {
+	VisitListTasksResponse(w http.ResponseWriter) error
+}
+
+type ListTasks200JSONResponse TaskPage
+
+func (response ListTasks200JSONResponse) VisitListTasksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTasks400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListTasks400ApplicationProblemPlusJSONResponse) VisitListTasksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTasks401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListTasks401ApplicationProblemPlusJSONResponse) VisitListTasksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTasks422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response ListTasks422ApplicationProblemPlusJSONResponse) VisitListTasksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTasks429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListTasks429ApplicationProblemPlusJSONResponse) VisitListTasksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTasks500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListTasks500ApplicationProblemPlusJSONResponse) VisitListTasksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTasks503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListTasks503ApplicationProblemPlusJSONResponse) VisitListTasksResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTaskRequestObject struct {
+	Params CreateTaskParams
+	Body   *CreateTaskJSONRequestBody
+}
+
+type CreateTaskResponseObject interface {
+	VisitCreateTaskResponse(w http.ResponseWriter) error
+}
+
+type CreateTask201ResponseHeaders struct {
+	ETag               *string
+	IdempotentReplayed *string
+	Location           *string
+}
+
+type CreateTask201JSONResponse struct {
+	Body    Task
+	Headers CreateTask201ResponseHeaders
+}
+
+func (response CreateTask201JSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask400ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask401ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask409ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask413ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask415ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask422ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask429ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask500ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateTask503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateTask503ApplicationProblemPlusJSONResponse) VisitCreateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTaskRequestObject struct {
+	TaskId TaskID `json:"task_id"`
+	Params DeleteTaskParams
+}
+
+type DeleteTaskResponseObject interface {
+	VisitDeleteTaskResponse(w http.ResponseWriter) error
+}
+
+type DeleteTask204Response struct {
+}
+
+func (response DeleteTask204Response) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteTask401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTask401ApplicationProblemPlusJSONResponse) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTask403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTask403ApplicationProblemPlusJSONResponse) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTask404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTask404ApplicationProblemPlusJSONResponse) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTask412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTask412ApplicationProblemPlusJSONResponse) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTask422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTask422ApplicationProblemPlusJSONResponse) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTask429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTask429ApplicationProblemPlusJSONResponse) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTask500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTask500ApplicationProblemPlusJSONResponse) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteTask503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteTask503ApplicationProblemPlusJSONResponse) VisitDeleteTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTaskRequestObject struct {
+	TaskId TaskID `json:"task_id"`
+	Params GetTaskParams
+}
+
+type GetTaskResponseObject interface {
+	VisitGetTaskResponse(w http.ResponseWriter) error
+}
+
+type GetTask200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetTask200JSONResponse struct {
+	Body    Task
+	Headers GetTask200ResponseHeaders
+}
+
+func (response GetTask200JSONResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTask304ResponseHeaders struct {
+	ETag *string
+}
+
+type GetTask304Response struct {
+	Headers GetTask304ResponseHeaders
+}
+
+func (response GetTask304Response) VisitGetTaskResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(304)
+	return nil
+}
+
+type GetTask401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetTask401ApplicationProblemPlusJSONResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTask404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetTask404ApplicationProblemPlusJSONResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTask422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response GetTask422ApplicationProblemPlusJSONResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTask429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetTask429ApplicationProblemPlusJSONResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTask500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetTask500ApplicationProblemPlusJSONResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetTask503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetTask503ApplicationProblemPlusJSONResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTaskRequestObject struct {
+	TaskId TaskID `json:"task_id"`
+	Params UpdateTaskParams
+	Body   *UpdateTaskJSONRequestBody
+}
+
+type UpdateTaskResponseObject interface {
+	VisitUpdateTaskResponse(w http.ResponseWriter) error
+}
+
+type UpdateTask200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateTask200JSONResponse struct {
+	Body    Task
+	Headers UpdateTask200ResponseHeaders
+}
+
+func (response UpdateTask200JSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask400ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask401ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask403ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask404ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask409ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask412ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask413ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask415ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask422ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask429ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask500ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateTask503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateTask503ApplicationProblemPlusJSONResponse) VisitUpdateTaskResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTaskRunsRequestObject struct {
+	TaskId TaskID `json:"task_id"`
+	Params ListTaskRunsParams
+}
+
+type ListTaskRunsResponseObject interface {
+	VisitListTaskRunsResponse(w http.ResponseWriter) error
+}
+
+type ListTaskRuns200JSONResponse AgentRunPage
+
+func (response ListTaskRuns200JSONResponse) VisitListTaskRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTaskRuns401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListTaskRuns401ApplicationProblemPlusJSONResponse) VisitListTaskRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTaskRuns404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response ListTaskRuns404ApplicationProblemPlusJSONResponse) VisitListTaskRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTaskRuns422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response ListTaskRuns422ApplicationProblemPlusJSONResponse) VisitListTaskRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTaskRuns429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListTaskRuns429ApplicationProblemPlusJSONResponse) VisitListTaskRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTaskRuns500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListTaskRuns500ApplicationProblemPlusJSONResponse) VisitListTaskRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListTaskRuns503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListTaskRuns503ApplicationProblemPlusJSONResponse) VisitListTaskRunsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -3276,6 +5017,24 @@ type StrictServerInterface interface {
 	// CreateToken Log in (OAuth2 password grant)
 	// (POST /api/v1/auth/token)
 	CreateToken(ctx context.Context, request CreateTokenRequestObject) (CreateTokenResponseObject, error)
+	// ListTasks List tasks
+	// (GET /api/v1/tasks)
+	ListTasks(ctx context.Context, request ListTasksRequestObject) (ListTasksResponseObject, error)
+	// CreateTask Create a task
+	// (POST /api/v1/tasks)
+	CreateTask(ctx context.Context, request CreateTaskRequestObject) (CreateTaskResponseObject, error)
+	// DeleteTask Delete a task
+	// (DELETE /api/v1/tasks/{task_id})
+	DeleteTask(ctx context.Context, request DeleteTaskRequestObject) (DeleteTaskResponseObject, error)
+	// GetTask Get a task
+	// (GET /api/v1/tasks/{task_id})
+	GetTask(ctx context.Context, request GetTaskRequestObject) (GetTaskResponseObject, error)
+	// UpdateTask Update a task
+	// (PATCH /api/v1/tasks/{task_id})
+	UpdateTask(ctx context.Context, request UpdateTaskRequestObject) (UpdateTaskResponseObject, error)
+	// ListTaskRuns List a task's agent runs
+	// (GET /api/v1/tasks/{task_id}/runs)
+	ListTaskRuns(ctx context.Context, request ListTaskRunsRequestObject) (ListTaskRunsResponseObject, error)
 	// ListUsers List users
 	// (GET /api/v1/users)
 	ListUsers(ctx context.Context, request ListUsersRequestObject) (ListUsersResponseObject, error)
@@ -3573,6 +5332,206 @@ func (sh *strictHandler) CreateToken(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(CreateTokenResponseObject); ok {
 		return validResponse.VisitCreateTokenResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListTasks operation middleware
+func (sh *strictHandler) ListTasks(ctx echo.Context, params ListTasksParams) error {
+	var request ListTasksRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTasks(ctx.Request().Context(), request.(ListTasksRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTasks")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTasksResponseObject); ok {
+		return validResponse.VisitListTasksResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateTask operation middleware
+func (sh *strictHandler) CreateTask(ctx echo.Context, params CreateTaskParams) error {
+	var request CreateTaskRequestObject
+
+	request.Params = params
+
+	var body CreateTaskJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateTask(ctx.Request().Context(), request.(CreateTaskRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateTask")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateTaskResponseObject); ok {
+		return validResponse.VisitCreateTaskResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteTask operation middleware
+func (sh *strictHandler) DeleteTask(ctx echo.Context, taskId TaskID, params DeleteTaskParams) error {
+	var request DeleteTaskRequestObject
+
+	request.TaskId = taskId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteTask(ctx.Request().Context(), request.(DeleteTaskRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteTask")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteTaskResponseObject); ok {
+		return validResponse.VisitDeleteTaskResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetTask operation middleware
+func (sh *strictHandler) GetTask(ctx echo.Context, taskId TaskID, params GetTaskParams) error {
+	var request GetTaskRequestObject
+
+	request.TaskId = taskId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetTask(ctx.Request().Context(), request.(GetTaskRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetTask")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetTaskResponseObject); ok {
+		return validResponse.VisitGetTaskResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateTask operation middleware
+func (sh *strictHandler) UpdateTask(ctx echo.Context, taskId TaskID, params UpdateTaskParams) error {
+	var request UpdateTaskRequestObject
+
+	request.TaskId = taskId
+	request.Params = params
+
+	var body UpdateTaskJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateTask(ctx.Request().Context(), request.(UpdateTaskRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateTask")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateTaskResponseObject); ok {
+		return validResponse.VisitUpdateTaskResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListTaskRuns operation middleware
+func (sh *strictHandler) ListTaskRuns(ctx echo.Context, taskId TaskID, params ListTaskRunsParams) error {
+	var request ListTaskRunsRequestObject
+
+	request.TaskId = taskId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListTaskRuns(ctx.Request().Context(), request.(ListTaskRunsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListTaskRuns")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListTaskRunsResponseObject); ok {
+		return validResponse.VisitListTaskRunsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -3878,102 +5837,144 @@ func (sh *strictHandler) ReplaceUser(ctx echo.Context, userId UserID, params Rep
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H19c9s4kvdX6eLzXI1dK8mSrGQmdl3VeZxkRtkk40vszc6OUxZEtiSsSYABQMtKyt/9Cg2QIinKsmIn",
-	"t3vj+WMqkkCg0S+/fkGD/hKEMkmlQGF0cPAlmCGLUNE/j1k4w2MpjJLxW/neSIX26wh1qHhquBTBQXAU",
-	"z9lCw0jItrYjRodg5CUKDUmmDQhpYIwQ2qmiTtAK8JolaYzBQZA/EbQCHc4wYXZys0jtb9ooLqbBzU0r",
-	"eHHKpqvL/g2V5lKAYVOQEzAzBIVaZirEFkykgtFw0n7DTDgbARMRfXwrBfrvqpScB/vnwQYyXsuQubXr",
-	"pJy9e52TECpkBqOClOoyeyzle1e9vUyj0nuD/oYV36FRi6OJQbW65nsMpYg0GAlzxi2LJ1JZFhi14GJa",
-	"WXe/27AOFwanqGihDx8+HGVmhsLwkJkGGZ/OENhyhOU7TYh2/UzXtvkzMoXq1s3dtIKUKZag8ao2nJBc",
-	"GtQrTeOF4+2MiSmCFPECeFXioA2PY5gxDWbGNViVgR2MNcKg199tFja30zttD1qBYIn9MVeaCvUJu36N",
-	"YmpmwUG/2201iGo4sbq1bgtCz1HBfncAc25mMjPAYCyjO21jO9qXGr7lBl7zhJtV0k/YFEHzzyRhWvRT",
-	"hmqxXDOm58prRThhWWyCg55daSJVwozTt32r8Am75kmW0M/dVpBw4T+2mjTz/SVPV6n6Vc4hYWIB3GBC",
-	"NqAvebqORPtbM4Ub6XP/lajsNlJ5plENnzebjbX1HzTwKvYN+p7WlJnZklQ7+IJHQStQ+CnjCqPgwKgM",
-	"y9SXKX46CDaw8MZOpVMpNJKd/cyid/gpQ03CDqUwKOifLE1jb9t7qZLjGJO//FM7uCvIths0jMfBARGI",
-	"2ng91oTzVyzmEbx6/9vbA8gEXqcYWjBEEVl85CLNjN8aamP3eRA8mXTDp9FT7I97bDD5kXyBYSbTwcGA",
-	"NJUbhyksgpzwYps5oXovYbHlC0ZtP3twU+bZ/1c4CQ6C/7e3dHV77le9d+LmcLxalV++T66hWAR2rIPx",
-	"XGmRCTezYbdj6TiWYhLz8L4cZ6RLBCEOHjBhPAYWK2TRAvCaa6O34u+zJX8LGhuYG+a/PTRP84l1vimE",
-	"MFMKhQFLJBL3Xko15lGE4r7si6yhaKOYkQpSxa94jFPUUJjaNqzbX7JuSWAD7ybFjw/BvLKXjlowzlx8",
-	"xeJYzjGyQBhJ0g3i3FAYVILFL5SS6r7cExWLtjOCDEla2zDuSdmmc/rgPaorVODobGAi9wMfhoeVnWi3",
-	"NG3okDTQbVkDUwhc0Fd+UCynkIkIFYyW+x0Rq99K81JmIronl8nAB30S6oTm20YnB0vWvpUGXvoJVtgp",
-	"pGm72R+Cn28l6CyclULem1ZwwhaxZNGplK+ZmuI92WJKmJEDbWznVWBmTECvO/jpyY9PYbwwuBUC9kpm",
-	"7L0LvBCGmwWcSgmO9gYOpm57bSNlmwh5cGhs3Ca84T879ioK/7l98CXjMUYPwmEfhdr40wXb0SFM0IQz",
-	"4AbYlHGxFXP7S+aWCQZPcRNfS8PaEzfs4Tjrt+e3BpqLEMm+KV3gopQyEpctLPEQzwS7Yjxm4/gh9Dhi",
-	"ho2ZRivcrDTzNhha0lpPI5xVplphbHmlBwFRiDBFEaEIF7BD9k9Jy3J/u7UNHrrcFGJmUBF7T6V8w8TC",
-	"252+bzzKDAJlI4DXIWJkldctyQXsd0G7jHkbDe6XAiSLB5ZcKOhtYLMlok1EPJDivlvdlc0jSjUaKhK0",
-	"iypB0zp+9F6pnkBLnQmb00vFPz8IfrAwRK1d8YcwBK/TreOq3pLjFfKadXr5+0Mw+w3XmotpC7hwITwF",
-	"+bQHCBVGNvJisa4J4MOHD+169eQ2KdSLLV4UqZKWfdZUnAd6QJ9phdErdjXhGFuGUsyjg4M/vgTuq4OA",
-	"MoqgFcRFrSuwjsgmmZY268gDquqNEZjPc3wWEkUKtQ5uPm5jX/2ytEsc8E64Seq0qCPuIWT+AeO47bM6",
-	"G057Jh3CyLFnBLFNqwBZOIMx89wj/DoTOktTqQxGbzDi7JRIvZfQ/KNgdw3ngcFrs5fGjIvzIE8uizUP",
-	"bToI55U17NxUH7q7k35SFkExOdCOgLbUaHrFyHZiR7ZpyDcJgqzyMqhwhrJfmaJypchIouONRaDUdKgm",
-	"45eylDwvXNXxDMNL+1Wq7OOGu6JIzv+SUIIrX1/uByvlslZgnZgIFxeJrjzU7QxKFaVIZhVvLLJkbKF3",
-	"yf0vAYosCQ7+CORlYBkxVSwisCv764/lAiANXC3fLctFf+SzV6j8WDwkx/9El8q/tJpc5IYldXxANGjV",
-	"OO2nrhfKnktjlS5lZpZX0mkk1QW4AG405FRUC6I5jasiKpXrcy576vP6oK+9+TJqhc1+5MqsxcbLqnI7",
-	"DzaJqyC0FeTInK/SJLVfkcVmtqrDjTr1larTtG5usg3VbXj38hieDZ78CB4gfA5tJbXO0GooPGMG5ta+",
-	"50qKqcu7rY27CoOoH6Q05ckrssr9W32xFxbKK84Qdgb9Ph0s0FEBVZU3QVjJem6KxZlSbGE/c6ENE+Ga",
-	"o5Qc36wCbjwhWtlXGdtvmf0HDaO/t3202h4+H7WAxVpWaxo/WLua6ioRDf5ihYiSuhU17e7gtnr6k2fP",
-	"SrXqQbehlF64opXTrplU1vUlCVOLHCEuuasre6Wr7qGhALIk3nhPXc9pzt4NQeEESeNAsISL6ealmgor",
-	"mwzNeMdK220tIbsk2yYjfIcs4sKiyor9h9a10b9Y5BJoFp9URtymzXUXueKWfxMIKGw2laIqJX8VVnwJ",
-	"6Ji3EtJw0faBXdUjHXSXSmShya7oU0f7fGWkdau1sQmfOu9fwZWK165OsV+b4qaBvUulrm5+JC9HLRjl",
-	"/nkEO0yATB2Ty5kw1xDJudi1mcOo5MPdcfO39PVe/M1KM1GoZ6Vjn2YNmbBYYx2xlXv4grK6qttT5mL/",
-	"U7/94/xv173k5+7ivz//FD7Dd5dHg8mvT//5+ok46evTH7MP3evfe5+PHBRUTiETLvLPvU0brdLRuE0p",
-	"zVBMZEN4J0PddLS5DDaowMxCw68QIhlmCQrjYssdwsnIomaE42wKiYxw6SpqyE0r3TVseGEXTRXXCEeZ",
-	"kYlb8Ohk2DSDV+zqDL1Ot9PdqCP54stJWo4lTVw8tfw9YVytstHl90tNqKPnqw+ndBSLIgKmYXTks3Pa",
-	"1wG4rgA4z7rd/bA8F32DtY4MXLyajX8J+W/81fDs87D3lg/1ULx7Eh4Pnw4v07//7fjVsw4uXn2OPgz5",
-	"b3zYfcNfPeuE/ViMk5fd6O+vGoNCl83rC96wgdd8goYnmOtEpZzBRV4/qpDZ+6nxjHvVr62YUQ1dU/Yp",
-	"wxZoLqYxtm1i59alRpY8KGCZme35mWrs2toWV32iXe8i94xFxOxaOaqxcd7ecbvaVdSlMn9FDq07mDYp",
-	"ZQm/ap4v5iiaw6EjSggxog4gPhVS1XuQ9JxNp6jaGW8AqBUm+aU0hgrN1ywXlLQlZVrPpYrusvBUMWEu",
-	"1sQtvgErn28E8xkKSBVqFKbseYoVK/Is0bGybvFbBXdCqRSGpj2TSmN7zIxBtWhrw1KKZjbssNf/aQP2",
-	"2+xdNm71LgwuL9Vt5KaNrl3HxS0dG5TFVSenI+T/8p87oUxqonsy2M6pFXS0KqJZ0f8zjQ147HvNLpip",
-	"Sqff7T9td3vtbv+0u3/QHRx0n/yjLJWIGWxbpGtEyGSlEsIiVttzMdXa7JtXNWbQb632rayiJNcXzglX",
-	"HnYNMH70WMoYmchHW4FUBvsgZnV0Lu/lvo4iBq/lFcYsbGRFlkYPzd+a/KnTxytAzspiV2V2tMrCrlC2",
-	"Tl2OafyWwd7XCb9uAavKUBJU0XvlCXgAwVXtfSO0fA9I+2mT5GtC32j9Jz56rMqrKFTcqWJBKNJQq0j9",
-	"3FUk7LVtKhaB/RVc6dJFRly773ZG+pKnsOePp/4CvVE1JO7dKTKyc11o/nkNGI9o9pEF5SrS9+4YeRlp",
-	"WEPF6W2xI9dDmDATzvJ0f8Jjg0q3QF6hAhbHtGN92+7WIBqtfkFPN6SVIfJ4h4bAHhSM2B0dQpciPyYA",
-	"k9Qs6Axia97WwYZ0JGeIF3uZ/1Vq12niGWHPRmCp7pSKZdSo6Q7fD13dTUOMEwMyM3CJmFrecwVXLM5w",
-	"tXboO8MuyvZbXeV3mamigSwfdlj0dy2Xh4UdKefCl2qlKoZXHf63D3SaIbdzycX0QXC3cKe1QKrcDKcp",
-	"n63s/C4+d7sZt8T3v9o9PBC2s7bAeTuWYtq2A9KZYvqhQL1mIzZ0xTBT3CzeU4M8qe5vNhXun/hVfHv8",
-	"agIqqfDNTC3jo7xo5FokSXH9+YKGUR5AjqgJVVDufS62zrzP6fAhlnNXVywx0edmZyouFafLeWjgY3X7",
-	"ZJ5FNox2uV2ZYfbrvjsA5L5qs4r+RyfDvPnOZ+W4LJqwZdFEZ9zgAaQo0xgpOUiYhXMEl7FZfBdsiueC",
-	"CustMExfahp4NAQ2tUM65+JcHEtxhYLqigfnok1NvDCWEUffo6oFu8SLkGl/QqUPwYZ62rAkdT2D714e",
-	"w/7+/jMry7PT40PgUd5MaJ4OOnZWOjZwX47WHRGPYCc/VtklQplL80Km1AJGlo2jFoyogjxqnQuAkSsG",
-	"+usupQ7FQ1gemsOE8ThTqOnMY5c8S+1wmzqh/Ok3kfuaTsANu0Qgn+9X8J6ZaHM3HEZfyMm0gBxJi1xa",
-	"a+nY/PfOwdy4ud9TxaNozsr3xwSMXpyy6ejQ1ZO4gTELL/MmrdJFHtjZ7w5cwbXo3rLc2Bn0+i4RNk3N",
-	"XwkyMZ/xGHedRK5QLSDvlCcirMirByielsJ57PTavf5PdkrFQhswgJyQII7a/2Dtz932s85Fe7RLfsc6",
-	"kpiaeeRU05InzMx0zjnSLalK90OMYjy2AYmOmZ45E415iMLVx/2FAet5FUfD6EAzI8ObGZPqg709maLw",
-	"LZlSTff8w7p0zHJrCbKoOPoy400rsDOylAcHwX6n29n3R6gEGnv2f9OmoshbljiTzGvz3pK161xr0W/z",
-	"GVoLMbpWfo35lYu7itP+YRQcBL+geSelu0xQutzQ73ZvacDIGy/u1qJQlJMbehTypjsLXCrxp9I3reCJ",
-	"W79p2oLOvWpXdtljBAd/fGwF/pSreRkbpLGpdmVdw2yUdt3OA5y2kq6gk41jHtLUy6r0OvEM15W+O64t",
-	"O3IXrgpL8nCsMuERcfT8xc9nv/ynjRhGh+dCmhmqudWoQXfQgaHRkLsjhHFmjJWqnGprykXXv3OQRRAG",
-	"1hc5lV+R+3NXYt8gd+qcmZkkrgq84RraqtN570qCcDYk6CLJDrqDzZItmsC/gSosadqpn0N8lU7MijaC",
-	"Rq1wV9Y09LtdIJgkMfmDPOrsTA/ByCycUetN7UBwRWi+aeEbmqtfYY1IS4QzCynfwlpf8ysUdhHrxfEe",
-	"Qtmj+zxrRUMHtBqQPFbp7NHCqMJUqrxbTQp0FkbdM+4wtOMlWjJmHuK5CJlwlp13D+gWPOnuu5FsmUKV",
-	"u34bun2VXZiNY1xjvMvz62+J3MUiTQ21dFeKjqnUPfTAPrX/fSg+auS+P2nu3KqSxbz30Env8zv5jhp1",
-	"0tqYtn4+9yCUnVSeX7AkHrXs9zambkSJ31IURydD+/t99aO5NlHJaouUrRExPC3Fhr4FYpzOuLbB1g96",
-	"ZTnYoeuD95KY5fitErPctK7fFfW8Y+c2abYk6BbgNQtNvLBCw2SMUeQOwum+IxdMLW4T4+9Hb15vJ8ac",
-	"4C399f+6qOxOv05UeXocy6nM3NGm1A3SeodX8hK1T2Uo8fYHxBb1nStwn5U09AKCiZKJg3hrlrGcctGB",
-	"YYRJKi3rD84F3ei7FDaRkaq4RapopSifPdbSpyg2Fhg0wfprR3vRu/SzjBYPiIyV3pWbalHT2vPNiooN",
-	"GksrNumTmfHR3B2Uo3RT2j7S29/8SP3WGz33ZPNzjZ3k9uF+/y4Pr14doGefbX62fgXnvt7w9qca7lPd",
-	"GlDJKTjNyg3L2sp2hpVXqdZa1otrVxHQFOWULYsK8CBw7j+njKsOUPNodeBcqksNUoR4cC78qbtN3JlY",
-	"WpW3Sm+j3prLdmupsr69Zrnngky3BdLBLtM6S4h2MDNmgBuYMw3ayBhFk3V6Azr1XRj/Kjb6cNHesmGp",
-	"MXaqya96dYfeb9P2L7jZdG+n6WU4tOTXoEm3dxfDrt5veoSg7w5B78hu69BwL0QqOsA24lF+OrWzLPO7",
-	"SvCyTOLOCCudalSOzek9F/RlB868p/dHByLyjfbFVFN+hct4YdDtdWAofFmIauYQMiGkIUAC3og1rudg",
-	"O6i5bs/nc7qA1c5UjCKUkbuMuIX1/ysij484uHiEnEfI2Tbq4QJ26iVR6gDc/VroIRNemwy6Ax5n5lJF",
-	"qDCC8QJ41IE1x7q1FIBrc0YrVF/r9Uczb5ZD9uj9TjetjePc66nswFoxjGlsc6FRaE5YpbOxyxbzYwaL",
-	"m3SR1yLfIYz+Y9SC0YU7tvqUSYPuHC7mBhVb6fdja94p9enW12tt6AFc6f4VNsd2WLtjUYuOs3gOvzt0",
-	"dL7r5LPuJVflXrGV/Lk4bV+3dlXISxqEFO36j46a2+jw7Wu3kPHxG8Jy0S7VGA9S65Kc5Mz8nlh6F7B4",
-	"WX5d0J8ECEsVdG2cYEow5z434pxTtJvWmlDKhSM2saPrgiwMZSZMM6TBi6R46U8m+KcMQeGUqSi2kZWc",
-	"QMjcWw6bIh5qrPs2uVWplfNO0U3vQVduMiFHTf0tFPk7Om+LZmhM7UWat40vxn3fkGd7M+3ewdSOS+9Q",
-	"e4yqvgOYOD31xr8VntTDpj3Xn7a2jO6BZfXS0BhjKab2U2Od/Nh1Knr02C5uKr9v9Jt703WFd8udr8YB",
-	"O+V+U632rTSQyIhP+Np3NNXe4/vV638dQPzJDKn27l+MtrCoTOdN3o0vxj32pQ7qqLIBZKuhIRdoVN6a",
-	"vfJ7fjqqz8Wo3iI86kBTfJuwBWg0MMqD1RG1jxUh9Ah2Bt39UivLbst3uVVn8iURiDCRhpKMCGkGCzxm",
-	"honG+Io67brPdpsKJq6X+n44UMaAbxN/+I7v71xduRV43P2X+wPQ/6mg4g6w1PDewMd45PvAqLOiZfNo",
-	"quSEx7gNjq4EJl/8+6JvHLTGaO7Y6g+/y2yJXvY5IkxjPPFoBafUIW28my9ebC/VuZgzDUxrPhXWQ2fq",
-	"il9h3svHTOkNGhZkjQSRxXET/D2nlR8A9zYd/7qFos53td8tGwa/q8H/yWzPyf9rcoHWmvbI1YBCIbMR",
-	"woLWOHRnu1Ig0B8hoBbaakSwD8vwojE9eMwL/s3ygu+AEX8yu/0FzVZGa/1XW6r2sjC4lfH4P+Ng7WZN",
-	"wnLClOEs9gHoHW4xNhcbj8S5+BaZxGMK8ZhC/LuEII85x3fLOb4q7kkzH/ekCqnsk7dPV23pr5ga6kOR",
-	"cWTTBHfd8hDGOGMWsfIW4phfIoxOjk6Pfx3BTlrB0d0OnOni105DD1sas/AR3R7R7RHdHtGtGd1gZ4lU",
-	"wGLO6NSWEGV3u9Ofam/Ousv7f3y0iOKn/bL5fmgL3OUud+e8dH2geKexb6CgywMNfRq1diDfFpw3FLvu",
-	"RDu3u0pQmpD6hFYnPCudiesOvMkcJdqlpe4PjtSLVSAQV8vgnerfL9PBzceb/wkAAP//",
+	"7H3pchs50uCrIGp3o6X4SIqUKLstxUas2seMum23VpbG01+rQwSrkiRGRaAMoCTTHv3dB9hH3CfZQAJV",
+	"hSqClw6P52v1j7ZI4kgkMhN5IfE1isU0Exy4VtHB12gCNAGJf76k8QReCq6lSN+LD1pIMF8noGLJMs0E",
+	"jw6io/SGzhQZcNFWpsXgkGhxBVyRaa404UKTIZDYDJV0olYEn+k0SyE6iIoeUStS8QSm1AyuZ5n5TWnJ",
+	"+Di6vW1Fr8/oeH7av4FUTHCi6ZiIEdETIBKUyGUMLTISkgyOR+13VMeTAaE8wY/vBQf3XR2Si2jvIloB",
+	"xnEC00xo4PoUspTOIJkHaqBlDgNyMwFO9IQpA1ImuALCFKFEYkcDLuUEqEwZSCLhUw5KkxumJ7gMRadA",
+	"BuV08az9C8waAJt5avACz6fRwe/2hz9aAfjfiphaMJtQn5++LVAYS6AakhKV9Vl3aMZ2rns7uQKpdvq7",
+	"KzB2ClrOjkYa5PycHyAWPFFEC3JDmSGRkZBmC7WcMT6uzbvXDczDuIYxSJzo48ePR7meANcspjpAo2cT",
+	"ILRqYegGBwQzf64ay/wJqAS5dHG3rSijkk5BO1bxtusXmAW4hOScfcqBXMGMbKk8nhBqSOL8/PjVNtET",
+	"qsmUXoEqMVDQjyUORUdwgGS92ycTkUt1wUtaMUPWqWcokpmjNoXfjphUuqLGLdP8gldEptsFUR8QpOHt",
+	"QzskJQkbjUAC13ZUpgnC9Q+IDaFs9Xd3t1uGwy74zYSlUJvOAs8UUZqlKZE552Zp1K6SjEEr0u++6Fzw",
+	"2gbsD7vxsDd61u4m+9Dux3vP2i9i89eoN+yO9uiPcS+JWhEziLXiKmpFnE5N3wbf1HZxSj+/BT7Wk+hg",
+	"d3+/FU0ZLz73QixzPEJhEdjNLEtnlmEmlI+BCJ7OCKuLIbfoCVV2L40cI1uQKiD93u52WAKF1+Qk2cLF",
+	"dLth8I3AW7QErm5Akr1uHzda5JpQt8Orl7EZ7JXY3XABb9mU6XnQT+gYiGJfkG1x0k85yFk1Z4r9/LkS",
+	"GNE81dFBz8w0EnJKtRUie0aKTelnNjUCtNc1v08Zdx9bIXHz4Ypl81D9VdyQKeWGQ2CKgk1dsWwRiOa3",
+	"MIQr4bP/eVB2g1CeUXV1/CosCzVVVz8owuoH8nMHakb1pILUtL1kht8MPzNpzj0jInzgfYCf9aOVGDxX",
+	"IBfBZg6Xedj6u0HgTOOHBe7WDGXFJAr2n2hyauWY+RQLbqSl+ZNmWeoOk51MimEK0//4h7Lnawm2WaCm",
+	"LI0OokIaWh5TqBhd05Ql5OcPv74/IDmHz5kVqsATcyAznuXaLQ2UNus8iPZH3fhZ8gx2hz3aHz1HLUBT",
+	"navooI9cxLQ9xGhCCsDLZRaAqp0pTQ1eIGm70aNbH2f/XcIoOoj+206lG+7YX9XOiR3D4mp+/zypX05C",
+	"tszR5bDSQvESRsN2x8DxUvBRyuL7YpwiLRVHI1MEppSlhKYSaDIj8JkprTbC74sKvyWMAeTGxW8PjdNi",
+	"YFWd93Eu8XA2QAJi742QQ5YkwO+LvsQwitKSaiFJJtk1S2EMVilBVtsEdXsV6ioAA7gblT8+BPJ8tTBp",
+	"kWFuDRKapuIGEiOkE4G0gZg75hokp+lrKYW8L/Z4jaPNiETEuFubIG7f5+kCPvIB5DVIYuEMIJG5hg+D",
+	"w9pKlJ0aF3SIFGiXrAiVQBi3SqhtlIoxyXkCkgyq9Q4Q1e+FfiNyntwTy8jg/V3c1BGOtwlN9ivUvhea",
+	"vHEDzKGTC922oz8EPt8Lgvp/ZWPdtqITOksFTc6EeEvlGO6JFu3JjELQpmZcaUwNTnrd/o/7z5+R4UzD",
+	"RhKw57GxO13Ia66ZnpEzIYiFPYDBzC6vrYVoIyAPLhqDyyTv2E8WvRLtTWY6vqEsheRBMOw0ZKMbW0Mg",
+	"OSQj0PHEmEl0TBnfCLm7FXJ9gImDOIRXr1l7ZJs9HGbd8tzSiGI8tvYdmjKMez4WxLIRSyyGc06vKUvp",
+	"MH0IOk6opkNqXSi5N/ImMtSjWgcjOa8NNYdYf6YHEaIkgQx4YuzSyv7317fdWOChM5JTqkEies+EeEf5",
+	"zPGduq8+SjUQtJQIfI4BEkO8dkrGyV6XKOui2YSCdz0FycgDAy4p4Q2g2QDRRiAeiHBP51dl7AjPqYle",
+	"qXbplgrN41rveA4snOqc01xPhGRfHkR+0DgGpay3FGUIfM421qt6FcZr4IVpuvr9IZD9jinF+LhFGLcq",
+	"PCr5uAYSS0iM5kVT1diAjx8/tpvuumW70PTuua3IpDDoM6xiT6AHPDPNZvTKVY0YpAahqPOo6OD3r5H9",
+	"6iBCiyJqRWnpXI3MQWSMTAObOcgjdIMPgVBn5zgrJEkkKBXd/rEJf+36u+1hwB3CoV3HSS1wD7HnHyFN",
+	"286qM+q0Q9IhGVj0DEhqzCoCNJ6QIXXYQ/l1zlWeZUJqSN5BwugZgnqvTXNdiVk1uYg0fNY7WUoZv4gK",
+	"47Kc89CYg+SiNocZG31X6x/S+/4WlIMTXBHBJQVZr2zZnpqWbWzyKErQBB3LNcyg9SsykNb3nQiwuDES",
+	"KNMd9Mm4qQwkR2Pg+jRHrGfS9NPMekOo+QWR5O3HXmvex9L0q7QiqjVMM13r2Qv4uuZ7GnykoCG5pPXu",
+	"0W5391m712t3d8+6Lw663YNu/z8jb8zEHC+aTc2e8Dx1Kol1EDXcja3IxT7WmKS7cJKFgw5nyxaOKFsA",
+	"oIcIKOxSmqa/jlAQLSOaYhutmWgETX2K21bU2MkXL9baSuuYqiHpZSqU1Q01VVeFD5nxa8FiUGRqlMRO",
+	"CEFTkUBaH2uc6XZfhBqLXM/NfJSmjXkOyTGZUnllDPwCoJKGOuuQgtJUrkcKvbvTWyFS1tvED7Y19oMM",
+	"u6Gjef3+kJneDgwqJZ3hZ+fe9df5/E7Umdvzbj1wzrGx9bYWjtvfI/TkljKm5fmeHbIK2itJoUBHwRwF",
+	"QRXgVHKnxos1bq/td0PcVKFUMfwHWJdena/mZGQsEqiTTZpOL7nQl7HgIzbOpa+eeZxQaAx+VwWa/Hry",
+	"+v3R8eXRyfHlL69/I1oQmXOCaFJRKG7ioxShqQZftp4TN3t9OSWVbURuIVLLmqtbT/ybbpeKfWn0DQZy",
+	"5ntroWldvnTXknHY79LMrZb1Ds7apGpEXAGKw4O/rvpsy7boQykzioD/pxxysNHQy0yKMSqVHhEb8VS4",
+	"D2LKY0hT17xoYiasCM7vOEeiNWFSV8moHOfTIoekFCrPb8tQzRj0pfkelS2Foa6veP48r0RhZExkN5eb",
+	"XAuRXsY0RV9mQxnxp6SJ9YLQ9MRrZGWVB2Y5U22dPrhzuLfw+0yZZ0bQ42ouS8E0h6xqlQ0NekK1PZiE",
+	"SI3FnUsOCdkSkjCjOBupst0iVJExuwZOhjS+MkxvuqBwqwXGvkbiyh3nJfBeOkiJvdomV1+vEh/aKrSI",
+	"g5aH8XJ5y6j1XAUlikM9E/zSZgrVsPusvxZ/ZlJMMx0a4Mfe7gYcHhrg+bM1Bmggqg5PK7DIxowhxL0q",
+	"fUQvJxBfzaOuMHx8arx2mVC7ISJMKaZCXE4bUqzjYzkRec0NxvPp0OJIzckbYRg4gbGkCfKO7yir0Rg2",
+	"XE5cJe94UIbQ8saYkOVp65H+A5rhTeHihm4y7yuhjbWXUT0pcqawJQbkGEcOLqCoZ0kUMM5vkZeYVWDZ",
+	"QV8kDbigt8utqKHZtVxPm1iOg1XbVQLaigqXyDK14q9AUz2Zp+EgTd2RdELzFrZyIOWFnL55SV70958T",
+	"Z5m74JXZqUWMFhDeN8awvpGCj23AyxjXNrTHmylzoQDV3F4VjqXmZK9pPKl7oTDfCrONMH9oLZXM456A",
+	"Usa40kYtCCdjFI4FQ4ArcwEDJ2DlVFky+g+KDP7edm7i9vGrQYvQVIl6MPEHw1djVQci4KhZYmZVySTd",
+	"/rIkm31jBpdJIv1uN3h6WB/QXF7jREhNVD6dUjkrJMQVswkdjujqawhEHivgi/O8GUw4Pz0mEjAvLwbC",
+	"6dRmDK6YKhTRXFMBsMv17DBvb0NMeAo0YdxIlfnj3xxtS3S25dTcPCLn/GG/ciDAtZyRDKQXdWloTZiQ",
+	"XPMlMt52HtX6iWRU/lJtFHZGF7Mx/WstzbHaaDtlY+t2q8mV2qldH2KvMURIJ62IupGALK4GLTIozucB",
+	"2aKciMwi2Q9BMUUSccO3iZBk4J3hNs/4Mc96t/1hohlJUBMv3ypMISOaKmhKbGk7W/WqfuxJfbn3abf9",
+	"/OZvn3vTn7qz//3lx/gFnF4d9Ud/ffaPt/v8ZFedPc8/dj//1vtyZEVBLTVxVaKov9A6HMFlCqGP+UgE",
+	"1DsRq1C+Y6VsYGYHjTW7BpKIGLVx69TdQjmZGKmZwDAfo61QHRUNyY0zras2vDaTZpIpIEe5FlM74dHJ",
+	"cWgER9j1EXqdbqe7kkaKyatBWhYlISyeGVty3kGtFBtzgIVnjmuQYG7YIeF5mtp8/ZyXPwmJuLbZY1SR",
+	"BErXYS0h8Q5OsqYvu6ldAK98lilV2ogywHha0bFFrD1voCwN+kMSp0BNO8GJBJEBap/frSN8fl/wd3OK",
+	"NfcFc+OXbsXdnOk1EPxlYkIDgWvASDg6lm0uh7Jm+5DyK5tuZ5gv6NROcliAvd12t3fWe74Ceyu3aA2H",
+	"7fyKp6CpOblWHbGGs94VbdEwYkK6AOuqfidF27Ud3KZX5dzWdLxWjzPTzlfDKkSfQix4zFIg78U1GEu2",
+	"jA+E9so6cx6Y2j0hWCf1Y24IXYHL4LRUZhNsDr3UGpdrbw1x8ikX69D8Kjdk4ulxPlSeVldudasmSRu+",
+	"c0febrc8wmq41T3UNiRfhaFFov0lDrShDtCQ/suFtZ8GvrG4KNP1o9rZurns8FSNns3r//bS5FsLhkdn",
+	"8vvob3ayRWT5zkPVMpdznevfSABMmsAkd2KHbBGqyVQoTZ71yS/sJyKMLadAMpqyLw1+/xrZZLzoIIrl",
+	"FBk5vgIdHfSf93q3C4B9iIAOqlnfbzCnd69gTu9fEsypsYPnBkvFDQrThOVmhydsPDFCVI6B67q9VbaZ",
+	"Y2U8TYXUdRnVronlYr7al+3Fkrtd+1QK/3b5l3dqtMu/awDXRw9DvcCkPZOUK+QzdUBcfIj8v//zf4kX",
+	"8CL/9FVh/wfTsOj0z0qJJv+84E6NrnX1GpD532ujbVk1e9tdXnQ4LQJYG8bjasiqxggi6sxJz8Yl3oxo",
+	"QXa7JGFKMx5rktIhpMoYjj3z037X6BnGdgRZd6P9Hg1ZmtoZP/UNLKVk8ATp/io5imL32Pbc7TYkRiuy",
+	"91/d7y79xCznHIlr5UHfEKgMUnt7uNCdRvabFEaaiFyTK4DMHLlMkmua5jDv4l1pKnK4KcxFaBlzC40S",
+	"LUpTcbVBeC8dw7uRLPSETAXXE9UiWWoUyI11h/D6khyIURNq60NbkjBd9xsUKkdv/99Q5fh+bBHKE/IK",
+	"4nvrLPPHirgCfkJZICXFZhpXrrGmO/nnj2d4YRV4QqgigyOXJ4yOngNiL8STi7zb3Yv9sfAbaNQmgNnP",
+	"k+FfYvYr+/n4/Mtx7z07Vsf8dD9+efzs+Cr7+99e/vyiA7OfvyQfj9mv7Lj7jv38ohPvpnw4fdNN/v5z",
+	"MEpm84rVJQss4C0bgSG8wklWS6xmvMhkrxtQP66pc8z5FRvu5ox+yqFFFOPjFNq5Ajcv1qAooiQ015Md",
+	"N1IDXRs7J+eDBGa+y2bof2irGNSDhUVlg+UqcI1cauPX9qG1hq8TidJz6DZCASmr8kkbRImpqZAgv7Ax",
+	"F7JZPkTd0PEYZDtnAe6Z9z/ZqRTEEvRdpvNFXUaVuhEyWWfisaRcXy4I5LjaKcV4rnRIJkE587DUK4oZ",
+	"65pCBcfcvOVvNYEUCykh1u2JkAraQ6o1yFlbaZqhW2DFCnu7P65UAlQsgktdB8GNAy3krVEgi4SchXfH",
+	"MaxdHxwvs/4v97kTi2lj6/b7m1mJJRyt2tbM0f+5glCK4DIPa9f6nPYOuv2D7v76PiebYFAbjya0seZy",
+	"qIXpCOu4TgIpwerSRiVqnWuH/1CIFCgvWpsNqTV2it586/kErKOEkrfiGlIaw8Y+vbvhN+RMcwRQoLJc",
+	"lY+OxS6xReRyJ8/X3Ta/yQHzxOBtVGlOOgAeYOPq/L5StHwLkfbjqp1vbPpK7n8IJwxKkSVOmLok7LWH",
+	"VGGS0hgKFzJqRkzZ77YG6oplZMddlPsP0htsL/Mur+PLmRfGAxx9YIRyw3e9qbencX+6XJGttII5/0X+",
+	"w4ilxr5tEXFtdO00xRWrjX3ncz6jRpw9BpZuYROyQ0pEbA8OSRc1P8oJTDM9w9tQG+P24X1OhoL+ZZa2",
+	"q1Fx6fNvfZbfRC7LUhZFs8Oy0kQ1PZmZluKGu9w1Icvm9QP/8RWdsMjtXDE+fhC5Wx6nDUXKL8uhMMBf",
+	"W/k6Z+5mI24o33+xnqQHke20zeGmnQo+bpsG2URS9VBCvcEjRnWFOJdMzz5gbTgk3V+NKbx74mZxleHm",
+	"DVCBmYBUNyw+tIsGNtSHhOsSLhUZFArkAMvhcLS9L/jGljc6H0epuLGJVh4SnW12LlMvW8+3QyOnq5ue",
+	"hRUZaG1tOx9h5utdexWRuTSWeel/dHJclAFxVjlUWSS0yiJROdNwQDIQWQpoHEypEedArMVm5DunY7jg",
+	"mGnYwtQIhQ2Pjt0lmM4Fv+AvBb8Gbv3EF7xtIy1DkbAi1qo4vYLLmCqXsqsO0fOlNJ1mtnrJ6ZuXZG9v",
+	"74XZy/Ozl4eEJUVZE/2s3zGjYh6l/XKw6LLqgGwVeabbCCi1Zl5MpZyRgUHjoEUG6C4atC44IQPrnnKV",
+	"Kr1aKYekur6LDulcgrJF9/BkaVyzxZoM7h4ugvsW7+JqegUEz3w3gzuZETZbB27wFQ+ZFsGDpIVHWqs6",
+	"2Nz39oC5tWN/QI9HWSaiWB/lZPD6jI4Hh9afxLS9weDKRXg1OMnWXrdvM9DKOhIGG1v93m6R+xEoQzEF",
+	"aksNbtsdwWBrWdrQAGG2vJ5R6mApD4+tXru3+6PnECdihBtx1P5P2v7Sbb/oXLYH23jumIMkxbICYqxw",
+	"yhOqJ6rAHNKWkF4VPS0pS41ColKqJpZFUxYDtwmD7j6MOXklA00xwztHxptonamDnR2RAXfFYYQc77jO",
+	"vpNxaU5WmX3g8q5uW5EZkWYsOoj2Ot3OnsspR6GxY/43DjlF3tOpZckiWdFxsrI1NLDso9kowyFaNfLR",
+	"UnZt9a7y3vFxEh1EfwF9KoQta+aVWdvtdpdcBS+ugK93WbrMrwvcli7KfxjBJacuTf+2Fe3b+UPDlnDu",
+	"1OtD+SdGdPD7H63Ipf2GpynSJTDPTVOjpX1uFwpOWwrr0MmHKYtx6CpNb9H2HC/KBezYAlGJLUtZcpIT",
+	"xzLnTiIOXr3+6fwv/xMLfh5ecKEnIG8MRfW7/Q451ooUxxGQYa612VUxVoaVy/pj9oAslTBiziJL8nP7",
+	"/srmHK7Yd7zDP9HTtL7hgQqs84fOB+sSJOfHKLpwZ/vd/uqdLctRPQIpVDBtNRMz70QTk/JeRZAqbGFP",
+	"RXa7XVJVZHWZzVhjJjskWuTxBIsANDKk5zbN3eJ4RHZ1MyzYUg9wakTKY3DrW3YN3ExiTnG4x6bsYGXB",
+	"hVuDGevKpQd5ydhGjErIhCzqZggOlsPwOpHNDu+4HfWYmcVwwWPKLWcX1ylUi+x392xLWplQfv2hQN0h",
+	"aSamwxQWMG+V0P+YkrucJFTaB6s2YphK3oMOTK+9bwPxURD7LvW+s5Qky3HvQZPuzO8UKwrS5FlRM7o4",
+	"QdA6qfWf0Wk6wAupRqcOSolfM+BHJ8fm9/vSx7KsqqbJFpQYDpZyQY8hMc4mTBll6wc1Nx3ZwkKm99ox",
+	"g/GlO2awaY5+69RzBzszRjNez20R+Exjnc7MpsF0CElibwZgDiLjVM6WbeNvR+/ebraNBcAbntf/8q0y",
+	"K73bVhXmcSrGwpYkyYQK7NYpXIsrUM6UQcPbBYiN1LdHgf0shcba+yMpplUp91SMGe+QqlL7wQXH2qJX",
+	"3BgyQpb1bCXOlBSjp0o4E8XoAv2QWH9rYS8vc/0kktkDSsbaZZ7bulPTJQA1SKwfdK0Yo0/k2mlzaxCH",
+	"V7PZdOntre7SrL+J/fZX9wvWtDKdd3fX6TxfxAz7vljdt1kM8L6n4fJegcqOSxUqMSaWsgrGMryyGWMV",
+	"XqqFnPX6s/UI2Jc1fM5CBzymN9nPGWWyQ/A2bb3hjZBXCvNuDy64i7rjAwW84irHlY5HHTf7fGugMmd7",
+	"g3MvOLJuiwgrdqlS+RRht1damMYLLUqLFHiIOx0DnbksjO+FRx9O26sSloK6U2P/6kUE8WmatnubZlUF",
+	"wdA7NjjlXaRJt7cOY9crLT6JoG8ugk6Rb5ui4V4SqcwAWymPiujUVuXmt57gyk1iY4S1TDV0xxbwXnD8",
+	"skPO3UnvQgc8cZUHyqHG7BoqfaHf7XXIMXduIfSZk5hyLjQKJMKCssbmHGwmaj63b25u8FZDO5cp8Fgk",
+	"tizqBtz/PUoep3Ew/iRynkTOploP42Sr6RLFDMDtu4oejHctNAZdgMddGVbkmik2TKGoFxXTNAVJtmia",
+	"Ouf91IqeWsh3u+XyJiAxxkVCFG5th5wxsLGuoUQJNZwRlgQtCab0GQJafxhrQYXKqskOPqZz21rZzr4F",
+	"ZBo2yz2kM7d2xtFxZtepwN6zU2RLQgau5FY5IGJBGTWOptuN2xDhOxyYeJmlWNzPeiOC7/oUNykrQbT2",
+	"Nasq87y6SLE/n/Sj9AxpxUje5Qgpk35cIvyix4i8+ztrys9adv1SGMpL9do+tIFHUvhpnwZU9Quod35s",
+	"aAlsxWt3w9mGoNVuwz4KZFR6r8Dp5otb1X2dEHSajhc9tLW/+mLBnNOaKmgzrgBvYV0DUfnQti7CgRiS",
+	"JEISr+MhGfyPQYsMLm2UGW8wW1GSMm2Yrr4gdw9iwYI+LX03bMP1eFhOciMkJENPmXuB0CKcTSF8+WWv",
+	"d4Y3X9zllxC0SQ6XdrAwcSxNMl0XWjrS+MrFYmC7vXZ3PWBxrAeA9YOQmgiZgDwklKTowR6TQXuA54kq",
+	"DGXGxx2Ch4UXMzeLM5ORWEwBK19ccCOih0JPyMDeYhrYwVWHFLLHDZyKG5ciQ+zNyOLThI0nxd/2HqU9",
+	"vIKSW0i9kQDEa5a3tn77Y+mpxSXeoIGMuZyGBw0u7+wdu5Ny+efQ87wAodIWzZ4WZz8H1bjc5euGDUVr",
+	"bClCbZkXccOLM6hQ2DrEK1UDLRvLw2qgLVLW8DPWoxHINjOqQz7g7S0+/3SsOXqn9Mq+rmo0OkVHsMQK",
+	"tEVaN1PjGu+feq8aPKjDyqsMsZbJ2HvQmUNsaKFpPjJSvFm8zETENrWHhdv+y8LLugbeIm688Lusd9nu",
+	"2xqk3TX4/qX3ct6TBfsNJJslXyeKNhFuTQt156uronxrBR5Wlj4IqzNFuSchiXOD1Z4anNKZq/Pk4JqP",
+	"Vb7Cn+8mqdyjvoGDOxB+elXUm7o72a+xTW/8Rw83Tljq99ag2cALaH9Ccn/lk9VmZ3nQ/dLv9m2k1eiq",
+	"Vk3H4A6+LYrv4xiTB984rRwzM5EHo+93JOfqkedH10UXxfELJr3TCWiG3Avx3nuhyVQkbMQWPj7XeNH/",
+	"zvPfkbU3ZdQ/Gbf9BfSdWG0zDnAPXRviz8JvnZ9QqRlNib18ufoGU4sMeJ6mA1sIQ5GB54oyRugFLyzS",
+	"DrFOO1KEflA7H4nUmKToGymr1xCND3Vt9bsvSJlpu9254Gufie4GlPZMg5AWb695PcDZ+Djqu7uF9q0j",
+	"Pkukl7uTe38p9u1U6cfXKTbX1u+uhDwp+o8viy3bPaiivyNzrpamKeL1LHvhwD2xZLNh0KetrlqEww0Y",
+	"gcmkvSUbjiqd5vzRA0uPqTrVHlha6sqrEHYfi+NJLVntzbOM8IPyUP5NlBSPnTA5Y0Vk1yZwoN/bOglZ",
+	"0iELLuzOM885zvCtQ7KrI0acTjFghDktG4aKaEK/WZjIZdFsGe0ELyqyIrFmCy9Fb9v9WRRX9auAzGVG",
+	"l/eoF81d3+QKBi54u/mjhWYZHK4wyRIwHlMCloUwlko/h8zvW5P6MwrL3MmRQjzaz0HxaAltjdgHlnSn",
+	"cSxyrsMijbw24sGKAls9kkgYU5mkoDC5IXZ1EENRDCyZ8jhWjFek5xsHIWwdmMcIQnzvsYPNDZ6naMN3",
+	"HG3ILXeuL0+aatOOrTyy2PKwgmW+HOQQUsHH5lPQB/vS1qBx0uM7dcUuEgNFCbw/oSv2T8ZISOK5ngDX",
+	"hoTcczbrcVRlwASdpS+dJxNrZRgFshUotUSwVVF0a+734t6ruuCDZvGnQYeE9NspnREFmgwKZXWAhUFK",
+	"FXpAtvrdPa9IwXbL1S9peEptsjtJYCq0y0rDEYzg0ROYKkivsYZK98X2Yvfp/eTA43pRvVpe39iLulTw",
+	"OC/qvQXQfyml4skp+m/gFC3LAmVSjFgKm8jROcXkq/lnVR5E0Nz5TeSV9MI4tQFMQTpy0splTZZvkxX5",
+	"y0Je8Bvq5VqrXF6zayiqtFDtPRZphKwWWOs9JP5shPwB5N5/icyKb8nwf9ZUjI1tgQW5GEfzCoUEajSE",
+	"mXtUDm/tCg4EUmUr8DQ0gj0/MhsyD57sgn+3FI3HlxF/yqSO9ZnWnF9tIduVY3Aj5jE0/bDZHQucjUf8",
+	"gj+GJfFkQjyZEE+JGE82x1wixh30nix3ek8mAd0+4ecGf4FMY0aqSBNjJthCuodkCBNqJFZRHCplV0AG",
+	"J0dnL/86IFtZTY5ud8i5Kn/tBKqTZCmNn6Tbk3R7km5P0i0s3chWJakITRnFqC1KlO3Noj/1qguLyrL/",
+	"/oeRKG7Yr6sr/7aILdtpq4l7heFcXeAygQLLwgXyNBqFHlzBp6JUlK07Y8a2ReK8AbECxPyA515MXHXI",
+	"u9xCoqxZSvSE8jlnFeEA825wby6L3vnJXAyhKB19I+SVfVHDeqIU2NrPXtaxveAwE7nnecLofOF4uuBa",
+	"HDY9+zhQms6lSrssaUpG7DMkc5nSVqMur7SrKxXd/nH7/wMAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

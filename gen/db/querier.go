@@ -12,6 +12,19 @@ import (
 )
 
 type Querier interface {
+	// IdempotencyKeyAcquire claims a key for a new request: it inserts the key, or takes over
+	// one that expired or whose first request was abandoned before stale_before. No row
+	// means someone else holds the key.
+	IdempotencyKeyAcquire(ctx context.Context, arg IdempotencyKeyAcquireParams) (int64, error)
+	// IdempotencyKeyComplete stores the first response for replays.
+	IdempotencyKeyComplete(ctx context.Context, arg IdempotencyKeyCompleteParams) error
+	// IdempotencyKeyDeleteExpired purges keys past their expiry.
+	IdempotencyKeyDeleteExpired(ctx context.Context) (int64, error)
+	// IdempotencyKeyGet returns a stored key with its response, if any.
+	IdempotencyKeyGet(ctx context.Context, arg IdempotencyKeyGetParams) (IdempotencyKey, error)
+	// IdempotencyKeyRelease forgets a key whose request failed without a storable response,
+	// so that the client can retry it.
+	IdempotencyKeyRelease(ctx context.Context, arg IdempotencyKeyReleaseParams) error
 	// RefreshTokenCreate stores the hash of a new refresh token.
 	RefreshTokenCreate(ctx context.Context, arg RefreshTokenCreateParams) error
 	// RefreshTokenDeleteExpired purges tokens that expired before the given time.
@@ -24,6 +37,22 @@ type Querier interface {
 	RefreshTokenRevokeFamily(ctx context.Context, familyID uuid.UUID) error
 	// RefreshTokenRevokeUser revokes every token of a user (password change, deactivation).
 	RefreshTokenRevokeUser(ctx context.Context, userID int64) error
+	// TaskCount counts the tasks matching the same filters as TaskList.
+	TaskCount(ctx context.Context, arg TaskCountParams) (int64, error)
+	// TaskCreate inserts a task and returns it.
+	TaskCreate(ctx context.Context, arg TaskCreateParams) (Task, error)
+	// TaskDelete removes a task whose version still matches.
+	TaskDelete(ctx context.Context, arg TaskDeleteParams) (int64, error)
+	// TaskGetByID returns one task.
+	TaskGetByID(ctx context.Context, id int64) (Task, error)
+	// TaskList returns a page of tasks matching the optional filters in the requested order.
+	// visible_to restricts to tasks a user created or is assigned to; q must be escaped for
+	// LIKE. The sort CASEs fold to a plain column under custom plans, so each order is
+	// served by its index.
+	TaskList(ctx context.Context, arg TaskListParams) ([]Task, error)
+	// TaskUpdate writes every mutable field of a task whose version still matches; no row
+	// means the task is gone or another writer changed it first.
+	TaskUpdate(ctx context.Context, arg TaskUpdateParams) (Task, error)
 	// UserCount counts the users matching the same filters as UserList.
 	UserCount(ctx context.Context, arg UserCountParams) (int64, error)
 	// UserCreate inserts a user and returns it.

@@ -20,8 +20,10 @@ import (
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/config"
 	"enterprise-automation/internal/httpapi"
+	"enterprise-automation/internal/idempotency"
 	"enterprise-automation/internal/password"
 	"enterprise-automation/internal/store"
+	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/user"
 )
 
@@ -227,6 +229,13 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		return err
 	}
 	defer migrator.Close()
+	idem := idempotency.NewService(s)
+	go janitor(ctx, log, time.Hour, []purge{
+		{"expired idempotency keys", idem.Purge},
+		{"expired refresh tokens", func(ctx context.Context) (int64, error) {
+			return s.RefreshTokenDeleteExpired(ctx, time.Now())
+		}},
+	})
 	srv, err := httpapi.New(httpapi.Options{
 		Version:     Version,
 		Debug:       cfg.Debug,
@@ -234,6 +243,8 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Logger:      log,
 		Auth:        authSvc,
 		Users:       user.NewService(s, authSvc),
+		Tasks:       task.NewService(s),
+		Idempotency: idem,
 		Checks: []httpapi.Check{
 			{Name: "database", Required: true, Run: func(ctx context.Context) (string, error) {
 				return "", s.Ping(ctx, 2*time.Second)
@@ -286,3 +297,31 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 
 // Getenv adapts os.Getenv for Run.
 func Getenv(key string) string { return os.Getenv(key) }
+
+// purge is one periodic clean-up job.
+type purge struct {
+	what string
+	run  func(context.Context) (int64, error)
+}
+
+// janitor runs the clean-up jobs at start and then every interval until ctx ends.
+func janitor(ctx context.Context, log *slog.Logger, interval time.Duration, jobs []purge) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for _, j := range jobs {
+			n, err := j.run(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				log.Warn("purge failed", "what", j.what, "error", err)
+			case n > 0:
+				log.Info("purged", "what", j.what, "rows", n)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

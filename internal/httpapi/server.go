@@ -18,6 +18,8 @@ import (
 
 	"enterprise-automation/gen/api"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/idempotency"
+	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/user"
 )
 
@@ -39,6 +41,8 @@ type Options struct {
 	Logger      *slog.Logger
 	Auth        *auth.Service
 	Users       *user.Service
+	Tasks       *task.Service
+	Idempotency *idempotency.Service
 	Checks      []Check
 }
 
@@ -48,6 +52,8 @@ type Server struct {
 	log      *slog.Logger
 	auth     *auth.Service
 	users    *user.Service
+	tasks    *task.Service
+	idem     *idempotency.Service
 	ops      map[string]*operation
 	version  string
 	debug    bool
@@ -81,6 +87,8 @@ func New(opts Options) (*Server, error) {
 		log:      opts.Logger,
 		auth:     opts.Auth,
 		users:    opts.Users,
+		tasks:    opts.Tasks,
+		idem:     opts.Idempotency,
 		ops:      operations(doc),
 		version:  opts.Version,
 		debug:    opts.Debug,
@@ -106,7 +114,7 @@ func New(opts Options) (*Server, error) {
 			MaxAge: 600,
 		}))
 	}
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M"}), s.authenticate, s.validate)
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M"}), s.authenticate, s.validate, s.idempotent)
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
 	if s.debug {
 		s.registerDocsAssets()

@@ -24,6 +24,7 @@ type operation struct {
 	secured      bool
 	requiredRole string
 	bodyTypes    map[string]bool // accepted request content types; nil when no body
+	idempotent   bool            // declares an Idempotency-Key header
 }
 
 // routeKey names an operation by method and Echo path template ("/users/:user_id").
@@ -50,6 +51,11 @@ func operations(doc *openapi3.T) map[string]*operation {
 			}
 			if role, ok := op.Extensions["x-required-role"].(string); ok {
 				o.requiredRole = role
+			}
+			for _, p := range op.Parameters {
+				if p.Value != nil && p.Value.In == "header" && p.Value.Name == idempotencyKeyHeader {
+					o.idempotent = true
+				}
 			}
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				o.bodyTypes = map[string]bool{}

@@ -75,6 +75,9 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	}
 	// Fail fast when the database is gone instead of hanging requests.
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	// The list queries take optional filters as "$n IS NULL OR …"; custom plans fold those
+	// away per call so each filter and sort can use its index.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open pool: %w", err)

@@ -1,0 +1,72 @@
+-- name: TaskCreate :one
+-- TaskCreate inserts a task and returns it.
+INSERT INTO tasks (title, description, priority, assignee_id, created_by, due_at, tags, metadata)
+VALUES (@title, @description, @priority, @assignee_id, @created_by, @due_at, @tags, @metadata)
+RETURNING *;
+
+-- name: TaskGetByID :one
+-- TaskGetByID returns one task.
+SELECT * FROM tasks WHERE id = @id;
+
+-- name: TaskUpdate :one
+-- TaskUpdate writes every mutable field of a task whose version still matches; no row
+-- means the task is gone or another writer changed it first.
+UPDATE tasks SET
+    title        = @title,
+    description  = @description,
+    status       = @status,
+    priority     = @priority,
+    assignee_id  = @assignee_id,
+    due_at       = @due_at,
+    tags         = @tags,
+    metadata     = @metadata,
+    completed_at = @completed_at,
+    version      = version + 1,
+    updated_at   = now()
+WHERE id = @id AND version = @version
+RETURNING *;
+
+-- name: TaskDelete :execrows
+-- TaskDelete removes a task whose version still matches.
+DELETE FROM tasks WHERE id = @id AND version = @version;
+
+-- name: TaskList :many
+-- TaskList returns a page of tasks matching the optional filters in the requested order.
+-- visible_to restricts to tasks a user created or is assigned to; q must be escaped for
+-- LIKE. The sort CASEs fold to a plain column under custom plans, so each order is
+-- served by its index.
+SELECT * FROM tasks
+WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY ((sqlc.arg(statuses)::text[])::task_status[]))
+  AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+  AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+  AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+  AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+  AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+  AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+  AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after))
+ORDER BY
+    CASE WHEN @sort::text = 'created_at' THEN created_at END ASC,
+    CASE WHEN @sort::text = '-created_at' THEN created_at END DESC,
+    CASE WHEN @sort::text = 'updated_at' THEN updated_at END ASC,
+    CASE WHEN @sort::text = '-updated_at' THEN updated_at END DESC,
+    CASE WHEN @sort::text = 'due_at' THEN due_at END ASC NULLS LAST,
+    CASE WHEN @sort::text = '-due_at' THEN due_at END DESC NULLS LAST,
+    CASE WHEN @sort::text = 'priority' THEN priority END ASC,
+    CASE WHEN @sort::text = '-priority' THEN priority END DESC,
+    CASE WHEN left(@sort::text, 1) = '-' THEN id END DESC,
+    CASE WHEN left(@sort::text, 1) <> '-' THEN id END ASC
+LIMIT @max_rows OFFSET @skip_rows;
+
+-- name: TaskCount :one
+-- TaskCount counts the tasks matching the same filters as TaskList.
+SELECT count(*) FROM tasks
+WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY ((sqlc.arg(statuses)::text[])::task_status[]))
+  AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+  AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+  AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+  AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+  AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+  AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+  AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after));

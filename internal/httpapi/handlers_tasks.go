@@ -1,0 +1,205 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/oapi-codegen/nullable"
+
+	"enterprise-automation/gen/api"
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/etag"
+	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/task"
+)
+
+func toTask(t db.Task) (api.Task, error) {
+	meta := api.TaskMetadata{}
+	if err := json.Unmarshal(t.Metadata, &meta); err != nil {
+		return api.Task{}, apperr.Wrap(apperr.Internal, err, "task %d: stored metadata", t.ID)
+	}
+	out := api.Task{
+		Id: t.ID, Title: t.Title, Description: t.Description, Status: api.TaskStatus(t.Status),
+		Priority: api.TaskPriority(t.Priority), Tags: t.Tags, Metadata: meta,
+		CreatedAt: t.CreatedAt.UTC(), UpdatedAt: t.UpdatedAt.UTC(), Version: t.Version,
+		AssigneeId: nullableOf(t.AssigneeID), CreatedBy: nullableOf(t.CreatedBy),
+		DueAt: nullableTime(t.DueAt), CompletedAt: nullableTime(t.CompletedAt),
+	}
+	if out.Tags == nil {
+		out.Tags = api.TaskTags{}
+	}
+	return out, nil
+}
+
+func nullableOf[T any](v *T) nullable.Nullable[T] {
+	if v == nil {
+		return nullable.NewNullNullable[T]()
+	}
+	return nullable.NewNullableWithValue(*v)
+}
+
+func nullableTime(t *time.Time) nullable.Nullable[time.Time] {
+	if t == nil {
+		return nullable.NewNullNullable[time.Time]()
+	}
+	return nullable.NewNullableWithValue(t.UTC())
+}
+
+// optional converts a nullable request field: absent, null or a value.
+func optional[T any](n nullable.Nullable[T]) task.Optional[T] {
+	if !n.IsSpecified() {
+		return task.Optional[T]{}
+	}
+	if n.IsNull() {
+		return task.Optional[T]{Set: true}
+	}
+	v := n.MustGet()
+	return task.Optional[T]{Set: true, Value: &v}
+}
+
+func metadataJSON(m *api.TaskMetadata) ([]byte, error) {
+	if m == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Invalid, err, "metadata is not serializable")
+	}
+	return b, nil
+}
+
+// CreateTask implements POST /api/v1/tasks.
+func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject) (api.CreateTaskResponseObject, error) {
+	b := req.Body
+	meta, err := metadataJSON(b.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	p := task.CreateParams{Title: b.Title, Metadata: meta}
+	if b.Description != nil {
+		p.Description = *b.Description
+	}
+	if b.Priority != nil {
+		p.Priority = db.TaskPriority(*b.Priority)
+	}
+	if b.Tags != nil {
+		p.Tags = *b.Tags
+	}
+	p.AssigneeID = optional(b.AssigneeId).Value
+	p.DueAt = optional(b.DueAt).Value
+	t, err := s.tasks.Create(ctx, actor(ctx), p)
+	if err != nil {
+		return nil, err
+	}
+	out, err := toTask(t)
+	if err != nil {
+		return nil, err
+	}
+	return api.CreateTask201JSONResponse{Body: out, Headers: api.CreateTask201ResponseHeaders{
+		ETag: ptr(etag.Format(t.Version)), Location: ptr("/api/v1/tasks/" + strconv.FormatInt(t.ID, 10)),
+	}}, nil
+}
+
+// ListTasks implements GET /api/v1/tasks.
+func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) (api.ListTasksResponseObject, error) {
+	q := req.Params
+	p := task.ListParams{
+		Page: page.NewRequest(q.Skip, q.Limit), AssigneeID: q.AssigneeId, CreatedBy: q.CreatedBy, Tag: q.Tag, Q: q.Q,
+		DueBefore: q.DueBefore, DueAfter: q.DueAfter,
+	}
+	if q.Status != nil {
+		for _, st := range *q.Status {
+			p.Statuses = append(p.Statuses, db.TaskStatus(st))
+		}
+	}
+	if q.Priority != nil {
+		pr := db.TaskPriority(*q.Priority)
+		p.Priority = &pr
+	}
+	if q.Sort != nil {
+		p.Sort = string(*q.Sort)
+	}
+	res, err := s.tasks.List(ctx, actor(ctx), p)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]api.Task, len(res.Items))
+	for i, t := range res.Items {
+		if items[i], err = toTask(t); err != nil {
+			return nil, err
+		}
+	}
+	return api.ListTasks200JSONResponse{Items: items, Total: res.Total, Page: res.Page, PageSize: res.PageSize, TotalPages: res.TotalPages}, nil
+}
+
+// GetTask implements GET /api/v1/tasks/{task_id}.
+func (s *Server) GetTask(ctx context.Context, req api.GetTaskRequestObject) (api.GetTaskResponseObject, error) {
+	t, err := s.tasks.Get(ctx, actor(ctx), req.TaskId)
+	if err != nil {
+		return nil, err
+	}
+	tag := ptr(etag.Format(t.Version))
+	if etag.IfNoneMatch(req.Params.IfNoneMatch).Matches(t.Version) {
+		return api.GetTask304Response{Headers: api.GetTask304ResponseHeaders{ETag: tag}}, nil
+	}
+	out, err := toTask(t)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetTask200JSONResponse{Body: out, Headers: api.GetTask200ResponseHeaders{ETag: tag}}, nil
+}
+
+// UpdateTask implements PATCH /api/v1/tasks/{task_id}.
+func (s *Server) UpdateTask(ctx context.Context, req api.UpdateTaskRequestObject) (api.UpdateTaskResponseObject, error) {
+	b := req.Body
+	meta, err := metadataJSON(b.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	p := task.UpdateParams{
+		Title: b.Title, Description: b.Description, Metadata: meta,
+		AssigneeID: optional(b.AssigneeId), DueAt: optional(b.DueAt),
+	}
+	if b.Status != nil {
+		st := db.TaskStatus(*b.Status)
+		p.Status = &st
+	}
+	if b.Priority != nil {
+		pr := db.TaskPriority(*b.Priority)
+		p.Priority = &pr
+	}
+	if b.Tags != nil {
+		tags := []string(*b.Tags)
+		p.Tags = &tags
+	}
+	t, err := s.tasks.Update(ctx, actor(ctx), req.TaskId, p, etag.IfMatch(req.Params.IfMatch))
+	if err != nil {
+		return nil, err
+	}
+	out, err := toTask(t)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateTask200JSONResponse{Body: out, Headers: api.UpdateTask200ResponseHeaders{ETag: ptr(etag.Format(t.Version))}}, nil
+}
+
+// DeleteTask implements DELETE /api/v1/tasks/{task_id}.
+func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject) (api.DeleteTaskResponseObject, error) {
+	if err := s.tasks.Delete(ctx, actor(ctx), req.TaskId, etag.IfMatch(req.Params.IfMatch)); err != nil {
+		return nil, err
+	}
+	return api.DeleteTask204Response{}, nil
+}
+
+// ListTaskRuns implements GET /api/v1/tasks/{task_id}/runs. Agent runs do not exist yet,
+// so a visible task has an empty list.
+func (s *Server) ListTaskRuns(ctx context.Context, req api.ListTaskRunsRequestObject) (api.ListTaskRunsResponseObject, error) {
+	if _, err := s.tasks.Get(ctx, actor(ctx), req.TaskId); err != nil {
+		return nil, err
+	}
+	p := page.New([]api.AgentRun{}, 0, page.NewRequest(req.Params.Skip, req.Params.Limit))
+	return api.ListTaskRuns200JSONResponse{Items: p.Items, Total: p.Total, Page: p.Page, PageSize: p.PageSize, TotalPages: p.TotalPages}, nil
+}

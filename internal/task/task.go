@@ -1,0 +1,367 @@
+// Package task implements the task use cases: visibility and authorization, the status
+// transition table, and optimistic concurrency on every write.
+package task
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/etag"
+	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/store"
+)
+
+// MaxMetadataBytes bounds a task's metadata once serialized as JSON.
+const MaxMetadataBytes = 64 << 10
+
+// transitions lists the legal status changes.
+var transitions = map[db.TaskStatus][]db.TaskStatus{
+	db.TaskStatusPending:    {db.TaskStatusInProgress, db.TaskStatusCancelled},
+	db.TaskStatusInProgress: {db.TaskStatusPending, db.TaskStatusCompleted, db.TaskStatusFailed, db.TaskStatusCancelled},
+	db.TaskStatusCompleted:  {db.TaskStatusPending},
+	db.TaskStatusFailed:     {db.TaskStatusPending},
+	db.TaskStatusCancelled:  {db.TaskStatusPending},
+}
+
+// CanTransition reports whether a task may move from one status to another. Staying in
+// the same status is not a transition and is always allowed.
+func CanTransition(from, to db.TaskStatus) bool {
+	if from == to {
+		return true
+	}
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// IsTerminal reports whether a status ends the task's work (completed_at is set).
+func IsTerminal(s db.TaskStatus) bool {
+	return s == db.TaskStatusCompleted || s == db.TaskStatusFailed || s == db.TaskStatusCancelled
+}
+
+// Service implements the task use cases.
+type Service struct {
+	store store.Store
+	now   func() time.Time
+}
+
+// NewService builds a Service.
+func NewService(s store.Store) *Service { return &Service{store: s, now: time.Now} }
+
+// CreateParams are the fields of a new task.
+type CreateParams struct {
+	Title       string
+	Description string
+	Priority    db.TaskPriority // empty means medium
+	AssigneeID  *int64
+	DueAt       *time.Time
+	Tags        []string
+	Metadata    []byte // a JSON object; nil means {}
+}
+
+// Create adds a task created by actor. Invalid when the assignee is not an active user
+// or the metadata is too large.
+func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreateParams) (db.Task, error) {
+	if err := checkMetadata(p.Metadata); err != nil {
+		return db.Task{}, err
+	}
+	if p.AssigneeID != nil {
+		if err := s.checkAssignee(ctx, s.store, *p.AssigneeID); err != nil {
+			return db.Task{}, err
+		}
+	}
+	if p.Priority == "" {
+		p.Priority = db.TaskPriorityMedium
+	}
+	if p.Tags == nil {
+		p.Tags = []string{}
+	}
+	if p.Metadata == nil {
+		p.Metadata = []byte("{}")
+	}
+	t, err := s.store.TaskCreate(ctx, db.TaskCreateParams{
+		Title: strings.TrimSpace(p.Title), Description: p.Description, Priority: p.Priority,
+		AssigneeID: p.AssigneeID, CreatedBy: &actor.UserID, DueAt: utc(p.DueAt), Tags: p.Tags, Metadata: p.Metadata,
+	})
+	if err != nil {
+		return db.Task{}, fmt.Errorf("task: create: %w", assigneeGone(err))
+	}
+	return t, nil
+}
+
+// Visible reports whether actor may see (and so change) t.
+func Visible(actor auth.Principal, t db.Task) bool {
+	return actor.IsAdmin || is(t.CreatedBy, actor.UserID) || is(t.AssigneeID, actor.UserID)
+}
+
+func is(id *int64, want int64) bool { return id != nil && *id == want }
+
+// Get returns a task visible to actor; NotFound otherwise (so ids don't leak).
+func (s *Service) Get(ctx context.Context, actor auth.Principal, id int64) (db.Task, error) {
+	t, err := s.store.TaskGetByID(ctx, id)
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
+		return db.Task{}, fmt.Errorf("task: get: %w", err)
+	}
+	if err != nil || !Visible(actor, t) {
+		return db.Task{}, apperr.E(apperr.NotFound, "task %d not found", id)
+	}
+	return t, nil
+}
+
+// Sorts lists the accepted sort orders; the first is the default.
+var Sorts = []string{"-created_at", "created_at", "updated_at", "-updated_at", "due_at", "-due_at", "priority", "-priority"}
+
+// ListParams filter, sort and page a task list.
+type ListParams struct {
+	Page       page.Request
+	Statuses   []db.TaskStatus
+	Priority   *db.TaskPriority
+	AssigneeID *int64
+	CreatedBy  *int64
+	Tag        *string
+	Q          *string
+	DueBefore  *time.Time
+	DueAfter   *time.Time
+	Sort       string // one of Sorts; empty means the default
+}
+
+// List returns the page of tasks visible to actor that match p. Invalid for an unknown sort.
+func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) (page.Page[db.Task], error) {
+	if p.Sort == "" {
+		p.Sort = Sorts[0]
+	}
+	if !validSort(p.Sort) {
+		return page.Page[db.Task]{}, apperr.Validation(apperr.FieldError{Location: "query", Field: "sort",
+			Message: "must be one of: " + strings.Join(Sorts, ", ")})
+	}
+	f := db.TaskCountParams{
+		Statuses: make([]string, len(p.Statuses)), Priority: p.Priority, AssigneeID: p.AssigneeID,
+		CreatedBy: p.CreatedBy, Tag: p.Tag, DueBefore: p.DueBefore, DueAfter: p.DueAfter,
+	}
+	for i, st := range p.Statuses {
+		f.Statuses[i] = string(st)
+	}
+	if !actor.IsAdmin {
+		f.VisibleTo = &actor.UserID
+	}
+	if p.Q != nil {
+		q := page.EscapeLike(*p.Q)
+		f.Q = &q
+	}
+	var (
+		items []db.Task
+		total int64
+	)
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		var err error
+		if total, err = q.TaskCount(ctx, f); err != nil || total == 0 || int64(p.Page.Skip) >= total {
+			return err
+		}
+		items, err = q.TaskList(ctx, db.TaskListParams{
+			VisibleTo: f.VisibleTo, Statuses: f.Statuses, Priority: f.Priority, AssigneeID: f.AssigneeID,
+			CreatedBy: f.CreatedBy, Tag: f.Tag, Q: f.Q, DueBefore: f.DueBefore, DueAfter: f.DueAfter,
+			Sort: p.Sort, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
+		})
+		return err
+	})
+	if err != nil {
+		return page.Page[db.Task]{}, fmt.Errorf("task: list: %w", err)
+	}
+	return page.New(items, total, p.Page), nil
+}
+
+func validSort(s string) bool {
+	for _, v := range Sorts {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Optional is a field of a partial update that can be left out, set, or set to null.
+type Optional[T any] struct {
+	Set   bool
+	Value *T // nil with Set means null
+}
+
+// UpdateParams are the fields to change; nil (or an unset Optional) leaves a field as it is.
+type UpdateParams struct {
+	Title       *string
+	Description *string
+	Status      *db.TaskStatus
+	Priority    *db.TaskPriority
+	AssigneeID  Optional[int64]
+	DueAt       Optional[time.Time]
+	Tags        *[]string
+	Metadata    []byte // nil leaves it
+}
+
+// maxAttempts bounds retries of an update that lost a race without If-Match.
+const maxAttempts = 3
+
+// Update changes a task visible to actor. NotFound when invisible; Forbidden when a
+// non-creator non-admin changes the assignee; Conflict for an illegal status transition;
+// Invalid for an inactive assignee or oversized metadata; PreconditionFailed when
+// ifMatch does not match (also when another writer wins the race). Without If-Match a
+// lost race is retried on the fresh state.
+func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (db.Task, error) {
+	if err := checkMetadata(p.Metadata); err != nil {
+		return db.Task{}, err
+	}
+	for range maxAttempts {
+		cur, err := s.Get(ctx, actor, id)
+		if err != nil {
+			return db.Task{}, err
+		}
+		if !ifMatch.Allows(cur.Version) {
+			return db.Task{}, errChanged(id)
+		}
+		next, err := s.apply(ctx, actor, cur, p)
+		if err != nil {
+			return db.Task{}, err
+		}
+		t, err := s.store.TaskUpdate(ctx, next)
+		if err == nil {
+			return t, nil
+		}
+		if !apperr.Is(err, apperr.NotFound) {
+			return db.Task{}, fmt.Errorf("task: update: %w", assigneeGone(err))
+		}
+		if ifMatch.Present() {
+			return db.Task{}, errChanged(id)
+		}
+	}
+	return db.Task{}, apperr.E(apperr.Conflict, "task %d is being changed concurrently; retry", id)
+}
+
+// apply computes the task's new fields from the current state and checks the rules.
+func (s *Service) apply(ctx context.Context, actor auth.Principal, cur db.Task, p UpdateParams) (db.TaskUpdateParams, error) {
+	next := db.TaskUpdateParams{
+		ID: cur.ID, Version: cur.Version, Title: cur.Title, Description: cur.Description, Status: cur.Status,
+		Priority: cur.Priority, AssigneeID: cur.AssigneeID, DueAt: cur.DueAt, Tags: cur.Tags, Metadata: cur.Metadata,
+		CompletedAt: cur.CompletedAt,
+	}
+	if p.Title != nil {
+		next.Title = strings.TrimSpace(*p.Title)
+	}
+	if p.Description != nil {
+		next.Description = *p.Description
+	}
+	if p.Priority != nil {
+		next.Priority = *p.Priority
+	}
+	if p.Tags != nil {
+		next.Tags = *p.Tags
+	}
+	if p.Metadata != nil {
+		next.Metadata = p.Metadata
+	}
+	if p.DueAt.Set {
+		next.DueAt = utc(p.DueAt.Value)
+	}
+	if p.AssigneeID.Set && !sameID(p.AssigneeID.Value, cur.AssigneeID) {
+		if !actor.IsAdmin && !is(cur.CreatedBy, actor.UserID) {
+			return next, apperr.E(apperr.Forbidden, "only the task's creator or an administrator may change its assignee")
+		}
+		if p.AssigneeID.Value != nil {
+			if err := s.checkAssignee(ctx, s.store, *p.AssigneeID.Value); err != nil {
+				return next, err
+			}
+		}
+		next.AssigneeID = p.AssigneeID.Value
+	}
+	if p.Status != nil && *p.Status != cur.Status {
+		if !CanTransition(cur.Status, *p.Status) {
+			return next, apperr.E(apperr.Conflict, "cannot change task status from %s to %s", cur.Status, *p.Status)
+		}
+		next.Status = *p.Status
+		if IsTerminal(next.Status) {
+			now := s.now().UTC()
+			next.CompletedAt = &now
+		} else {
+			next.CompletedAt = nil
+		}
+	}
+	return next, nil
+}
+
+// Delete removes a task. NotFound when invisible to actor; Forbidden unless actor created
+// it or is an admin; PreconditionFailed when ifMatch does not match.
+func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, ifMatch etag.Condition) error {
+	for range maxAttempts {
+		cur, err := s.Get(ctx, actor, id)
+		if err != nil {
+			return err
+		}
+		if !actor.IsAdmin && !is(cur.CreatedBy, actor.UserID) {
+			return apperr.E(apperr.Forbidden, "only the task's creator or an administrator may delete it")
+		}
+		if !ifMatch.Allows(cur.Version) {
+			return errChanged(id)
+		}
+		n, err := s.store.TaskDelete(ctx, db.TaskDeleteParams{ID: id, Version: cur.Version})
+		if err != nil {
+			return fmt.Errorf("task: delete: %w", err)
+		}
+		if n == 1 {
+			return nil
+		}
+		if ifMatch.Present() {
+			return errChanged(id)
+		}
+	}
+	return apperr.E(apperr.Conflict, "task %d is being changed concurrently; retry", id)
+}
+
+func (s *Service) checkAssignee(ctx context.Context, q db.Querier, id int64) error {
+	u, err := q.UserGetByID(ctx, id)
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
+		return fmt.Errorf("task: assignee: %w", err)
+	}
+	if err != nil || !u.IsActive {
+		return apperr.Validation(apperr.FieldError{Location: "body", Field: "assignee_id", Message: fmt.Sprintf("user %d is not an active user", id)})
+	}
+	return nil
+}
+
+// assigneeGone reports a foreign key failure (the assignee was deleted meanwhile) as a
+// field error.
+func assigneeGone(err error) error {
+	if apperr.Is(err, apperr.Invalid) && strings.Contains(err.Error(), "assignee") {
+		return apperr.Validation(apperr.FieldError{Location: "body", Field: "assignee_id", Message: "is not an active user"})
+	}
+	return err
+}
+
+func checkMetadata(m []byte) error {
+	if len(m) > MaxMetadataBytes {
+		return apperr.Validation(apperr.FieldError{Location: "body", Field: "metadata",
+			Message: fmt.Sprintf("must be at most %d bytes as JSON (got %d)", MaxMetadataBytes, len(m))})
+	}
+	return nil
+}
+
+func errChanged(id int64) error {
+	return apperr.E(apperr.PreconditionFailed, "task %d has changed since the ETag in If-Match; fetch it again", id)
+}
+
+func sameID(a, b *int64) bool {
+	return (a == nil && b == nil) || (a != nil && b != nil && *a == *b)
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
