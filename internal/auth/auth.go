@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -129,6 +130,11 @@ var errBadCredentials = apperr.E(apperr.Unauthorized, "incorrect email or passwo
 // Login checks an email and password and starts a new refresh-token family. Unknown
 // email, wrong password and inactive user all return the same Unauthorized error.
 func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, error) {
+	if !utf8.ValidString(email) || strings.ContainsRune(email, 0) {
+		// No such address can exist; answer exactly like an unknown email.
+		_, _ = password.Verify(s.dummyHash, plain)
+		return TokenPair{}, errBadCredentials
+	}
 	u, err := s.store.UserGetByEmail(ctx, email)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return TokenPair{}, fmt.Errorf("auth: login: %w", err)

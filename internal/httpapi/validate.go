@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -101,11 +105,19 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		req := c.Request()
+		if _, err := url.ParseQuery(req.URL.RawQuery); err != nil {
+			return apperr.Wrap(apperr.Malformed, err, "the query string is malformed: %v", err)
+		}
 		if op.bodyTypes != nil && hasBody(req) {
 			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
 			if err != nil || !op.bodyTypes[mt] {
 				return apperr.E(apperr.UnsupportedMediaType, "content type %q is not supported; use %s",
 					req.Header.Get(echo.HeaderContentType), strings.Join(sortedKeys(op.bodyTypes), " or "))
+			}
+			if mt == echo.MIMEApplicationJSON {
+				if err := requireSingleJSONValue(req); err != nil {
+					return err
+				}
 			}
 		}
 		params := make(map[string]string, len(c.ParamNames()))
@@ -118,6 +130,32 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// requireSingleJSONValue rejects bodies with data after the first JSON value, which the
+// decoders downstream would silently ignore. The body is put back for them.
+func requireSingleJSONValue(req *http.Request) error {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		var tooLarge *echo.HTTPError
+		if errors.As(err, &tooLarge) && tooLarge.Code == http.StatusRequestEntityTooLarge {
+			return apperr.Wrap(apperr.TooLarge, err, "the request body is larger than %d bytes", maxBodyBytes)
+		}
+		return apperr.Wrap(apperr.Malformed, err, "the request body could not be read")
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	if len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(body))
+		msg := "the request body is not valid JSON"
+		if err := dec.Decode(&v); err != nil {
+			msg += ": " + err.Error()
+		} else {
+			msg += ": unexpected data after the JSON value"
+		}
+		return apperr.E(apperr.Malformed, "%s", msg)
+	}
+	return nil
 }
 
 func hasBody(r *http.Request) bool {

@@ -111,6 +111,8 @@ func Translate(err error) error {
 			return apperr.Wrap(apperr.Conflict, err, "already exists (%s)", pgErr.ConstraintName)
 		case pgErr.Code == "23503":
 			return apperr.Wrap(apperr.Invalid, err, "refers to a missing record (%s)", pgErr.ConstraintName)
+		case pgErr.Code == "22021", pgErr.Code == "22P05":
+			return apperr.Wrap(apperr.Invalid, err, "text contains characters that cannot be stored (NUL bytes or invalid UTF-8)")
 		case pgErr.Code == "23514", pgErr.Code == "22001":
 			return apperr.Wrap(apperr.Invalid, err, "violates a constraint (%s)", pgErr.ConstraintName)
 		case pgErr.Code == "40001", pgErr.Code == "40P01":
