@@ -26,7 +26,9 @@ CREATE TABLE tasks (
     due_at       timestamptz,
     tags         text[]        NOT NULL DEFAULT '{}' CHECK (task_tags_valid(tags)),
     metadata     jsonb         NOT NULL DEFAULT '{}'
-                 CHECK (jsonb_typeof(metadata) = 'object' AND octet_length(metadata::text) <= 65536),
+                 -- The exact 64 KiB limit on compact JSON is checked by the service; this is a backstop
+                 -- (PostgreSQL's text form adds spaces).
+                 CHECK (jsonb_typeof(metadata) = 'object' AND octet_length(metadata::text) <= 131072),
     created_at   timestamptz   NOT NULL DEFAULT now(),
     updated_at   timestamptz   NOT NULL DEFAULT now(),
     completed_at timestamptz,

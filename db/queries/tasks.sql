@@ -70,3 +70,17 @@ WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_t
   AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
   AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
   AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after));
+
+-- name: TaskGetByIDForUpdate :one
+-- TaskGetByIDForUpdate returns one task, locked until the transaction ends.
+SELECT * FROM tasks WHERE id = @id FOR UPDATE;
+
+-- name: TaskDetachUser :exec
+-- TaskDetachUser clears a user's references from tasks (before the user is deleted),
+-- as a change: each affected task gets a new version.
+UPDATE tasks SET
+    created_by  = nullif(created_by, @user_id::bigint),
+    assignee_id = nullif(assignee_id, @user_id::bigint),
+    version     = version + 1,
+    updated_at  = now()
+WHERE created_by = @user_id::bigint OR assignee_id = @user_id::bigint;

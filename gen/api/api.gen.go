@@ -5,19 +5,13 @@ package api
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"path"
-	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/nullable"
 	"github.com/oapi-codegen/runtime"
@@ -63,6 +57,30 @@ const (
 func (e AgentRunStepType) Valid() bool {
 	switch e {
 	case ToolCall:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentTool.
+const (
+	CreateTask       AgentTool = "create_task"
+	GetTask          AgentTool = "get_task"
+	SearchTasks      AgentTool = "search_tasks"
+	UpdateTaskStatus AgentTool = "update_task_status"
+)
+
+// Valid indicates whether the value is a known member of the AgentTool enum.
+func (e AgentTool) Valid() bool {
+	switch e {
+	case CreateTask:
+		return true
+	case GetTask:
+		return true
+	case SearchTasks:
+		return true
+	case UpdateTaskStatus:
 		return true
 	default:
 		return false
@@ -267,12 +285,99 @@ func (e TokenRequestGrantType) Valid() bool {
 	}
 }
 
+// Agent defines model for Agent.
+type Agent struct {
+	// CreatedAt Example: 2026-11-02T09:00:00Z
+	CreatedAt time.Time `json:"created_at"`
+
+	// CreatedBy Example: 1
+	CreatedBy nullable.Nullable[int64] `json:"created_by"`
+
+	// Description Example: Checks invoices against bank statements.
+	Description string `json:"description"`
+
+	// Id Example: 3
+	Id int64 `json:"id"`
+
+	// Instructions Example: You reconcile invoices. Close the task when everything matches.
+	Instructions string `json:"instructions"`
+
+	// IsActive Example: true
+	IsActive bool `json:"is_active"`
+
+	// MaxOutputTokens Example: 1024
+	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens"`
+
+	// Model Example: gpt-4o
+	Model string `json:"model"`
+
+	// Name Example: invoice-reconciler
+	Name string `json:"name"`
+
+	// Temperature Example: 0.2
+	Temperature float64 `json:"temperature"`
+
+	// Tools Example: ["get_task","update_task_status"]
+	Tools AgentTools `json:"tools"`
+
+	// UpdatedAt Example: 2026-11-02T09:00:00Z
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// AgentCreate defines model for AgentCreate.
+type AgentCreate struct {
+	// Description Example: Checks invoices against bank statements.
+	Description *string `json:"description,omitempty"`
+
+	// Instructions Example: You reconcile invoices. Close the task when everything matches.
+	Instructions *string `json:"instructions,omitempty"`
+
+	// IsActive Example: true
+	IsActive *bool `json:"is_active,omitempty"`
+
+	// MaxOutputTokens Example: 1024
+	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens,omitempty"`
+
+	// Model Defaults to the server's `LLM_MODEL`.
+	//
+	// Example: gpt-4o
+	Model *string `json:"model,omitempty"`
+
+	// Name Example: invoice-reconciler
+	Name string `json:"name"`
+
+	// Temperature Example: 0.2
+	Temperature *float64 `json:"temperature,omitempty"`
+
+	// Tools Example: ["get_task","update_task_status"]
+	Tools *AgentTools `json:"tools,omitempty"`
+}
+
+// AgentPage defines model for AgentPage.
+type AgentPage struct {
+	Items []Agent `json:"items"`
+
+	// Page Example: 1
+	Page int32 `json:"page"`
+
+	// PageSize Example: 100
+	PageSize int32 `json:"page_size"`
+
+	// Total Example: 1
+	Total int64 `json:"total"`
+
+	// TotalPages Example: 1
+	TotalPages int32 `json:"total_pages"`
+}
+
 // AgentRun defines model for AgentRun.
 type AgentRun struct {
 	// AgentId Example: 3
 	AgentId int64 `json:"agent_id"`
 
-	// Attempt Example: 1
+	// Attempt How many times execution was started (retries after transient failures add one).
+	//
+	// Example: 1
 	Attempt int32 `json:"attempt"`
 
 	// CompletedAt Example: 2026-11-02T09:00:04Z
@@ -291,6 +396,11 @@ type AgentRun struct {
 	// Input Example: Close the task if the invoices match.
 	Input string `json:"input"`
 
+	// Metadata Free-form JSON object, at most 64 KiB once serialized.
+	//
+	// Example: {"source":"crm","ticket":4711}
+	Metadata TaskMetadata `json:"metadata"`
+
 	// Model Example: gpt-4o
 	Model string `json:"model"`
 
@@ -307,6 +417,20 @@ type AgentRun struct {
 	// TaskId Example: 7
 	TaskId nullable.Nullable[int64] `json:"task_id"`
 	Usage  AgentRunUsage            `json:"usage"`
+}
+
+// AgentRunCreate defines model for AgentRunCreate.
+type AgentRunCreate struct {
+	// Input Example: Close the task if the invoices match.
+	Input string `json:"input"`
+
+	// Metadata Free-form JSON object, at most 64 KiB once serialized.
+	//
+	// Example: {"source":"crm","ticket":4711}
+	Metadata *TaskMetadata `json:"metadata,omitempty"`
+
+	// TaskId Example: 7
+	TaskId nullable.Nullable[int64] `json:"task_id,omitempty"`
 }
 
 // AgentRunError defines model for AgentRunError.
@@ -368,6 +492,45 @@ type AgentRunUsage struct {
 
 	// TotalTokens Example: 876
 	TotalTokens int64 `json:"total_tokens"`
+}
+
+// AgentTool A built-in tool: `get_task` reads a task, `search_tasks` lists tasks, `create_task`
+// creates one, `update_task_status` moves one through its status transitions. Tools
+// act with the permissions of the user who started the run.
+//
+// Example: update_task_status
+type AgentTool string
+
+// AgentTools Example: ["get_task","update_task_status"]
+type AgentTools = []AgentTool
+
+// AgentUpdate Fields to change; fields left out keep their value.
+type AgentUpdate struct {
+	// Description Example: Checks invoices against bank statements.
+	Description *string `json:"description,omitempty"`
+
+	// Instructions Example: Be brief.
+	Instructions *string `json:"instructions,omitempty"`
+
+	// IsActive Example: false
+	IsActive *bool `json:"is_active,omitempty"`
+
+	// MaxOutputTokens A limit, or null for none.
+	//
+	// Example: 512
+	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens,omitempty"`
+
+	// Model Example: gpt-4o-mini
+	Model *string `json:"model,omitempty"`
+
+	// Name Example: invoice-reconciler
+	Name *string `json:"name,omitempty"`
+
+	// Temperature Example: 0
+	Temperature *float64 `json:"temperature,omitempty"`
+
+	// Tools Example: ["get_task","update_task_status"]
+	Tools *AgentTools `json:"tools,omitempty"`
 }
 
 // DependencyCheck defines model for DependencyCheck.
@@ -799,6 +962,9 @@ type UserUpdate struct {
 	Password *string `json:"password,omitempty"`
 }
 
+// AgentID defines model for AgentID.
+type AgentID = int64
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
@@ -810,6 +976,9 @@ type IfNoneMatch = string
 
 // Limit defines model for Limit.
 type Limit = int32
+
+// RunID defines model for RunID.
+type RunID = int64
 
 // Skip defines model for Skip.
 type Skip = int32
@@ -855,6 +1024,69 @@ type UnprocessableEntity = Problem
 
 // UnsupportedMediaType An RFC 9457 problem detail.
 type UnsupportedMediaType = Problem
+
+// ListAgentRunsParams defines parameters for ListAgentRuns.
+type ListAgentRunsParams struct {
+	// Skip How many items to skip.
+	Skip *Skip `form:"skip,omitempty" json:"skip,omitempty"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// AgentId Only runs of this agent.
+	AgentId *int64 `form:"agent_id,omitempty" json:"agent_id,omitempty"`
+
+	// TaskId Only runs on this task.
+	TaskId *int64 `form:"task_id,omitempty" json:"task_id,omitempty"`
+
+	// Status Only runs in this status.
+	Status *AgentRunStatus `form:"status,omitempty" json:"status,omitempty"`
+}
+
+// StreamAgentRunEventsParams defines parameters for StreamAgentRunEvents.
+type StreamAgentRunEventsParams struct {
+	// LastEventID Resume after this event id.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
+}
+
+// ListAgentsParams defines parameters for ListAgents.
+type ListAgentsParams struct {
+	// Skip How many items to skip.
+	Skip *Skip `form:"skip,omitempty" json:"skip,omitempty"`
+
+	// Limit Page size.
+	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// IsActive Only active (true) or inactive (false) agents.
+	IsActive *bool `form:"is_active,omitempty" json:"is_active,omitempty"`
+}
+
+// DeleteAgentParams defines parameters for DeleteAgent.
+type DeleteAgentParams struct {
+	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// GetAgentParams defines parameters for GetAgent.
+type GetAgentParams struct {
+	// IfNoneMatch Answer 304 without a body if the resource still has this ETag.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// UpdateAgentParams defines parameters for UpdateAgent.
+type UpdateAgentParams struct {
+	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// CreateAgentRunParams defines parameters for CreateAgentRun.
+type CreateAgentRunParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
+	// the same key with the same body replays the first response (with
+	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
+	// while the first request is still running a retry gets 409.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
 
 // ListTasksParams defines parameters for ListTasks.
 type ListTasksParams struct {
@@ -947,6 +1179,15 @@ type ListUsersParams struct {
 	IsAdmin *bool `form:"is_admin,omitempty" json:"is_admin,omitempty"`
 }
 
+// CreateUserParams defines parameters for CreateUser.
+type CreateUserParams struct {
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
+	// the same key with the same body replays the first response (with
+	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
+	// while the first request is still running a retry gets 409.
+	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+}
+
 // GetCurrentUserParams defines parameters for GetCurrentUser.
 type GetCurrentUserParams struct {
 	// IfNoneMatch Answer 304 without a body if the resource still has this ETag.
@@ -982,6 +1223,15 @@ type ReplaceUserParams struct {
 	// IfMatch Apply the change only if the resource still has this ETag (else 412).
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
+
+// CreateAgentJSONRequestBody defines body for CreateAgent for application/json ContentType.
+type CreateAgentJSONRequestBody = AgentCreate
+
+// UpdateAgentJSONRequestBody defines body for UpdateAgent for application/json ContentType.
+type UpdateAgentJSONRequestBody = AgentUpdate
+
+// CreateAgentRunJSONRequestBody defines body for CreateAgentRun for application/json ContentType.
+type CreateAgentRunJSONRequestBody = AgentRunCreate
 
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = RefreshRequest
@@ -1032,6 +1282,36 @@ type ServerInterface interface {
 	// GetOpenAPIYAML This API's OpenAPI document (YAML)
 	// (GET /api/openapi.yaml)
 	GetOpenAPIYAML(ctx echo.Context) error
+	// ListAgentRuns List agent runs
+	// (GET /api/v1/agent-runs)
+	ListAgentRuns(ctx echo.Context, params ListAgentRunsParams) error
+	// GetAgentRun Get an agent run
+	// (GET /api/v1/agent-runs/{run_id})
+	GetAgentRun(ctx echo.Context, runId RunID) error
+	// CancelAgentRun Cancel an agent run
+	// (POST /api/v1/agent-runs/{run_id}/cancel)
+	CancelAgentRun(ctx echo.Context, runId RunID) error
+	// StreamAgentRunEvents Stream a run's events (Server-Sent Events)
+	// (GET /api/v1/agent-runs/{run_id}/events)
+	StreamAgentRunEvents(ctx echo.Context, runId RunID, params StreamAgentRunEventsParams) error
+	// ListAgents List agents
+	// (GET /api/v1/agents)
+	ListAgents(ctx echo.Context, params ListAgentsParams) error
+	// CreateAgent Create an agent
+	// (POST /api/v1/agents)
+	CreateAgent(ctx echo.Context) error
+	// DeleteAgent Delete an agent
+	// (DELETE /api/v1/agents/{agent_id})
+	DeleteAgent(ctx echo.Context, agentId AgentID, params DeleteAgentParams) error
+	// GetAgent Get an agent
+	// (GET /api/v1/agents/{agent_id})
+	GetAgent(ctx echo.Context, agentId AgentID, params GetAgentParams) error
+	// UpdateAgent Update an agent
+	// (PATCH /api/v1/agents/{agent_id})
+	UpdateAgent(ctx echo.Context, agentId AgentID, params UpdateAgentParams) error
+	// CreateAgentRun Run an agent
+	// (POST /api/v1/agents/{agent_id}/runs)
+	CreateAgentRun(ctx echo.Context, agentId AgentID, params CreateAgentRunParams) error
 	// Logout Log out
 	// (POST /api/v1/auth/logout)
 	Logout(ctx echo.Context) error
@@ -1064,7 +1344,7 @@ type ServerInterface interface {
 	ListUsers(ctx echo.Context, params ListUsersParams) error
 	// CreateUser Create a user
 	// (POST /api/v1/users)
-	CreateUser(ctx echo.Context) error
+	CreateUser(ctx echo.Context, params CreateUserParams) error
 	// GetCurrentUser The authenticated user
 	// (GET /api/v1/users/me)
 	GetCurrentUser(ctx echo.Context, params GetCurrentUserParams) error
@@ -1143,6 +1423,305 @@ func (w *ServerInterfaceWrapper) GetOpenAPIYAML(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenAPIYAML(ctx)
+	return err
+}
+
+// ListAgentRuns converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAgentRuns(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAgentRunsParams
+	// ------------- Optional query parameter "skip" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "skip", ctx.QueryParams(), &params.Skip, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter skip: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "agent_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "agent_id", ctx.QueryParams(), &params.AgentId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter agent_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "task_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "task_id", ctx.QueryParams(), &params.TaskId, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter task_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAgentRuns(ctx, params)
+	return err
+}
+
+// GetAgentRun converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAgentRun(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "run_id" -------------
+	var runId RunID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "run_id", ctx.Param("run_id"), &runId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter run_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAgentRun(ctx, runId)
+	return err
+}
+
+// CancelAgentRun converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelAgentRun(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "run_id" -------------
+	var runId RunID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "run_id", ctx.Param("run_id"), &runId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter run_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelAgentRun(ctx, runId)
+	return err
+}
+
+// StreamAgentRunEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) StreamAgentRunEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "run_id" -------------
+	var runId RunID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "run_id", ctx.Param("run_id"), &runId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter run_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StreamAgentRunEventsParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Last-Event-ID, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Last-Event-ID: %s", err))
+		}
+
+		params.LastEventID = &LastEventID
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.StreamAgentRunEvents(ctx, runId, params)
+	return err
+}
+
+// ListAgents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListAgents(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAgentsParams
+	// ------------- Optional query parameter "skip" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "skip", ctx.QueryParams(), &params.Skip, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter skip: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "is_active" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "is_active", ctx.QueryParams(), &params.IsActive, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter is_active: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListAgents(ctx, params)
+	return err
+}
+
+// CreateAgent converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateAgent(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateAgent(ctx)
+	return err
+}
+
+// DeleteAgent converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAgent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "agent_id" -------------
+	var agentId AgentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "agent_id", ctx.Param("agent_id"), &agentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter agent_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteAgentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAgent(ctx, agentId, params)
+	return err
+}
+
+// GetAgent converts echo context to params.
+func (w *ServerInterfaceWrapper) GetAgent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "agent_id" -------------
+	var agentId AgentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "agent_id", ctx.Param("agent_id"), &agentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter agent_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetAgentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch IfNoneMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-None-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-None-Match: %s", err))
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetAgent(ctx, agentId, params)
+	return err
+}
+
+// UpdateAgent converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateAgent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "agent_id" -------------
+	var agentId AgentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "agent_id", ctx.Param("agent_id"), &agentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter agent_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateAgentParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateAgent(ctx, agentId, params)
+	return err
+}
+
+// CreateAgentRun converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateAgentRun(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "agent_id" -------------
+	var agentId AgentID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "agent_id", ctx.Param("agent_id"), &agentId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter agent_id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAgentRunParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateAgentRun(ctx, agentId, params)
 	return err
 }
 
@@ -1480,8 +2059,28 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) CreateUser(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
+		var IdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Idempotency-Key", valueList[0], &IdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter Idempotency-Key: %s", err))
+		}
+
+		params.IdempotencyKey = &IdempotencyKey
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.CreateUser(ctx)
+	err = w.Handler.CreateUser(ctx, params)
 	return err
 }
 
@@ -1751,6 +2350,16 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/v1/users/:user_id", wrapper.GetUser, options.OperationMiddlewares["getUser"]...)
 	router.PATCH(options.BaseURL+"/api/v1/users/:user_id", wrapper.UpdateUser, options.OperationMiddlewares["updateUser"]...)
 	router.PUT(options.BaseURL+"/api/v1/users/:user_id", wrapper.ReplaceUser, options.OperationMiddlewares["replaceUser"]...)
+	router.GET(options.BaseURL+"/api/v1/agents", wrapper.ListAgents, options.OperationMiddlewares["listAgents"]...)
+	router.POST(options.BaseURL+"/api/v1/agents", wrapper.CreateAgent, options.OperationMiddlewares["createAgent"]...)
+	router.DELETE(options.BaseURL+"/api/v1/agents/:agent_id", wrapper.DeleteAgent, options.OperationMiddlewares["deleteAgent"]...)
+	router.GET(options.BaseURL+"/api/v1/agents/:agent_id", wrapper.GetAgent, options.OperationMiddlewares["getAgent"]...)
+	router.PATCH(options.BaseURL+"/api/v1/agents/:agent_id", wrapper.UpdateAgent, options.OperationMiddlewares["updateAgent"]...)
+	router.POST(options.BaseURL+"/api/v1/agents/:agent_id/runs", wrapper.CreateAgentRun, options.OperationMiddlewares["createAgentRun"]...)
+	router.GET(options.BaseURL+"/api/v1/agent-runs", wrapper.ListAgentRuns, options.OperationMiddlewares["listAgentRuns"]...)
+	router.GET(options.BaseURL+"/api/v1/agent-runs/:run_id", wrapper.GetAgentRun, options.OperationMiddlewares["getAgentRun"]...)
+	router.POST(options.BaseURL+"/api/v1/agent-runs/:run_id/cancel", wrapper.CancelAgentRun, options.OperationMiddlewares["cancelAgentRun"]...)
+	router.GET(options.BaseURL+"/api/v1/agent-runs/:run_id/events", wrapper.StreamAgentRunEvents, options.OperationMiddlewares["streamAgentRunEvents"]...)
 	router.GET(options.BaseURL+"/api/v1/tasks", wrapper.ListTasks, options.OperationMiddlewares["listTasks"]...)
 	router.POST(options.BaseURL+"/api/v1/tasks", wrapper.CreateTask, options.OperationMiddlewares["createTask"]...)
 	router.DELETE(options.BaseURL+"/api/v1/tasks/:task_id", wrapper.DeleteTask, options.OperationMiddlewares["deleteTask"]...)
@@ -2058,6 +2667,1612 @@ func (response GetOpenAPIYAML500ApplicationProblemPlusJSONResponse) VisitGetOpen
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgentRunsRequestObject struct {
+	Params ListAgentRunsParams
+}
+
+type ListAgentRunsResponseObject interface {
+	VisitListAgentRunsResponse(w http.ResponseWriter) error
+}
+
+type ListAgentRuns200JSONResponse AgentRunPage
+
+func (response ListAgentRuns200JSONResponse) VisitListAgentRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgentRuns400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgentRuns400ApplicationProblemPlusJSONResponse) VisitListAgentRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgentRuns401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgentRuns401ApplicationProblemPlusJSONResponse) VisitListAgentRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgentRuns422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgentRuns422ApplicationProblemPlusJSONResponse) VisitListAgentRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgentRuns429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgentRuns429ApplicationProblemPlusJSONResponse) VisitListAgentRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgentRuns500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgentRuns500ApplicationProblemPlusJSONResponse) VisitListAgentRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgentRuns503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgentRuns503ApplicationProblemPlusJSONResponse) VisitListAgentRunsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentRunRequestObject struct {
+	RunId RunID `json:"run_id"`
+}
+
+type GetAgentRunResponseObject interface {
+	VisitGetAgentRunResponse(w http.ResponseWriter) error
+}
+
+type GetAgentRun200JSONResponse AgentRun
+
+func (response GetAgentRun200JSONResponse) VisitGetAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentRun401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgentRun401ApplicationProblemPlusJSONResponse) VisitGetAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentRun404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgentRun404ApplicationProblemPlusJSONResponse) VisitGetAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentRun422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgentRun422ApplicationProblemPlusJSONResponse) VisitGetAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgentRun429ApplicationProblemPlusJSONResponse) VisitGetAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentRun500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgentRun500ApplicationProblemPlusJSONResponse) VisitGetAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentRun503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgentRun503ApplicationProblemPlusJSONResponse) VisitGetAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAgentRunRequestObject struct {
+	RunId RunID `json:"run_id"`
+}
+
+type CancelAgentRunResponseObject interface {
+	VisitCancelAgentRunResponse(w http.ResponseWriter) error
+}
+
+type CancelAgentRun200JSONResponse AgentRun
+
+func (response CancelAgentRun200JSONResponse) VisitCancelAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAgentRun401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CancelAgentRun401ApplicationProblemPlusJSONResponse) VisitCancelAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAgentRun404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CancelAgentRun404ApplicationProblemPlusJSONResponse) VisitCancelAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAgentRun409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CancelAgentRun409ApplicationProblemPlusJSONResponse) VisitCancelAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAgentRun422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response CancelAgentRun422ApplicationProblemPlusJSONResponse) VisitCancelAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAgentRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CancelAgentRun429ApplicationProblemPlusJSONResponse) VisitCancelAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAgentRun500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CancelAgentRun500ApplicationProblemPlusJSONResponse) VisitCancelAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelAgentRun503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CancelAgentRun503ApplicationProblemPlusJSONResponse) VisitCancelAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamAgentRunEventsRequestObject struct {
+	RunId  RunID `json:"run_id"`
+	Params StreamAgentRunEventsParams
+}
+
+type StreamAgentRunEventsResponseObject interface {
+	VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error
+}
+
+type StreamAgentRunEvents200TexteventStreamResponse struct {
+	Body          io.Reader
+	ContentLength int64
+}
+
+func (response StreamAgentRunEvents200TexteventStreamResponse) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		// If w doesn't support flushing, fall back to io.Copy.
+		_, err := io.Copy(w, response.Body)
+		return err
+	}
+	// text/event-stream messages are typically small; use a
+	// modest buffer and flush after each chunk so clients see
+	// events immediately instead of waiting on OS buffering.
+	buf := make([]byte, 4096)
+	for {
+		n, err := response.Body.Read(buf)
+		if n > 0 {
+			if _, writeErr := w.Write(buf[:n]); writeErr != nil {
+				return writeErr
+			}
+			flusher.Flush()
+		}
+		if err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+type StreamAgentRunEvents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response StreamAgentRunEvents401ApplicationProblemPlusJSONResponse) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamAgentRunEvents404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response StreamAgentRunEvents404ApplicationProblemPlusJSONResponse) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamAgentRunEvents422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response StreamAgentRunEvents422ApplicationProblemPlusJSONResponse) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamAgentRunEvents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response StreamAgentRunEvents429ApplicationProblemPlusJSONResponse) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamAgentRunEvents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response StreamAgentRunEvents500ApplicationProblemPlusJSONResponse) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type StreamAgentRunEvents503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response StreamAgentRunEvents503ApplicationProblemPlusJSONResponse) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgentsRequestObject struct {
+	Params ListAgentsParams
+}
+
+type ListAgentsResponseObject interface {
+	VisitListAgentsResponse(w http.ResponseWriter) error
+}
+
+type ListAgents200JSONResponse AgentPage
+
+func (response ListAgents200JSONResponse) VisitListAgentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgents400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgents400ApplicationProblemPlusJSONResponse) VisitListAgentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgents401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgents401ApplicationProblemPlusJSONResponse) VisitListAgentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgents422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgents422ApplicationProblemPlusJSONResponse) VisitListAgentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgents429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgents429ApplicationProblemPlusJSONResponse) VisitListAgentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgents500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgents500ApplicationProblemPlusJSONResponse) VisitListAgentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListAgents503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListAgents503ApplicationProblemPlusJSONResponse) VisitListAgentsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRequestObject struct {
+	Body *CreateAgentJSONRequestBody
+}
+
+type CreateAgentResponseObject interface {
+	VisitCreateAgentResponse(w http.ResponseWriter) error
+}
+
+type CreateAgent201ResponseHeaders struct {
+	ETag     *string
+	Location *string
+}
+
+type CreateAgent201JSONResponse struct {
+	Body    Agent
+	Headers CreateAgent201ResponseHeaders
+}
+
+func (response CreateAgent201JSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent400ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent401ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent403ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent409ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent413ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent415ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent422ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent429ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent500ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgent503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgent503ApplicationProblemPlusJSONResponse) VisitCreateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgentRequestObject struct {
+	AgentId AgentID `json:"agent_id"`
+	Params  DeleteAgentParams
+}
+
+type DeleteAgentResponseObject interface {
+	VisitDeleteAgentResponse(w http.ResponseWriter) error
+}
+
+type DeleteAgent204Response struct {
+}
+
+func (response DeleteAgent204Response) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteAgent401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAgent401ApplicationProblemPlusJSONResponse) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgent403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAgent403ApplicationProblemPlusJSONResponse) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgent404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAgent404ApplicationProblemPlusJSONResponse) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgent412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAgent412ApplicationProblemPlusJSONResponse) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgent422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAgent422ApplicationProblemPlusJSONResponse) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgent429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAgent429ApplicationProblemPlusJSONResponse) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAgent500ApplicationProblemPlusJSONResponse) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAgent503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response DeleteAgent503ApplicationProblemPlusJSONResponse) VisitDeleteAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgentRequestObject struct {
+	AgentId AgentID `json:"agent_id"`
+	Params  GetAgentParams
+}
+
+type GetAgentResponseObject interface {
+	VisitGetAgentResponse(w http.ResponseWriter) error
+}
+
+type GetAgent200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetAgent200JSONResponse struct {
+	Body    Agent
+	Headers GetAgent200ResponseHeaders
+}
+
+func (response GetAgent200JSONResponse) VisitGetAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgent304ResponseHeaders struct {
+	ETag *string
+}
+
+type GetAgent304Response struct {
+	Headers GetAgent304ResponseHeaders
+}
+
+func (response GetAgent304Response) VisitGetAgentResponse(w http.ResponseWriter) error {
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(304)
+	return nil
+}
+
+type GetAgent401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgent401ApplicationProblemPlusJSONResponse) VisitGetAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgent404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgent404ApplicationProblemPlusJSONResponse) VisitGetAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgent422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgent422ApplicationProblemPlusJSONResponse) VisitGetAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgent429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgent429ApplicationProblemPlusJSONResponse) VisitGetAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgent500ApplicationProblemPlusJSONResponse) VisitGetAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetAgent503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetAgent503ApplicationProblemPlusJSONResponse) VisitGetAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgentRequestObject struct {
+	AgentId AgentID `json:"agent_id"`
+	Params  UpdateAgentParams
+	Body    *UpdateAgentJSONRequestBody
+}
+
+type UpdateAgentResponseObject interface {
+	VisitUpdateAgentResponse(w http.ResponseWriter) error
+}
+
+type UpdateAgent200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateAgent200JSONResponse struct {
+	Body    Agent
+	Headers UpdateAgent200ResponseHeaders
+}
+
+func (response UpdateAgent200JSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent400ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent401ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent403ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent404ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent409ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent412ApplicationProblemPlusJSONResponse struct {
+	PreconditionFailedApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent412ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent413ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent415ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent422ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent429ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent500ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateAgent503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateAgent503ApplicationProblemPlusJSONResponse) VisitUpdateAgentResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRunRequestObject struct {
+	AgentId AgentID `json:"agent_id"`
+	Params  CreateAgentRunParams
+	Body    *CreateAgentRunJSONRequestBody
+}
+
+type CreateAgentRunResponseObject interface {
+	VisitCreateAgentRunResponse(w http.ResponseWriter) error
+}
+
+type CreateAgentRun202ResponseHeaders struct {
+	IdempotentReplayed *string
+	Location           *string
+}
+
+type CreateAgentRun202JSONResponse struct {
+	Body    AgentRun
+	Headers CreateAgentRun202ResponseHeaders
+}
+
+func (response CreateAgentRun202JSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun400ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun401ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun404ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun409ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun413ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun415ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun422ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun429ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun500ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateAgentRun503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response CreateAgentRun503ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -3640,7 +5855,8 @@ func (response ListUsers503ApplicationProblemPlusJSONResponse) VisitListUsersRes
 }
 
 type CreateUserRequestObject struct {
-	Body *CreateUserJSONRequestBody
+	Params CreateUserParams
+	Body   *CreateUserJSONRequestBody
 }
 
 type CreateUserResponseObject interface {
@@ -3648,8 +5864,9 @@ type CreateUserResponseObject interface {
 }
 
 type CreateUser201ResponseHeaders struct {
-	ETag     *string
-	Location *string
+	ETag               *string
+	IdempotentReplayed *string
+	Location           *string
 }
 
 type CreateUser201JSONResponse struct {
@@ -3666,6 +5883,9 @@ func (response CreateUser201JSONResponse) VisitCreateUserResponse(w http.Respons
 	w.Header().Set("Content-Type", "application/json")
 	if response.Headers.ETag != nil {
 		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.IdempotentReplayed != nil {
+		w.Header().Set("Idempotent-Replayed", fmt.Sprint(*response.Headers.IdempotentReplayed))
 	}
 	if response.Headers.Location != nil {
 		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
@@ -5008,6 +7228,36 @@ type StrictServerInterface interface {
 	// GetOpenAPIYAML This API's OpenAPI document (YAML)
 	// (GET /api/openapi.yaml)
 	GetOpenAPIYAML(ctx context.Context, request GetOpenAPIYAMLRequestObject) (GetOpenAPIYAMLResponseObject, error)
+	// ListAgentRuns List agent runs
+	// (GET /api/v1/agent-runs)
+	ListAgentRuns(ctx context.Context, request ListAgentRunsRequestObject) (ListAgentRunsResponseObject, error)
+	// GetAgentRun Get an agent run
+	// (GET /api/v1/agent-runs/{run_id})
+	GetAgentRun(ctx context.Context, request GetAgentRunRequestObject) (GetAgentRunResponseObject, error)
+	// CancelAgentRun Cancel an agent run
+	// (POST /api/v1/agent-runs/{run_id}/cancel)
+	CancelAgentRun(ctx context.Context, request CancelAgentRunRequestObject) (CancelAgentRunResponseObject, error)
+	// StreamAgentRunEvents Stream a run's events (Server-Sent Events)
+	// (GET /api/v1/agent-runs/{run_id}/events)
+	StreamAgentRunEvents(ctx context.Context, request StreamAgentRunEventsRequestObject) (StreamAgentRunEventsResponseObject, error)
+	// ListAgents List agents
+	// (GET /api/v1/agents)
+	ListAgents(ctx context.Context, request ListAgentsRequestObject) (ListAgentsResponseObject, error)
+	// CreateAgent Create an agent
+	// (POST /api/v1/agents)
+	CreateAgent(ctx context.Context, request CreateAgentRequestObject) (CreateAgentResponseObject, error)
+	// DeleteAgent Delete an agent
+	// (DELETE /api/v1/agents/{agent_id})
+	DeleteAgent(ctx context.Context, request DeleteAgentRequestObject) (DeleteAgentResponseObject, error)
+	// GetAgent Get an agent
+	// (GET /api/v1/agents/{agent_id})
+	GetAgent(ctx context.Context, request GetAgentRequestObject) (GetAgentResponseObject, error)
+	// UpdateAgent Update an agent
+	// (PATCH /api/v1/agents/{agent_id})
+	UpdateAgent(ctx context.Context, request UpdateAgentRequestObject) (UpdateAgentResponseObject, error)
+	// CreateAgentRun Run an agent
+	// (POST /api/v1/agents/{agent_id}/runs)
+	CreateAgentRun(ctx context.Context, request CreateAgentRunRequestObject) (CreateAgentRunResponseObject, error)
 	// Logout Log out
 	// (POST /api/v1/auth/logout)
 	Logout(ctx context.Context, request LogoutRequestObject) (LogoutResponseObject, error)
@@ -5207,6 +7457,328 @@ func (sh *strictHandler) GetOpenAPIYAML(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetOpenAPIYAMLResponseObject); ok {
 		return validResponse.VisitGetOpenAPIYAMLResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListAgentRuns operation middleware
+func (sh *strictHandler) ListAgentRuns(ctx echo.Context, params ListAgentRunsParams) error {
+	var request ListAgentRunsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAgentRuns(ctx.Request().Context(), request.(ListAgentRunsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAgentRuns")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAgentRunsResponseObject); ok {
+		return validResponse.VisitListAgentRunsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAgentRun operation middleware
+func (sh *strictHandler) GetAgentRun(ctx echo.Context, runId RunID) error {
+	var request GetAgentRunRequestObject
+
+	request.RunId = runId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAgentRun(ctx.Request().Context(), request.(GetAgentRunRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAgentRun")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAgentRunResponseObject); ok {
+		return validResponse.VisitGetAgentRunResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CancelAgentRun operation middleware
+func (sh *strictHandler) CancelAgentRun(ctx echo.Context, runId RunID) error {
+	var request CancelAgentRunRequestObject
+
+	request.RunId = runId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelAgentRun(ctx.Request().Context(), request.(CancelAgentRunRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelAgentRun")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CancelAgentRunResponseObject); ok {
+		return validResponse.VisitCancelAgentRunResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// StreamAgentRunEvents operation middleware
+func (sh *strictHandler) StreamAgentRunEvents(ctx echo.Context, runId RunID, params StreamAgentRunEventsParams) error {
+	var request StreamAgentRunEventsRequestObject
+
+	request.RunId = runId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.StreamAgentRunEvents(ctx.Request().Context(), request.(StreamAgentRunEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "StreamAgentRunEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(StreamAgentRunEventsResponseObject); ok {
+		return validResponse.VisitStreamAgentRunEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListAgents operation middleware
+func (sh *strictHandler) ListAgents(ctx echo.Context, params ListAgentsParams) error {
+	var request ListAgentsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListAgents(ctx.Request().Context(), request.(ListAgentsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListAgents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListAgentsResponseObject); ok {
+		return validResponse.VisitListAgentsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateAgent operation middleware
+func (sh *strictHandler) CreateAgent(ctx echo.Context) error {
+	var request CreateAgentRequestObject
+
+	var body CreateAgentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAgent(ctx.Request().Context(), request.(CreateAgentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAgent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateAgentResponseObject); ok {
+		return validResponse.VisitCreateAgentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteAgent operation middleware
+func (sh *strictHandler) DeleteAgent(ctx echo.Context, agentId AgentID, params DeleteAgentParams) error {
+	var request DeleteAgentRequestObject
+
+	request.AgentId = agentId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAgent(ctx.Request().Context(), request.(DeleteAgentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAgent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAgentResponseObject); ok {
+		return validResponse.VisitDeleteAgentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetAgent operation middleware
+func (sh *strictHandler) GetAgent(ctx echo.Context, agentId AgentID, params GetAgentParams) error {
+	var request GetAgentRequestObject
+
+	request.AgentId = agentId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetAgent(ctx.Request().Context(), request.(GetAgentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetAgent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetAgentResponseObject); ok {
+		return validResponse.VisitGetAgentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateAgent operation middleware
+func (sh *strictHandler) UpdateAgent(ctx echo.Context, agentId AgentID, params UpdateAgentParams) error {
+	var request UpdateAgentRequestObject
+
+	request.AgentId = agentId
+	request.Params = params
+
+	var body UpdateAgentJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateAgent(ctx.Request().Context(), request.(UpdateAgentRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateAgent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateAgentResponseObject); ok {
+		return validResponse.VisitUpdateAgentResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateAgentRun operation middleware
+func (sh *strictHandler) CreateAgentRun(ctx echo.Context, agentId AgentID, params CreateAgentRunParams) error {
+	var request CreateAgentRunRequestObject
+
+	request.AgentId = agentId
+	request.Params = params
+
+	var body CreateAgentRunJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateAgentRun(ctx.Request().Context(), request.(CreateAgentRunRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateAgentRun")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateAgentRunResponseObject); ok {
+		return validResponse.VisitCreateAgentRunResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -5564,8 +8136,10 @@ func (sh *strictHandler) ListUsers(ctx echo.Context, params ListUsersParams) err
 }
 
 // CreateUser operation middleware
-func (sh *strictHandler) CreateUser(ctx echo.Context) error {
+func (sh *strictHandler) CreateUser(ctx echo.Context, params CreateUserParams) error {
 	var request CreateUserRequestObject
+
+	request.Params = params
 
 	var body CreateUserJSONRequestBody
 	var err error
@@ -5830,240 +8404,4 @@ func (sh *strictHandler) ReplaceUser(ctx echo.Context, userId UserID, params Rep
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
 	return nil
-}
-
-// Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
-// Stored as a slice of fixed-width chunks rather than one concatenated
-// const string: with thousands of chunks the chained `+` fold is several
-// times slower for the Go compiler than parsing a slice literal.
-var swaggerSpec = []string{
-	"7H3pchs50uCrIGp3o6X4SIqUKLstxUas2seMum23VpbG01+rQwSrkiRGRaAMoCTTHv3dB9hH3CfZQAJV",
-	"hSqClw6P52v1j7ZI4kgkMhN5IfE1isU0Exy4VtHB12gCNAGJf76k8QReCq6lSN+LD1pIMF8noGLJMs0E",
-	"jw6io/SGzhQZcNFWpsXgkGhxBVyRaa404UKTIZDYDJV0olYEn+k0SyE6iIoeUStS8QSm1AyuZ5n5TWnJ",
-	"+Di6vW1Fr8/oeH7av4FUTHCi6ZiIEdETIBKUyGUMLTISkgyOR+13VMeTAaE8wY/vBQf3XR2Si2jvIloB",
-	"xnEC00xo4PoUspTOIJkHaqBlDgNyMwFO9IQpA1ImuALCFKFEYkcDLuUEqEwZSCLhUw5KkxumJ7gMRadA",
-	"BuV08az9C8waAJt5avACz6fRwe/2hz9aAfjfiphaMJtQn5++LVAYS6AakhKV9Vl3aMZ2rns7uQKpdvq7",
-	"KzB2ClrOjkYa5PycHyAWPFFEC3JDmSGRkZBmC7WcMT6uzbvXDczDuIYxSJzo48ePR7meANcspjpAo2cT",
-	"ILRqYegGBwQzf64ay/wJqAS5dHG3rSijkk5BO1bxtusXmAW4hOScfcqBXMGMbKk8nhBqSOL8/PjVNtET",
-	"qsmUXoEqMVDQjyUORUdwgGS92ycTkUt1wUtaMUPWqWcokpmjNoXfjphUuqLGLdP8gldEptsFUR8QpOHt",
-	"QzskJQkbjUAC13ZUpgnC9Q+IDaFs9Xd3t1uGwy74zYSlUJvOAs8UUZqlKZE552Zp1K6SjEEr0u++6Fzw",
-	"2gbsD7vxsDd61u4m+9Dux3vP2i9i89eoN+yO9uiPcS+JWhEziLXiKmpFnE5N3wbf1HZxSj+/BT7Wk+hg",
-	"d3+/FU0ZLz73QixzPEJhEdjNLEtnlmEmlI+BCJ7OCKuLIbfoCVV2L40cI1uQKiD93u52WAKF1+Qk2cLF",
-	"dLth8I3AW7QErm5Akr1uHzda5JpQt8Orl7EZ7JXY3XABb9mU6XnQT+gYiGJfkG1x0k85yFk1Z4r9/LkS",
-	"GNE81dFBz8w0EnJKtRUie0aKTelnNjUCtNc1v08Zdx9bIXHz4Ypl81D9VdyQKeWGQ2CKgk1dsWwRiOa3",
-	"MIQr4bP/eVB2g1CeUXV1/CosCzVVVz8owuoH8nMHakb1pILUtL1kht8MPzNpzj0jInzgfYCf9aOVGDxX",
-	"IBfBZg6Xedj6u0HgTOOHBe7WDGXFJAr2n2hyauWY+RQLbqSl+ZNmWeoOk51MimEK0//4h7Lnawm2WaCm",
-	"LI0OokIaWh5TqBhd05Ql5OcPv74/IDmHz5kVqsATcyAznuXaLQ2UNus8iPZH3fhZ8gx2hz3aHz1HLUBT",
-	"navooI9cxLQ9xGhCCsDLZRaAqp0pTQ1eIGm70aNbH2f/XcIoOoj+206lG+7YX9XOiR3D4mp+/zypX05C",
-	"tszR5bDSQvESRsN2x8DxUvBRyuL7YpwiLRVHI1MEppSlhKYSaDIj8JkprTbC74sKvyWMAeTGxW8PjdNi",
-	"YFWd93Eu8XA2QAJi742QQ5YkwO+LvsQwitKSaiFJJtk1S2EMVilBVtsEdXsV6ioAA7gblT8+BPJ8tTBp",
-	"kWFuDRKapuIGEiOkE4G0gZg75hokp+lrKYW8L/Z4jaPNiETEuFubIG7f5+kCPvIB5DVIYuEMIJG5hg+D",
-	"w9pKlJ0aF3SIFGiXrAiVQBi3SqhtlIoxyXkCkgyq9Q4Q1e+FfiNyntwTy8jg/V3c1BGOtwlN9ivUvhea",
-	"vHEDzKGTC922oz8EPt8Lgvp/ZWPdtqITOksFTc6EeEvlGO6JFu3JjELQpmZcaUwNTnrd/o/7z5+R4UzD",
-	"RhKw57GxO13Ia66ZnpEzIYiFPYDBzC6vrYVoIyAPLhqDyyTv2E8WvRLtTWY6vqEsheRBMOw0ZKMbW0Mg",
-	"OSQj0PHEmEl0TBnfCLm7FXJ9gImDOIRXr1l7ZJs9HGbd8tzSiGI8tvYdmjKMez4WxLIRSyyGc06vKUvp",
-	"MH0IOk6opkNqXSi5N/ImMtSjWgcjOa8NNYdYf6YHEaIkgQx4YuzSyv7317fdWOChM5JTqkEies+EeEf5",
-	"zPGduq8+SjUQtJQIfI4BEkO8dkrGyV6XKOui2YSCdz0FycgDAy4p4Q2g2QDRRiAeiHBP51dl7AjPqYle",
-	"qXbplgrN41rveA4snOqc01xPhGRfHkR+0DgGpay3FGUIfM421qt6FcZr4IVpuvr9IZD9jinF+LhFGLcq",
-	"PCr5uAYSS0iM5kVT1diAjx8/tpvuumW70PTuua3IpDDoM6xiT6AHPDPNZvTKVY0YpAahqPOo6OD3r5H9",
-	"6iBCiyJqRWnpXI3MQWSMTAObOcgjdIMPgVBn5zgrJEkkKBXd/rEJf+36u+1hwB3CoV3HSS1wD7HnHyFN",
-	"286qM+q0Q9IhGVj0DEhqzCoCNJ6QIXXYQ/l1zlWeZUJqSN5BwugZgnqvTXNdiVk1uYg0fNY7WUoZv4gK",
-	"47Kc89CYg+SiNocZG31X6x/S+/4WlIMTXBHBJQVZr2zZnpqWbWzyKErQBB3LNcyg9SsykNb3nQiwuDES",
-	"KNMd9Mm4qQwkR2Pg+jRHrGfS9NPMekOo+QWR5O3HXmvex9L0q7QiqjVMM13r2Qv4uuZ7GnykoCG5pPXu",
-	"0W5391m712t3d8+6Lw663YNu/z8jb8zEHC+aTc2e8Dx1Kol1EDXcja3IxT7WmKS7cJKFgw5nyxaOKFsA",
-	"oIcIKOxSmqa/jlAQLSOaYhutmWgETX2K21bU2MkXL9baSuuYqiHpZSqU1Q01VVeFD5nxa8FiUGRqlMRO",
-	"CEFTkUBaH2uc6XZfhBqLXM/NfJSmjXkOyTGZUnllDPwCoJKGOuuQgtJUrkcKvbvTWyFS1tvED7Y19oMM",
-	"u6Gjef3+kJneDgwqJZ3hZ+fe9df5/E7Umdvzbj1wzrGx9bYWjtvfI/TkljKm5fmeHbIK2itJoUBHwRwF",
-	"QRXgVHKnxos1bq/td0PcVKFUMfwHWJdena/mZGQsEqiTTZpOL7nQl7HgIzbOpa+eeZxQaAx+VwWa/Hry",
-	"+v3R8eXRyfHlL69/I1oQmXOCaFJRKG7ioxShqQZftp4TN3t9OSWVbURuIVLLmqtbT/ybbpeKfWn0DQZy",
-	"5ntroWldvnTXknHY79LMrZb1Ds7apGpEXAGKw4O/rvpsy7boQykzioD/pxxysNHQy0yKMSqVHhEb8VS4",
-	"D2LKY0hT17xoYiasCM7vOEeiNWFSV8moHOfTIoekFCrPb8tQzRj0pfkelS2Foa6veP48r0RhZExkN5eb",
-	"XAuRXsY0RV9mQxnxp6SJ9YLQ9MRrZGWVB2Y5U22dPrhzuLfw+0yZZ0bQ42ouS8E0h6xqlQ0NekK1PZiE",
-	"SI3FnUsOCdkSkjCjOBupst0iVJExuwZOhjS+MkxvuqBwqwXGvkbiyh3nJfBeOkiJvdomV1+vEh/aKrSI",
-	"g5aH8XJ5y6j1XAUlikM9E/zSZgrVsPusvxZ/ZlJMMx0a4Mfe7gYcHhrg+bM1Bmggqg5PK7DIxowhxL0q",
-	"fUQvJxBfzaOuMHx8arx2mVC7ISJMKaZCXE4bUqzjYzkRec0NxvPp0OJIzckbYRg4gbGkCfKO7yir0Rg2",
-	"XE5cJe94UIbQ8saYkOVp65H+A5rhTeHihm4y7yuhjbWXUT0pcqawJQbkGEcOLqCoZ0kUMM5vkZeYVWDZ",
-	"QV8kDbigt8utqKHZtVxPm1iOg1XbVQLaigqXyDK14q9AUz2Zp+EgTd2RdELzFrZyIOWFnL55SV70958T",
-	"Z5m74JXZqUWMFhDeN8awvpGCj23AyxjXNrTHmylzoQDV3F4VjqXmZK9pPKl7oTDfCrONMH9oLZXM456A",
-	"Usa40kYtCCdjFI4FQ4ArcwEDJ2DlVFky+g+KDP7edm7i9vGrQYvQVIl6MPEHw1djVQci4KhZYmZVySTd",
-	"/rIkm31jBpdJIv1uN3h6WB/QXF7jREhNVD6dUjkrJMQVswkdjujqawhEHivgi/O8GUw4Pz0mEjAvLwbC",
-	"6dRmDK6YKhTRXFMBsMv17DBvb0NMeAo0YdxIlfnj3xxtS3S25dTcPCLn/GG/ciDAtZyRDKQXdWloTZiQ",
-	"XPMlMt52HtX6iWRU/lJtFHZGF7Mx/WstzbHaaDtlY+t2q8mV2qldH2KvMURIJ62IupGALK4GLTIozucB",
-	"2aKciMwi2Q9BMUUSccO3iZBk4J3hNs/4Mc96t/1hohlJUBMv3ypMISOaKmhKbGk7W/WqfuxJfbn3abf9",
-	"/OZvn3vTn7qz//3lx/gFnF4d9Ud/ffaPt/v8ZFedPc8/dj//1vtyZEVBLTVxVaKov9A6HMFlCqGP+UgE",
-	"1DsRq1C+Y6VsYGYHjTW7BpKIGLVx69TdQjmZGKmZwDAfo61QHRUNyY0zras2vDaTZpIpIEe5FlM74dHJ",
-	"cWgER9j1EXqdbqe7kkaKyatBWhYlISyeGVty3kGtFBtzgIVnjmuQYG7YIeF5mtp8/ZyXPwmJuLbZY1SR",
-	"BErXYS0h8Q5OsqYvu6ldAK98lilV2ogywHha0bFFrD1voCwN+kMSp0BNO8GJBJEBap/frSN8fl/wd3OK",
-	"NfcFc+OXbsXdnOk1EPxlYkIDgWvASDg6lm0uh7Jm+5DyK5tuZ5gv6NROcliAvd12t3fWe74Ceyu3aA2H",
-	"7fyKp6CpOblWHbGGs94VbdEwYkK6AOuqfidF27Ud3KZX5dzWdLxWjzPTzlfDKkSfQix4zFIg78U1GEu2",
-	"jA+E9so6cx6Y2j0hWCf1Y24IXYHL4LRUZhNsDr3UGpdrbw1x8ikX69D8Kjdk4ulxPlSeVldudasmSRu+",
-	"c0febrc8wmq41T3UNiRfhaFFov0lDrShDtCQ/suFtZ8GvrG4KNP1o9rZurns8FSNns3r//bS5FsLhkdn",
-	"8vvob3ayRWT5zkPVMpdznevfSABMmsAkd2KHbBGqyVQoTZ71yS/sJyKMLadAMpqyLw1+/xrZZLzoIIrl",
-	"FBk5vgIdHfSf93q3C4B9iIAOqlnfbzCnd69gTu9fEsypsYPnBkvFDQrThOVmhydsPDFCVI6B67q9VbaZ",
-	"Y2U8TYXUdRnVronlYr7al+3Fkrtd+1QK/3b5l3dqtMu/awDXRw9DvcCkPZOUK+QzdUBcfIj8v//zf4kX",
-	"8CL/9FVh/wfTsOj0z0qJJv+84E6NrnX1GpD532ujbVk1e9tdXnQ4LQJYG8bjasiqxggi6sxJz8Yl3oxo",
-	"QXa7JGFKMx5rktIhpMoYjj3z037X6BnGdgRZd6P9Hg1ZmtoZP/UNLKVk8ATp/io5imL32Pbc7TYkRiuy",
-	"91/d7y79xCznHIlr5UHfEKgMUnt7uNCdRvabFEaaiFyTK4DMHLlMkmua5jDv4l1pKnK4KcxFaBlzC40S",
-	"LUpTcbVBeC8dw7uRLPSETAXXE9UiWWoUyI11h/D6khyIURNq60NbkjBd9xsUKkdv/99Q5fh+bBHKE/IK",
-	"4nvrLPPHirgCfkJZICXFZhpXrrGmO/nnj2d4YRV4QqgigyOXJ4yOngNiL8STi7zb3Yv9sfAbaNQmgNnP",
-	"k+FfYvYr+/n4/Mtx7z07Vsf8dD9+efzs+Cr7+99e/vyiA7OfvyQfj9mv7Lj7jv38ohPvpnw4fdNN/v5z",
-	"MEpm84rVJQss4C0bgSG8wklWS6xmvMhkrxtQP66pc8z5FRvu5ox+yqFFFOPjFNq5Ajcv1qAooiQ015Md",
-	"N1IDXRs7J+eDBGa+y2bof2irGNSDhUVlg+UqcI1cauPX9qG1hq8TidJz6DZCASmr8kkbRImpqZAgv7Ax",
-	"F7JZPkTd0PEYZDtnAe6Z9z/ZqRTEEvRdpvNFXUaVuhEyWWfisaRcXy4I5LjaKcV4rnRIJkE587DUK4oZ",
-	"65pCBcfcvOVvNYEUCykh1u2JkAraQ6o1yFlbaZqhW2DFCnu7P65UAlQsgktdB8GNAy3krVEgi4SchXfH",
-	"MaxdHxwvs/4v97kTi2lj6/b7m1mJJRyt2tbM0f+5glCK4DIPa9f6nPYOuv2D7v76PiebYFAbjya0seZy",
-	"qIXpCOu4TgIpwerSRiVqnWuH/1CIFCgvWpsNqTV2it586/kErKOEkrfiGlIaw8Y+vbvhN+RMcwRQoLJc",
-	"lY+OxS6xReRyJ8/X3Ta/yQHzxOBtVGlOOgAeYOPq/L5StHwLkfbjqp1vbPpK7n8IJwxKkSVOmLok7LWH",
-	"VGGS0hgKFzJqRkzZ77YG6oplZMddlPsP0htsL/Mur+PLmRfGAxx9YIRyw3e9qbencX+6XJGttII5/0X+",
-	"w4ilxr5tEXFtdO00xRWrjX3ncz6jRpw9BpZuYROyQ0pEbA8OSRc1P8oJTDM9w9tQG+P24X1OhoL+ZZa2",
-	"q1Fx6fNvfZbfRC7LUhZFs8Oy0kQ1PZmZluKGu9w1Icvm9QP/8RWdsMjtXDE+fhC5Wx6nDUXKL8uhMMBf",
-	"W/k6Z+5mI24o33+xnqQHke20zeGmnQo+bpsG2URS9VBCvcEjRnWFOJdMzz5gbTgk3V+NKbx74mZxleHm",
-	"DVCBmYBUNyw+tIsGNtSHhOsSLhUZFArkAMvhcLS9L/jGljc6H0epuLGJVh4SnW12LlMvW8+3QyOnq5ue",
-	"hRUZaG1tOx9h5utdexWRuTSWeel/dHJclAFxVjlUWSS0yiJROdNwQDIQWQpoHEypEedArMVm5DunY7jg",
-	"mGnYwtQIhQ2Pjt0lmM4Fv+AvBb8Gbv3EF7xtIy1DkbAi1qo4vYLLmCqXsqsO0fOlNJ1mtnrJ6ZuXZG9v",
-	"74XZy/Ozl4eEJUVZE/2s3zGjYh6l/XKw6LLqgGwVeabbCCi1Zl5MpZyRgUHjoEUG6C4atC44IQPrnnKV",
-	"Kr1aKYekur6LDulcgrJF9/BkaVyzxZoM7h4ugvsW7+JqegUEz3w3gzuZETZbB27wFQ+ZFsGDpIVHWqs6",
-	"2Nz39oC5tWN/QI9HWSaiWB/lZPD6jI4Hh9afxLS9weDKRXg1OMnWXrdvM9DKOhIGG1v93m6R+xEoQzEF",
-	"aksNbtsdwWBrWdrQAGG2vJ5R6mApD4+tXru3+6PnECdihBtx1P5P2v7Sbb/oXLYH23jumIMkxbICYqxw",
-	"yhOqJ6rAHNKWkF4VPS0pS41ColKqJpZFUxYDtwmD7j6MOXklA00xwztHxptonamDnR2RAXfFYYQc77jO",
-	"vpNxaU5WmX3g8q5uW5EZkWYsOoj2Ot3OnsspR6GxY/43DjlF3tOpZckiWdFxsrI1NLDso9kowyFaNfLR",
-	"UnZt9a7y3vFxEh1EfwF9KoQta+aVWdvtdpdcBS+ugK93WbrMrwvcli7KfxjBJacuTf+2Fe3b+UPDlnDu",
-	"1OtD+SdGdPD7H63Ipf2GpynSJTDPTVOjpX1uFwpOWwrr0MmHKYtx6CpNb9H2HC/KBezYAlGJLUtZcpIT",
-	"xzLnTiIOXr3+6fwv/xMLfh5ecKEnIG8MRfW7/Q451ooUxxGQYa612VUxVoaVy/pj9oAslTBiziJL8nP7",
-	"/srmHK7Yd7zDP9HTtL7hgQqs84fOB+sSJOfHKLpwZ/vd/uqdLctRPQIpVDBtNRMz70QTk/JeRZAqbGFP",
-	"RXa7XVJVZHWZzVhjJjskWuTxBIsANDKk5zbN3eJ4RHZ1MyzYUg9wakTKY3DrW3YN3ExiTnG4x6bsYGXB",
-	"hVuDGevKpQd5ydhGjErIhCzqZggOlsPwOpHNDu+4HfWYmcVwwWPKLWcX1ylUi+x392xLWplQfv2hQN0h",
-	"aSamwxQWMG+V0P+YkrucJFTaB6s2YphK3oMOTK+9bwPxURD7LvW+s5Qky3HvQZPuzO8UKwrS5FlRM7o4",
-	"QdA6qfWf0Wk6wAupRqcOSolfM+BHJ8fm9/vSx7KsqqbJFpQYDpZyQY8hMc4mTBll6wc1Nx3ZwkKm99ox",
-	"g/GlO2awaY5+69RzBzszRjNez20R+Exjnc7MpsF0CElibwZgDiLjVM6WbeNvR+/ebraNBcAbntf/8q0y",
-	"K73bVhXmcSrGwpYkyYQK7NYpXIsrUM6UQcPbBYiN1LdHgf0shcba+yMpplUp91SMGe+QqlL7wQXH2qJX",
-	"3BgyQpb1bCXOlBSjp0o4E8XoAv2QWH9rYS8vc/0kktkDSsbaZZ7bulPTJQA1SKwfdK0Yo0/k2mlzaxCH",
-	"V7PZdOntre7SrL+J/fZX9wvWtDKdd3fX6TxfxAz7vljdt1kM8L6n4fJegcqOSxUqMSaWsgrGMryyGWMV",
-	"XqqFnPX6s/UI2Jc1fM5CBzymN9nPGWWyQ/A2bb3hjZBXCvNuDy64i7rjAwW84irHlY5HHTf7fGugMmd7",
-	"g3MvOLJuiwgrdqlS+RRht1damMYLLUqLFHiIOx0DnbksjO+FRx9O26sSloK6U2P/6kUE8WmatnubZlUF",
-	"wdA7NjjlXaRJt7cOY9crLT6JoG8ugk6Rb5ui4V4SqcwAWymPiujUVuXmt57gyk1iY4S1TDV0xxbwXnD8",
-	"skPO3UnvQgc8cZUHyqHG7BoqfaHf7XXIMXduIfSZk5hyLjQKJMKCssbmHGwmaj63b25u8FZDO5cp8Fgk",
-	"tizqBtz/PUoep3Ew/iRynkTOploP42Sr6RLFDMDtu4oejHctNAZdgMddGVbkmik2TKGoFxXTNAVJtmia",
-	"Ouf91IqeWsh3u+XyJiAxxkVCFG5th5wxsLGuoUQJNZwRlgQtCab0GQJafxhrQYXKqskOPqZz21rZzr4F",
-	"ZBo2yz2kM7d2xtFxZtepwN6zU2RLQgau5FY5IGJBGTWOptuN2xDhOxyYeJmlWNzPeiOC7/oUNykrQbT2",
-	"Nasq87y6SLE/n/Sj9AxpxUje5Qgpk35cIvyix4i8+ztrys9adv1SGMpL9do+tIFHUvhpnwZU9Quod35s",
-	"aAlsxWt3w9mGoNVuwz4KZFR6r8Dp5otb1X2dEHSajhc9tLW/+mLBnNOaKmgzrgBvYV0DUfnQti7CgRiS",
-	"JEISr+MhGfyPQYsMLm2UGW8wW1GSMm2Yrr4gdw9iwYI+LX03bMP1eFhOciMkJENPmXuB0CKcTSF8+WWv",
-	"d4Y3X9zllxC0SQ6XdrAwcSxNMl0XWjrS+MrFYmC7vXZ3PWBxrAeA9YOQmgiZgDwklKTowR6TQXuA54kq",
-	"DGXGxx2Ch4UXMzeLM5ORWEwBK19ccCOih0JPyMDeYhrYwVWHFLLHDZyKG5ciQ+zNyOLThI0nxd/2HqU9",
-	"vIKSW0i9kQDEa5a3tn77Y+mpxSXeoIGMuZyGBw0u7+wdu5Ny+efQ87wAodIWzZ4WZz8H1bjc5euGDUVr",
-	"bClCbZkXccOLM6hQ2DrEK1UDLRvLw2qgLVLW8DPWoxHINjOqQz7g7S0+/3SsOXqn9Mq+rmo0OkVHsMQK",
-	"tEVaN1PjGu+feq8aPKjDyqsMsZbJ2HvQmUNsaKFpPjJSvFm8zETENrWHhdv+y8LLugbeIm688Lusd9nu",
-	"2xqk3TX4/qX3ct6TBfsNJJslXyeKNhFuTQt156uronxrBR5Wlj4IqzNFuSchiXOD1Z4anNKZq/Pk4JqP",
-	"Vb7Cn+8mqdyjvoGDOxB+elXUm7o72a+xTW/8Rw83Tljq99ag2cALaH9Ccn/lk9VmZ3nQ/dLv9m2k1eiq",
-	"Vk3H4A6+LYrv4xiTB984rRwzM5EHo+93JOfqkedH10UXxfELJr3TCWiG3Avx3nuhyVQkbMQWPj7XeNH/",
-	"zvPfkbU3ZdQ/Gbf9BfSdWG0zDnAPXRviz8JvnZ9QqRlNib18ufoGU4sMeJ6mA1sIQ5GB54oyRugFLyzS",
-	"DrFOO1KEflA7H4nUmKToGymr1xCND3Vt9bsvSJlpu9254Gufie4GlPZMg5AWb695PcDZ+Djqu7uF9q0j",
-	"Pkukl7uTe38p9u1U6cfXKTbX1u+uhDwp+o8viy3bPaiivyNzrpamKeL1LHvhwD2xZLNh0KetrlqEww0Y",
-	"gcmkvSUbjiqd5vzRA0uPqTrVHlha6sqrEHYfi+NJLVntzbOM8IPyUP5NlBSPnTA5Y0Vk1yZwoN/bOglZ",
-	"0iELLuzOM885zvCtQ7KrI0acTjFghDktG4aKaEK/WZjIZdFsGe0ELyqyIrFmCy9Fb9v9WRRX9auAzGVG",
-	"l/eoF81d3+QKBi54u/mjhWYZHK4wyRIwHlMCloUwlko/h8zvW5P6MwrL3MmRQjzaz0HxaAltjdgHlnSn",
-	"cSxyrsMijbw24sGKAls9kkgYU5mkoDC5IXZ1EENRDCyZ8jhWjFek5xsHIWwdmMcIQnzvsYPNDZ6naMN3",
-	"HG3ILXeuL0+aatOOrTyy2PKwgmW+HOQQUsHH5lPQB/vS1qBx0uM7dcUuEgNFCbw/oSv2T8ZISOK5ngDX",
-	"hoTcczbrcVRlwASdpS+dJxNrZRgFshUotUSwVVF0a+734t6ruuCDZvGnQYeE9NspnREFmgwKZXWAhUFK",
-	"FXpAtvrdPa9IwXbL1S9peEptsjtJYCq0y0rDEYzg0ROYKkivsYZK98X2Yvfp/eTA43pRvVpe39iLulTw",
-	"OC/qvQXQfyml4skp+m/gFC3LAmVSjFgKm8jROcXkq/lnVR5E0Nz5TeSV9MI4tQFMQTpy0splTZZvkxX5",
-	"y0Je8Bvq5VqrXF6zayiqtFDtPRZphKwWWOs9JP5shPwB5N5/icyKb8nwf9ZUjI1tgQW5GEfzCoUEajSE",
-	"mXtUDm/tCg4EUmUr8DQ0gj0/MhsyD57sgn+3FI3HlxF/yqSO9ZnWnF9tIduVY3Aj5jE0/bDZHQucjUf8",
-	"gj+GJfFkQjyZEE+JGE82x1wixh30nix3ek8mAd0+4ecGf4FMY0aqSBNjJthCuodkCBNqJFZRHCplV0AG",
-	"J0dnL/86IFtZTY5ud8i5Kn/tBKqTZCmNn6Tbk3R7km5P0i0s3chWJakITRnFqC1KlO3Noj/1qguLyrL/",
-	"/oeRKG7Yr6sr/7aILdtpq4l7heFcXeAygQLLwgXyNBqFHlzBp6JUlK07Y8a2ReK8AbECxPyA515MXHXI",
-	"u9xCoqxZSvSE8jlnFeEA825wby6L3vnJXAyhKB19I+SVfVHDeqIU2NrPXtaxveAwE7nnecLofOF4uuBa",
-	"HDY9+zhQms6lSrssaUpG7DMkc5nSVqMur7SrKxXd/nH7/wMAAP//",
-}
-
-// decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
-// after base64-decoding and flate-decompressing the embedded blob.
-func decodeSpec() ([]byte, error) {
-	encoded := strings.Join(swaggerSpec, "")
-	compressed, err := base64.StdEncoding.DecodeString(encoded)
-	if err != nil {
-		return nil, fmt.Errorf("error base64 decoding spec: %w", err)
-	}
-	zr := flate.NewReader(bytes.NewReader(compressed))
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(zr); err != nil {
-		return nil, fmt.Errorf("read flate: %w", err)
-	}
-	if err := zr.Close(); err != nil {
-		return nil, fmt.Errorf("close flate reader: %w", err)
-	}
-
-	return buf.Bytes(), nil
-}
-
-var rawSpec = decodeSpecCached()
-
-// a naive cache of the decoded OpenAPI spec
-func decodeSpecCached() func() ([]byte, error) {
-	data, err := decodeSpec()
-	return func() ([]byte, error) {
-		return data, err
-	}
-}
-
-// Constructs a synthetic filesystem for resolving external references when loading openapi specifications.
-func PathToRawSpec(pathToFile string) map[string]func() ([]byte, error) {
-	res := make(map[string]func() ([]byte, error))
-	if len(pathToFile) > 0 {
-		res[pathToFile] = rawSpec
-	}
-
-	return res
-}
-
-// GetSpec returns the OpenAPI specification corresponding to the generated
-// code in this file. External references in the spec are resolved through
-// PathToRawSpec; externally-referenced files must be embedded in their
-// corresponding Go packages (via the import-mapping feature). URL-based
-// external refs are not supported.
-func GetSpec() (swagger *openapi3.T, err error) {
-	resolvePath := PathToRawSpec("")
-
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = true
-	loader.ReadFromURIFunc = func(loader *openapi3.Loader, url *url.URL) ([]byte, error) {
-		pathToFile := url.String()
-		pathToFile = path.Clean(pathToFile)
-		getSpec, ok := resolvePath[pathToFile]
-		if !ok {
-			err1 := fmt.Errorf("path not found: %s", pathToFile)
-			return nil, err1
-		}
-		return getSpec()
-	}
-	var specData []byte
-	specData, err = rawSpec()
-	if err != nil {
-		return
-	}
-	swagger, err = loader.LoadFromData(specData)
-	if err != nil {
-		return
-	}
-	return
-}
-
-// GetSpecJSON returns the raw JSON bytes of the embedded OpenAPI
-// specification: decompressed but not unmarshaled. External references
-// are not resolved here; the bytes are the spec exactly as embedded by
-// codegen. The result is cached at package init time, so repeated calls
-// are cheap.
-func GetSpecJSON() ([]byte, error) {
-	return rawSpec()
-}
-
-// GetSwagger returns the OpenAPI specification corresponding to the
-// generated code in this file.
-//
-// Deprecated: GetSwagger predates kin-openapi renaming openapi3.Swagger
-// to openapi3.T. Use [GetSpec] instead. This wrapper is retained for
-// backwards compatibility.
-func GetSwagger() (*openapi3.T, error) {
-	return GetSpec()
 }

@@ -12,6 +12,52 @@ import (
 	"github.com/google/uuid"
 )
 
+type AgentRunStatus string
+
+const (
+	AgentRunStatusQueued     AgentRunStatus = "queued"
+	AgentRunStatusInProgress AgentRunStatus = "in_progress"
+	AgentRunStatusCompleted  AgentRunStatus = "completed"
+	AgentRunStatusFailed     AgentRunStatus = "failed"
+	AgentRunStatusCancelled  AgentRunStatus = "cancelled"
+	AgentRunStatusIncomplete AgentRunStatus = "incomplete"
+)
+
+func (e *AgentRunStatus) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = AgentRunStatus(s)
+	case string:
+		*e = AgentRunStatus(s)
+	default:
+		return fmt.Errorf("unsupported scan type for AgentRunStatus: %T", src)
+	}
+	return nil
+}
+
+type NullAgentRunStatus struct {
+	AgentRunStatus AgentRunStatus
+	Valid          bool // Valid is true if AgentRunStatus is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullAgentRunStatus) Scan(value interface{}) error {
+	if value == nil {
+		ns.AgentRunStatus, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.AgentRunStatus.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullAgentRunStatus) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.AgentRunStatus), nil
+}
+
 type TaskPriority string
 
 const (
@@ -99,6 +145,55 @@ func (ns NullTaskStatus) Value() (driver.Value, error) {
 		return nil, nil
 	}
 	return string(ns.TaskStatus), nil
+}
+
+type Agent struct {
+	ID              int64
+	Name            string
+	Description     string
+	Instructions    string
+	Model           string
+	Temperature     float64
+	MaxOutputTokens *int32
+	Tools           []string
+	IsActive        bool
+	CreatedBy       *int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	Version         int64
+}
+
+type AgentRun struct {
+	ID                int64
+	AgentID           int64
+	TaskID            *int64
+	Status            AgentRunStatus
+	Input             string
+	Output            *string
+	Steps             []byte
+	ErrorCode         *string
+	ErrorMessage      *string
+	Model             string
+	PromptTokens      int64
+	CompletionTokens  int64
+	TotalTokens       int64
+	Attempt           int32
+	Metadata          []byte
+	JobID             *int64
+	CreatedBy         *int64
+	CancelRequestedAt *time.Time
+	CreatedAt         time.Time
+	StartedAt         *time.Time
+	CompletedAt       *time.Time
+	UpdatedAt         time.Time
+}
+
+type AgentRunEvent struct {
+	RunID     int64
+	Seq       int64
+	Type      string
+	Data      []byte
+	CreatedAt time.Time
 }
 
 type IdempotencyKey struct {

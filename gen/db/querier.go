@@ -12,6 +12,46 @@ import (
 )
 
 type Querier interface {
+	// AgentCount counts the agents matching AgentList's filter.
+	AgentCount(ctx context.Context, isActive *bool) (int64, error)
+	// AgentCreate inserts an agent definition.
+	AgentCreate(ctx context.Context, arg AgentCreateParams) (Agent, error)
+	// AgentDelete removes an agent (and its runs) whose version still matches.
+	AgentDelete(ctx context.Context, arg AgentDeleteParams) (int64, error)
+	// AgentDetachUser clears a user as creator of agents (before the user is deleted).
+	AgentDetachUser(ctx context.Context, userID int64) error
+	// AgentGetByID returns one agent.
+	AgentGetByID(ctx context.Context, id int64) (Agent, error)
+	// AgentList returns a page of agents ordered by id, optionally only active ones.
+	AgentList(ctx context.Context, arg AgentListParams) ([]Agent, error)
+	// AgentRunCount counts the runs matching AgentRunList's filters.
+	AgentRunCount(ctx context.Context, arg AgentRunCountParams) (int64, error)
+	// AgentRunCreate inserts a queued run.
+	AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) (AgentRun, error)
+	// AgentRunEventAppend adds the next event of a run and wakes every stream listening for
+	// the run, on any server (the notification is delivered when the transaction commits).
+	AgentRunEventAppend(ctx context.Context, arg AgentRunEventAppendParams) (int64, error)
+	// AgentRunEventsAfter returns a run's events after the given sequence number, in order.
+	AgentRunEventsAfter(ctx context.Context, arg AgentRunEventsAfterParams) ([]AgentRunEvent, error)
+	// AgentRunFinish moves a run that is not yet finished into a terminal status.
+	AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) (AgentRun, error)
+	// AgentRunGetByID returns one run.
+	AgentRunGetByID(ctx context.Context, id int64) (AgentRun, error)
+	// AgentRunGetByIDForUpdate returns one run, locked until the transaction ends.
+	AgentRunGetByIDForUpdate(ctx context.Context, id int64) (AgentRun, error)
+	// AgentRunList returns a page of runs, newest first, matching the optional filters;
+	// created_by restricts to one user's runs.
+	AgentRunList(ctx context.Context, arg AgentRunListParams) ([]AgentRun, error)
+	// AgentRunRequestCancel records that a run should stop.
+	AgentRunRequestCancel(ctx context.Context, id int64) (AgentRun, error)
+	// AgentRunSaveProgress stores the steps and usage so far, so a retry resumes from them.
+	AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProgressParams) error
+	// AgentRunSetJob records the queue job that executes a run.
+	AgentRunSetJob(ctx context.Context, arg AgentRunSetJobParams) error
+	// AgentRunStart marks a run in progress for a new attempt.
+	AgentRunStart(ctx context.Context, arg AgentRunStartParams) (AgentRun, error)
+	// AgentUpdate writes every mutable field of an agent whose version still matches.
+	AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent, error)
 	// IdempotencyKeyAcquire claims a key for a new request: it inserts the key, or takes over
 	// one that expired or whose first request was abandoned before stale_before. No row
 	// means someone else holds the key.
@@ -43,8 +83,13 @@ type Querier interface {
 	TaskCreate(ctx context.Context, arg TaskCreateParams) (Task, error)
 	// TaskDelete removes a task whose version still matches.
 	TaskDelete(ctx context.Context, arg TaskDeleteParams) (int64, error)
+	// TaskDetachUser clears a user's references from tasks (before the user is deleted),
+	// as a change: each affected task gets a new version.
+	TaskDetachUser(ctx context.Context, userID int64) error
 	// TaskGetByID returns one task.
 	TaskGetByID(ctx context.Context, id int64) (Task, error)
+	// TaskGetByIDForUpdate returns one task, locked until the transaction ends.
+	TaskGetByIDForUpdate(ctx context.Context, id int64) (Task, error)
 	// TaskList returns a page of tasks matching the optional filters in the requested order.
 	// visible_to restricts to tasks a user created or is assigned to; q must be escaped for
 	// LIKE. The sort CASEs fold to a plain column under custom plans, so each order is

@@ -120,6 +120,22 @@ func (q *Queries) TaskDelete(ctx context.Context, arg TaskDeleteParams) (int64, 
 	return result.RowsAffected(), nil
 }
 
+const taskDetachUser = `-- name: TaskDetachUser :exec
+UPDATE tasks SET
+    created_by  = nullif(created_by, $1::bigint),
+    assignee_id = nullif(assignee_id, $1::bigint),
+    version     = version + 1,
+    updated_at  = now()
+WHERE created_by = $1::bigint OR assignee_id = $1::bigint
+`
+
+// TaskDetachUser clears a user's references from tasks (before the user is deleted),
+// as a change: each affected task gets a new version.
+func (q *Queries) TaskDetachUser(ctx context.Context, userID int64) error {
+	_, err := q.db.Exec(ctx, taskDetachUser, userID)
+	return err
+}
+
 const taskGetByID = `-- name: TaskGetByID :one
 SELECT id, title, description, status, priority, assignee_id, created_by, due_at, tags, metadata, created_at, updated_at, completed_at, version FROM tasks WHERE id = $1
 `
@@ -127,6 +143,33 @@ SELECT id, title, description, status, priority, assignee_id, created_by, due_at
 // TaskGetByID returns one task.
 func (q *Queries) TaskGetByID(ctx context.Context, id int64) (Task, error) {
 	row := q.db.QueryRow(ctx, taskGetByID, id)
+	var i Task
+	err := row.Scan(
+		&i.ID,
+		&i.Title,
+		&i.Description,
+		&i.Status,
+		&i.Priority,
+		&i.AssigneeID,
+		&i.CreatedBy,
+		&i.DueAt,
+		&i.Tags,
+		&i.Metadata,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.CompletedAt,
+		&i.Version,
+	)
+	return i, err
+}
+
+const taskGetByIDForUpdate = `-- name: TaskGetByIDForUpdate :one
+SELECT id, title, description, status, priority, assignee_id, created_by, due_at, tags, metadata, created_at, updated_at, completed_at, version FROM tasks WHERE id = $1 FOR UPDATE
+`
+
+// TaskGetByIDForUpdate returns one task, locked until the transaction ends.
+func (q *Queries) TaskGetByIDForUpdate(ctx context.Context, id int64) (Task, error) {
+	row := q.db.QueryRow(ctx, taskGetByIDForUpdate, id)
 	var i Task
 	err := row.Scan(
 		&i.ID,

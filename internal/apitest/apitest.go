@@ -24,7 +24,6 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/stretchr/testify/require"
 
-	"enterprise-automation/gen/api"
 	"enterprise-automation/gen/client"
 	"enterprise-automation/internal/app"
 	"enterprise-automation/internal/dbtest"
@@ -175,7 +174,7 @@ func (e *Env) CreateUser(t testing.TB, name string, admin bool) User {
 	t.Helper()
 	email := strings.ToLower(name) + "-" + randomHex(4) + "@example.com"
 	pw := "password-" + randomHex(4)
-	res, err := e.AsAdmin(t).CreateUserWithResponse(context.Background(), client.UserCreate{
+	res, err := e.AsAdmin(t).CreateUserWithResponse(context.Background(), nil, client.UserCreate{
 		Name: name, Email: openapi_types.Email(email), Password: pw, IsAdmin: &admin,
 	})
 	require.NoError(t, err)
@@ -219,7 +218,7 @@ var (
 
 func contract() (*openapi3.T, routers.Router, error) {
 	specOnce.Do(func() {
-		specDoc, specErr = api.GetSwagger()
+		specDoc, specErr = httpapi.LoadContract()
 		if specErr != nil {
 			return
 		}

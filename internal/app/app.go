@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"enterprise-automation/gen/api"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/config"
 	"enterprise-automation/internal/httpapi"
@@ -71,11 +72,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "openapi":
-		spec, err := httpapi.SpecYAML()
-		if err != nil {
-			return err
-		}
-		_, err = p.Stdout.Write(spec)
+		_, err := p.Stdout.Write(api.SpecYAML)
 		return err
 	case "help", "-h", "--help":
 		fmt.Fprint(p.Stdout, usage)

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"testing"
@@ -22,10 +23,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for pgtestdb
 	"github.com/peterldowns/pgtestdb"
-	"github.com/pressly/goose/v3"
 
 	"enterprise-automation/db/migrations"
 	"enterprise-automation/internal/pgembed"
+	"enterprise-automation/internal/store"
 )
 
 var (
@@ -122,9 +123,17 @@ func Pool(t testing.TB) *pgxpool.Pool {
 // migrator applies the embedded goose migrations to the template database.
 type migrator struct{}
 
-// Hash identifies the template by the migrations' names and contents.
+// Hash identifies the template by the migrations' names and contents and by the job
+// queue module's version, which brings its own migrations.
 func (migrator) Hash() (string, error) {
 	h := sha256.New()
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, dep := range info.Deps {
+			if dep.Path == "github.com/riverqueue/river" {
+				fmt.Fprintf(h, "river %s\x00", dep.Version)
+			}
+		}
+	}
 	names, err := fs.Glob(migrations.FS, "*.sql")
 	if err != nil {
 		return "", err
@@ -141,12 +150,17 @@ func (migrator) Hash() (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// Migrate applies every migration.
-func (migrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) error {
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
+// Migrate applies every migration, exactly as the migrate command does.
+func (migrator) Migrate(ctx context.Context, _ *sql.DB, conf pgtestdb.Config) error {
+	pool, err := pgxpool.New(ctx, conf.URL())
 	if err != nil {
 		return err
 	}
-	_, err = p.Up(ctx)
-	return err
+	defer pool.Close()
+	m, err := store.NewMigrator(pool)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	return m.Up(ctx, slog.New(slog.DiscardHandler))
 }

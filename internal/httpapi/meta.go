@@ -140,8 +140,3 @@ func (s *Server) registerDocsAssets() {
 		return nil
 	})
 }
-
-// SpecYAML returns the contract exactly as embedded in the binary.
-func SpecYAML() ([]byte, error) {
-	return api.PathToRawSpec("openapi.yaml")["openapi.yaml"]()
-}

@@ -122,6 +122,13 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 // answers 401 otherwise. Public operations are passed through untouched.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		// Echo lets a trailing path parameter swallow further segments
+		// (/users/1/extra); those paths do not exist.
+		for _, v := range c.ParamValues() {
+			if strings.Contains(v, "/") {
+				return echo.ErrNotFound
+			}
+		}
 		op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
 		if !ok || !op.secured {
 			return next(c)
@@ -136,6 +143,11 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
+		// The contract's x-required-role is enforced here for every operation; services
+		// still check finer rules (self-or-admin, ownership).
+		if op.requiredRole == "admin" && !p.IsAdmin {
+			return apperr.E(apperr.Forbidden, "administrator privileges required")
+		}
 		return next(c)
 	}
 }

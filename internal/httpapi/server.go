@@ -62,12 +62,22 @@ type Server struct {
 	specJSON map[string]any
 }
 
+// LoadContract parses the embedded openapi.yaml. It fails only if the embedded contract
+// is invalid, which would be a build defect.
+func LoadContract() (*openapi3.T, error) {
+	doc, err := openapi3.NewLoader().LoadFromData(api.SpecYAML)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: load contract: %w", err)
+	}
+	return doc, nil
+}
+
 // New builds the server from the embedded contract. It fails only if the embedded
 // contract cannot be loaded, which would be a build defect.
 func New(opts Options) (*Server, error) {
-	doc, err := api.GetSwagger()
+	doc, err := LoadContract()
 	if err != nil {
-		return nil, fmt.Errorf("httpapi: load contract: %w", err)
+		return nil, err
 	}
 	doc.SetStringFormatValidators(map[string]openapi3.StringFormatValidator{"email": emailFormat{}})
 	specJSON, err := doc.MarshalJSON()
@@ -77,10 +87,6 @@ func New(opts Options) (*Server, error) {
 	var specMap map[string]any
 	if err := json.Unmarshal(specJSON, &specMap); err != nil {
 		return nil, fmt.Errorf("httpapi: contract as JSON: %w", err)
-	}
-	yaml, err := SpecYAML()
-	if err != nil {
-		return nil, err
 	}
 	s := &Server{
 		echo:     echo.New(),
@@ -93,7 +99,7 @@ func New(opts Options) (*Server, error) {
 		version:  opts.Version,
 		debug:    opts.Debug,
 		checks:   opts.Checks,
-		specYAML: yaml,
+		specYAML: api.SpecYAML,
 		specJSON: specMap,
 	}
 	if s.log == nil {

@@ -144,6 +144,15 @@ func requireSingleJSONValue(req *http.Request) error {
 		return apperr.Wrap(apperr.Malformed, err, "the request body could not be read")
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
+	if bytes.Contains(body, []byte(`\u0000`)) {
+		// PostgreSQL cannot store NUL characters in text; say which field has one.
+		var v any
+		if json.Unmarshal(body, &v) == nil {
+			if field := findNUL(v, ""); field != "" {
+				return apperr.Validation(apperr.FieldError{Location: "body", Field: field, Message: "must not contain NUL characters"})
+			}
+		}
+	}
 	if len(bytes.TrimSpace(body)) > 0 && !json.Valid(body) {
 		var v any
 		dec := json.NewDecoder(bytes.NewReader(body))
@@ -156,6 +165,45 @@ func requireSingleJSONValue(req *http.Request) error {
 		return apperr.E(apperr.Malformed, "%s", msg)
 	}
 	return nil
+}
+
+// findNUL returns the dotted path of the first string (or key) holding a NUL character.
+func findNUL(v any, path string) string {
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch x := v.(type) {
+	case string:
+		if strings.ContainsRune(x, 0) {
+			return cmpOr(path, "body")
+		}
+	case map[string]any:
+		for k, e := range x {
+			if strings.ContainsRune(k, 0) {
+				return cmpOr(path, "body")
+			}
+			if f := findNUL(e, join(k)); f != "" {
+				return f
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if f := findNUL(e, join(fmt.Sprint(i))); f != "" {
+				return f
+			}
+		}
+	}
+	return ""
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func hasBody(r *http.Request) bool {

@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"enterprise-automation/db/migrations"
 )
@@ -16,6 +19,7 @@ import (
 // Migrator applies the embedded goose migrations.
 type Migrator struct {
 	provider *goose.Provider
+	river    *rivermigrate.Migrator[pgx.Tx]
 	closer   io.Closer
 }
 
@@ -27,13 +31,18 @@ func NewMigrator(pool *pgxpool.Pool) (*Migrator, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("store: migrations: %w", err)
 	}
-	return &Migrator{provider: p, closer: sqlDB}, nil
+	rm, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("store: job queue migrations: %w", err)
+	}
+	return &Migrator{provider: p, river: rm, closer: sqlDB}, nil
 }
 
 // Close releases the migrator's database handle (not the pool).
 func (m *Migrator) Close() error { return m.closer.Close() }
 
-// Up applies every pending migration and logs each one.
+// Up applies every pending migration, ours and then the job queue's, and logs each one.
 func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 	results, err := m.provider.Up(ctx)
 	for _, r := range results {
@@ -42,10 +51,17 @@ func (m *Migrator) Up(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("store: migrate up: %w", err)
 	}
+	res, err := m.river.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate job queue: %w", err)
+	}
+	for _, v := range res.Versions {
+		log.Info("job queue migration applied", "version", v.Version, "name", v.Name)
+	}
 	return nil
 }
 
-// Down rolls back the most recent migration.
+// Down rolls back the most recent of our migrations (the job queue's schema stays).
 func (m *Migrator) Down(ctx context.Context, log *slog.Logger) error {
 	r, err := m.provider.Down(ctx)
 	if r != nil {

@@ -50,10 +50,24 @@ func (s *DB) InTx(ctx context.Context, fn func(q db.Querier) error) error {
 		return Translate(err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if err := fn(db.New(translating{tx})); err != nil {
+	if err := fn(txQueries{Queries: db.New(translating{tx}), tx: tx}); err != nil {
 		return err
 	}
 	return Translate(tx.Commit(ctx))
+}
+
+// txQueries is the Querier InTx hands out; it remembers its transaction so that the job
+// queue can join it (see Tx).
+type txQueries struct {
+	*db.Queries
+	tx pgx.Tx
+}
+
+// Tx returns the transaction behind a Querier given out by InTx, so that libraries that
+// take a pgx.Tx (the job queue) write in the same transaction. ok is false outside InTx.
+func Tx(q db.Querier) (tx pgx.Tx, ok bool) {
+	t, ok := q.(txQueries)
+	return t.tx, ok
 }
 
 // Ping checks that the database answers, within timeout.

@@ -73,6 +73,9 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	if err := checkMetadata(p.Metadata); err != nil {
 		return db.Task{}, err
 	}
+	if strings.TrimSpace(p.Title) == "" {
+		return db.Task{}, errBlankTitle
+	}
 	if p.AssigneeID != nil {
 		if err := s.checkAssignee(ctx, s.store, *p.AssigneeID); err != nil {
 			return db.Task{}, err
@@ -205,46 +208,53 @@ type UpdateParams struct {
 	Metadata    []byte // nil leaves it
 }
 
-// maxAttempts bounds retries of an update that lost a race without If-Match.
-const maxAttempts = 3
-
 // Update changes a task visible to actor. NotFound when invisible; Forbidden when a
 // non-creator non-admin changes the assignee; Conflict for an illegal status transition;
-// Invalid for an inactive assignee or oversized metadata; PreconditionFailed when
-// ifMatch does not match (also when another writer wins the race). Without If-Match a
-// lost race is retried on the fresh state.
+// Invalid for a blank title, an inactive assignee or oversized metadata;
+// PreconditionFailed when ifMatch does not match. The task is locked while it changes,
+// so concurrent updates apply one after the other and none is lost.
 func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (db.Task, error) {
 	if err := checkMetadata(p.Metadata); err != nil {
 		return db.Task{}, err
 	}
-	for range maxAttempts {
-		cur, err := s.Get(ctx, actor, id)
+	if p.Title != nil && strings.TrimSpace(*p.Title) == "" {
+		return db.Task{}, errBlankTitle
+	}
+	var out db.Task
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		cur, err := s.getForUpdate(ctx, q, actor, id)
 		if err != nil {
-			return db.Task{}, err
+			return err
 		}
 		if !ifMatch.Allows(cur.Version) {
-			return db.Task{}, errChanged(id)
+			return errChanged(id)
 		}
-		next, err := s.apply(ctx, actor, cur, p)
+		next, err := s.apply(ctx, q, actor, cur, p)
 		if err != nil {
-			return db.Task{}, err
+			return err
 		}
-		t, err := s.store.TaskUpdate(ctx, next)
-		if err == nil {
-			return t, nil
-		}
-		if !apperr.Is(err, apperr.NotFound) {
-			return db.Task{}, fmt.Errorf("task: update: %w", assigneeGone(err))
-		}
-		if ifMatch.Present() {
-			return db.Task{}, errChanged(id)
-		}
+		out, err = q.TaskUpdate(ctx, next)
+		return assigneeGone(err)
+	})
+	if err != nil {
+		return db.Task{}, fmt.Errorf("task: update: %w", err)
 	}
-	return db.Task{}, apperr.E(apperr.Conflict, "task %d is being changed concurrently; retry", id)
+	return out, nil
+}
+
+func (s *Service) getForUpdate(ctx context.Context, q db.Querier, actor auth.Principal, id int64) (db.Task, error) {
+	t, err := q.TaskGetByIDForUpdate(ctx, id)
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
+		return db.Task{}, err
+	}
+	if err != nil || !Visible(actor, t) {
+		return db.Task{}, apperr.E(apperr.NotFound, "task %d not found", id)
+	}
+	return t, nil
 }
 
 // apply computes the task's new fields from the current state and checks the rules.
-func (s *Service) apply(ctx context.Context, actor auth.Principal, cur db.Task, p UpdateParams) (db.TaskUpdateParams, error) {
+func (s *Service) apply(ctx context.Context, q db.Querier, actor auth.Principal, cur db.Task, p UpdateParams) (db.TaskUpdateParams, error) {
 	next := db.TaskUpdateParams{
 		ID: cur.ID, Version: cur.Version, Title: cur.Title, Description: cur.Description, Status: cur.Status,
 		Priority: cur.Priority, AssigneeID: cur.AssigneeID, DueAt: cur.DueAt, Tags: cur.Tags, Metadata: cur.Metadata,
@@ -273,7 +283,7 @@ func (s *Service) apply(ctx context.Context, actor auth.Principal, cur db.Task, 
 			return next, apperr.E(apperr.Forbidden, "only the task's creator or an administrator may change its assignee")
 		}
 		if p.AssigneeID.Value != nil {
-			if err := s.checkAssignee(ctx, s.store, *p.AssigneeID.Value); err != nil {
+			if err := s.checkAssignee(ctx, q, *p.AssigneeID.Value); err != nil {
 				return next, err
 			}
 		}
@@ -297,8 +307,8 @@ func (s *Service) apply(ctx context.Context, actor auth.Principal, cur db.Task, 
 // Delete removes a task. NotFound when invisible to actor; Forbidden unless actor created
 // it or is an admin; PreconditionFailed when ifMatch does not match.
 func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, ifMatch etag.Condition) error {
-	for range maxAttempts {
-		cur, err := s.Get(ctx, actor, id)
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		cur, err := s.getForUpdate(ctx, q, actor, id)
 		if err != nil {
 			return err
 		}
@@ -308,18 +318,13 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		if !ifMatch.Allows(cur.Version) {
 			return errChanged(id)
 		}
-		n, err := s.store.TaskDelete(ctx, db.TaskDeleteParams{ID: id, Version: cur.Version})
-		if err != nil {
-			return fmt.Errorf("task: delete: %w", err)
-		}
-		if n == 1 {
-			return nil
-		}
-		if ifMatch.Present() {
-			return errChanged(id)
-		}
+		_, err = q.TaskDelete(ctx, db.TaskDeleteParams{ID: id, Version: cur.Version})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("task: delete: %w", err)
 	}
-	return apperr.E(apperr.Conflict, "task %d is being changed concurrently; retry", id)
+	return nil
 }
 
 func (s *Service) checkAssignee(ctx context.Context, q db.Querier, id int64) error {
@@ -349,6 +354,8 @@ func checkMetadata(m []byte) error {
 	}
 	return nil
 }
+
+var errBlankTitle = apperr.Validation(apperr.FieldError{Location: "body", Field: "title", Message: "must not be blank"})
 
 func errChanged(id int64) error {
 	return apperr.E(apperr.PreconditionFailed, "task %d has changed since the ETag in If-Match; fetch it again", id)

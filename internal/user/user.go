@@ -49,6 +49,9 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 }
 
 func (s *Service) create(ctx context.Context, p CreateParams) (db.User, error) {
+	if strings.TrimSpace(p.Name) == "" {
+		return db.User{}, errBlankName
+	}
 	hash, err := s.passwords.HashPassword(p.Password)
 	if err != nil {
 		return db.User{}, fmt.Errorf("user: create: %w", err)
@@ -81,6 +84,8 @@ func (s *Service) EnsureAdmin(ctx context.Context, email, plain string) (bool, e
 	}
 	return err == nil, err
 }
+
+var errBlankName = apperr.Validation(apperr.FieldError{Location: "body", Field: "name", Message: "must not be blank"})
 
 var errAdminRequired = apperr.E(apperr.Forbidden, "administrator privileges required")
 
@@ -158,6 +163,9 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		if p.IsAdmin != nil || p.IsActive != nil {
 			return db.User{}, apperr.E(apperr.Forbidden, "only administrators may set is_admin or is_active")
 		}
+	}
+	if p.Name != nil && strings.TrimSpace(*p.Name) == "" {
+		return db.User{}, errBlankName
 	}
 	if actor.UserID == id && ((p.IsAdmin != nil && !*p.IsAdmin && actor.IsAdmin) || (p.IsActive != nil && !*p.IsActive)) {
 		return db.User{}, apperr.E(apperr.Conflict, "you cannot demote or deactivate yourself")
@@ -241,6 +249,14 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		}
 		if !ifMatch.Allows(cur.Version) {
 			return errChanged
+		}
+		// The foreign keys would null these references too, but silently: detach them
+		// here so every changed task and agent gets a new version (and ETag).
+		if err := q.TaskDetachUser(ctx, id); err != nil {
+			return err
+		}
+		if err := q.AgentDetachUser(ctx, id); err != nil {
+			return err
 		}
 		_, err = q.UserDelete(ctx, db.UserDeleteParams{ID: id, Version: &cur.Version})
 		return err
