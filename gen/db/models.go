@@ -58,6 +58,30 @@ func (ns NullAgentRunStatus) Value() (driver.Value, error) {
 	return string(ns.AgentRunStatus), nil
 }
 
+func (e AgentRunStatus) Valid() bool {
+	switch e {
+	case AgentRunStatusQueued,
+		AgentRunStatusInProgress,
+		AgentRunStatusCompleted,
+		AgentRunStatusFailed,
+		AgentRunStatusCancelled,
+		AgentRunStatusIncomplete:
+		return true
+	}
+	return false
+}
+
+func AllAgentRunStatusValues() []AgentRunStatus {
+	return []AgentRunStatus{
+		AgentRunStatusQueued,
+		AgentRunStatusInProgress,
+		AgentRunStatusCompleted,
+		AgentRunStatusFailed,
+		AgentRunStatusCancelled,
+		AgentRunStatusIncomplete,
+	}
+}
+
 type TaskPriority string
 
 const (
@@ -100,6 +124,26 @@ func (ns NullTaskPriority) Value() (driver.Value, error) {
 		return nil, nil
 	}
 	return string(ns.TaskPriority), nil
+}
+
+func (e TaskPriority) Valid() bool {
+	switch e {
+	case TaskPriorityLow,
+		TaskPriorityMedium,
+		TaskPriorityHigh,
+		TaskPriorityUrgent:
+		return true
+	}
+	return false
+}
+
+func AllTaskPriorityValues() []TaskPriority {
+	return []TaskPriority{
+		TaskPriorityLow,
+		TaskPriorityMedium,
+		TaskPriorityHigh,
+		TaskPriorityUrgent,
+	}
 }
 
 type TaskStatus string
@@ -145,6 +189,28 @@ func (ns NullTaskStatus) Value() (driver.Value, error) {
 		return nil, nil
 	}
 	return string(ns.TaskStatus), nil
+}
+
+func (e TaskStatus) Valid() bool {
+	switch e {
+	case TaskStatusPending,
+		TaskStatusInProgress,
+		TaskStatusCompleted,
+		TaskStatusFailed,
+		TaskStatusCancelled:
+		return true
+	}
+	return false
+}
+
+func AllTaskStatusValues() []TaskStatus {
+	return []TaskStatus{
+		TaskStatusPending,
+		TaskStatusInProgress,
+		TaskStatusCompleted,
+		TaskStatusFailed,
+		TaskStatusCancelled,
+	}
 }
 
 type Agent struct {

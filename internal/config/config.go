@@ -3,6 +3,7 @@
 package config
 
 import (
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,18 +148,21 @@ func describe(err error, fieldVar, vars map[string]string) error {
 	}
 	key := fieldVar[pe.Name]
 	why := pe.Err.Error()
-	switch pe.Type.Kind() {
-	case reflect.Int, reflect.Int64:
-		why = "want an integer"
-	case reflect.Bool:
-		why = "want true or false"
+	// Types with their own parser (log level, origins) explain themselves.
+	if !reflect.PointerTo(pe.Type).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
+		switch pe.Type.Kind() {
+		case reflect.Int, reflect.Int64:
+			why = "want an integer"
+		case reflect.Bool:
+			why = "want true or false"
+		}
 	}
 	return fmt.Errorf("config: %s=%q is invalid: %s", key, vars[key], why)
 }
 
 func (c Config) validate() error {
 	bad := func(key string, value any, why string) error {
-		return fmt.Errorf("config: %s=%v is invalid: %s", key, value, why)
+		return fmt.Errorf("config: %s=%q is invalid: %s", key, fmt.Sprint(value), why)
 	}
 	if c.Port < 0 || c.Port > 65535 {
 		return bad("API_PORT", c.Port, "want 0..65535")

@@ -17,8 +17,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 
-	"enterprise-automation/internal/httpapi"
 	"enterprise-automation/internal/apitest"
+	"enterprise-automation/internal/httpapi"
 )
 
 // TestSwaggerUI drives the documentation page in a real (headless) Chromium: every tag and

@@ -58,6 +58,10 @@ func Verify(hash, plain string) (bool, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
 		return false, ErrMalformedHash
 	}
+	// argon2 panics on zero costs, and a tampered hash must not demand unbounded work.
+	if p.Memory == 0 || p.Time == 0 || p.Threads == 0 || p.Memory > 1<<20 || p.Time > 64 {
+		return false, ErrMalformedHash
+	}
 	salt, err := b64.DecodeString(parts[4])
 	if err != nil {
 		return false, ErrMalformedHash

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/puddle/v2"
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
@@ -131,14 +133,14 @@ func Translate(err error) error {
 			return apperr.Wrap(apperr.Invalid, err, "violates a constraint (%s)", pgErr.ConstraintName)
 		case pgErr.Code == "40001", pgErr.Code == "40P01":
 			return apperr.Wrap(apperr.Conflict, err, "concurrent update; retry")
-		case pgErr.Code[:2] == "08", pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", pgErr.Code == "53300":
+		case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", pgErr.Code == "53300":
 			return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
 		}
 		return apperr.Wrap(apperr.Internal, err, "database error")
 	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
-	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.Timeout(err) ||
+	if errors.As(err, &connErr) || errors.As(err, &netErr) || pgconn.Timeout(err) || errors.Is(err, puddle.ErrClosedPool) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) {
 		return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
 	}
