@@ -14,13 +14,24 @@ SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: deps
-deps: ## Install what is missing on Debian (PostgreSQL server) and download Go modules
+.PHONY: deps-db
+deps-db: ## Install PostgreSQL's server binaries when missing (all `make run` needs)
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
-		echo "installing PostgreSQL server binaries"; \
-		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+		echo "installing postgresql"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+.PHONY: deps
+deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Node.js, Chromium) and fetch modules
+	@missing=""; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	$(GO) mod download
+	cd gen/ts && npm ci --no-audit --no-fund
 
 .PHONY: generate
 generate: ## Regenerate gen/ from openapi.yaml and db/ (server, Go client, queries)
@@ -31,6 +42,7 @@ generate: ## Regenerate gen/ from openapi.yaml and db/ (server, Go client, queri
 	$(GO) tool oapi-codegen -config gen/api/config.yaml openapi.yaml
 	$(GO) tool oapi-codegen -config gen/client/config.yaml openapi.yaml
 	$(GO) tool sqlc generate
+	cd gen/ts && npm ci --no-audit --no-fund && npm run generate
 
 .PHONY: check-generate
 check-generate: generate ## Fail if gen/ is not what `make generate` produces
@@ -50,12 +62,14 @@ build: ## Build the binary into bin/
 	$(GO) build -o $(BIN) ./cmd/automation
 
 .PHONY: run
-run: deps build ## Run locally: private PostgreSQL under .data/, migrations, first admin, debug server on :8000
+run: deps-db build ## Run locally: private PostgreSQL under .data/, migrations, first admin, debug server on :8000
 	./$(BIN) dev
 
 .PHONY: test
-test: ## Run every test (real PostgreSQL, started by the tests)
+test: ## Run every test: Go (real PostgreSQL started by the tests, Chromium for Swagger UI) and the TypeScript client
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) build -o $(BIN) ./cmd/automation
+	cd gen/ts && npm ci --no-audit --no-fund && npm run typecheck && npm test
 
 .PHONY: cover
 cover: ## Run the tests with coverage of the hand-written code; writes coverage.out and prints the total

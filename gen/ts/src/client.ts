@@ -1,0 +1,236 @@
+// Hand-written: a typed openapi-fetch client over the generated `paths` (schema.d.ts).
+import createClient, { type FetchResponse, type MaybeOptionalInit, type Middleware } from "openapi-fetch";
+import type { components, paths } from "./schema.d.ts";
+import { ApiProblem } from "./problem.ts";
+
+type HttpMethod = "get" | "put" | "post" | "patch" | "delete";
+/** The paths that have an operation for this method. */
+export type PathsWith<M extends HttpMethod> = {
+  [P in keyof paths]: paths[P] extends { [K in M]: unknown } ? P : never;
+}[keyof paths];
+type Operation<P extends keyof paths, M extends HttpMethod> = Extract<paths[P][M], Record<string | number, any>>;
+type InitArgs<Init> = undefined extends Init ? [init?: Init] : [init: Init];
+/**
+ * One method of the client. Unlike openapi-fetch's own signature (which infers the
+ * options object generically and so lets misspelled fields through when the required
+ * ones are present), the options are checked against the operation exactly: an unknown
+ * body, query, path or header field does not compile. (`parseAs` is not reflected in
+ * the types: `data` is always the JSON body.)
+ */
+export type ApiMethod<M extends HttpMethod> = <P extends PathsWith<M>>(
+  url: P,
+  ...init: InitArgs<MaybeOptionalInit<paths[P], M>>
+) => Promise<FetchResponse<Operation<P, M>, {}, `${string}/${string}`>>;
+
+/** The typed client (openapi-fetch's, with exact option types) over every path of openapi.yaml. */
+export interface ApiClient {
+  GET: ApiMethod<"get">;
+  PUT: ApiMethod<"put">;
+  POST: ApiMethod<"post">;
+  PATCH: ApiMethod<"patch">;
+  DELETE: ApiMethod<"delete">;
+  /** Adds openapi-fetch middleware. */
+  use(...middleware: Middleware[]): void;
+  /** Removes openapi-fetch middleware. */
+  eject(...middleware: Middleware[]): void;
+}
+export type TokenPair = components["schemas"]["TokenPair"];
+/** What a session needs to keep (and may persist) between page loads. */
+export type Tokens = Pick<TokenPair, "access_token" | "refresh_token">;
+
+type MaybePromise<T> = T | Promise<T>;
+
+export interface ApiClientOptions {
+  /** Where the API is served, such as `https://automation.example.com` (no `/api/v1`). */
+  baseUrl: string;
+  /** The access token to send as `Authorization: Bearer …`; asked before every request. */
+  getToken?: () => MaybePromise<string | undefined>;
+  /**
+   * Called when a request is answered 401: returns a new access token (after storing it
+   * so that `getToken` returns it from now on) or undefined to give up. The request is
+   * then retried once with the new token. Concurrent 401s share one refresh.
+   */
+  refresh?: () => Promise<string | undefined>;
+  /** A fetch implementation (default: the global one). */
+  fetch?: (input: Request) => Promise<Response>;
+  /** Headers sent with every request. */
+  headers?: Record<string, string>;
+}
+
+/** Requests under this prefix (login, refresh, logout) never carry a token nor trigger a refresh. */
+const AUTH_PREFIX = "/api/v1/auth/";
+
+/** Creates the typed client. */
+export function createApiClient(options: ApiClientOptions): ApiClient {
+  const client = createClient<paths>({
+    baseUrl: options.baseUrl,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.headers ? { headers: options.headers } : {}),
+  });
+  if (options.getToken || options.refresh) {
+    client.use(bearerAuth(options.getToken, options.refresh));
+  }
+  // Same object; only the method signatures are stricter (see ApiMethod).
+  return client as unknown as ApiClient;
+}
+
+/**
+ * The middleware behind createApiClient: adds the bearer token and, on a 401, refreshes
+ * once and retries the request once.
+ */
+export function bearerAuth(
+  getToken: (() => MaybePromise<string | undefined>) | undefined,
+  refresh: (() => Promise<string | undefined>) | undefined,
+): Middleware {
+  // Copies of the requests in flight, to replay one after a refresh (bodies are streams).
+  const inFlight = new Map<string, Request>();
+  let refreshing: Promise<string | undefined> | undefined;
+  const refreshOnce = (): Promise<string | undefined> => {
+    refreshing ??= (async () => {
+      try {
+        return await refresh?.();
+      } catch {
+        return undefined;
+      } finally {
+        refreshing = undefined;
+      }
+    })();
+    return refreshing;
+  };
+  return {
+    async onRequest({ request, schemaPath, id }) {
+      if (schemaPath.startsWith(AUTH_PREFIX)) return undefined;
+      if (!request.headers.has("Authorization")) {
+        const token = await getToken?.();
+        if (token) request.headers.set("Authorization", `Bearer ${token}`);
+      }
+      if (refresh) inFlight.set(id, request.clone());
+      return request;
+    },
+    async onResponse({ response, id, options }) {
+      const original = inFlight.get(id);
+      inFlight.delete(id);
+      if (response.status !== 401 || !original) return undefined;
+      // Another request may have refreshed the token since this one was sent.
+      const current = await getToken?.();
+      const sent = original.headers.get("Authorization");
+      const token = current && sent !== `Bearer ${current}` ? current : await refreshOnce();
+      if (!token) return undefined;
+      await response.body?.cancel();
+      original.headers.set("Authorization", `Bearer ${token}`);
+      return options.fetch(original);
+    },
+    onError({ id }) {
+      inFlight.delete(id);
+    },
+  };
+}
+
+/** The result of any client call. */
+export type CallResult<T> =
+  | { data: T; error?: never; response: Response }
+  | { data?: never; error: unknown; response: Response };
+
+/**
+ * Returns the data of a successful call or throws its problem as an ApiProblem:
+ * `const task = unwrap(await api.GET("/api/v1/tasks/{task_id}", …))`.
+ * A 304 (If-None-Match) throws too: check `result.response.status` first when you send one.
+ */
+export function unwrap<T>(result: CallResult<T>): T {
+  const { response } = result;
+  if (response.ok) return result.data as T;
+  if (response.status >= 400) throw ApiProblem.from(result.error, response);
+  throw new Error(`unexpected HTTP ${response.status} ${response.statusText} from ${response.url}`);
+}
+
+/** The response's `ETag`, for a later `If-Match` or `If-None-Match`. */
+export function etagOf(result: { response: Response }): string | undefined {
+  return result.response.headers.get("ETag") ?? undefined;
+}
+
+/** Logs in with the OAuth2 password grant (the email is the `username`). Throws ApiProblem. */
+export async function login(
+  client: ApiClient,
+  credentials: { username: string; password: string },
+): Promise<TokenPair> {
+  return unwrap(
+    await client.POST("/api/v1/auth/token", {
+      body: { grant_type: "password", username: credentials.username, password: credentials.password },
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    }),
+  );
+}
+
+/** Exchanges a refresh token for a new pair (the old one stops working). Throws ApiProblem. */
+export async function refreshTokens(client: ApiClient, refreshToken: string): Promise<TokenPair> {
+  return unwrap(await client.POST("/api/v1/auth/refresh", { body: { refresh_token: refreshToken } }));
+}
+
+/** Revokes the refresh token and every token rotated from the same login. Throws ApiProblem. */
+export async function logout(client: ApiClient, refreshToken: string): Promise<void> {
+  unwrap(await client.POST("/api/v1/auth/logout", { body: { refresh_token: refreshToken } }));
+}
+
+export interface ApiSessionOptions extends Omit<ApiClientOptions, "getToken" | "refresh"> {
+  /** Tokens from an earlier login (for example, restored from storage). */
+  tokens?: Tokens;
+  /** Called whenever the tokens change (login, refresh, logout, failed refresh): persist them here. */
+  onTokens?: (tokens: Tokens | undefined) => void;
+}
+
+/** A client plus the tokens it uses: logs in, refreshes on 401, logs out. */
+export interface ApiSession {
+  readonly client: ApiClient;
+  /** The current tokens, if logged in. */
+  readonly tokens: Tokens | undefined;
+  login(username: string, password: string): Promise<TokenPair>;
+  /** Rotates the tokens now; throws ApiProblem (and forgets the tokens) when the refresh token is refused. */
+  refresh(): Promise<TokenPair>;
+  logout(): Promise<void>;
+}
+
+/**
+ * Creates a client that keeps its own tokens: `await session.login(email, password)`,
+ * then `session.client.GET(…)`. An expired access token is refreshed transparently.
+ */
+export function createApiSession(options: ApiSessionOptions): ApiSession {
+  const { tokens: initial, onTokens, ...clientOptions } = options;
+  let tokens: Tokens | undefined = initial;
+  const set = (t: Tokens | undefined): void => {
+    tokens = t && { access_token: t.access_token, refresh_token: t.refresh_token };
+    onTokens?.(tokens);
+  };
+  const refresh = async (): Promise<TokenPair> => {
+    if (!tokens) throw new Error("not logged in");
+    try {
+      const pair = await refreshTokens(client, tokens.refresh_token);
+      set(pair);
+      return pair;
+    } catch (err) {
+      if (err instanceof ApiProblem && err.status === 401) set(undefined);
+      throw err;
+    }
+  };
+  const client = createApiClient({
+    ...clientOptions,
+    getToken: () => tokens?.access_token,
+    refresh: async () => (tokens ? (await refresh()).access_token : undefined),
+  });
+  return {
+    client,
+    get tokens() {
+      return tokens;
+    },
+    async login(username, password) {
+      const pair = await login(client, { username, password });
+      set(pair);
+      return pair;
+    },
+    refresh,
+    async logout() {
+      const current = tokens;
+      set(undefined);
+      if (current) await logout(client, current.refresh_token);
+    },
+  };
+}
