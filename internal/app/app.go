@@ -18,11 +18,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"enterprise-automation/gen/api"
+	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/config"
 	"enterprise-automation/internal/httpapi"
 	"enterprise-automation/internal/idempotency"
+	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/password"
+	"enterprise-automation/internal/queue"
 	"enterprise-automation/internal/store"
 	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/user"
@@ -36,7 +39,8 @@ const usage = `Enterprise Automation API
 Usage: automation <command> [arguments]
 
 Commands:
-  serve                 serve the API (needs DATABASE_URL)
+  serve                 serve the API and run agent jobs (WORKER_CONCURRENCY; needs DATABASE_URL)
+  worker                run agent jobs only, no HTTP (scale API and workers separately)
   migrate up|down|status
                         apply, roll back one, or list database migrations
   seed                  create the first administrator from FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD
@@ -101,6 +105,8 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "serve":
 		return p.serve(ctx, cfg)
+	case "worker":
+		return p.worker(ctx, cfg)
 	case "migrate":
 		return p.migrate(ctx, cfg, rest)
 	case "seed":
@@ -222,9 +228,45 @@ func (p *Program) serve(ctx context.Context, cfg config.Config) error {
 	return p.serveWith(ctx, cfg, log, pool)
 }
 
-func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool) error {
+// services is everything the server and the workers share.
+type services struct {
+	store  *store.DB
+	auth   *auth.Service
+	users  *user.Service
+	tasks  *task.Service
+	agents *agent.Service
+	queue  *queue.Queue
+}
+
+func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, workers int) (*services, error) {
 	s := store.New(pool)
 	authSvc, err := p.authService(cfg, s)
+	if err != nil {
+		return nil, err
+	}
+	tasks := task.NewService(s)
+	runner := agent.NewRunner(s, tasks, llm.New(llm.Config{
+		APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Timeout: cfg.LLMTimeout,
+	}), agent.RunnerOptions{MaxSteps: cfg.AgentMaxSteps, Logger: log})
+	q, err := queue.New(pool, runner, queue.Config{
+		Workers: workers, MaxAttempts: cfg.LLMMaxAttempts, RetryBackoff: cfg.LLMRetryBackoff,
+		RunTimeout: cfg.AgentRunTimeout, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &services{
+		store: s, auth: authSvc, users: user.NewService(s, authSvc), tasks: tasks,
+		agents: agent.NewService(s, tasks, q, cfg.LLMModel), queue: q,
+	}, nil
+}
+
+// stopGrace is how long running agent jobs get to finish on shutdown before they are
+// handed back to the queue.
+const stopGrace = 10 * time.Second
+
+func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Logger, pool *pgxpool.Pool) error {
+	svc, err := p.services(cfg, log, pool, cfg.WorkerConcurrency)
 	if err != nil {
 		return err
 	}
@@ -233,25 +275,34 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		return err
 	}
 	defer migrator.Close()
-	idem := idempotency.NewService(s)
-	go janitor(ctx, log, time.Hour, []purge{
+	idem := idempotency.NewService(svc.store)
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	go janitor(bgCtx, log, time.Hour, []purge{
 		{"expired idempotency keys", idem.Purge},
 		{"expired refresh tokens", func(ctx context.Context) (int64, error) {
-			return s.RefreshTokenDeleteExpired(ctx, time.Now())
+			return svc.store.RefreshTokenDeleteExpired(ctx, time.Now())
 		}},
 	})
+	notifier := store.NewNotifier(pool, log)
+	go notifier.Run(bgCtx)
+	if err := svc.queue.Start(bgCtx); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
 	srv, err := httpapi.New(httpapi.Options{
 		Version:     Version,
 		Debug:       cfg.Debug,
 		CORSOrigins: cfg.CORSOrigins,
 		Logger:      log,
-		Auth:        authSvc,
-		Users:       user.NewService(s, authSvc),
-		Tasks:       task.NewService(s),
+		Auth:        svc.auth,
+		Users:       svc.users,
+		Tasks:       svc.tasks,
+		Agents:      svc.agents,
+		RunEvents:   notifier,
 		Idempotency: idem,
 		Checks: []httpapi.Check{
 			{Name: "database", Required: true, Run: func(ctx context.Context) (string, error) {
-				return "", s.Ping(ctx, 2*time.Second)
+				return "", svc.store.Ping(ctx, 2*time.Second)
 			}},
 			{Name: "migrations", Required: true, Run: func(ctx context.Context) (string, error) {
 				cur, latest, err := migrator.Version(ctx)
@@ -264,6 +315,12 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 				return fmt.Sprintf("version %d", cur), nil
 			}},
 			{Name: "cache", Run: func(context.Context) (string, error) { return "in-process", nil }},
+			{Name: "queue", Run: func(context.Context) (string, error) {
+				if cfg.WorkerConcurrency == 0 {
+					return "no workers in this process (WORKER_CONCURRENCY=0)", nil
+				}
+				return fmt.Sprintf("%d workers", cfg.WorkerConcurrency), nil
+			}},
 		},
 	})
 	if err != nil {
@@ -277,23 +334,64 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	addr := ln.Addr().String()
-	log.Info("serving", "addr", addr, "debug", cfg.Debug)
+	log.Info("serving", "addr", addr, "debug", cfg.Debug, "workers", cfg.WorkerConcurrency)
 	if p.OnListen != nil {
 		p.OnListen(addr)
 	}
+	var serveErr error
 	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
 	log.Info("shutting down; finishing in-flight requests")
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 25*time.Second)
 	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := hs.Shutdown(shutdownCtx); err != nil && serveErr == nil {
+		serveErr = fmt.Errorf("shutdown: %w", err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	if err := svc.queue.Stop(context.WithoutCancel(ctx), stopGrace); err != nil {
+		log.Error("stopping workers", "error", err)
+	}
+	stopBackground()
+	if serveErr == nil {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr = fmt.Errorf("serve: %w", err)
+		}
+	} else if !errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = fmt.Errorf("serve: %w", serveErr)
+	} else {
+		serveErr = nil
+	}
+	log.Info("stopped")
+	return serveErr
+}
+
+// worker runs agent jobs without serving HTTP.
+func (p *Program) worker(ctx context.Context, cfg config.Config) error {
+	log := p.logger(cfg)
+	if cfg.WorkerConcurrency < 1 {
+		return errors.New("config: WORKER_CONCURRENCY must be at least 1 for the worker command")
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	svc, err := p.services(cfg, log, pool, cfg.WorkerConcurrency)
+	if err != nil {
+		return err
+	}
+	if err := svc.queue.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
+	log.Info("working", "workers", cfg.WorkerConcurrency)
+	if p.OnListen != nil {
+		p.OnListen("")
+	}
+	<-ctx.Done()
+	log.Info("shutting down; finishing running jobs")
+	if err := svc.queue.Stop(context.WithoutCancel(ctx), stopGrace); err != nil {
+		return fmt.Errorf("stop workers: %w", err)
 	}
 	log.Info("stopped")
 	return nil

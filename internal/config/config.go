@@ -36,6 +36,16 @@ type Config struct {
 	OpenAIAPIKey  string `env:"OPENAI_API_KEY"`
 	OpenAIBaseURL string `env:"OPENAI_BASE_URL"`
 	LLMModel      string `env:"LLM_MODEL" envDefault:"gpt-4o"`
+	// LLMTimeout bounds one completion, stream included.
+	LLMTimeout time.Duration `env:"LLM_TIMEOUT" envDefault:"60s"`
+	// LLMMaxAttempts bounds the attempts of an agent run after transient LLM failures.
+	LLMMaxAttempts int `env:"LLM_MAX_ATTEMPTS" envDefault:"3"`
+	// LLMRetryBackoff is the first retry's delay; it doubles after each attempt.
+	LLMRetryBackoff time.Duration `env:"LLM_RETRY_BACKOFF" envDefault:"1s"`
+	// AgentMaxSteps bounds the model turns of one run (then it ends incomplete).
+	AgentMaxSteps int `env:"AGENT_MAX_STEPS" envDefault:"8"`
+	// AgentRunTimeout bounds one attempt of a run.
+	AgentRunTimeout time.Duration `env:"AGENT_RUN_TIMEOUT" envDefault:"10m"`
 
 	FirstAdminEmail    string `env:"FIRST_ADMIN_EMAIL"`
 	FirstAdminPassword string `env:"FIRST_ADMIN_PASSWORD"`
@@ -150,10 +160,12 @@ func describe(err error, fieldVar, vars map[string]string) error {
 	why := pe.Err.Error()
 	// Types with their own parser (log level, origins) explain themselves.
 	if !reflect.PointerTo(pe.Type).Implements(reflect.TypeFor[encoding.TextUnmarshaler]()) {
-		switch pe.Type.Kind() {
-		case reflect.Int, reflect.Int64:
+		switch {
+		case pe.Type == reflect.TypeFor[time.Duration]():
+			why = "want a duration such as 30s or 5m"
+		case pe.Type.Kind() == reflect.Int, pe.Type.Kind() == reflect.Int64:
 			why = "want an integer"
-		case reflect.Bool:
+		case pe.Type.Kind() == reflect.Bool:
 			why = "want true or false"
 		}
 	}
@@ -192,6 +204,21 @@ func (c Config) validate() error {
 	}
 	if c.WorkerConcurrency < 0 {
 		return bad("WORKER_CONCURRENCY", c.WorkerConcurrency, "want 0 (no workers) or more")
+	}
+	if c.LLMTimeout <= 0 {
+		return bad("LLM_TIMEOUT", c.LLMTimeout, "want a positive duration such as 60s")
+	}
+	if c.LLMMaxAttempts < 1 || c.LLMMaxAttempts > 25 {
+		return bad("LLM_MAX_ATTEMPTS", c.LLMMaxAttempts, "want 1..25")
+	}
+	if c.LLMRetryBackoff <= 0 {
+		return bad("LLM_RETRY_BACKOFF", c.LLMRetryBackoff, "want a positive duration such as 1s")
+	}
+	if c.AgentMaxSteps < 1 || c.AgentMaxSteps > 100 {
+		return bad("AGENT_MAX_STEPS", c.AgentMaxSteps, "want 1..100")
+	}
+	if c.AgentRunTimeout <= 0 {
+		return bad("AGENT_RUN_TIMEOUT", c.AgentRunTimeout, "want a positive duration such as 10m")
 	}
 	if (c.FirstAdminEmail == "") != (c.FirstAdminPassword == "") {
 		return errors.New("config: FIRST_ADMIN_EMAIL and FIRST_ADMIN_PASSWORD must be set together")

@@ -2,40 +2,230 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
 
 	"enterprise-automation/gen/api"
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/etag"
+	"enterprise-automation/internal/page"
 )
 
-var errAgentsPending = apperr.E(apperr.Unavailable, "agents are not available yet")
+func toAgent(a db.Agent) api.Agent {
+	tools := make(api.AgentTools, len(a.Tools))
+	for i, t := range a.Tools {
+		tools[i] = api.AgentTool(t)
+	}
+	return api.Agent{
+		Id: a.ID, Name: a.Name, Description: a.Description, Instructions: a.Instructions, Model: a.Model,
+		Temperature: a.Temperature, MaxOutputTokens: nullableOf(a.MaxOutputTokens), Tools: tools, IsActive: a.IsActive,
+		CreatedBy: nullableOf(a.CreatedBy), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
+	}
+}
 
-func (s *Server) CreateAgent(context.Context, api.CreateAgentRequestObject) (api.CreateAgentResponseObject, error) {
-	return nil, errAgentsPending
+func toRun(r db.AgentRun) (api.AgentRun, error) {
+	steps, err := agent.DecodeSteps(r.Steps)
+	if err != nil {
+		return api.AgentRun{}, err
+	}
+	out := api.AgentRun{
+		Id: r.ID, AgentId: r.AgentID, TaskId: nullableOf(r.TaskID), Status: api.AgentRunStatus(r.Status),
+		Input: r.Input, Output: nullableOf(r.Output), Steps: make([]api.AgentRunStep, len(steps)), Model: r.Model,
+		Usage:   api.AgentRunUsage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens},
+		Attempt: r.Attempt, CreatedBy: nullableOf(r.CreatedBy), CreatedAt: r.CreatedAt.UTC(),
+		StartedAt: nullableTime(r.StartedAt), CompletedAt: nullableTime(r.CompletedAt), Metadata: api.TaskMetadata{},
+	}
+	for i, s := range steps {
+		st := api.AgentRunStep{Type: api.AgentRunStepType(s.Type), Name: s.Name, Arguments: map[string]any{}}
+		_ = json.Unmarshal(s.Arguments, &st.Arguments)
+		_ = json.Unmarshal(s.Result, &st.Result)
+		out.Steps[i] = st
+	}
+	if r.ErrorCode != nil && r.ErrorMessage != nil {
+		out.Error = nullableOf(&api.AgentRunError{Code: *r.ErrorCode, Message: *r.ErrorMessage})
+	} else {
+		out.Error = nullableOf[api.AgentRunError](nil)
+	}
+	if err := json.Unmarshal(r.Metadata, &out.Metadata); err != nil {
+		return api.AgentRun{}, apperr.Wrap(apperr.Internal, err, "agent run %d: stored metadata", r.ID)
+	}
+	return out, nil
 }
-func (s *Server) ListAgents(context.Context, api.ListAgentsRequestObject) (api.ListAgentsResponseObject, error) {
-	return nil, errAgentsPending
+
+func runPage(p page.Page[db.AgentRun]) (api.AgentRunPage, error) {
+	items := make([]api.AgentRun, len(p.Items))
+	for i, r := range p.Items {
+		var err error
+		if items[i], err = toRun(r); err != nil {
+			return api.AgentRunPage{}, err
+		}
+	}
+	return api.AgentRunPage{Items: items, Total: p.Total, Page: p.Page, PageSize: p.PageSize, TotalPages: p.TotalPages}, nil
 }
-func (s *Server) GetAgent(context.Context, api.GetAgentRequestObject) (api.GetAgentResponseObject, error) {
-	return nil, errAgentsPending
+
+func toolNames(t *api.AgentTools) []string {
+	if t == nil {
+		return nil
+	}
+	out := make([]string, len(*t))
+	for i, v := range *t {
+		out[i] = string(v)
+	}
+	return out
 }
-func (s *Server) UpdateAgent(context.Context, api.UpdateAgentRequestObject) (api.UpdateAgentResponseObject, error) {
-	return nil, errAgentsPending
+
+// CreateAgent implements POST /api/v1/agents.
+func (s *Server) CreateAgent(ctx context.Context, req api.CreateAgentRequestObject) (api.CreateAgentResponseObject, error) {
+	b := req.Body
+	p := agent.CreateParams{
+		Name: b.Name, Temperature: b.Temperature, MaxOutputTokens: optional(b.MaxOutputTokens).Value,
+		Tools: toolNames(b.Tools), IsActive: b.IsActive,
+	}
+	if b.Description != nil {
+		p.Description = *b.Description
+	}
+	if b.Instructions != nil {
+		p.Instructions = *b.Instructions
+	}
+	if b.Model != nil {
+		p.Model = *b.Model
+	}
+	a, err := s.agents.Create(ctx, actor(ctx), p)
+	if err != nil {
+		return nil, err
+	}
+	return api.CreateAgent201JSONResponse{Body: toAgent(a), Headers: api.CreateAgent201ResponseHeaders{
+		ETag: ptr(etag.Format(a.Version)), Location: ptr("/api/v1/agents/" + strconv.FormatInt(a.ID, 10)),
+	}}, nil
 }
-func (s *Server) DeleteAgent(context.Context, api.DeleteAgentRequestObject) (api.DeleteAgentResponseObject, error) {
-	return nil, errAgentsPending
+
+// ListAgents implements GET /api/v1/agents.
+func (s *Server) ListAgents(ctx context.Context, req api.ListAgentsRequestObject) (api.ListAgentsResponseObject, error) {
+	res, err := s.agents.List(ctx, page.NewRequest(req.Params.Skip, req.Params.Limit), req.Params.IsActive)
+	if err != nil {
+		return nil, err
+	}
+	out := page.Map(res, toAgent)
+	return api.ListAgents200JSONResponse{Items: out.Items, Total: out.Total, Page: out.Page, PageSize: out.PageSize, TotalPages: out.TotalPages}, nil
 }
-func (s *Server) CreateAgentRun(context.Context, api.CreateAgentRunRequestObject) (api.CreateAgentRunResponseObject, error) {
-	return nil, errAgentsPending
+
+// GetAgent implements GET /api/v1/agents/{agent_id}.
+func (s *Server) GetAgent(ctx context.Context, req api.GetAgentRequestObject) (api.GetAgentResponseObject, error) {
+	a, err := s.agents.Get(ctx, req.AgentId)
+	if err != nil {
+		return nil, err
+	}
+	tag := ptr(etag.Format(a.Version))
+	if etag.IfNoneMatch(req.Params.IfNoneMatch).Matches(a.Version) {
+		return api.GetAgent304Response{Headers: api.GetAgent304ResponseHeaders{ETag: tag}}, nil
+	}
+	return api.GetAgent200JSONResponse{Body: toAgent(a), Headers: api.GetAgent200ResponseHeaders{ETag: tag}}, nil
 }
-func (s *Server) ListAgentRuns(context.Context, api.ListAgentRunsRequestObject) (api.ListAgentRunsResponseObject, error) {
-	return nil, errAgentsPending
+
+// UpdateAgent implements PATCH /api/v1/agents/{agent_id}.
+func (s *Server) UpdateAgent(ctx context.Context, req api.UpdateAgentRequestObject) (api.UpdateAgentResponseObject, error) {
+	b := req.Body
+	p := agent.UpdateParams{
+		Name: b.Name, Description: b.Description, Instructions: b.Instructions, Model: b.Model,
+		Temperature: b.Temperature, MaxOutputTokens: optional(b.MaxOutputTokens), IsActive: b.IsActive,
+	}
+	if b.Tools != nil {
+		t := toolNames(b.Tools)
+		p.Tools = &t
+	}
+	a, err := s.agents.Update(ctx, actor(ctx), req.AgentId, p, etag.IfMatch(req.Params.IfMatch))
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateAgent200JSONResponse{Body: toAgent(a), Headers: api.UpdateAgent200ResponseHeaders{ETag: ptr(etag.Format(a.Version))}}, nil
 }
-func (s *Server) GetAgentRun(context.Context, api.GetAgentRunRequestObject) (api.GetAgentRunResponseObject, error) {
-	return nil, errAgentsPending
+
+// DeleteAgent implements DELETE /api/v1/agents/{agent_id}.
+func (s *Server) DeleteAgent(ctx context.Context, req api.DeleteAgentRequestObject) (api.DeleteAgentResponseObject, error) {
+	if err := s.agents.Delete(ctx, actor(ctx), req.AgentId, etag.IfMatch(req.Params.IfMatch)); err != nil {
+		return nil, err
+	}
+	return api.DeleteAgent204Response{}, nil
 }
-func (s *Server) CancelAgentRun(context.Context, api.CancelAgentRunRequestObject) (api.CancelAgentRunResponseObject, error) {
-	return nil, errAgentsPending
+
+// CreateAgentRun implements POST /api/v1/agents/{agent_id}/runs.
+func (s *Server) CreateAgentRun(ctx context.Context, req api.CreateAgentRunRequestObject) (api.CreateAgentRunResponseObject, error) {
+	b := req.Body
+	meta, err := metadataJSON(b.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.agents.CreateRun(ctx, actor(ctx), req.AgentId, agent.RunParams{
+		Input: b.Input, TaskID: optional(b.TaskId).Value, Metadata: meta,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := toRun(r)
+	if err != nil {
+		return nil, err
+	}
+	return api.CreateAgentRun202JSONResponse{Body: out, Headers: api.CreateAgentRun202ResponseHeaders{
+		Location: ptr("/api/v1/agent-runs/" + strconv.FormatInt(r.ID, 10)),
+	}}, nil
 }
-func (s *Server) StreamAgentRunEvents(context.Context, api.StreamAgentRunEventsRequestObject) (api.StreamAgentRunEventsResponseObject, error) {
-	return nil, errAgentsPending
+
+// ListAgentRuns implements GET /api/v1/agent-runs.
+func (s *Server) ListAgentRuns(ctx context.Context, req api.ListAgentRunsRequestObject) (api.ListAgentRunsResponseObject, error) {
+	q := req.Params
+	p := agent.RunListParams{Page: page.NewRequest(q.Skip, q.Limit), AgentID: q.AgentId, TaskID: q.TaskId}
+	if q.Status != nil {
+		st := db.AgentRunStatus(*q.Status)
+		p.Status = &st
+	}
+	res, err := s.agents.ListRuns(ctx, actor(ctx), p)
+	if err != nil {
+		return nil, err
+	}
+	out, err := runPage(res)
+	if err != nil {
+		return nil, err
+	}
+	return api.ListAgentRuns200JSONResponse(out), nil
+}
+
+// GetAgentRun implements GET /api/v1/agent-runs/{run_id}.
+func (s *Server) GetAgentRun(ctx context.Context, req api.GetAgentRunRequestObject) (api.GetAgentRunResponseObject, error) {
+	r, err := s.agents.GetRun(ctx, actor(ctx), req.RunId)
+	if err != nil {
+		return nil, err
+	}
+	out, err := toRun(r)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetAgentRun200JSONResponse(out), nil
+}
+
+// CancelAgentRun implements POST /api/v1/agent-runs/{run_id}/cancel.
+func (s *Server) CancelAgentRun(ctx context.Context, req api.CancelAgentRunRequestObject) (api.CancelAgentRunResponseObject, error) {
+	r, err := s.agents.CancelRun(ctx, actor(ctx), req.RunId)
+	if err != nil {
+		return nil, err
+	}
+	out, err := toRun(r)
+	if err != nil {
+		return nil, err
+	}
+	return api.CancelAgentRun200JSONResponse(out), nil
+}
+
+// ListTaskRuns implements GET /api/v1/tasks/{task_id}/runs.
+func (s *Server) ListTaskRuns(ctx context.Context, req api.ListTaskRunsRequestObject) (api.ListTaskRunsResponseObject, error) {
+	res, err := s.agents.ListTaskRuns(ctx, actor(ctx), req.TaskId, page.NewRequest(req.Params.Skip, req.Params.Limit))
+	if err != nil {
+		return nil, err
+	}
+	out, err := runPage(res)
+	if err != nil {
+		return nil, err
+	}
+	return api.ListTaskRuns200JSONResponse(out), nil
 }

@@ -193,13 +193,3 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 	}
 	return api.DeleteTask204Response{}, nil
 }
-
-// ListTaskRuns implements GET /api/v1/tasks/{task_id}/runs. Agent runs do not exist yet,
-// so a visible task has an empty list.
-func (s *Server) ListTaskRuns(ctx context.Context, req api.ListTaskRunsRequestObject) (api.ListTaskRunsResponseObject, error) {
-	if _, err := s.tasks.Get(ctx, actor(ctx), req.TaskId); err != nil {
-		return nil, err
-	}
-	p := page.New([]api.AgentRun{}, 0, page.NewRequest(req.Params.Skip, req.Params.Limit))
-	return api.ListTaskRuns200JSONResponse{Items: p.Items, Total: p.Total, Page: p.Page, PageSize: p.PageSize, TotalPages: p.TotalPages}, nil
-}

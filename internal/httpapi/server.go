@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"enterprise-automation/gen/api"
+	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/idempotency"
 	"enterprise-automation/internal/task"
@@ -42,24 +43,28 @@ type Options struct {
 	Auth        *auth.Service
 	Users       *user.Service
 	Tasks       *task.Service
+	Agents      *agent.Service
+	RunEvents   RunEvents
 	Idempotency *idempotency.Service
 	Checks      []Check
 }
 
 // Server is the HTTP face of the API.
 type Server struct {
-	echo     *echo.Echo
-	log      *slog.Logger
-	auth     *auth.Service
-	users    *user.Service
-	tasks    *task.Service
-	idem     *idempotency.Service
-	ops      map[string]*operation
-	version  string
-	debug    bool
-	checks   []Check
-	specYAML []byte
-	specJSON map[string]any
+	echo      *echo.Echo
+	log       *slog.Logger
+	auth      *auth.Service
+	users     *user.Service
+	tasks     *task.Service
+	agents    *agent.Service
+	runEvents RunEvents
+	idem      *idempotency.Service
+	ops       map[string]*operation
+	version   string
+	debug     bool
+	checks    []Check
+	specYAML  []byte
+	specJSON  map[string]any
 }
 
 // LoadContract parses the embedded openapi.yaml. It fails only if the embedded contract
@@ -89,18 +94,20 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("httpapi: contract as JSON: %w", err)
 	}
 	s := &Server{
-		echo:     echo.New(),
-		log:      opts.Logger,
-		auth:     opts.Auth,
-		users:    opts.Users,
-		tasks:    opts.Tasks,
-		idem:     opts.Idempotency,
-		ops:      operations(doc),
-		version:  opts.Version,
-		debug:    opts.Debug,
-		checks:   opts.Checks,
-		specYAML: api.SpecYAML,
-		specJSON: specMap,
+		echo:      echo.New(),
+		log:       opts.Logger,
+		auth:      opts.Auth,
+		users:     opts.Users,
+		tasks:     opts.Tasks,
+		agents:    opts.Agents,
+		runEvents: opts.RunEvents,
+		idem:      opts.Idempotency,
+		ops:       operations(doc),
+		version:   opts.Version,
+		debug:     opts.Debug,
+		checks:    opts.Checks,
+		specYAML:  api.SpecYAML,
+		specJSON:  specMap,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

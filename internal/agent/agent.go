@@ -1,0 +1,250 @@
+// Package agent implements AI agents: their definitions, runs of them on an input and
+// optionally a task, the built-in tools they may call, and the executor that drives a
+// run through a bounded tool-calling loop with the LLM.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/etag"
+	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/store"
+	"enterprise-automation/internal/task"
+)
+
+// Queue enqueues and cancels the jobs that execute runs, inside the caller's transaction.
+type Queue interface {
+	// EnqueueRun queues the execution of a run and returns the job's id.
+	EnqueueRun(ctx context.Context, q db.Querier, runID int64) (int64, error)
+	// CancelJob cancels a queued job or asks the worker running it to stop.
+	CancelJob(ctx context.Context, q db.Querier, jobID int64) error
+}
+
+// Service implements the agent and run use cases.
+type Service struct {
+	store        store.Store
+	tasks        *task.Service
+	queue        Queue
+	defaultModel string
+}
+
+// NewService builds a Service; defaultModel is used when an agent names none.
+func NewService(s store.Store, tasks *task.Service, q Queue, defaultModel string) *Service {
+	return &Service{store: s, tasks: tasks, queue: q, defaultModel: defaultModel}
+}
+
+var errAdminRequired = apperr.E(apperr.Forbidden, "administrator privileges required")
+
+// CreateParams are the fields of a new agent.
+type CreateParams struct {
+	Name            string
+	Description     string
+	Instructions    string
+	Model           string // empty means the default model
+	Temperature     *float64
+	MaxOutputTokens *int32
+	Tools           []string
+	IsActive        *bool
+}
+
+// Create adds an agent. Forbidden unless actor is an admin; Conflict when the name is
+// taken (in any letter case); Invalid for a blank name or an unknown tool.
+func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreateParams) (db.Agent, error) {
+	if !actor.IsAdmin {
+		return db.Agent{}, errAdminRequired
+	}
+	if err := checkDefinition(p.Name, p.Tools); err != nil {
+		return db.Agent{}, err
+	}
+	a := db.AgentCreateParams{
+		Name: strings.TrimSpace(p.Name), Description: p.Description, Instructions: p.Instructions,
+		Model: cmpOr(strings.TrimSpace(p.Model), s.defaultModel), Temperature: 0.2, MaxOutputTokens: p.MaxOutputTokens,
+		Tools: p.Tools, IsActive: true, CreatedBy: &actor.UserID,
+	}
+	if p.Temperature != nil {
+		a.Temperature = *p.Temperature
+	}
+	if p.IsActive != nil {
+		a.IsActive = *p.IsActive
+	}
+	if a.Tools == nil {
+		a.Tools = []string{}
+	}
+	out, err := s.store.AgentCreate(ctx, a)
+	if apperr.Is(err, apperr.Conflict) {
+		return db.Agent{}, apperr.Wrap(apperr.Conflict, err, "an agent named %q already exists", a.Name)
+	}
+	if err != nil {
+		return db.Agent{}, fmt.Errorf("agent: create: %w", err)
+	}
+	return out, nil
+}
+
+func checkDefinition(name string, tools []string) error {
+	var fields []apperr.FieldError
+	if strings.TrimSpace(name) == "" {
+		fields = append(fields, apperr.FieldError{Location: "body", Field: "name", Message: "must not be blank"})
+	}
+	for i, t := range tools {
+		if _, ok := Tools[t]; !ok {
+			fields = append(fields, apperr.FieldError{Location: "body", Field: fmt.Sprintf("tools.%d", i),
+				Message: "must be one of: " + strings.Join(ToolNames(), ", ")})
+		}
+	}
+	if len(fields) > 0 {
+		return apperr.Validation(fields...)
+	}
+	return nil
+}
+
+// Get returns an agent; NotFound when there is none.
+func (s *Service) Get(ctx context.Context, id int64) (db.Agent, error) {
+	a, err := s.store.AgentGetByID(ctx, id)
+	if apperr.Is(err, apperr.NotFound) {
+		return db.Agent{}, apperr.Wrap(apperr.NotFound, err, "agent %d not found", id)
+	}
+	if err != nil {
+		return db.Agent{}, fmt.Errorf("agent: get: %w", err)
+	}
+	return a, nil
+}
+
+// List returns a page of agents, optionally only active or inactive ones.
+func (s *Service) List(ctx context.Context, r page.Request, isActive *bool) (page.Page[db.Agent], error) {
+	var (
+		items []db.Agent
+		total int64
+	)
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		var err error
+		if total, err = q.AgentCount(ctx, isActive); err != nil || total == 0 {
+			return err
+		}
+		items, err = q.AgentList(ctx, db.AgentListParams{IsActive: isActive, SkipRows: r.Skip, MaxRows: r.Limit})
+		return err
+	})
+	if err != nil {
+		return page.Page[db.Agent]{}, fmt.Errorf("agent: list: %w", err)
+	}
+	return page.New(items, total, r), nil
+}
+
+// UpdateParams are the fields to change; nil leaves a field as it is.
+type UpdateParams struct {
+	Name            *string
+	Description     *string
+	Instructions    *string
+	Model           *string
+	Temperature     *float64
+	MaxOutputTokens task.Optional[int32]
+	Tools           *[]string
+	IsActive        *bool
+}
+
+// Update changes an agent. Forbidden unless actor is an admin; NotFound; Conflict for a
+// taken name; Invalid for a blank name or unknown tool; PreconditionFailed on If-Match.
+func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (db.Agent, error) {
+	if !actor.IsAdmin {
+		return db.Agent{}, errAdminRequired
+	}
+	name := "x"
+	if p.Name != nil {
+		name = *p.Name
+	}
+	var tools []string
+	if p.Tools != nil {
+		tools = *p.Tools
+	}
+	if err := checkDefinition(name, tools); err != nil {
+		return db.Agent{}, err
+	}
+	var out db.Agent
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		cur, err := q.AgentGetByID(ctx, id)
+		if apperr.Is(err, apperr.NotFound) {
+			return apperr.Wrap(apperr.NotFound, err, "agent %d not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		if !ifMatch.Allows(cur.Version) {
+			return apperr.E(apperr.PreconditionFailed, "agent %d has changed since the ETag in If-Match; fetch it again", id)
+		}
+		next := db.AgentUpdateParams{
+			ID: id, Version: cur.Version, Name: cur.Name, Description: cur.Description, Instructions: cur.Instructions,
+			Model: cur.Model, Temperature: cur.Temperature, MaxOutputTokens: cur.MaxOutputTokens, Tools: cur.Tools,
+			IsActive: cur.IsActive,
+		}
+		if p.Name != nil {
+			next.Name = strings.TrimSpace(*p.Name)
+		}
+		if p.Description != nil {
+			next.Description = *p.Description
+		}
+		if p.Instructions != nil {
+			next.Instructions = *p.Instructions
+		}
+		if p.Model != nil {
+			next.Model = strings.TrimSpace(*p.Model)
+		}
+		if p.Temperature != nil {
+			next.Temperature = *p.Temperature
+		}
+		if p.MaxOutputTokens.Set {
+			next.MaxOutputTokens = p.MaxOutputTokens.Value
+		}
+		if p.Tools != nil {
+			next.Tools = *p.Tools
+		}
+		if p.IsActive != nil {
+			next.IsActive = *p.IsActive
+		}
+		out, err = q.AgentUpdate(ctx, next)
+		if apperr.Is(err, apperr.Conflict) {
+			return apperr.Wrap(apperr.Conflict, err, "an agent named %q already exists", next.Name)
+		}
+		if apperr.Is(err, apperr.NotFound) {
+			return apperr.E(apperr.PreconditionFailed, "agent %d changed concurrently; fetch it again", id)
+		}
+		return err
+	})
+	if err != nil {
+		return db.Agent{}, fmt.Errorf("agent: update: %w", err)
+	}
+	return out, nil
+}
+
+// Delete removes an agent and its runs. Forbidden unless admin; NotFound;
+// PreconditionFailed on If-Match.
+func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, ifMatch etag.Condition) error {
+	if !actor.IsAdmin {
+		return errAdminRequired
+	}
+	cur, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !ifMatch.Allows(cur.Version) {
+		return apperr.E(apperr.PreconditionFailed, "agent %d has changed since the ETag in If-Match; fetch it again", id)
+	}
+	n, err := s.store.AgentDelete(ctx, db.AgentDeleteParams{ID: id, Version: cur.Version})
+	if err != nil {
+		return fmt.Errorf("agent: delete: %w", err)
+	}
+	if n == 0 {
+		return apperr.E(apperr.PreconditionFailed, "agent %d changed concurrently; fetch it again", id)
+	}
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,268 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/task"
+)
+
+// Event types of a run's stream.
+const (
+	EventStatus      = "run.status"
+	EventOutputDelta = "run.output.delta"
+	EventStep        = "run.step"
+	EventCompleted   = "run.completed"
+	EventFailed      = "run.failed"
+	EventCancelled   = "run.cancelled"
+	EventIncomplete  = "run.incomplete"
+)
+
+// TerminalEvent returns the event that ends a run in the given status ("" if it is not terminal).
+func TerminalEvent(s db.AgentRunStatus) string {
+	switch s {
+	case db.AgentRunStatusCompleted:
+		return EventCompleted
+	case db.AgentRunStatusFailed:
+		return EventFailed
+	case db.AgentRunStatusCancelled:
+		return EventCancelled
+	case db.AgentRunStatusIncomplete:
+		return EventIncomplete
+	}
+	return ""
+}
+
+// IsTerminal reports whether a run has ended.
+func IsTerminal(s db.AgentRunStatus) bool { return TerminalEvent(s) != "" }
+
+// Step is one recorded tool call. CallID and Turn are kept (not shown by the API) so
+// that a retried attempt can rebuild the conversation and resume after it.
+type Step struct {
+	Type      string          `json:"type"`
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+	Result    json.RawMessage `json:"result"`
+	CallID    string          `json:"call_id"`
+	Turn      int             `json:"turn"`
+}
+
+// DecodeSteps reads a run's stored steps.
+func DecodeSteps(raw []byte) ([]Step, error) {
+	var steps []Step
+	if len(raw) == 0 {
+		return steps, nil
+	}
+	if err := json.Unmarshal(raw, &steps); err != nil {
+		return nil, apperr.Wrap(apperr.Internal, err, "agent: stored steps")
+	}
+	return steps, nil
+}
+
+// appendEvent records the next event of a run and notifies listeners on commit.
+func appendEvent(ctx context.Context, q db.Querier, runID int64, typ string, data map[string]any) error {
+	data["type"] = typ
+	data["run_id"] = runID
+	b, err := json.Marshal(data)
+	if err != nil {
+		return apperr.Wrap(apperr.Internal, err, "agent: encode event")
+	}
+	_, err = q.AgentRunEventAppend(ctx, db.AgentRunEventAppendParams{RunID: runID, Type: typ, Data: b})
+	return err
+}
+
+// RunParams are the inputs of a new run.
+type RunParams struct {
+	Input    string
+	TaskID   *int64
+	Metadata []byte // a JSON object; nil means {}
+}
+
+// CreateRun queues a run of an active agent. The run row and its job are written in one
+// transaction. NotFound for an unknown agent; Conflict for an inactive one; Invalid when
+// the task is not visible to actor or the metadata is too large.
+func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID int64, p RunParams) (db.AgentRun, error) {
+	a, err := s.Get(ctx, agentID)
+	if err != nil {
+		return db.AgentRun{}, err
+	}
+	if !a.IsActive {
+		return db.AgentRun{}, apperr.E(apperr.Conflict, "agent %d is inactive", agentID)
+	}
+	if len(p.Metadata) > task.MaxMetadataBytes {
+		return db.AgentRun{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "metadata",
+			Message: fmt.Sprintf("must be at most %d bytes as JSON", task.MaxMetadataBytes)})
+	}
+	if p.TaskID != nil {
+		if _, err := s.tasks.Get(ctx, actor, *p.TaskID); err != nil {
+			if apperr.Is(err, apperr.NotFound) {
+				return db.AgentRun{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "task_id",
+					Message: fmt.Sprintf("task %d does not exist or is not visible to you", *p.TaskID)})
+			}
+			return db.AgentRun{}, err
+		}
+	}
+	if p.Metadata == nil {
+		p.Metadata = []byte("{}")
+	}
+	var run db.AgentRun
+	err = s.store.InTx(ctx, func(q db.Querier) error {
+		var err error
+		run, err = q.AgentRunCreate(ctx, db.AgentRunCreateParams{
+			AgentID: agentID, TaskID: p.TaskID, Input: p.Input, Model: a.Model, Metadata: p.Metadata, CreatedBy: &actor.UserID,
+		})
+		if err != nil {
+			return err
+		}
+		jobID, err := s.queue.EnqueueRun(ctx, q, run.ID)
+		if err != nil {
+			return err
+		}
+		if err := q.AgentRunSetJob(ctx, db.AgentRunSetJobParams{JobID: &jobID, ID: run.ID}); err != nil {
+			return err
+		}
+		run.JobID = &jobID
+		return appendEvent(ctx, q, run.ID, EventStatus, map[string]any{"status": run.Status, "attempt": 0})
+	})
+	if err != nil {
+		return db.AgentRun{}, fmt.Errorf("agent: create run: %w", err)
+	}
+	return run, nil
+}
+
+// canSee reports whether actor may see a run: its creator, an admin, or anyone who can
+// see the run's task.
+func (s *Service) canSee(ctx context.Context, actor auth.Principal, r db.AgentRun) bool {
+	if actor.IsAdmin || (r.CreatedBy != nil && *r.CreatedBy == actor.UserID) {
+		return true
+	}
+	if r.TaskID != nil {
+		_, err := s.tasks.Get(ctx, actor, *r.TaskID)
+		return err == nil
+	}
+	return false
+}
+
+// GetRun returns a run visible to actor; NotFound otherwise.
+func (s *Service) GetRun(ctx context.Context, actor auth.Principal, id int64) (db.AgentRun, error) {
+	r, err := s.store.AgentRunGetByID(ctx, id)
+	if err != nil && !apperr.Is(err, apperr.NotFound) {
+		return db.AgentRun{}, fmt.Errorf("agent: get run: %w", err)
+	}
+	if err != nil || !s.canSee(ctx, actor, r) {
+		return db.AgentRun{}, apperr.E(apperr.NotFound, "agent run %d not found", id)
+	}
+	return r, nil
+}
+
+// RunListParams filter a run list.
+type RunListParams struct {
+	Page    page.Request
+	AgentID *int64
+	TaskID  *int64
+	Status  *db.AgentRunStatus
+}
+
+// ListRuns returns actor's runs (every run for admins), newest first.
+func (s *Service) ListRuns(ctx context.Context, actor auth.Principal, p RunListParams) (page.Page[db.AgentRun], error) {
+	f := db.AgentRunCountParams{AgentID: p.AgentID, TaskID: p.TaskID}
+	if !actor.IsAdmin {
+		f.CreatedBy = &actor.UserID
+	}
+	return s.listRuns(ctx, f, p)
+}
+
+// ListTaskRuns returns the runs on a task visible to actor (NotFound otherwise), newest first.
+func (s *Service) ListTaskRuns(ctx context.Context, actor auth.Principal, taskID int64, r page.Request) (page.Page[db.AgentRun], error) {
+	if _, err := s.tasks.Get(ctx, actor, taskID); err != nil {
+		return page.Page[db.AgentRun]{}, err
+	}
+	return s.listRuns(ctx, db.AgentRunCountParams{TaskID: &taskID}, RunListParams{Page: r})
+}
+
+func (s *Service) listRuns(ctx context.Context, f db.AgentRunCountParams, p RunListParams) (page.Page[db.AgentRun], error) {
+	if p.Status != nil {
+		st := string(*p.Status)
+		f.Status = &st
+	}
+	var (
+		items []db.AgentRun
+		total int64
+	)
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		var err error
+		if total, err = q.AgentRunCount(ctx, f); err != nil || total == 0 {
+			return err
+		}
+		items, err = q.AgentRunList(ctx, db.AgentRunListParams{
+			CreatedBy: f.CreatedBy, AgentID: f.AgentID, TaskID: f.TaskID, Status: f.Status,
+			SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
+		})
+		return err
+	})
+	if err != nil {
+		return page.Page[db.AgentRun]{}, fmt.Errorf("agent: list runs: %w", err)
+	}
+	return page.New(items, total, p.Page), nil
+}
+
+// CancelRun stops a run: a queued one is cancelled at once, a running one is asked to
+// stop (its worker's context is cancelled and it ends cancelled), a cancelled one is
+// returned as it is. NotFound when invisible; Conflict when it already completed, failed
+// or ended incomplete.
+func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64) (db.AgentRun, error) {
+	if _, err := s.GetRun(ctx, actor, id); err != nil {
+		return db.AgentRun{}, err
+	}
+	var out db.AgentRun
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		r, err := q.AgentRunGetByIDForUpdate(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch r.Status {
+		case db.AgentRunStatusCancelled:
+			out = r
+			return nil
+		case db.AgentRunStatusQueued:
+			out, err = q.AgentRunFinish(ctx, db.AgentRunFinishParams{
+				ID: id, Status: db.AgentRunStatusCancelled, Steps: r.Steps,
+				PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
+			})
+			if err != nil {
+				return err
+			}
+			if err := appendEvent(ctx, q, id, EventCancelled, map[string]any{"status": out.Status}); err != nil {
+				return err
+			}
+		case db.AgentRunStatusInProgress:
+			if out, err = q.AgentRunRequestCancel(ctx, id); err != nil {
+				return err
+			}
+		default:
+			return apperr.E(apperr.Conflict, "agent run %d already ended (%s) and cannot be cancelled", id, r.Status)
+		}
+		if r.JobID != nil {
+			return s.queue.CancelJob(ctx, q, *r.JobID)
+		}
+		return nil
+	})
+	if err != nil {
+		return db.AgentRun{}, fmt.Errorf("agent: cancel run: %w", err)
+	}
+	return out, nil
+}
+
+// EventsAfter returns a run's events after seq, for a caller that may see the run.
+func (s *Service) EventsAfter(ctx context.Context, runID, seq int64) ([]db.AgentRunEvent, error) {
+	evs, err := s.store.AgentRunEventsAfter(ctx, db.AgentRunEventsAfterParams{RunID: runID, After: seq})
+	if err != nil {
+		return nil, fmt.Errorf("agent: events: %w", err)
+	}
+	return evs, nil
+}

@@ -1,0 +1,434 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/shared"
+
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/llm"
+	"enterprise-automation/internal/store"
+	"enterprise-automation/internal/task"
+)
+
+// Runner executes runs: it drives the conversation with the model, runs the tools the
+// model calls, records every step and event, and ends the run in a terminal status.
+type Runner struct {
+	store    store.Store
+	tasks    *task.Service
+	llm      *llm.Client
+	maxSteps int
+	log      *slog.Logger
+}
+
+// RunnerOptions configures a Runner.
+type RunnerOptions struct {
+	MaxSteps int // model turns per run; hitting it ends the run incomplete
+	Logger   *slog.Logger
+}
+
+// NewRunner builds a Runner.
+func NewRunner(s store.Store, tasks *task.Service, client *llm.Client, opts RunnerOptions) *Runner {
+	if opts.MaxSteps <= 0 {
+		opts.MaxSteps = 8
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger}
+}
+
+// RetryableError asks the queue to run the attempt again later.
+type RetryableError struct{ Err error }
+
+func (e *RetryableError) Error() string { return "retryable: " + e.Err.Error() }
+func (e *RetryableError) Unwrap() error { return e.Err }
+
+// outcome is how a run ends.
+type outcome struct {
+	status    db.AgentRunStatus
+	output    *string
+	errCode   string
+	errMsg    string
+	steps     []Step
+	usage     llm.Usage
+	retryable error
+}
+
+// Execute runs attempt number attempt (of at most maxAttempts) of a run. It returns nil
+// when the run has ended (in any status), a *RetryableError when a transient failure
+// should be retried, and ctx's error when the worker is shutting down (the queue runs
+// the job again elsewhere); progress is saved first in both cases.
+func (r *Runner) Execute(ctx context.Context, runID int64, attempt, maxAttempts int) error {
+	run, err := r.store.AgentRunGetByID(ctx, runID)
+	if apperr.Is(err, apperr.NotFound) {
+		return nil // deleted with its agent
+	}
+	if err != nil {
+		return &RetryableError{err}
+	}
+	if IsTerminal(run.Status) {
+		return nil
+	}
+	bg := context.WithoutCancel(ctx)
+	if run.CancelRequestedAt != nil {
+		return r.finish(bg, run, outcome{status: db.AgentRunStatusCancelled, usage: usageOf(run), steps: mustSteps(run)})
+	}
+	err = r.store.InTx(ctx, func(q db.Querier) error {
+		var err error
+		if run, err = q.AgentRunStart(ctx, db.AgentRunStartParams{ID: runID, Attempt: int32(attempt)}); err != nil {
+			return err
+		}
+		return appendEvent(ctx, q, runID, EventStatus, map[string]any{"status": run.Status, "attempt": attempt})
+	})
+	if apperr.Is(err, apperr.NotFound) {
+		return nil // ended meanwhile
+	}
+	if err != nil {
+		return &RetryableError{err}
+	}
+	o := r.converse(ctx, run, attempt, maxAttempts)
+	if o.retryable != nil {
+		r.saveProgress(bg, run.ID, o.steps, o.usage)
+		if ctx.Err() != nil && !errors.Is(o.retryable, errRunTimeout) {
+			return ctx.Err()
+		}
+		return &RetryableError{o.retryable}
+	}
+	return r.finish(bg, run, o)
+}
+
+var errRunTimeout = errors.New("the run took too long")
+
+// converse drives the model until it answers without tool calls, fails, or runs out of turns.
+func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAttempts int) outcome {
+	steps, err := DecodeSteps(run.Steps)
+	if err != nil {
+		return outcome{status: db.AgentRunStatusFailed, errCode: "internal_error", errMsg: "the run's recorded steps are unreadable"}
+	}
+	o := outcome{steps: steps, usage: usageOf(run)}
+	fail := func(code, msg string) outcome {
+		o.status, o.errCode, o.errMsg = db.AgentRunStatusFailed, code, msg
+		return o
+	}
+	if !r.llm.Configured() {
+		return fail("llm_not_configured", "no LLM is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible provider) and start the run again")
+	}
+	a, err := r.store.AgentGetByID(ctx, run.AgentID)
+	if err != nil {
+		return r.transientOr(ctx, o, err, "agent_unavailable", "the agent could not be loaded", attempt, maxAttempts)
+	}
+	actor, err := r.principal(ctx, run.CreatedBy)
+	if err != nil {
+		if apperr.Is(err, apperr.Unavailable) {
+			return r.transientOr(ctx, o, err, "internal_error", "the run's creator could not be loaded", attempt, maxAttempts)
+		}
+		return fail("creator_unavailable", "the user who started this run no longer exists or is inactive")
+	}
+	messages := r.conversation(ctx, actor, a, run, steps)
+	tools := toolParams(a.Tools)
+	turn := 1
+	if len(steps) > 0 {
+		turn = steps[len(steps)-1].Turn + 1
+	}
+	for ; turn <= r.maxSteps; turn++ {
+		deltas := newDeltaWriter(r, run.ID)
+		req := llm.Request{Model: a.Model, Temperature: a.Temperature, Messages: messages, Tools: tools}
+		if a.MaxOutputTokens != nil {
+			n := int64(*a.MaxOutputTokens)
+			req.MaxTokens = &n
+		}
+		res, err := r.llm.Stream(ctx, req, deltas.write)
+		deltas.flush(context.WithoutCancel(ctx))
+		if err != nil {
+			return r.llmFailure(ctx, o, run.ID, err, attempt, maxAttempts)
+		}
+		o.usage = o.usage.Add(res.Usage)
+		if len(res.ToolCalls) == 0 {
+			o.status, o.output = db.AgentRunStatusCompleted, &res.Content
+			return o
+		}
+		messages = append(messages, res.Message)
+		for _, call := range res.ToolCalls {
+			step := r.runTool(ctx, actor, a.Tools, call, turn)
+			o.steps = append(o.steps, step)
+			messages = append(messages, openai.ToolMessage(string(step.Result), call.ID))
+			if err := r.recordStep(context.WithoutCancel(ctx), run.ID, o, step); err != nil {
+				r.log.Error("recording a run step", "run_id", run.ID, "error", err)
+			}
+		}
+		if cur, err := r.store.AgentRunGetByID(ctx, run.ID); err == nil && cur.CancelRequestedAt != nil {
+			o.status = db.AgentRunStatusCancelled
+			return o
+		}
+	}
+	o.status, o.errCode = db.AgentRunStatusIncomplete, "max_steps_exceeded"
+	o.errMsg = fmt.Sprintf("the model did not give a final answer within %d turns", r.maxSteps)
+	return o
+}
+
+// llmFailure decides between cancelled, retry and failed after a failed completion.
+func (r *Runner) llmFailure(ctx context.Context, o outcome, runID int64, err error, attempt, maxAttempts int) outcome {
+	if ctx.Err() != nil {
+		if cur, gerr := r.store.AgentRunGetByID(context.WithoutCancel(ctx), runID); gerr == nil && cur.CancelRequestedAt != nil {
+			o.status = db.AgentRunStatusCancelled
+			return o
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return r.transientOr(ctx, o, errRunTimeout, "run_timeout", "the run exceeded its time limit", attempt, maxAttempts)
+		}
+		o.retryable = ctx.Err() // shutting down: another worker takes over
+		return o
+	}
+	var le *llm.Error
+	if errors.As(err, &le) {
+		if le.Transient {
+			return r.transientOr(ctx, o, le, le.Code, le.Message, attempt, maxAttempts)
+		}
+		o.status, o.errCode, o.errMsg = db.AgentRunStatusFailed, le.Code, le.Message
+		return o
+	}
+	return r.transientOr(ctx, o, err, "llm_unavailable", err.Error(), attempt, maxAttempts)
+}
+
+// transientOr retries while attempts remain and fails the run with code/msg after the last.
+func (r *Runner) transientOr(_ context.Context, o outcome, err error, code, msg string, attempt, maxAttempts int) outcome {
+	if attempt < maxAttempts {
+		o.retryable = err
+		return o
+	}
+	o.status, o.errCode = db.AgentRunStatusFailed, code
+	o.errMsg = fmt.Sprintf("%s (after %d attempts)", msg, attempt)
+	return o
+}
+
+func (r *Runner) principal(ctx context.Context, userID *int64) (auth.Principal, error) {
+	if userID == nil {
+		return auth.Principal{}, apperr.E(apperr.NotFound, "creator deleted")
+	}
+	u, err := r.store.UserGetByID(ctx, *userID)
+	if err != nil {
+		return auth.Principal{}, err
+	}
+	if !u.IsActive {
+		return auth.Principal{}, apperr.E(apperr.Forbidden, "creator inactive")
+	}
+	return auth.Principal{UserID: u.ID, Email: u.Email, IsAdmin: u.IsAdmin}, nil
+}
+
+const toolGuidance = `You act on the enterprise automation system's tasks through the tools you are given,
+with the permissions of the user who started this run. Use tools when the request needs
+them; when you are done, answer with a short summary of what you did.`
+
+// conversation rebuilds the messages: instructions, task context, input, and every step
+// already recorded (so a retried attempt resumes where the last one stopped).
+func (r *Runner) conversation(ctx context.Context, actor auth.Principal, a db.Agent, run db.AgentRun, steps []Step) []openai.ChatCompletionMessageParamUnion {
+	system := strings.TrimSpace(a.Instructions)
+	if system == "" {
+		system = "You are a helpful automation agent."
+	}
+	msgs := []openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system + "\n\n" + toolGuidance)}
+	if run.TaskID != nil {
+		if t, err := r.tasks.Get(ctx, actor, *run.TaskID); err == nil {
+			b, _ := json.Marshal(TaskView(t))
+			msgs = append(msgs, openai.SystemMessage("This run is about the following task:\n"+string(b)))
+		} else {
+			msgs = append(msgs, openai.SystemMessage(fmt.Sprintf("This run was about task %d, which is no longer available.", *run.TaskID)))
+		}
+	}
+	msgs = append(msgs, openai.UserMessage(run.Input))
+	for i := 0; i < len(steps); {
+		turn := steps[i].Turn
+		var calls []openai.ChatCompletionMessageToolCallUnionParam
+		j := i
+		for ; j < len(steps) && steps[j].Turn == turn; j++ {
+			calls = append(calls, openai.ChatCompletionMessageToolCallUnionParam{OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
+				ID:       steps[j].CallID,
+				Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{Name: steps[j].Name, Arguments: string(steps[j].Arguments)},
+			}})
+		}
+		msgs = append(msgs, openai.ChatCompletionMessageParamUnion{OfAssistant: &openai.ChatCompletionAssistantMessageParam{ToolCalls: calls}})
+		for k := i; k < j; k++ {
+			msgs = append(msgs, openai.ToolMessage(string(steps[k].Result), steps[k].CallID))
+		}
+		i = j
+	}
+	return msgs
+}
+
+func toolParams(names []string) []openai.ChatCompletionToolUnionParam {
+	var out []openai.ChatCompletionToolUnionParam
+	for _, n := range names {
+		t, ok := Tools[n]
+		if !ok {
+			continue
+		}
+		out = append(out, openai.ChatCompletionFunctionTool(shared.FunctionDefinitionParam{
+			Name: t.Name, Description: openai.String(t.Description), Parameters: shared.FunctionParameters(t.Parameters),
+		}))
+	}
+	return out
+}
+
+// runTool executes one call. Tool failures become results the model can read, never
+// failures of the run.
+func (r *Runner) runTool(ctx context.Context, actor auth.Principal, allowed []string, call llm.ToolCall, turn int) Step {
+	step := Step{Type: "tool_call", Name: call.Name, CallID: call.ID, Turn: turn, Arguments: json.RawMessage("{}")}
+	if json.Valid([]byte(call.Arguments)) && strings.HasPrefix(strings.TrimSpace(call.Arguments), "{") {
+		step.Arguments = json.RawMessage(call.Arguments)
+	}
+	var result any
+	t, ok := Tools[call.Name]
+	switch {
+	case !ok || !contains(allowed, call.Name):
+		result = map[string]any{"error": fmt.Sprintf("unknown tool %q", call.Name)}
+	case !json.Valid([]byte(call.Arguments)):
+		result = map[string]any{"error": "the arguments are not valid JSON"}
+	default:
+		res, err := t.Run(ctx, r.tasks, actor, json.RawMessage(call.Arguments))
+		if err != nil {
+			result = toolError(err)
+		} else {
+			result = res
+		}
+	}
+	b, err := json.Marshal(result)
+	if err != nil {
+		b = []byte(`{"error":"the tool's result could not be encoded"}`)
+	}
+	step.Result = b
+	return step
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// StepView is how a step appears in the API and in events (without its bookkeeping).
+func StepView(s Step) map[string]any {
+	return map[string]any{"type": s.Type, "name": s.Name, "arguments": s.Arguments, "result": s.Result}
+}
+
+func (r *Runner) recordStep(ctx context.Context, runID int64, o outcome, step Step) error {
+	steps, err := json.Marshal(o.steps)
+	if err != nil {
+		return err
+	}
+	return r.store.InTx(ctx, func(q db.Querier) error {
+		if err := q.AgentRunSaveProgress(ctx, db.AgentRunSaveProgressParams{
+			ID: runID, Steps: steps, PromptTokens: o.usage.PromptTokens, CompletionTokens: o.usage.CompletionTokens, TotalTokens: o.usage.TotalTokens,
+		}); err != nil {
+			return err
+		}
+		return appendEvent(ctx, q, runID, EventStep, map[string]any{"step": StepView(step)})
+	})
+}
+
+func (r *Runner) saveProgress(ctx context.Context, runID int64, steps []Step, u llm.Usage) {
+	b, err := json.Marshal(steps)
+	if err == nil {
+		err = r.store.AgentRunSaveProgress(ctx, db.AgentRunSaveProgressParams{
+			ID: runID, Steps: b, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
+		})
+	}
+	if err != nil {
+		r.log.Error("saving run progress", "run_id", runID, "error", err)
+	}
+}
+
+// finish ends the run (unless it ended meanwhile) and appends its terminal event.
+func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
+	steps, err := json.Marshal(o.steps)
+	if err != nil || o.steps == nil {
+		steps = []byte("[]")
+	}
+	p := db.AgentRunFinishParams{
+		ID: run.ID, Status: o.status, Output: o.output, Steps: steps,
+		PromptTokens: o.usage.PromptTokens, CompletionTokens: o.usage.CompletionTokens, TotalTokens: o.usage.TotalTokens,
+	}
+	if o.errCode != "" {
+		p.ErrorCode, p.ErrorMessage = &o.errCode, &o.errMsg
+	}
+	err = r.store.InTx(ctx, func(q db.Querier) error {
+		done, err := q.AgentRunFinish(ctx, p)
+		if err != nil {
+			return err
+		}
+		return appendEvent(ctx, q, run.ID, TerminalEvent(done.Status), map[string]any{"status": done.Status})
+	})
+	if apperr.Is(err, apperr.NotFound) {
+		return nil // it ended another way meanwhile (cancelled while queued)
+	}
+	if err != nil {
+		return &RetryableError{err}
+	}
+	r.log.Info("agent run ended", "run_id", run.ID, "status", o.status, "error_code", o.errCode)
+	return nil
+}
+
+func usageOf(run db.AgentRun) llm.Usage {
+	return llm.Usage{PromptTokens: run.PromptTokens, CompletionTokens: run.CompletionTokens, TotalTokens: run.TotalTokens}
+}
+
+func mustSteps(run db.AgentRun) []Step {
+	s, _ := DecodeSteps(run.Steps)
+	return s
+}
+
+// deltaWriter batches output text into run.output.delta events, at most one every
+// deltaInterval, so a fast stream does not become thousands of rows.
+type deltaWriter struct {
+	r     *Runner
+	runID int64
+	mu    sync.Mutex
+	buf   strings.Builder
+	last  time.Time
+}
+
+const deltaInterval = 50 * time.Millisecond
+
+func newDeltaWriter(r *Runner, runID int64) *deltaWriter {
+	return &deltaWriter{r: r, runID: runID, last: time.Now()}
+}
+
+func (d *deltaWriter) write(s string) {
+	d.mu.Lock()
+	d.buf.WriteString(s)
+	due := time.Since(d.last) >= deltaInterval
+	d.mu.Unlock()
+	if due {
+		d.flush(context.Background())
+	}
+}
+
+func (d *deltaWriter) flush(ctx context.Context) {
+	d.mu.Lock()
+	text := d.buf.String()
+	d.buf.Reset()
+	d.last = time.Now()
+	d.mu.Unlock()
+	if text == "" {
+		return
+	}
+	err := d.r.store.InTx(ctx, func(q db.Querier) error {
+		return appendEvent(ctx, q, d.runID, EventOutputDelta, map[string]any{"delta": text})
+	})
+	if err != nil {
+		d.r.log.Warn("recording output delta", "run_id", d.runID, "error", err)
+	}
+}

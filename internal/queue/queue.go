@@ -1,0 +1,167 @@
+// Package queue runs agent runs as durable jobs on River, in the same PostgreSQL
+// database: a run's job is inserted in the transaction that creates the run, workers in
+// any process pick jobs up with SKIP LOCKED, transient failures are retried with
+// exponential backoff, and jobs of a crashed worker are rescued and run again.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/agent"
+	"enterprise-automation/internal/store"
+)
+
+// RunArgs are the arguments of the job that executes one agent run.
+type RunArgs struct {
+	RunID int64 `json:"run_id"`
+}
+
+// Kind implements river.JobArgs.
+func (RunArgs) Kind() string { return "agent_run" }
+
+// Config configures a Queue.
+type Config struct {
+	// Workers is how many runs this process executes at once; 0 makes an insert-only
+	// queue (an API server that leaves execution to `worker` processes).
+	Workers int
+	// MaxAttempts bounds the attempts of a run (the first plus retries).
+	MaxAttempts int
+	// RetryBackoff is the delay before the first retry; it doubles for each later one.
+	RetryBackoff time.Duration
+	// RunTimeout bounds one attempt; a worker that dies mid-run has its job rescued
+	// shortly after this.
+	RunTimeout time.Duration
+	Logger     *slog.Logger
+}
+
+// Queue inserts, cancels and (with workers) executes run jobs.
+type Queue struct {
+	client  *river.Client[pgx.Tx]
+	workers int
+	log     *slog.Logger
+}
+
+// New builds a Queue; runner executes the runs (nil for an insert-only queue).
+func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = time.Second
+	}
+	if cfg.RunTimeout <= 0 {
+		cfg.RunTimeout = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &runWorker{runner: runner, timeout: cfg.RunTimeout})
+	rc := &river.Config{
+		Workers:     workers,
+		MaxAttempts: cfg.MaxAttempts,
+		RetryPolicy: &backoff{base: cfg.RetryBackoff},
+		JobTimeout:  cfg.RunTimeout,
+		// Rescue jobs whose worker vanished soon after they could have timed out.
+		RescueStuckJobsAfter: cfg.RunTimeout + min(cfg.RunTimeout, time.Minute),
+		Logger:               cfg.Logger.With("component", "queue"),
+	}
+	if cfg.Workers > 0 {
+		if runner == nil {
+			return nil, errors.New("queue: workers need a runner")
+		}
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+		rc.FetchCooldown = 20 * time.Millisecond
+		rc.FetchPollInterval = 500 * time.Millisecond
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return &Queue{client: client, workers: cfg.Workers, log: cfg.Logger}, nil
+}
+
+// EnqueueRun implements agent.Queue: the job is inserted in q's transaction.
+func (q *Queue) EnqueueRun(ctx context.Context, dbq db.Querier, runID int64) (int64, error) {
+	tx, ok := store.Tx(dbq)
+	if !ok {
+		return 0, errors.New("queue: EnqueueRun needs a transaction")
+	}
+	res, err := q.client.InsertTx(ctx, tx, RunArgs{RunID: runID}, nil)
+	if err != nil {
+		return 0, store.Translate(err)
+	}
+	return res.Job.ID, nil
+}
+
+// CancelJob implements agent.Queue: a queued job is cancelled; a running one has its
+// context cancelled in whichever process runs it, once the transaction commits.
+func (q *Queue) CancelJob(ctx context.Context, dbq db.Querier, jobID int64) error {
+	tx, ok := store.Tx(dbq)
+	if !ok {
+		return errors.New("queue: CancelJob needs a transaction")
+	}
+	_, err := q.client.JobCancelTx(ctx, tx, jobID)
+	if errors.Is(err, river.ErrNotFound) {
+		return nil
+	}
+	return store.Translate(err)
+}
+
+// Start begins executing jobs (a no-op for an insert-only queue).
+func (q *Queue) Start(ctx context.Context) error {
+	if q.workers == 0 {
+		return nil
+	}
+	return q.client.Start(ctx)
+}
+
+// Stop lets running jobs finish for up to grace, then cancels them; a cancelled run's
+// progress is saved and its job retried by another worker.
+func (q *Queue) Stop(ctx context.Context, grace time.Duration) error {
+	if q.workers == 0 {
+		return nil
+	}
+	softCtx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if err := q.client.Stop(softCtx); err == nil {
+		return nil
+	}
+	q.log.Warn("runs still in progress at shutdown; handing them back to the queue")
+	hardCtx, cancel2 := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel2()
+	return q.client.StopAndCancel(hardCtx)
+}
+
+// runWorker executes one run per job.
+type runWorker struct {
+	river.WorkerDefaults[RunArgs]
+	runner  *agent.Runner
+	timeout time.Duration
+}
+
+func (w *runWorker) Timeout(*river.Job[RunArgs]) time.Duration { return w.timeout }
+
+func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
+	return w.runner.Execute(ctx, job.Args.RunID, job.Attempt, job.MaxAttempts)
+}
+
+// backoff retries after base, 2×base, 4×base, … capped at ten minutes.
+type backoff struct{ base time.Duration }
+
+func (b *backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	d := time.Duration(float64(b.base) * math.Pow(2, float64(max(job.Attempt-1, 0))))
+	return time.Now().Add(min(d, 10*time.Minute))
+}
