@@ -154,6 +154,9 @@ func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAtte
 			return r.llmFailure(ctx, o, run.ID, err, attempt, maxAttempts)
 		}
 		o.usage = o.usage.Add(res.Usage)
+		r.log.Info("llm completion", "run_id", run.ID, "turn", turn, "model", res.Model,
+			"prompt_tokens", res.Usage.PromptTokens, "completion_tokens", res.Usage.CompletionTokens,
+			"latency_ms", res.Latency.Milliseconds(), "tool_calls", len(res.ToolCalls))
 		if len(res.ToolCalls) == 0 {
 			o.status, o.output = db.AgentRunStatusCompleted, &res.Content
 			return o
