@@ -37,7 +37,7 @@ DELETE FROM tasks WHERE id = @id AND version = @version;
 -- served by its index.
 SELECT * FROM tasks
 WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
-  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY ((sqlc.arg(statuses)::text[])::task_status[]))
+  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
   AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
   AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
   AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
@@ -62,7 +62,7 @@ LIMIT @max_rows OFFSET @skip_rows;
 -- TaskCount counts the tasks matching the same filters as TaskList.
 SELECT count(*) FROM tasks
 WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
-  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY ((sqlc.arg(statuses)::text[])::task_status[]))
+  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
   AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
   AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
   AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))

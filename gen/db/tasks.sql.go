@@ -13,7 +13,7 @@ import (
 const taskCount = `-- name: TaskCount :one
 SELECT count(*) FROM tasks
 WHERE ($1::bigint IS NULL OR created_by = $1 OR assignee_id = $1)
-  AND (cardinality($2::text[]) = 0 OR status = ANY (($2::text[])::task_status[]))
+  AND (cardinality($2::text[]) = 0 OR status = ANY (task_statuses($2::text[])))
   AND ($3::task_priority IS NULL OR priority = $3)
   AND ($4::bigint IS NULL OR assignee_id = $4)
   AND ($5::bigint IS NULL OR created_by = $5)
@@ -193,7 +193,7 @@ func (q *Queries) TaskGetByIDForUpdate(ctx context.Context, id int64) (Task, err
 const taskList = `-- name: TaskList :many
 SELECT id, title, description, status, priority, assignee_id, created_by, due_at, tags, metadata, created_at, updated_at, completed_at, version FROM tasks
 WHERE ($1::bigint IS NULL OR created_by = $1 OR assignee_id = $1)
-  AND (cardinality($2::text[]) = 0 OR status = ANY (($2::text[])::task_status[]))
+  AND (cardinality($2::text[]) = 0 OR status = ANY (task_statuses($2::text[])))
   AND ($3::task_priority IS NULL OR priority = $3)
   AND ($4::bigint IS NULL OR assignee_id = $4)
   AND ($5::bigint IS NULL OR created_by = $5)
