@@ -58,7 +58,7 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	if !actor.IsAdmin {
 		return db.Agent{}, errAdminRequired
 	}
-	if err := checkDefinition(p.Name, p.Tools); err != nil {
+	if err := checkDefinition(&p.Name, p.Tools); err != nil {
 		return db.Agent{}, err
 	}
 	a := db.AgentCreateParams{
@@ -85,9 +85,10 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	return out, nil
 }
 
-func checkDefinition(name string, tools []string) error {
+// checkDefinition validates a (new or changed) name and tool list; nil name means unchanged.
+func checkDefinition(name *string, tools []string) error {
 	var fields []apperr.FieldError
-	if strings.TrimSpace(name) == "" {
+	if name != nil && strings.TrimSpace(*name) == "" {
 		fields = append(fields, apperr.FieldError{Location: "body", Field: "name", Message: "must not be blank"})
 	}
 	for i, t := range tools {
@@ -152,15 +153,11 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 	if !actor.IsAdmin {
 		return db.Agent{}, errAdminRequired
 	}
-	name := "x"
-	if p.Name != nil {
-		name = *p.Name
-	}
 	var tools []string
 	if p.Tools != nil {
 		tools = *p.Tools
 	}
-	if err := checkDefinition(name, tools); err != nil {
+	if err := checkDefinition(p.Name, tools); err != nil {
 		return db.Agent{}, err
 	}
 	var out db.Agent

@@ -2,6 +2,8 @@ package task_test
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"sync"
 	"testing"
 
@@ -37,7 +39,11 @@ func seedBench(b *testing.B) benchWorld {
 		pool, err := store.Open(ctx, dbtest.URL(b), 4)
 		require.NoError(b, err)
 		b.Cleanup(pool.Close)
-		require.NoError(b, seedBigTasks(ctx, pool, bigTasks))
+		rows := bigTasks
+		if v, err := strconv.Atoi(os.Getenv("TASK_BENCH_ROWS")); err == nil && v > 0 {
+			rows = v // e.g. TASK_BENCH_ROWS=1000000 for the 1M figures
+		}
+		require.NoError(b, seedBigTasks(ctx, pool, rows))
 		benchData.svc = task.NewService(store.New(pool))
 		require.NoError(b, pool.QueryRow(ctx, `SELECT min(id) FROM users`).Scan(&benchData.user))
 	})
