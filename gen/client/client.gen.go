@@ -1631,7 +1631,7 @@ type ClientInterface interface {
 
 	// ListTaskRuns List a task's agent runs
 	//
-	// The agent runs started on this task, newest first.
+	// Your agent runs on this task (all of them for administrators), newest first; 404 when the task is not visible to you.
 	//
 	// Corresponds with GET /api/v1/tasks/{task_id}/runs (the `ListTaskRuns` operationId).
 	ListTaskRuns(ctx context.Context, taskId TaskID, params *ListTaskRunsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2362,7 +2362,7 @@ func (c *Client) UpdateTask(ctx context.Context, taskId TaskID, params *UpdateTa
 
 // ListTaskRuns List a task's agent runs
 //
-// The agent runs started on this task, newest first.
+// Your agent runs on this task (all of them for administrators), newest first; 404 when the task is not visible to you.
 //
 // Corresponds with GET /api/v1/tasks/{task_id}/runs (the `ListTaskRuns` operationId).
 func (c *Client) ListTaskRuns(ctx context.Context, taskId TaskID, params *ListTaskRunsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4755,7 +4755,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListTaskRunsWithResponse List a task's agent runs
 	//
-	// The agent runs started on this task, newest first.
+	// Your agent runs on this task (all of them for administrators), newest first; 404 when the task is not visible to you.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8817,7 +8817,7 @@ func (c *ClientWithResponses) UpdateTaskWithResponse(ctx context.Context, taskId
 
 // ListTaskRunsWithResponse List a task's agent runs
 //
-// The agent runs started on this task, newest first.
+// Your agent runs on this task (all of them for administrators), newest first; 404 when the task is not visible to you.
 //
 // Returns a wrapper object for the known response body format(s).
 //

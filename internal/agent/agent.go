@@ -21,8 +21,9 @@ import (
 type Queue interface {
 	// EnqueueRun queues the execution of a run and returns the job's id.
 	EnqueueRun(ctx context.Context, q db.Querier, runID int64) (int64, error)
-	// CancelJob cancels a queued job or asks the worker running it to stop.
-	CancelJob(ctx context.Context, q db.Querier, jobID int64) error
+	// CancelJob cancels a queued or retrying job, or asks the worker running it to stop;
+	// running reports the latter.
+	CancelJob(ctx context.Context, q db.Querier, jobID int64) (running bool, err error)
 }
 
 // Service implements the agent and run use cases.
@@ -159,6 +160,9 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 	}
 	if err := checkDefinition(p.Name, tools); err != nil {
 		return db.Agent{}, err
+	}
+	if p.Model != nil && strings.TrimSpace(*p.Model) == "" {
+		return db.Agent{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "model", Message: "must not be blank"})
 	}
 	var out db.Agent
 	err := s.store.InTx(ctx, func(q db.Querier) error {

@@ -135,17 +135,10 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 	return run, nil
 }
 
-// canSee reports whether actor may see a run: its creator, an admin, or anyone who can
-// see the run's task.
-func (s *Service) canSee(ctx context.Context, actor auth.Principal, r db.AgentRun) bool {
-	if actor.IsAdmin || (r.CreatedBy != nil && *r.CreatedBy == actor.UserID) {
-		return true
-	}
-	if r.TaskID != nil {
-		_, err := s.tasks.Get(ctx, actor, *r.TaskID)
-		return err == nil
-	}
-	return false
+// canSee reports whether actor may see a run: runs are private to their creator (their
+// input and output may hold anything), and administrators see all.
+func canSee(actor auth.Principal, r db.AgentRun) bool {
+	return actor.IsAdmin || (r.CreatedBy != nil && *r.CreatedBy == actor.UserID)
 }
 
 // GetRun returns a run visible to actor; NotFound otherwise.
@@ -154,7 +147,7 @@ func (s *Service) GetRun(ctx context.Context, actor auth.Principal, id int64) (d
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return db.AgentRun{}, fmt.Errorf("agent: get run: %w", err)
 	}
-	if err != nil || !s.canSee(ctx, actor, r) {
+	if err != nil || !canSee(actor, r) {
 		return db.AgentRun{}, apperr.E(apperr.NotFound, "agent run %d not found", id)
 	}
 	return r, nil
@@ -177,12 +170,17 @@ func (s *Service) ListRuns(ctx context.Context, actor auth.Principal, p RunListP
 	return s.listRuns(ctx, f, p)
 }
 
-// ListTaskRuns returns the runs on a task visible to actor (NotFound otherwise), newest first.
+// ListTaskRuns returns actor's runs (every run for admins) on a task visible to actor
+// (NotFound otherwise), newest first.
 func (s *Service) ListTaskRuns(ctx context.Context, actor auth.Principal, taskID int64, r page.Request) (page.Page[db.AgentRun], error) {
 	if _, err := s.tasks.Get(ctx, actor, taskID); err != nil {
 		return page.Page[db.AgentRun]{}, err
 	}
-	return s.listRuns(ctx, db.AgentRunCountParams{TaskID: &taskID}, RunListParams{Page: r})
+	f := db.AgentRunCountParams{TaskID: &taskID}
+	if !actor.IsAdmin {
+		f.CreatedBy = &actor.UserID
+	}
+	return s.listRuns(ctx, f, RunListParams{Page: r})
 }
 
 func (s *Service) listRuns(ctx context.Context, f db.AgentRunCountParams, p RunListParams) (page.Page[db.AgentRun], error) {
@@ -244,11 +242,30 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 			if out, err = q.AgentRunRequestCancel(ctx, id); err != nil {
 				return err
 			}
+			running := false
+			if r.JobID != nil {
+				if running, err = s.queue.CancelJob(ctx, q, *r.JobID); err != nil {
+					return err
+				}
+			}
+			if running {
+				return nil // its worker stops and ends the run cancelled
+			}
+			// Between attempts (waiting for a retry): no worker will see the request.
+			out, err = q.AgentRunFinish(ctx, db.AgentRunFinishParams{
+				ID: id, Status: db.AgentRunStatusCancelled, Steps: r.Steps,
+				PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
+			})
+			if err != nil {
+				return err
+			}
+			return appendEvent(ctx, q, id, EventCancelled, map[string]any{"status": out.Status})
 		default:
 			return apperr.E(apperr.Conflict, "agent run %d already ended (%s) and cannot be cancelled", id, r.Status)
 		}
 		if r.JobID != nil {
-			return s.queue.CancelJob(ctx, q, *r.JobID)
+			_, err := s.queue.CancelJob(ctx, q, *r.JobID)
+			return err
 		}
 		return nil
 	})

@@ -99,6 +99,11 @@ func (r *Runner) Execute(ctx context.Context, runID int64, attempt, maxAttempts 
 	}
 	o := r.converse(ctx, run, attempt, maxAttempts)
 	if o.retryable != nil {
+		// A cancel that arrived during this attempt wins over the retry: the queue
+		// would drop the retry and leave the run unfinished.
+		if cur, err := r.store.AgentRunGetByID(bg, run.ID); err == nil && cur.CancelRequestedAt != nil {
+			return r.finish(bg, run, outcome{status: db.AgentRunStatusCancelled, steps: o.steps, usage: o.usage})
+		}
 		r.saveProgress(bg, run.ID, o.steps, o.usage)
 		if ctx.Err() != nil && !errors.Is(o.retryable, errRunTimeout) {
 			return ctx.Err()

@@ -106,18 +106,21 @@ func (q *Queue) EnqueueRun(ctx context.Context, dbq db.Querier, runID int64) (in
 	return res.Job.ID, nil
 }
 
-// CancelJob implements agent.Queue: a queued job is cancelled; a running one has its
+// CancelJob implements agent.Queue: a waiting job is cancelled; a running one has its
 // context cancelled in whichever process runs it, once the transaction commits.
-func (q *Queue) CancelJob(ctx context.Context, dbq db.Querier, jobID int64) error {
+func (q *Queue) CancelJob(ctx context.Context, dbq db.Querier, jobID int64) (bool, error) {
 	tx, ok := store.Tx(dbq)
 	if !ok {
-		return errors.New("queue: CancelJob needs a transaction")
+		return false, errors.New("queue: CancelJob needs a transaction")
 	}
-	_, err := q.client.JobCancelTx(ctx, tx, jobID)
+	job, err := q.client.JobCancelTx(ctx, tx, jobID)
 	if errors.Is(err, river.ErrNotFound) {
-		return nil
+		return false, nil
 	}
-	return store.Translate(err)
+	if err != nil {
+		return false, store.Translate(err)
+	}
+	return job.State == rivertype.JobStateRunning, nil
 }
 
 // Start begins executing jobs (a no-op for an insert-only queue).

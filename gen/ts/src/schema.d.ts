@@ -554,7 +554,7 @@ export interface paths {
         };
         /**
          * List a task's agent runs
-         * @description The agent runs started on this task, newest first.
+         * @description Your agent runs on this task (all of them for administrators), newest first; 404 when the task is not visible to you.
          */
         get: operations["listTaskRuns"];
         put?: never;
