@@ -103,9 +103,18 @@ func (e *eventStream) drain(w http.ResponseWriter) (done bool, err error) {
 			return false, nil
 		}
 		if len(evs) == 0 {
-			// Resumed after the terminal event: nothing more will come.
 			r, err := e.s.agents.GetRun(e.ctx, e.actor, e.runID)
-			return err == nil && agent.IsTerminal(r.Status) && e.after > 0, nil
+			if err != nil || !agent.IsTerminal(r.Status) || e.after == 0 {
+				return false, nil
+			}
+			// The terminal event commits together with the status, possibly between the
+			// two reads above: read the log again now that the status says it ended.
+			if evs, err = e.s.agents.EventsAfter(e.ctx, e.runID, e.after); err != nil {
+				return false, nil
+			}
+			if len(evs) == 0 {
+				return true, nil // resumed after the terminal event: nothing more will come
+			}
 		}
 		for _, ev := range evs {
 			data := ev.Data
