@@ -212,3 +212,11 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		flusher.Flush()
 	}
 }
+
+// Start runs a server outside a test (the benchmark harness's zero-latency model); Close
+// stops it.
+func Start() *Server {
+	s := &Server{}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
+	return s
+}
