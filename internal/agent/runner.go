@@ -58,6 +58,7 @@ func (e *RetryableError) Unwrap() error { return e.Err }
 type outcome struct {
 	status    db.AgentRunStatus
 	output    *string
+	delta     string // output text not yet sent as an event, written with the ending
 	errCode   string
 	errMsg    string
 	steps     []Step
@@ -70,21 +71,9 @@ type outcome struct {
 // should be retried, and ctx's error when the worker is shutting down (the queue runs
 // the job again elsewhere); progress is saved first in both cases.
 func (r *Runner) Execute(ctx context.Context, runID int64, attempt, maxAttempts int) error {
-	run, err := r.store.AgentRunGetByID(ctx, runID)
-	if apperr.Is(err, apperr.NotFound) {
-		return nil // deleted with its agent
-	}
-	if err != nil {
-		return &RetryableError{err}
-	}
-	if IsTerminal(run.Status) {
-		return nil
-	}
 	bg := context.WithoutCancel(ctx)
-	if run.CancelRequestedAt != nil {
-		return r.finish(bg, run, outcome{status: db.AgentRunStatusCancelled, usage: usageOf(run), steps: mustSteps(run)})
-	}
-	err = r.store.InTx(ctx, func(q db.Querier) error {
+	var run db.AgentRun
+	err := r.store.InTx(ctx, func(q db.Querier) error {
 		var err error
 		if run, err = q.AgentRunStart(ctx, db.AgentRunStartParams{ID: runID, Attempt: int32(attempt)}); err != nil {
 			return err
@@ -92,10 +81,13 @@ func (r *Runner) Execute(ctx context.Context, runID int64, attempt, maxAttempts 
 		return appendEvent(ctx, q, runID, EventStatus, map[string]any{"status": run.Status, "attempt": attempt})
 	})
 	if apperr.Is(err, apperr.NotFound) {
-		return nil // ended meanwhile
+		return nil // already ended, or deleted with its agent
 	}
 	if err != nil {
 		return &RetryableError{err}
+	}
+	if run.CancelRequestedAt != nil {
+		return r.finish(bg, run, outcome{status: db.AgentRunStatusCancelled, usage: usageOf(run), steps: mustSteps(run)})
 	}
 	o := r.converse(ctx, run, attempt, maxAttempts)
 	if o.retryable != nil {
@@ -154,7 +146,11 @@ func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAtte
 			req.MaxTokens = &n
 		}
 		res, err := r.llm.Stream(ctx, req, deltas.write)
-		deltas.flush(context.WithoutCancel(ctx))
+		if err != nil || len(res.ToolCalls) > 0 {
+			deltas.flush(context.WithoutCancel(ctx))
+		} else {
+			o.delta = deltas.take() // the final answer: sent with the terminal event, in one transaction
+		}
 		if err != nil {
 			return r.llmFailure(ctx, o, run.ID, err, attempt, maxAttempts)
 		}
@@ -377,6 +373,11 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 		if err != nil {
 			return err
 		}
+		if o.delta != "" {
+			if err := appendEvent(ctx, q, run.ID, EventOutputDelta, map[string]any{"delta": o.delta}); err != nil {
+				return err
+			}
+		}
 		return appendEvent(ctx, q, run.ID, TerminalEvent(done.Status), map[string]any{"status": done.Status})
 	})
 	if apperr.Is(err, apperr.NotFound) {
@@ -424,12 +425,18 @@ func (d *deltaWriter) write(s string) {
 	}
 }
 
-func (d *deltaWriter) flush(ctx context.Context) {
+// take returns the text not yet written and forgets it.
+func (d *deltaWriter) take() string {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	text := d.buf.String()
 	d.buf.Reset()
 	d.last = time.Now()
-	d.mu.Unlock()
+	return text
+}
+
+func (d *deltaWriter) flush(ctx context.Context) {
+	text := d.take()
 	if text == "" {
 		return
 	}
