@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -31,6 +32,16 @@ var ErrMalformedHash = errors.New("password: malformed hash")
 
 var b64 = base64.RawStdEncoding
 
+// slots bounds concurrent hashing: argon2id is CPU-bound, so more hashes at once than
+// there are CPUs add no throughput, only memory (each holds Memory KiB).
+var slots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+func argon2ID(plain string, salt []byte, p Params, keyLen uint32) []byte {
+	slots <- struct{}{}
+	defer func() { <-slots }()
+	return argon2.IDKey([]byte(plain), salt, p.Time, p.Memory, p.Threads, keyLen)
+}
+
 // Hash returns the PHC-formatted argon2id hash of plain. It fails only when the system's
 // random source does.
 func Hash(plain string, p Params) (string, error) {
@@ -38,7 +49,7 @@ func Hash(plain string, p Params) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(plain), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	key := argon2ID(plain, salt, p, p.KeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
@@ -70,6 +81,6 @@ func Verify(hash, plain string) (bool, error) {
 	if err != nil || len(want) == 0 {
 		return false, ErrMalformedHash
 	}
-	got := argon2.IDKey([]byte(plain), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	got := argon2ID(plain, salt, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
