@@ -122,14 +122,10 @@ func (s *Service) List(ctx context.Context, r page.Request, isActive *bool) (pag
 		items []db.Agent
 		total int64
 	)
-	err := s.store.InTx(ctx, func(q db.Querier) error {
-		var err error
-		if total, err = q.AgentCount(ctx, isActive); err != nil || total == 0 {
-			return err
-		}
-		items, err = q.AgentList(ctx, db.AgentListParams{IsActive: isActive, SkipRows: r.Skip, MaxRows: r.Limit})
-		return err
-	})
+	total, err := s.store.AgentCount(ctx, isActive)
+	if err == nil && total > int64(r.Skip) {
+		items, err = s.store.AgentList(ctx, db.AgentListParams{IsActive: isActive, SkipRows: r.Skip, MaxRows: r.Limit})
+	}
 	if err != nil {
 		return page.Page[db.Agent]{}, fmt.Errorf("agent: list: %w", err)
 	}

@@ -192,17 +192,13 @@ func (s *Service) listRuns(ctx context.Context, f db.AgentRunCountParams, p RunL
 		items []db.AgentRun
 		total int64
 	)
-	err := s.store.InTx(ctx, func(q db.Querier) error {
-		var err error
-		if total, err = q.AgentRunCount(ctx, f); err != nil || total == 0 {
-			return err
-		}
-		items, err = q.AgentRunList(ctx, db.AgentRunListParams{
+	total, err := s.store.AgentRunCount(ctx, f)
+	if err == nil && total > int64(p.Page.Skip) {
+		items, err = s.store.AgentRunList(ctx, db.AgentRunListParams{
 			CreatedBy: f.CreatedBy, AgentID: f.AgentID, TaskID: f.TaskID, Status: f.Status,
 			SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
 		})
-		return err
-	})
+	}
 	if err != nil {
 		return page.Page[db.AgentRun]{}, fmt.Errorf("agent: list runs: %w", err)
 	}

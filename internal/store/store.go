@@ -91,9 +91,6 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	}
 	// Fail fast when the database is gone instead of hanging requests.
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
-	// The list queries take optional filters as "$n IS NULL OR …"; custom plans fold those
-	// away per call so each filter and sort can use its index.
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store: open pool: %w", err)
@@ -152,12 +149,12 @@ func Translate(err error) error {
 type translating struct{ inner db.DBTX }
 
 func (t translating) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	tag, err := t.inner.Exec(ctx, sql, args...)
+	tag, err := t.inner.Exec(ctx, sql, withPlanMode(sql, args)...)
 	return tag, Translate(err)
 }
 
 func (t translating) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	rows, err := t.inner.Query(ctx, sql, args...)
+	rows, err := t.inner.Query(ctx, sql, withPlanMode(sql, args)...)
 	if err != nil {
 		return nil, Translate(err)
 	}
@@ -165,7 +162,27 @@ func (t translating) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 }
 
 func (t translating) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return translatingRow{t.inner.QueryRow(ctx, sql, args...)}
+	return translatingRow{t.inner.QueryRow(ctx, sql, withPlanMode(sql, args)...)}
+}
+
+// customPlanQueries take optional filters as "$n IS NULL OR …" and a sort parameter. Run
+// as unnamed statements they are planned for each call's values, which folds the unused
+// filters and sort cases away so every filter and order uses its index. Every other query
+// keeps pgx's cached prepared statement and its cheaper generic plan.
+var customPlanQueries = []string{
+	"-- name: TaskList ", "-- name: TaskCount ",
+	"-- name: UserList ", "-- name: UserCount ",
+	"-- name: AgentList ", "-- name: AgentCount ",
+	"-- name: AgentRunList ", "-- name: AgentRunCount ",
+}
+
+func withPlanMode(sql string, args []any) []any {
+	for _, prefix := range customPlanQueries {
+		if strings.HasPrefix(sql, prefix) {
+			return append([]any{pgx.QueryExecModeExec}, args...)
+		}
+	}
+	return args
 }
 
 type translatingRows struct{ pgx.Rows }

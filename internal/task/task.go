@@ -163,18 +163,16 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 		items []db.Task
 		total int64
 	)
-	err := s.store.InTx(ctx, func(q db.Querier) error {
-		var err error
-		if total, err = q.TaskCount(ctx, f); err != nil || total == 0 || int64(p.Page.Skip) >= total {
-			return err
-		}
-		items, err = q.TaskList(ctx, db.TaskListParams{
+	// Count and page are two statements with their own snapshots (as they would be in a
+	// read-committed transaction, minus its two round trips).
+	total, err := s.store.TaskCount(ctx, f)
+	if err == nil && total > int64(p.Page.Skip) {
+		items, err = s.store.TaskList(ctx, db.TaskListParams{
 			VisibleTo: f.VisibleTo, Statuses: f.Statuses, Priority: f.Priority, AssigneeID: f.AssigneeID,
 			CreatedBy: f.CreatedBy, Tag: f.Tag, Q: f.Q, DueBefore: f.DueBefore, DueAfter: f.DueAfter,
 			Sort: p.Sort, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
 		})
-		return err
-	})
+	}
 	if err != nil {
 		return page.Page[db.Task]{}, fmt.Errorf("task: list: %w", err)
 	}

@@ -124,17 +124,14 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 		items []db.User
 		total int64
 	)
-	err := s.store.InTx(ctx, func(tx db.Querier) error {
-		var err error
-		total, err = tx.UserCount(ctx, db.UserCountParams{Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin})
-		if err != nil || total == 0 {
-			return err
-		}
-		items, err = tx.UserList(ctx, db.UserListParams{
+	// Count and page are two statements with their own snapshots (as they would be in a
+	// read-committed transaction, minus its two round trips).
+	total, err := s.store.UserCount(ctx, db.UserCountParams{Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin})
+	if err == nil && total > int64(p.Page.Skip) {
+		items, err = s.store.UserList(ctx, db.UserListParams{
 			Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
 		})
-		return err
-	})
+	}
 	if err != nil {
 		return page.Page[db.User]{}, fmt.Errorf("user: list: %w", err)
 	}

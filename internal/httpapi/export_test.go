@@ -1,0 +1,26 @@
+package httpapi
+
+import (
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/labstack/echo/v4"
+)
+
+// Internals exposed to the external test package (benchmarks).
+var (
+	ToProblem         = toProblem
+	ToTask            = toTask
+	ValidationError   = validationError
+	ValidationOptions = validationOptions
+)
+
+// ValidateMiddleware returns the server's contract validation middleware alone.
+func (s *Server) ValidateMiddleware() echo.MiddlewareFunc { return s.validate }
+
+// Route returns the contract route the middleware validates an operation against, keyed
+// by method and Echo path template ("/api/v1/tasks/:task_id"); nil when there is none.
+func (s *Server) Route(method, echoPath string) *routers.Route {
+	if op, ok := s.ops[routeKey(method, echoPath)]; ok {
+		return op.route
+	}
+	return nil
+}
