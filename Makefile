@@ -76,6 +76,11 @@ cover: ## Run the tests with coverage of the hand-written code; writes coverage.
 	$(GO) test -count=1 -timeout 20m -coverpkg=$(COVERPKG) -coverprofile=coverage.out $(PKGS)
 	@$(GO) tool cover -func=coverage.out | tail -n 1
 
+.PHONY: bench
+bench: deps-db build ## Benchmark: 10k users, 1M tasks, real server under load vs raw SQL; writes internal/bench/RESULTS.md
+	$(GO) build -o bin/bench ./cmd/bench
+	./bin/bench -server $(BIN) -json artifacts/bench.json -markdown internal/bench/RESULTS.md $(BENCH_FLAGS)
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
