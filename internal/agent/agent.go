@@ -118,10 +118,7 @@ func (s *Service) Get(ctx context.Context, id int64) (db.Agent, error) {
 
 // List returns a page of agents, optionally only active or inactive ones.
 func (s *Service) List(ctx context.Context, r page.Request, isActive *bool) (page.Page[db.Agent], error) {
-	var (
-		items []db.Agent
-		total int64
-	)
+	var items []db.Agent
 	total, err := s.store.AgentCount(ctx, isActive)
 	if err == nil && total > int64(r.Skip) {
 		items, err = s.store.AgentList(ctx, db.AgentListParams{IsActive: isActive, SkipRows: r.Skip, MaxRows: r.Limit})

@@ -188,10 +188,7 @@ func (s *Service) listRuns(ctx context.Context, f db.AgentRunCountParams, p RunL
 		st := string(*p.Status)
 		f.Status = &st
 	}
-	var (
-		items []db.AgentRun
-		total int64
-	)
+	var items []db.AgentRun
 	total, err := s.store.AgentRunCount(ctx, f)
 	if err == nil && total > int64(p.Page.Skip) {
 		items, err = s.store.AgentRunList(ctx, db.AgentRunListParams{
@@ -224,14 +221,7 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 			out = r
 			return nil
 		case db.AgentRunStatusQueued:
-			out, err = q.AgentRunFinish(ctx, db.AgentRunFinishParams{
-				ID: id, Status: db.AgentRunStatusCancelled, Steps: r.Steps,
-				PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
-			})
-			if err != nil {
-				return err
-			}
-			if err := appendEvent(ctx, q, id, EventCancelled, map[string]any{"status": out.Status}); err != nil {
+			if out, err = finishCancelled(ctx, q, r); err != nil {
 				return err
 			}
 		case db.AgentRunStatusInProgress:
@@ -248,14 +238,8 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 				return nil // its worker stops and ends the run cancelled
 			}
 			// Between attempts (waiting for a retry): no worker will see the request.
-			out, err = q.AgentRunFinish(ctx, db.AgentRunFinishParams{
-				ID: id, Status: db.AgentRunStatusCancelled, Steps: r.Steps,
-				PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
-			})
-			if err != nil {
-				return err
-			}
-			return appendEvent(ctx, q, id, EventCancelled, map[string]any{"status": out.Status})
+			out, err = finishCancelled(ctx, q, r)
+			return err
 		default:
 			return apperr.E(apperr.Conflict, "agent run %d already ended (%s) and cannot be cancelled", id, r.Status)
 		}
@@ -269,6 +253,19 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 		return db.AgentRun{}, fmt.Errorf("agent: cancel run: %w", err)
 	}
 	return out, nil
+}
+
+// finishCancelled ends a run that no worker is executing as cancelled, keeping its steps
+// and usage, and appends its terminal event (in q's transaction).
+func finishCancelled(ctx context.Context, q db.Querier, r db.AgentRun) (db.AgentRun, error) {
+	out, err := q.AgentRunFinish(ctx, db.AgentRunFinishParams{
+		ID: r.ID, Status: db.AgentRunStatusCancelled, Steps: r.Steps,
+		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
+	})
+	if err != nil {
+		return db.AgentRun{}, err
+	}
+	return out, appendEvent(ctx, q, r.ID, EventCancelled, map[string]any{"status": out.Status})
 }
 
 // EventsAfter returns a run's events after seq, for a caller that may see the run.

@@ -159,10 +159,7 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 		q := page.EscapeLike(*p.Q)
 		f.Q = &q
 	}
-	var (
-		items []db.Task
-		total int64
-	)
+	var items []db.Task
 	// Count and page are two statements with their own snapshots (as they would be in a
 	// read-committed transaction, minus its two round trips).
 	total, err := s.store.TaskCount(ctx, f)

@@ -120,10 +120,7 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 		escaped := page.EscapeLike(*p.Q)
 		q = &escaped
 	}
-	var (
-		items []db.User
-		total int64
-	)
+	var items []db.User
 	// Count and page are two statements with their own snapshots (as they would be in a
 	// read-committed transaction, minus its two round trips).
 	total, err := s.store.UserCount(ctx, db.UserCountParams{Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin})
