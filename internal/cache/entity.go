@@ -1,0 +1,67 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"enterprise-automation/internal/metrics"
+)
+
+// Entity is a read-through cache of one kind of record, JSON-encoded under
+// "<name>:<id>". A nil *Entity caches nothing, so services work with or without one.
+// Cache failures never fail a read: the loader answers instead.
+type Entity[T any] struct {
+	c       Cache
+	name    string
+	ttl     time.Duration
+	metrics *metrics.Metrics
+}
+
+// NewEntity builds an Entity over c; a nil c or a zero ttl gives a nil Entity.
+func NewEntity[T any](c Cache, name string, ttl time.Duration, m *metrics.Metrics) *Entity[T] {
+	if c == nil || ttl <= 0 {
+		return nil
+	}
+	return &Entity[T]{c: c, name: name, ttl: ttl, metrics: m}
+}
+
+func (e *Entity[T]) key(id int64) string { return e.name + ":" + strconv.FormatInt(id, 10) }
+
+// Get returns the record with id from the cache, or loads it and fills the cache.
+// Errors from load are returned as they are (and nothing is cached).
+func (e *Entity[T]) Get(ctx context.Context, id int64, load func(context.Context, int64) (T, error)) (T, error) {
+	if e == nil {
+		return load(ctx, id)
+	}
+	key := e.key(id)
+	if b, err := e.c.Get(ctx, key); err == nil {
+		var v T
+		if json.Unmarshal(b, &v) == nil {
+			e.metrics.CacheLookup(e.name, true)
+			return v, nil
+		}
+	}
+	e.metrics.CacheLookup(e.name, false)
+	v, err := load(ctx, id)
+	if err != nil {
+		return v, err
+	}
+	if b, err := json.Marshal(v); err == nil {
+		_ = e.c.Fill(ctx, key, b, e.ttl)
+	}
+	return v, nil
+}
+
+// Invalidate drops the records with ids. Call it after the write has committed.
+func (e *Entity[T]) Invalidate(ctx context.Context, ids ...int64) {
+	if e == nil || len(ids) == 0 {
+		return
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = e.key(id)
+	}
+	_ = e.c.Invalidate(context.WithoutCancel(ctx), keys...)
+}

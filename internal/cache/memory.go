@@ -1,0 +1,150 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Memory is the in-process Cache and Limiter: correct for one server process, bounded in
+// size. Expired entries are swept as it is used; past MaxEntries, arbitrary entries are
+// evicted (a cache may forget).
+type Memory struct {
+	mu         sync.Mutex
+	now        func() time.Time
+	maxEntries int
+	values     map[string]memEntry
+	tombs      map[string]time.Time // key → end of its invalidation guard
+	rates      map[string]time.Time // limiter key → theoretical arrival time
+	ops        int
+}
+
+type memEntry struct {
+	val []byte
+	exp time.Time
+}
+
+// DefaultMaxEntries bounds a Memory cache built with a zero limit.
+const DefaultMaxEntries = 50_000
+
+// NewMemory builds an in-process cache and limiter holding at most maxEntries values
+// (and as many limiter keys); now is the clock (nil: time.Now).
+func NewMemory(maxEntries int, now func() time.Time) *Memory {
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxEntries
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Memory{
+		now: now, maxEntries: maxEntries,
+		values: map[string]memEntry{}, tombs: map[string]time.Time{}, rates: map[string]time.Time{},
+	}
+}
+
+// Get implements Cache.
+func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.values[key]
+	if !ok || !m.now().Before(e.exp) {
+		return nil, ErrMiss
+	}
+	return e.val, nil
+}
+
+// Fill implements Cache.
+func (m *Memory) Fill(_ context.Context, key string, val []byte, ttl time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	if until, ok := m.tombs[key]; ok && now.Before(until) {
+		return nil
+	}
+	m.tick(now)
+	m.values[key] = memEntry{val: val, exp: now.Add(ttl)}
+	return nil
+}
+
+// Invalidate implements Cache.
+func (m *Memory) Invalidate(_ context.Context, keys ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	m.tick(now)
+	for _, k := range keys {
+		delete(m.values, k)
+		m.tombs[k] = now.Add(InvalidationGuard)
+	}
+	return nil
+}
+
+// Allow implements Limiter.
+func (m *Memory) Allow(_ context.Context, key string, l Limit) (Decision, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	m.tick(now)
+	d, tat := gcra(now, m.rates[key], l)
+	if d.Allowed {
+		m.rates[key] = tat
+	}
+	return d, nil
+}
+
+// Flush forgets every cached value (not the limiter state).
+func (m *Memory) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.values)
+	clear(m.tombs)
+}
+
+// Len reports the number of cached values, tombstones and limiter keys held.
+func (m *Memory) Len() (values, tombs, rates int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.values), len(m.tombs), len(m.rates)
+}
+
+// sweepEvery is how many writes pass between sweeps of expired entries.
+const sweepEvery = 1024
+
+// tick counts a write and sweeps expired entries now and then, or at once when a map
+// outgrows the bound. The caller holds mu.
+func (m *Memory) tick(now time.Time) {
+	m.ops++
+	over := len(m.values) >= m.maxEntries || len(m.rates) >= m.maxEntries || len(m.tombs) >= m.maxEntries
+	if m.ops < sweepEvery && !over {
+		return
+	}
+	m.ops = 0
+	for k, e := range m.values {
+		if !now.Before(e.exp) {
+			delete(m.values, k)
+		}
+	}
+	for k, until := range m.tombs {
+		if !now.Before(until) {
+			delete(m.tombs, k)
+		}
+	}
+	for k, tat := range m.rates {
+		if !now.Before(tat) { // the quota is whole again: the key carries no state
+			delete(m.rates, k)
+		}
+	}
+	evict(m.values, m.maxEntries)
+	evict(m.rates, m.maxEntries)
+	evict(m.tombs, m.maxEntries)
+}
+
+// evict drops arbitrary entries until m holds fewer than max, leaving room to insert.
+func evict[V any](m map[string]V, max int) {
+	for k := range m {
+		if len(m) < max {
+			return
+		}
+		delete(m, k)
+	}
+}
