@@ -22,8 +22,9 @@ deps-db: ## Install PostgreSQL's server binaries when missing (all `make run` ne
 	fi
 
 .PHONY: deps
-deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Node.js, Chromium) and fetch modules
+deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Redis, Node.js, Chromium) and fetch modules
 	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \

@@ -52,6 +52,7 @@ UPDATE agent_runs SET
     prompt_tokens     = @prompt_tokens,
     completion_tokens = @completion_tokens,
     total_tokens      = @total_tokens,
+    cached_completions = @cached_completions,
     updated_at        = now()
 WHERE id = @id;
 
@@ -66,6 +67,7 @@ UPDATE agent_runs SET
     prompt_tokens     = @prompt_tokens,
     completion_tokens = @completion_tokens,
     total_tokens      = @total_tokens,
+    cached_completions = @cached_completions,
     completed_at      = now(),
     updated_at        = now()
 WHERE id = @id AND status IN ('queued', 'in_progress')

@@ -75,12 +75,13 @@ WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_t
 -- TaskGetByIDForUpdate returns one task, locked until the transaction ends.
 SELECT * FROM tasks WHERE id = @id FOR UPDATE;
 
--- name: TaskDetachUser :exec
+-- name: TaskDetachUser :many
 -- TaskDetachUser clears a user's references from tasks (before the user is deleted),
--- as a change: each affected task gets a new version.
+-- as a change: each affected task gets a new version. It returns the changed tasks' ids.
 UPDATE tasks SET
     created_by  = nullif(created_by, @user_id::bigint),
     assignee_id = nullif(assignee_id, @user_id::bigint),
     version     = version + 1,
     updated_at  = now()
-WHERE created_by = @user_id::bigint OR assignee_id = @user_id::bigint;
+WHERE created_by = @user_id::bigint OR assignee_id = @user_id::bigint
+RETURNING id;

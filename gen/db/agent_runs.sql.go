@@ -40,7 +40,7 @@ func (q *Queries) AgentRunCount(ctx context.Context, arg AgentRunCountParams) (i
 const agentRunCreate = `-- name: AgentRunCreate :one
 INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
 VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
 `
 
 type AgentRunCreateParams struct {
@@ -86,6 +86,7 @@ func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) 
 		&i.StartedAt,
 		&i.CompletedAt,
 		&i.UpdatedAt,
+		&i.CachedCompletions,
 	)
 	return i, err
 }
@@ -163,22 +164,24 @@ UPDATE agent_runs SET
     prompt_tokens     = $6,
     completion_tokens = $7,
     total_tokens      = $8,
+    cached_completions = $9,
     completed_at      = now(),
     updated_at        = now()
-WHERE id = $9 AND status IN ('queued', 'in_progress')
-RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at
+WHERE id = $10 AND status IN ('queued', 'in_progress')
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
 `
 
 type AgentRunFinishParams struct {
-	Status           AgentRunStatus
-	Output           *string
-	Steps            []byte
-	ErrorCode        *string
-	ErrorMessage     *string
-	PromptTokens     int64
-	CompletionTokens int64
-	TotalTokens      int64
-	ID               int64
+	Status            AgentRunStatus
+	Output            *string
+	Steps             []byte
+	ErrorCode         *string
+	ErrorMessage      *string
+	PromptTokens      int64
+	CompletionTokens  int64
+	TotalTokens       int64
+	CachedCompletions int64
+	ID                int64
 }
 
 // AgentRunFinish moves a run that is not yet finished into a terminal status.
@@ -192,6 +195,7 @@ func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) 
 		arg.PromptTokens,
 		arg.CompletionTokens,
 		arg.TotalTokens,
+		arg.CachedCompletions,
 		arg.ID,
 	)
 	var i AgentRun
@@ -218,12 +222,13 @@ func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) 
 		&i.StartedAt,
 		&i.CompletedAt,
 		&i.UpdatedAt,
+		&i.CachedCompletions,
 	)
 	return i, err
 }
 
 const agentRunGetByID = `-- name: AgentRunGetByID :one
-SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at FROM agent_runs WHERE id = $1
+SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions FROM agent_runs WHERE id = $1
 `
 
 // AgentRunGetByID returns one run.
@@ -253,12 +258,13 @@ func (q *Queries) AgentRunGetByID(ctx context.Context, id int64) (AgentRun, erro
 		&i.StartedAt,
 		&i.CompletedAt,
 		&i.UpdatedAt,
+		&i.CachedCompletions,
 	)
 	return i, err
 }
 
 const agentRunGetByIDForUpdate = `-- name: AgentRunGetByIDForUpdate :one
-SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at FROM agent_runs WHERE id = $1 FOR UPDATE
+SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions FROM agent_runs WHERE id = $1 FOR UPDATE
 `
 
 // AgentRunGetByIDForUpdate returns one run, locked until the transaction ends.
@@ -288,12 +294,13 @@ func (q *Queries) AgentRunGetByIDForUpdate(ctx context.Context, id int64) (Agent
 		&i.StartedAt,
 		&i.CompletedAt,
 		&i.UpdatedAt,
+		&i.CachedCompletions,
 	)
 	return i, err
 }
 
 const agentRunList = `-- name: AgentRunList :many
-SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at FROM agent_runs
+SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions FROM agent_runs
 WHERE ($1::bigint IS NULL OR created_by = $1)
   AND ($2::bigint IS NULL OR agent_id = $2)
   AND ($3::bigint IS NULL OR task_id = $3)
@@ -352,6 +359,7 @@ func (q *Queries) AgentRunList(ctx context.Context, arg AgentRunListParams) ([]A
 			&i.StartedAt,
 			&i.CompletedAt,
 			&i.UpdatedAt,
+			&i.CachedCompletions,
 		); err != nil {
 			return nil, err
 		}
@@ -366,7 +374,7 @@ func (q *Queries) AgentRunList(ctx context.Context, arg AgentRunListParams) ([]A
 const agentRunRequestCancel = `-- name: AgentRunRequestCancel :one
 UPDATE agent_runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
 WHERE id = $1
-RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
 `
 
 // AgentRunRequestCancel records that a run should stop.
@@ -396,6 +404,7 @@ func (q *Queries) AgentRunRequestCancel(ctx context.Context, id int64) (AgentRun
 		&i.StartedAt,
 		&i.CompletedAt,
 		&i.UpdatedAt,
+		&i.CachedCompletions,
 	)
 	return i, err
 }
@@ -406,16 +415,18 @@ UPDATE agent_runs SET
     prompt_tokens     = $2,
     completion_tokens = $3,
     total_tokens      = $4,
+    cached_completions = $5,
     updated_at        = now()
-WHERE id = $5
+WHERE id = $6
 `
 
 type AgentRunSaveProgressParams struct {
-	Steps            []byte
-	PromptTokens     int64
-	CompletionTokens int64
-	TotalTokens      int64
-	ID               int64
+	Steps             []byte
+	PromptTokens      int64
+	CompletionTokens  int64
+	TotalTokens       int64
+	CachedCompletions int64
+	ID                int64
 }
 
 // AgentRunSaveProgress stores the steps and usage so far, so a retry resumes from them.
@@ -425,6 +436,7 @@ func (q *Queries) AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProg
 		arg.PromptTokens,
 		arg.CompletionTokens,
 		arg.TotalTokens,
+		arg.CachedCompletions,
 		arg.ID,
 	)
 	return err
@@ -452,7 +464,7 @@ UPDATE agent_runs SET
     started_at = coalesce(started_at, now()),
     updated_at = now()
 WHERE id = $2 AND status IN ('queued', 'in_progress')
-RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
 `
 
 type AgentRunStartParams struct {
@@ -487,6 +499,7 @@ func (q *Queries) AgentRunStart(ctx context.Context, arg AgentRunStartParams) (A
 		&i.StartedAt,
 		&i.CompletedAt,
 		&i.UpdatedAt,
+		&i.CachedCompletions,
 	)
 	return i, err
 }

@@ -252,6 +252,7 @@ type AgentRun struct {
 	StartedAt         *time.Time
 	CompletedAt       *time.Time
 	UpdatedAt         time.Time
+	CachedCompletions int64
 }
 
 type AgentRunEvent struct {

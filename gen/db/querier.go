@@ -84,8 +84,8 @@ type Querier interface {
 	// TaskDelete removes a task whose version still matches.
 	TaskDelete(ctx context.Context, arg TaskDeleteParams) (int64, error)
 	// TaskDetachUser clears a user's references from tasks (before the user is deleted),
-	// as a change: each affected task gets a new version.
-	TaskDetachUser(ctx context.Context, userID int64) error
+	// as a change: each affected task gets a new version. It returns the changed tasks' ids.
+	TaskDetachUser(ctx context.Context, userID int64) ([]int64, error)
 	// TaskGetByID returns one task.
 	TaskGetByID(ctx context.Context, id int64) (Task, error)
 	// TaskGetByIDForUpdate returns one task, locked until the transaction ends.

@@ -120,20 +120,36 @@ func (q *Queries) TaskDelete(ctx context.Context, arg TaskDeleteParams) (int64, 
 	return result.RowsAffected(), nil
 }
 
-const taskDetachUser = `-- name: TaskDetachUser :exec
+const taskDetachUser = `-- name: TaskDetachUser :many
 UPDATE tasks SET
     created_by  = nullif(created_by, $1::bigint),
     assignee_id = nullif(assignee_id, $1::bigint),
     version     = version + 1,
     updated_at  = now()
 WHERE created_by = $1::bigint OR assignee_id = $1::bigint
+RETURNING id
 `
 
 // TaskDetachUser clears a user's references from tasks (before the user is deleted),
-// as a change: each affected task gets a new version.
-func (q *Queries) TaskDetachUser(ctx context.Context, userID int64) error {
-	_, err := q.db.Exec(ctx, taskDetachUser, userID)
-	return err
+// as a change: each affected task gets a new version. It returns the changed tasks' ids.
+func (q *Queries) TaskDetachUser(ctx context.Context, userID int64) ([]int64, error) {
+	rows, err := q.db.Query(ctx, taskDetachUser, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const taskGetByID = `-- name: TaskGetByID :one

@@ -261,6 +261,7 @@ func finishCancelled(ctx context.Context, q db.Querier, r db.AgentRun) (db.Agent
 	out, err := q.AgentRunFinish(ctx, db.AgentRunFinishParams{
 		ID: r.ID, Status: db.AgentRunStatusCancelled, Steps: r.Steps,
 		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
+		CachedCompletions: r.CachedCompletions,
 	})
 	if err != nil {
 		return db.AgentRun{}, err

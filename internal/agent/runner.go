@@ -17,6 +17,7 @@ import (
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/llm"
+	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/store"
 	"enterprise-automation/internal/task"
 )
@@ -29,12 +30,14 @@ type Runner struct {
 	llm      *llm.Client
 	maxSteps int
 	log      *slog.Logger
+	metrics  *metrics.Metrics
 }
 
 // RunnerOptions configures a Runner.
 type RunnerOptions struct {
 	MaxSteps int // model turns per run; hitting it ends the run incomplete
 	Logger   *slog.Logger
+	Metrics  *metrics.Metrics // counts runs by final status
 }
 
 // NewRunner builds a Runner.
@@ -45,7 +48,7 @@ func NewRunner(s store.Store, tasks *task.Service, client *llm.Client, opts Runn
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger}
+	return &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger, metrics: opts.Metrics}
 }
 
 // RetryableError asks the queue to run the attempt again later.
@@ -336,6 +339,7 @@ func (r *Runner) recordStep(ctx context.Context, runID int64, o outcome, step St
 	return r.store.InTx(ctx, func(q db.Querier) error {
 		if err := q.AgentRunSaveProgress(ctx, db.AgentRunSaveProgressParams{
 			ID: runID, Steps: steps, PromptTokens: o.usage.PromptTokens, CompletionTokens: o.usage.CompletionTokens, TotalTokens: o.usage.TotalTokens,
+			CachedCompletions: o.usage.CachedCompletions,
 		}); err != nil {
 			return err
 		}
@@ -348,6 +352,7 @@ func (r *Runner) saveProgress(ctx context.Context, runID int64, steps []Step, u 
 	if err == nil {
 		err = r.store.AgentRunSaveProgress(ctx, db.AgentRunSaveProgressParams{
 			ID: runID, Steps: b, PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens,
+			CachedCompletions: u.CachedCompletions,
 		})
 	}
 	if err != nil {
@@ -364,6 +369,7 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 	p := db.AgentRunFinishParams{
 		ID: run.ID, Status: o.status, Output: o.output, Steps: steps,
 		PromptTokens: o.usage.PromptTokens, CompletionTokens: o.usage.CompletionTokens, TotalTokens: o.usage.TotalTokens,
+		CachedCompletions: o.usage.CachedCompletions,
 	}
 	if o.errCode != "" {
 		p.ErrorCode, p.ErrorMessage = &o.errCode, &o.errMsg
@@ -386,12 +392,14 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 	if err != nil {
 		return &RetryableError{err}
 	}
+	r.metrics.JobOutcome(string(o.status))
 	r.log.Info("agent run ended", "run_id", run.ID, "status", o.status, "error_code", o.errCode)
 	return nil
 }
 
 func usageOf(run db.AgentRun) llm.Usage {
-	return llm.Usage{PromptTokens: run.PromptTokens, CompletionTokens: run.CompletionTokens, TotalTokens: run.TotalTokens}
+	return llm.Usage{PromptTokens: run.PromptTokens, CompletionTokens: run.CompletionTokens, TotalTokens: run.TotalTokens,
+		CachedCompletions: run.CachedCompletions}
 }
 
 func mustSteps(run db.AgentRun) []Step {

@@ -78,6 +78,10 @@ func StartOn(t testing.TB, dbURL string, opts ...Option) *Env {
 		"FIRST_ADMIN_EMAIL":    AdminEmail,
 		"FIRST_ADMIN_PASSWORD": AdminPassword,
 		"LOG_LEVEL":            "DEBUG",
+		// Suites log in and call far faster than any client should; the rate limit
+		// tests turn the limits on.
+		"RATE_LIMIT_PER_MINUTE":       "0",
+		"LOGIN_RATE_LIMIT_PER_MINUTE": "0",
 	}
 	for _, o := range opts {
 		o(vars)

@@ -18,12 +18,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"enterprise-automation/gen/api"
+	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/config"
 	"enterprise-automation/internal/httpapi"
 	"enterprise-automation/internal/idempotency"
 	"enterprise-automation/internal/llm"
+	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/password"
 	"enterprise-automation/internal/queue"
 	"enterprise-automation/internal/store"
@@ -193,14 +196,14 @@ func (p *Program) seed(ctx context.Context, cfg config.Config) error {
 
 func (p *Program) seedAdmin(ctx context.Context, cfg config.Config, pool *pgxpool.Pool) (bool, error) {
 	s := store.New(pool)
-	authSvc, err := p.authService(cfg, s)
+	authSvc, err := p.authService(cfg, s, nil)
 	if err != nil {
 		return false, err
 	}
 	return user.NewService(s, authSvc).EnsureAdmin(ctx, cfg.FirstAdminEmail, cfg.FirstAdminPassword)
 }
 
-func (p *Program) authService(cfg config.Config, s store.Store) (*auth.Service, error) {
+func (p *Program) authService(cfg config.Config, s store.Store, users *cache.Entity[db.User]) (*auth.Service, error) {
 	secret := cfg.SecretKey
 	if secret == "" {
 		// Only reachable with DEBUG=true (config rejects it otherwise).
@@ -209,7 +212,7 @@ func (p *Program) authService(cfg config.Config, s store.Store) (*auth.Service, 
 	return auth.NewService(s, auth.Options{
 		Secret: []byte(secret), Algorithm: cfg.Algorithm,
 		AccessTTL: cfg.AccessTokenTTL(), RefreshTTL: cfg.RefreshTokenTTL(),
-		Password: p.PasswordParams,
+		Password: p.PasswordParams, Users: users,
 	})
 }
 
@@ -230,34 +233,80 @@ func (p *Program) serve(ctx context.Context, cfg config.Config) error {
 
 // services is everything the server and the workers share.
 type services struct {
-	store  *store.DB
-	auth   *auth.Service
-	users  *user.Service
-	tasks  *task.Service
-	agents *agent.Service
-	queue  *queue.Queue
+	store   *store.DB
+	auth    *auth.Service
+	users   *user.Service
+	tasks   *task.Service
+	agents  *agent.Service
+	queue   *queue.Queue
+	metrics *metrics.Metrics
+	shared  *sharedState
 }
 
 func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, workers int) (*services, error) {
-	s := store.New(pool)
-	authSvc, err := p.authService(cfg, s)
+	m := metrics.New()
+	m.RegisterPool(pool)
+	shared, err := newSharedState(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
-	tasks := task.NewService(s)
-	runner := agent.NewRunner(s, tasks, llm.New(llm.Config{
+	userCache := cache.NewEntity[db.User](shared.cache, "user", cfg.CacheTTL, m)
+	taskCache := cache.NewEntity[db.Task](shared.cache, "task", cfg.CacheTTL, m)
+	s := store.New(pool)
+	authSvc, err := p.authService(cfg, s, userCache)
+	if err != nil {
+		return nil, err
+	}
+	tasks := task.NewService(s).WithCache(taskCache)
+	client := llm.New(llm.Config{
 		APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Timeout: cfg.LLMTimeout,
-	}), agent.RunnerOptions{MaxSteps: cfg.AgentMaxSteps, Logger: log})
+		Cache: shared.cache, CacheTTL: cfg.LLMCacheTTL, Metrics: m,
+	})
+	runner := agent.NewRunner(s, tasks, client, agent.RunnerOptions{MaxSteps: cfg.AgentMaxSteps, Logger: log, Metrics: m})
 	q, err := queue.New(pool, runner, queue.Config{
 		Workers: workers, MaxAttempts: cfg.LLMMaxAttempts, RetryBackoff: cfg.LLMRetryBackoff,
-		RunTimeout: cfg.AgentRunTimeout, Logger: log,
+		RunTimeout: cfg.AgentRunTimeout, Logger: log, Metrics: m,
 	})
 	if err != nil {
 		return nil, err
 	}
+	m.RegisterQueue(q.Depth, log)
 	return &services{
-		store: s, auth: authSvc, users: user.NewService(s, authSvc), tasks: tasks,
-		agents: agent.NewService(s, tasks, q, cfg.LLMModel), queue: q,
+		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache), tasks: tasks,
+		agents: agent.NewService(s, tasks, q, cfg.LLMModel), queue: q, metrics: m, shared: shared,
+	}, nil
+}
+
+// sharedState is the cache and rate limiter: Redis when REDIS_URL is set (degrading to
+// in-process while Redis is unreachable), else in-process.
+type sharedState struct {
+	cache   cache.Cache
+	limiter cache.Limiter
+	check   httpapi.Check
+	close   func()
+}
+
+func newSharedState(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*sharedState, error) {
+	local := cache.NewMemory(cfg.CacheMaxEntries, nil)
+	if cfg.RedisURL == "" {
+		return &sharedState{
+			cache: local, limiter: local, close: func() {},
+			check: httpapi.Check{Name: "cache", Run: func(context.Context) (string, error) { return "in-process", nil }},
+		}, nil
+	}
+	r, err := cache.NewRedis(cfg.RedisURL, "ea:")
+	if err != nil {
+		return nil, errors.New("config: REDIS_URL is invalid: want redis://[:password@]host:port/db")
+	}
+	res := cache.NewResilient(r, local, log, m)
+	return &sharedState{
+		cache: res, limiter: res, close: func() { _ = r.Close() },
+		check: httpapi.Check{Name: "cache", Run: func(ctx context.Context) (string, error) {
+			if err := r.Ping(ctx); err != nil {
+				return "", fmt.Errorf("redis is unreachable; cache bypassed and rate limits in-process: %w", err)
+			}
+			return "redis", nil
+		}},
 	}, nil
 }
 
@@ -270,6 +319,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 	if err != nil {
 		return err
 	}
+	defer svc.shared.close()
 	migrator, err := store.NewMigrator(pool)
 	if err != nil {
 		return err
@@ -300,6 +350,11 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Agents:      svc.agents,
 		RunEvents:   notifier,
 		Idempotency: idem,
+		Metrics:     svc.metrics,
+		RateLimits: httpapi.RateLimits{
+			Limiter: svc.shared.limiter, PerMinute: cfg.RateLimitPerMinute, LoginPerMinute: cfg.LoginRateLimitPerMinute,
+		},
+		TrustedProxies: cfg.TrustedProxies,
 		Checks: []httpapi.Check{
 			{Name: "database", Required: true, Run: func(ctx context.Context) (string, error) {
 				return "", svc.store.Ping(ctx, 2*time.Second)
@@ -314,7 +369,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 				}
 				return fmt.Sprintf("version %d", cur), nil
 			}},
-			{Name: "cache", Run: func(context.Context) (string, error) { return "in-process", nil }},
+			svc.shared.check,
 			{Name: "queue", Run: func(context.Context) (string, error) {
 				if cfg.WorkerConcurrency == 0 {
 					return "no workers in this process (WORKER_CONCURRENCY=0)", nil
@@ -343,15 +398,22 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 	case serveErr = <-errc:
 	case <-ctx.Done():
 	}
-	log.Info("shutting down; finishing in-flight requests")
+	log.Info("shutting down; finishing in-flight requests and running jobs")
+	// Requests drain and jobs finish (or are handed back) at the same time, so the whole
+	// shutdown stays within a 30 s termination grace period.
+	workersStopped := make(chan struct{})
+	go func() {
+		defer close(workersStopped)
+		if err := svc.queue.Stop(context.WithoutCancel(ctx), stopGrace); err != nil {
+			log.Error("stopping workers", "error", err)
+		}
+	}()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 25*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(shutdownCtx); err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("shutdown: %w", err)
 	}
-	if err := svc.queue.Stop(context.WithoutCancel(ctx), stopGrace); err != nil {
-		log.Error("stopping workers", "error", err)
-	}
+	<-workersStopped
 	stopBackground()
 	if serveErr == nil {
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -381,6 +443,7 @@ func (p *Program) worker(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	defer svc.shared.close()
 	if err := svc.queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}

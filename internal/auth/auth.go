@@ -20,6 +20,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/password"
 	"enterprise-automation/internal/store"
 )
@@ -59,6 +60,9 @@ type Options struct {
 	RefreshTTL time.Duration
 	Password   password.Params
 	Now        func() time.Time // defaults to time.Now
+	// Users caches the principal's user record between requests (nil: none); the user
+	// service invalidates it on every change, so deactivation and deletion apply at once.
+	Users *cache.Entity[db.User]
 }
 
 // Service implements login, refresh, logout and token verification.
@@ -243,7 +247,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if err != nil {
 		return Principal{}, apperr.E(apperr.Unauthorized, "invalid access token")
 	}
-	u, err := s.store.UserGetByID(ctx, id)
+	u, err := s.opts.Users.Get(ctx, id, s.LoadUser)
 	if apperr.Is(err, apperr.NotFound) {
 		return Principal{}, apperr.E(apperr.Unauthorized, "the account no longer exists")
 	}
@@ -254,6 +258,14 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		return Principal{}, apperr.E(apperr.Unauthorized, "the account is inactive")
 	}
 	return Principal{UserID: u.ID, Email: u.Email, IsAdmin: u.IsAdmin}, nil
+}
+
+// LoadUser reads a user for the record cache: without its password hash, which never
+// leaves the database except to be verified.
+func (s *Service) LoadUser(ctx context.Context, id int64) (db.User, error) {
+	u, err := s.store.UserGetByID(ctx, id)
+	u.PasswordHash = ""
+	return u, err
 }
 
 // AccessToken signs an access token for a user; exported for tests and tools.

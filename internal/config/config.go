@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -27,6 +28,16 @@ type Config struct {
 	DatabaseEcho bool     `env:"DATABASE_ECHO" envDefault:"false"`
 	CORSOrigins  Origins  `env:"CORS_ORIGINS"`
 	RedisURL     string   `env:"REDIS_URL"`
+	// TrustedProxies are the CIDRs of reverse proxies whose X-Forwarded-For names the
+	// client; without any, the client is the connection's peer address.
+	TrustedProxies CIDRs `env:"TRUSTED_PROXIES"`
+	// CacheTTL bounds how long a cached record (principal, user, task) may be served;
+	// writes invalidate it at once. 0 turns the record cache off.
+	CacheTTL time.Duration `env:"CACHE_TTL" envDefault:"60s"`
+	// CacheMaxEntries bounds the in-process cache (used without REDIS_URL).
+	CacheMaxEntries int `env:"CACHE_MAX_ENTRIES" envDefault:"20000"`
+	// LLMCacheTTL keeps LLM answers to identical requests at temperature 0; 0 turns it off.
+	LLMCacheTTL time.Duration `env:"LLM_CACHE_TTL" envDefault:"1h"`
 
 	SecretKey                string `env:"SECRET_KEY"`
 	Algorithm                string `env:"ALGORITHM" envDefault:"HS256"`
@@ -112,6 +123,34 @@ func (o *Origins) UnmarshalText(b []byte) error {
 		}
 	}
 	*o = list
+	return nil
+}
+
+// CIDRs is a comma-separated list of IP networks (a bare IP means that one address).
+type CIDRs []*net.IPNet
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (c *CIDRs) UnmarshalText(b []byte) error {
+	var out CIDRs
+	for _, part := range strings.Split(string(b), ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			if ip := net.ParseIP(part); ip != nil && ip.To4() != nil {
+				part += "/32"
+			} else {
+				part += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(part)
+		if err != nil {
+			return fmt.Errorf("want a comma-separated list of IPs or CIDRs such as 10.0.0.0/8")
+		}
+		out = append(out, n)
+	}
+	*c = out
 	return nil
 }
 
@@ -201,6 +240,22 @@ func (c Config) validate() error {
 	}
 	if c.LoginRateLimitPerMinute < 0 {
 		return bad("LOGIN_RATE_LIMIT_PER_MINUTE", c.LoginRateLimitPerMinute, "want 0 (off) or more")
+	}
+	if c.CacheTTL < 0 {
+		return bad("CACHE_TTL", c.CacheTTL, "want 0 (off) or a duration such as 60s")
+	}
+	if c.CacheMaxEntries < 1 {
+		return bad("CACHE_MAX_ENTRIES", c.CacheMaxEntries, "want at least 1")
+	}
+	if c.LLMCacheTTL < 0 {
+		return bad("LLM_CACHE_TTL", c.LLMCacheTTL, "want 0 (off) or a duration such as 1h")
+	}
+	if c.RedisURL != "" {
+		scheme, _, _ := strings.Cut(c.RedisURL, "://")
+		if scheme != "redis" && scheme != "rediss" && scheme != "unix" {
+			// The value is not echoed: it may carry a password.
+			return errors.New("config: REDIS_URL is invalid: want redis://[:password@]host:port/db or rediss://…")
+		}
 	}
 	if c.WorkerConcurrency < 0 {
 		return bad("WORKER_CONCURRENCY", c.WorkerConcurrency, "want 0 (no workers) or more")

@@ -33,7 +33,8 @@ func toRun(r db.AgentRun) (api.AgentRun, error) {
 	out := api.AgentRun{
 		Id: r.ID, AgentId: r.AgentID, TaskId: nullableOf(r.TaskID), Status: api.AgentRunStatus(r.Status),
 		Input: r.Input, Output: nullableOf(r.Output), Steps: make([]api.AgentRunStep, len(steps)), Model: r.Model,
-		Usage:   api.AgentRunUsage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens},
+		Usage: api.AgentRunUsage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
+			CachedCompletions: r.CachedCompletions},
 		Attempt: r.Attempt, CreatedBy: nullableOf(r.CreatedBy), CreatedAt: r.CreatedAt.UTC(),
 		StartedAt: nullableTime(r.StartedAt), CompletedAt: nullableTime(r.CompletedAt), Metadata: api.TaskMetadata{},
 	}

@@ -140,3 +140,15 @@ func (s *Server) registerDocsAssets() {
 		return nil
 	})
 }
+
+// GetMetrics implements GET /metrics in the Prometheus text format.
+func (s *Server) GetMetrics(context.Context, api.GetMetricsRequestObject) (api.GetMetricsResponseObject, error) {
+	if s.metrics == nil {
+		return api.GetMetrics200TextResponse(""), nil
+	}
+	text, err := s.metrics.Text()
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Internal, err, "metrics: gather")
+	}
+	return api.GetMetrics200TextResponse(text), nil
+}

@@ -113,6 +113,11 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			level = slog.LevelError
 		}
 		s.log.LogAttrs(req.Context(), level, "request", attrs...)
+		route := c.Path()
+		if _, known := s.ops[routeKey(req.Method, route)]; !known {
+			route = "unmatched" // bounds the label's values to the contract's routes
+		}
+		s.metrics.ObserveRequest(req.Method, route, res.Status, time.Since(start))
 		return nil
 	}
 }

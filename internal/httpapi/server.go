@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -20,11 +22,13 @@ import (
 	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/idempotency"
+	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/user"
 )
 
-// maxBodyBytes bounds every request body (413 beyond).
+// maxBodyBytes bounds every request body (413 beyond); the body limit middleware is
+// configured with the same 1 MiB ("1M" would mean 10^6 bytes).
 const maxBodyBytes = 1 << 20
 
 // Check is one dependency probed by the readiness endpoint.
@@ -47,6 +51,11 @@ type Options struct {
 	RunEvents   RunEvents
 	Idempotency *idempotency.Service
 	Checks      []Check
+	Metrics     *metrics.Metrics // nil records nothing and serves an empty /metrics
+	RateLimits  RateLimits       // a nil Limiter turns rate limiting off
+	// TrustedProxies may name the client in X-Forwarded-For; without any, the client
+	// is the connection's peer (a client cannot choose its own rate-limit key).
+	TrustedProxies []*net.IPNet
 }
 
 // Server is the HTTP face of the API.
@@ -63,6 +72,10 @@ type Server struct {
 	version   string
 	debug     bool
 	checks    []Check
+	metrics   *metrics.Metrics
+	limits    RateLimits
+	stopping  chan struct{} // closed when shutdown begins; ends event streams
+	stopOnce  sync.Once
 	specYAML  []byte
 	specJSON  map[string]any
 }
@@ -106,6 +119,9 @@ func New(opts Options) (*Server, error) {
 		version:   opts.Version,
 		debug:     opts.Debug,
 		checks:    opts.Checks,
+		metrics:   opts.Metrics,
+		limits:    opts.RateLimits,
+		stopping:  make(chan struct{}),
 		specYAML:  api.SpecYAML,
 		specJSON:  specMap,
 	}
@@ -115,6 +131,14 @@ func New(opts Options) (*Server, error) {
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = echo.ExtractIPDirect()
+	if len(opts.TrustedProxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range opts.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.Pre(middleware.RemoveTrailingSlash())
 	e.Use(withRequestID, s.accessLog, s.recoverPanics)
 	if len(opts.CORSOrigins) > 0 {
@@ -127,7 +151,7 @@ func New(opts Options) (*Server, error) {
 			MaxAge: 600,
 		}))
 	}
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1M"}), s.authenticate, s.validate, s.idempotent)
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB"}), s.authenticate, s.rateLimit, s.validate, s.loginAccountLimit, s.idempotent)
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
 	if s.debug {
 		s.registerDocsAssets()
@@ -139,8 +163,9 @@ func New(opts Options) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
 // HTTPServer wraps the handler in an http.Server with timeouts that bound slow clients.
+// Its Shutdown also ends open event streams, which would otherwise hold it up.
 func (s *Server) HTTPServer(addr string) *http.Server {
-	return &http.Server{
+	hs := &http.Server{
 		Addr:              addr,
 		Handler:           s,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -150,7 +175,12 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(s.StopStreams)
+	return hs
 }
+
+// StopStreams ends every open event stream (their clients reconnect and resume).
+func (s *Server) StopStreams() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // RequiredRoles lists each operation's declared x-required-role, keyed by
 // "METHOD /path/template" in Echo syntax; tests use it to build authorization matrices.

@@ -79,6 +79,10 @@ func (e *eventStream) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) e
 		select {
 		case <-e.ctx.Done():
 			return nil
+		case <-e.s.stopping:
+			// The server is shutting down: end the stream now rather than hold up the
+			// drain; the client resumes on another instance with Last-Event-ID.
+			return nil
 		case <-wake:
 		case <-poll.C:
 			if time.Since(lastWrite) >= sseKeepAlive {

@@ -29,6 +29,7 @@ type operation struct {
 	requiredRole string
 	bodyTypes    map[string]bool // accepted request content types; nil when no body
 	idempotent   bool            // declares an Idempotency-Key header
+	rateLimited  bool            // declares a 429 response
 }
 
 // routeKey names an operation by method and Echo path template ("/users/:user_id").
@@ -61,6 +62,7 @@ func operations(doc *openapi3.T) map[string]*operation {
 					o.idempotent = true
 				}
 			}
+			o.rateLimited = op.Responses.Value("429") != nil
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				o.bodyTypes = map[string]bool{}
 				for ct := range op.RequestBody.Value.Content {

@@ -6,6 +6,9 @@ package llm
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +17,9 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"enterprise-automation/internal/cache"
+	"enterprise-automation/internal/metrics"
 )
 
 // Config configures a Client.
@@ -21,13 +27,21 @@ type Config struct {
 	APIKey  string
 	BaseURL string        // empty means OpenAI's
 	Timeout time.Duration // per completion, including the whole stream
+	// Cache keeps answers to identical requests at temperature 0 for CacheTTL (nil or
+	// 0: no caching). The key hashes the whole request: model, messages, tools, params.
+	Cache    cache.Cache
+	CacheTTL time.Duration
+	Metrics  *metrics.Metrics
 }
 
 // Client streams chat completions. The zero value is unconfigured.
 type Client struct {
-	api     openai.Client
-	timeout time.Duration
-	ok      bool
+	api      openai.Client
+	timeout  time.Duration
+	ok       bool
+	cache    cache.Cache
+	cacheTTL time.Duration
+	metrics  *metrics.Metrics
 }
 
 // New builds a Client; without an API key it is unconfigured (see Configured).
@@ -46,7 +60,11 @@ func New(cfg Config) *Client {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
-	return &Client{api: openai.NewClient(opts...), timeout: cfg.Timeout, ok: true}
+	c := &Client{api: openai.NewClient(opts...), timeout: cfg.Timeout, ok: true, metrics: cfg.Metrics}
+	if cfg.Cache != nil && cfg.CacheTTL > 0 {
+		c.cache, c.cacheTTL = cfg.Cache, cfg.CacheTTL
+	}
+	return c
 }
 
 // Configured reports whether an API key was given.
@@ -68,14 +86,16 @@ type ToolCall struct {
 	Arguments string // JSON, as the model wrote it
 }
 
-// Usage counts tokens.
+// Usage counts tokens, and the completions answered from the cache (which cost none).
 type Usage struct {
 	PromptTokens, CompletionTokens, TotalTokens int64
+	CachedCompletions                           int64
 }
 
 // Add returns the sum of two usages.
 func (u Usage) Add(o Usage) Usage {
-	return Usage{u.PromptTokens + o.PromptTokens, u.CompletionTokens + o.CompletionTokens, u.TotalTokens + o.TotalTokens}
+	return Usage{u.PromptTokens + o.PromptTokens, u.CompletionTokens + o.CompletionTokens, u.TotalTokens + o.TotalTokens,
+		u.CachedCompletions + o.CachedCompletions}
 }
 
 // Result is a finished completion.
@@ -88,6 +108,9 @@ type Result struct {
 	Latency      time.Duration
 	// Message is the assistant message to append to the conversation.
 	Message openai.ChatCompletionMessageParamUnion
+	// Cached tells that the answer came from the cache; Usage is then zero but for
+	// CachedCompletions.
+	Cached bool
 }
 
 // Error is a failed completion, with a stable code for the run's error field.
@@ -121,6 +144,88 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 	if len(req.Tools) > 0 {
 		params.Tools = req.Tools
 	}
+	key := c.cacheKey(req, params)
+	if key != "" {
+		if res, ok := c.cached(ctx, key); ok {
+			if onDelta != nil && res.Content != "" {
+				onDelta(res.Content)
+			}
+			c.metrics.LLMCompletion(req.Model, "cached", res.Latency, 0, 0)
+			return res, nil
+		}
+	}
+	res, err := c.stream(ctx, callCtx, params, onDelta)
+	if err != nil {
+		c.metrics.LLMCompletion(req.Model, "error", res.Latency, 0, 0)
+		return Result{}, err
+	}
+	c.metrics.LLMCompletion(req.Model, "ok", res.Latency, res.Usage.PromptTokens, res.Usage.CompletionTokens)
+	if key != "" {
+		c.store(ctx, key, res)
+	}
+	return res, nil
+}
+
+// cachedAnswer is what the cache keeps of a completion.
+type cachedAnswer struct {
+	Content      string     `json:"content"`
+	ToolCalls    []ToolCall `json:"tool_calls"`
+	Model        string     `json:"model"`
+	FinishReason string     `json:"finish_reason"`
+}
+
+// cacheKey hashes the complete request; empty when the answer must not be cached (no
+// cache, or a temperature above 0, where the same request may rightly answer differently).
+func (c *Client) cacheKey(req Request, params openai.ChatCompletionNewParams) string {
+	if c.cache == nil || req.Temperature != 0 {
+		return ""
+	}
+	b, err := json.Marshal(params)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return "llm:" + hex.EncodeToString(sum[:])
+}
+
+func (c *Client) cached(ctx context.Context, key string) (Result, bool) {
+	start := time.Now()
+	b, err := c.cache.Get(ctx, key)
+	if err != nil {
+		c.metrics.CacheLookup("llm", false)
+		return Result{}, false
+	}
+	var a cachedAnswer
+	if json.Unmarshal(b, &a) != nil {
+		c.metrics.CacheLookup("llm", false)
+		return Result{}, false
+	}
+	c.metrics.CacheLookup("llm", true)
+	msg := openai.ChatCompletionMessage{Content: a.Content, Role: "assistant"}
+	for _, tc := range a.ToolCalls {
+		msg.ToolCalls = append(msg.ToolCalls, openai.ChatCompletionMessageToolCallUnion{
+			ID: tc.ID, Type: "function",
+			Function: openai.ChatCompletionMessageFunctionToolCallFunction{Name: tc.Name, Arguments: tc.Arguments},
+		})
+	}
+	return Result{
+		Content: a.Content, ToolCalls: a.ToolCalls, Model: a.Model, FinishReason: a.FinishReason,
+		Latency: time.Since(start), Usage: Usage{CachedCompletions: 1}, Message: msg.ToParam(), Cached: true,
+	}, true
+}
+
+func (c *Client) store(ctx context.Context, key string, res Result) {
+	if res.FinishReason != "stop" && res.FinishReason != "tool_calls" {
+		return // a truncated or filtered answer is not worth repeating
+	}
+	b, err := json.Marshal(cachedAnswer{Content: res.Content, ToolCalls: res.ToolCalls, Model: res.Model, FinishReason: res.FinishReason})
+	if err == nil {
+		_ = c.cache.Fill(context.WithoutCancel(ctx), key, b, c.cacheTTL)
+	}
+}
+
+// stream runs the completion against the provider.
+func (c *Client) stream(ctx, callCtx context.Context, params openai.ChatCompletionNewParams, onDelta func(string)) (Result, error) {
 	start := time.Now()
 	stream := c.api.Chat.Completions.NewStreaming(callCtx, params)
 	defer stream.Close()
@@ -135,10 +240,10 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return Result{}, c.classify(ctx, callCtx, err)
+		return Result{Latency: time.Since(start)}, c.classify(ctx, callCtx, err)
 	}
 	if len(acc.Choices) == 0 {
-		return Result{}, &Error{Code: "llm_bad_response", Message: "the model returned no choices", Transient: true}
+		return Result{Latency: time.Since(start)}, &Error{Code: "llm_bad_response", Message: "the model returned no choices", Transient: true}
 	}
 	msg := acc.Choices[0].Message
 	res := Result{
@@ -146,7 +251,7 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 		Model:        acc.Model,
 		FinishReason: acc.Choices[0].FinishReason,
 		Latency:      time.Since(start),
-		Usage:        Usage{acc.Usage.PromptTokens, acc.Usage.CompletionTokens, acc.Usage.TotalTokens},
+		Usage:        Usage{PromptTokens: acc.Usage.PromptTokens, CompletionTokens: acc.Usage.CompletionTokens, TotalTokens: acc.Usage.TotalTokens},
 		Message:      msg.ToParam(),
 	}
 	for _, tc := range msg.ToolCalls {

@@ -20,6 +20,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/agent"
+	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/store"
 )
 
@@ -44,11 +45,13 @@ type Config struct {
 	// shortly after this.
 	RunTimeout time.Duration
 	Logger     *slog.Logger
+	Metrics    *metrics.Metrics
 }
 
 // Queue inserts, cancels and (with workers) executes run jobs.
 type Queue struct {
 	client  *river.Client[pgx.Tx]
+	pool    *pgxpool.Pool
 	workers int
 	log     *slog.Logger
 }
@@ -68,7 +71,7 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &runWorker{runner: runner, timeout: cfg.RunTimeout})
+	river.AddWorker(workers, &runWorker{runner: runner, timeout: cfg.RunTimeout, metrics: cfg.Metrics})
 	rc := &river.Config{
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts,
@@ -90,7 +93,31 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	return &Queue{client: client, workers: cfg.Workers, log: cfg.Logger}, nil
+	return &Queue{client: client, pool: pool, workers: cfg.Workers, log: cfg.Logger}, nil
+}
+
+// depthQuery counts the jobs that are not finished yet, by state (River's own table; the
+// fetch index covers the state column). It takes no input.
+const depthQuery = `SELECT state::text, count(*) FROM river_job
+WHERE state IN ('available', 'pending', 'retryable', 'running', 'scheduled') GROUP BY state`
+
+// Depth reports the unfinished jobs by state, for metrics.
+func (q *Queue) Depth(ctx context.Context) (map[string]int64, error) {
+	rows, err := q.pool.Query(ctx, depthQuery)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{"available": 0, "pending": 0, "retryable": 0, "running": 0, "scheduled": 0}
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out[state] = n
+	}
+	return out, rows.Err()
 }
 
 // EnqueueRun implements agent.Queue: the job is inserted in q's transaction.
@@ -153,12 +180,23 @@ type runWorker struct {
 	river.WorkerDefaults[RunArgs]
 	runner  *agent.Runner
 	timeout time.Duration
+	metrics *metrics.Metrics
 }
 
 func (w *runWorker) Timeout(*river.Job[RunArgs]) time.Duration { return w.timeout }
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
-	return w.runner.Execute(ctx, job.Args.RunID, job.Attempt, job.MaxAttempts)
+	err := w.runner.Execute(ctx, job.Args.RunID, job.Attempt, job.MaxAttempts)
+	var retry *agent.RetryableError
+	switch {
+	case err == nil:
+		// The run ended; the runner counted its final status.
+	case errors.As(err, &retry):
+		w.metrics.JobOutcome("retried")
+	default:
+		w.metrics.JobOutcome("released") // shutting down: another worker takes the job
+	}
+	return err
 }
 
 // backoff retries after base, 2×base, 4×base, … capped at ten minutes.

@@ -11,6 +11,7 @@ import (
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
 	"enterprise-automation/internal/store"
@@ -51,10 +52,19 @@ func IsTerminal(s db.TaskStatus) bool {
 type Service struct {
 	store store.Store
 	now   func() time.Time
+	cache *cache.Entity[db.Task]
 }
 
 // NewService builds a Service.
 func NewService(s store.Store) *Service { return &Service{store: s, now: time.Now} }
+
+// WithCache makes Get read through the task record cache; every change through the
+// service invalidates the task's record. Visibility is checked on every read, cached
+// or not, so a cached record is never shown to someone who may not see it.
+func (s *Service) WithCache(tasks *cache.Entity[db.Task]) *Service {
+	s.cache = tasks
+	return s
+}
 
 // CreateParams are the fields of a new task.
 type CreateParams struct {
@@ -109,7 +119,7 @@ func is(id *int64, want int64) bool { return id != nil && *id == want }
 
 // Get returns a task visible to actor; NotFound otherwise (so ids don't leak).
 func (s *Service) Get(ctx context.Context, actor auth.Principal, id int64) (db.Task, error) {
-	t, err := s.store.TaskGetByID(ctx, id)
+	t, err := s.cache.Get(ctx, id, s.store.TaskGetByID)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return db.Task{}, fmt.Errorf("task: get: %w", err)
 	}
@@ -234,6 +244,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 	if err != nil {
 		return db.Task{}, fmt.Errorf("task: update: %w", err)
 	}
+	s.cache.Invalidate(ctx, id)
 	return out, nil
 }
 
@@ -319,6 +330,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	if err != nil {
 		return fmt.Errorf("task: delete: %w", err)
 	}
+	s.cache.Invalidate(ctx, id)
 	return nil
 }
 

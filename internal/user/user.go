@@ -9,6 +9,7 @@ import (
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
 	"enterprise-automation/internal/store"
@@ -24,11 +25,27 @@ type Passwords interface {
 type Service struct {
 	store     store.Store
 	passwords Passwords
+	users     *cache.Entity[db.User]
+	tasks     *cache.Entity[db.Task]
 }
 
 // NewService builds a Service.
 func NewService(s store.Store, p Passwords) *Service {
 	return &Service{store: s, passwords: p}
+}
+
+// WithCache makes Get read through the user record cache, and every change invalidate
+// the user's record (and, on deletion, the records of the tasks it detaches).
+func (s *Service) WithCache(users *cache.Entity[db.User], tasks *cache.Entity[db.Task]) *Service {
+	s.users, s.tasks = users, tasks
+	return s
+}
+
+// loadUser reads a user for the cache, without its password hash.
+func (s *Service) loadUser(ctx context.Context, id int64) (db.User, error) {
+	u, err := s.store.UserGetByID(ctx, id)
+	u.PasswordHash = ""
+	return u, err
 }
 
 // CreateParams are the fields of a new user.
@@ -95,7 +112,7 @@ func (s *Service) Get(ctx context.Context, actor auth.Principal, id int64) (db.U
 	if !actor.IsAdmin && actor.UserID != id {
 		return db.User{}, apperr.E(apperr.Forbidden, "you may only read your own account")
 	}
-	u, err := s.store.UserGetByID(ctx, id)
+	u, err := s.users.Get(ctx, id, s.loadUser)
 	if err != nil {
 		return db.User{}, notFound(err, id)
 	}
@@ -222,6 +239,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 	if err != nil {
 		return db.User{}, fmt.Errorf("user: update: %w", err)
 	}
+	s.users.Invalidate(ctx, id)
 	return updated, nil
 }
 
@@ -236,6 +254,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	if actor.UserID == id {
 		return apperr.E(apperr.Conflict, "you cannot delete yourself")
 	}
+	var detached []int64
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		cur, err := q.UserGetByIDForUpdate(ctx, id)
 		if err != nil {
@@ -246,7 +265,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		}
 		// The foreign keys would null these references too, but silently: detach them
 		// here so every changed task and agent gets a new version (and ETag).
-		if err := q.TaskDetachUser(ctx, id); err != nil {
+		if detached, err = q.TaskDetachUser(ctx, id); err != nil {
 			return err
 		}
 		if err := q.AgentDetachUser(ctx, id); err != nil {
@@ -258,6 +277,8 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	if err != nil {
 		return fmt.Errorf("user: delete: %w", err)
 	}
+	s.users.Invalidate(ctx, id)
+	s.tasks.Invalidate(ctx, detached...)
 	return nil
 }
 

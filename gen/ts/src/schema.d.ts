@@ -126,6 +126,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description Metrics in the Prometheus text exposition format: HTTP requests by route template
+         *     and status with latency histograms, database pool statistics, queue depth and job
+         *     outcomes, LLM tokens and latency, cache and rate-limit counters.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/token": {
         parameters: {
             query?: never;
@@ -1248,6 +1270,13 @@ export interface components {
              * @example 876
              */
             total_tokens: number;
+            /**
+             * Format: int64
+             * @description Model turns answered from the LLM response cache (an identical request at
+             *     temperature 0 was answered before); they cost no tokens.
+             * @example 0
+             */
+            cached_completions: number;
         };
         AgentRun: {
             /**
@@ -1502,6 +1531,8 @@ export interface components {
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                RateLimit: components["headers"]["RateLimit"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                 [name: string]: unknown;
             };
             content: {
@@ -1625,6 +1656,18 @@ export interface components {
          * @example 30
          */
         RetryAfter: number;
+        /**
+         * @description The quota left under the policy (IETF draft-ietf-httpapi-ratelimit-headers):
+         *     `r` requests remain in the current window, which resets in `t` seconds.
+         * @example "user";r=0;t=30
+         */
+        RateLimit: string;
+        /**
+         * @description The policy applied (IETF draft-ietf-httpapi-ratelimit-headers): `q` requests per
+         *     window of `w` seconds.
+         * @example "user";q=600;w=60
+         */
+        RateLimitPolicy: string;
         /**
          * @description The authentication scheme to use.
          * @example Bearer
@@ -1770,6 +1813,27 @@ export interface operations {
                 };
             };
             404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The current metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
             500: components["responses"]["InternalError"];
         };
     };
