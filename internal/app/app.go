@@ -35,7 +35,7 @@ import (
 )
 
 // Version is the service version reported by GET /.
-const Version = "1.0.0"
+const Version = "1.1.0"
 
 const usage = `Enterprise Automation API
 
