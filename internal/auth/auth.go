@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -72,6 +73,53 @@ type Service struct {
 	method    jwt.SigningMethod
 	parser    *jwt.Parser
 	dummyHash string // verified against when the email is unknown, so both paths cost the same
+	verified  verifiedTokens
+}
+
+// verifiedTokens remembers access tokens whose signature and claims were verified, so a
+// client's every request does not pay for decoding and verifying the same token again.
+// Only the exact token string verified is remembered, with its validity window, which is
+// checked on every use; the user behind it is still loaded (or read from the record
+// cache) on every request.
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	userID    int64
+	notBefore time.Time
+	expiresAt time.Time
+}
+
+// maxVerifiedTokens bounds the memory of verifiedTokens (about 300 bytes per token).
+const maxVerifiedTokens = 10_000
+
+func (v *verifiedTokens) get(token string, now time.Time) (int64, bool) {
+	v.mu.Lock()
+	t, ok := v.m[token]
+	v.mu.Unlock()
+	if !ok || now.Before(t.notBefore) || !now.Before(t.expiresAt) {
+		return 0, false
+	}
+	return t.userID, true
+}
+
+func (v *verifiedTokens) put(token string, t verifiedToken) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = make(map[string]verifiedToken)
+	}
+	if len(v.m) >= maxVerifiedTokens {
+		for k := range v.m { // forget an arbitrary eighth
+			delete(v.m, k)
+			if len(v.m) <= maxVerifiedTokens*7/8 {
+				break
+			}
+		}
+	}
+	v.m[token] = t
 }
 
 const issuer = "enterprise-automation"
@@ -230,22 +278,9 @@ type accessClaims struct {
 // a malformed, tampered, expired or not-yet-valid token and for a deleted or inactive
 // user; Unavailable when the database is down.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
-	var claims accessClaims
-	if _, err := s.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
-		return s.opts.Secret, nil
-	}); err != nil {
-		msg := "invalid access token"
-		if errors.Is(err, jwt.ErrTokenExpired) {
-			msg = "the access token has expired"
-		}
-		return Principal{}, apperr.Wrap(apperr.Unauthorized, err, "%s", msg)
-	}
-	if claims.Type != "access" {
-		return Principal{}, apperr.E(apperr.Unauthorized, "invalid access token")
-	}
-	id, err := strconv.ParseInt(claims.Subject, 10, 64)
+	id, err := s.verify(token)
 	if err != nil {
-		return Principal{}, apperr.E(apperr.Unauthorized, "invalid access token")
+		return Principal{}, err
 	}
 	u, err := s.opts.Users.Get(ctx, id, s.LoadUser)
 	if apperr.Is(err, apperr.NotFound) {
@@ -258,6 +293,40 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		return Principal{}, apperr.E(apperr.Unauthorized, "the account is inactive")
 	}
 	return Principal{UserID: u.ID, Email: u.Email, IsAdmin: u.IsAdmin}, nil
+}
+
+// verify checks an access token's signature and claims and returns its subject.
+func (s *Service) verify(token string) (int64, error) {
+	now := s.opts.Now()
+	if id, ok := s.verified.get(token, now); ok {
+		return id, nil
+	}
+	var claims accessClaims
+	if _, err := s.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
+		return s.opts.Secret, nil
+	}); err != nil {
+		msg := "invalid access token"
+		if errors.Is(err, jwt.ErrTokenExpired) {
+			msg = "the access token has expired"
+		}
+		return 0, apperr.Wrap(apperr.Unauthorized, err, "%s", msg)
+	}
+	if claims.Type != "access" {
+		return 0, apperr.E(apperr.Unauthorized, "invalid access token")
+	}
+	id, err := strconv.ParseInt(claims.Subject, 10, 64)
+	if err != nil {
+		return 0, apperr.E(apperr.Unauthorized, "invalid access token")
+	}
+	vt := verifiedToken{userID: id, expiresAt: claims.ExpiresAt.Time}
+	if claims.NotBefore != nil {
+		vt.notBefore = claims.NotBefore.Time
+	}
+	if claims.IssuedAt != nil && claims.IssuedAt.After(vt.notBefore) {
+		vt.notBefore = claims.IssuedAt.Time // the parser refuses tokens issued in the future
+	}
+	s.verified.put(token, vt)
+	return id, nil
 }
 
 // LoadUser reads a user for the record cache: without its password hash, which never

@@ -218,14 +218,14 @@ func freePort() (int, error) {
 }
 
 // startServer starts `serve` and waits until /api/health/ready answers 200.
-func startServer(ctx context.Context, bin, dir string, vars map[string]string) (*serverProc, error) {
+func startServer(ctx context.Context, bin, dir, logName string, vars map[string]string) (*serverProc, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	vars["API_HOST"] = "127.0.0.1"
 	vars["API_PORT"] = strconv.Itoa(port)
-	logPath := filepath.Join(dir, "server.log")
+	logPath := filepath.Join(dir, logName)
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err

@@ -226,7 +226,7 @@ func notes(rep *Report) []string {
 	out := []string{
 		"req/s: successful requests per second at fixed concurrency (closed loop); latencies as seen by the load generator.",
 		"CPU ms/req: CPU time of the server process / of PostgreSQL (postmaster + backends) per successful request.",
-		"baseline: the same service methods, hence the same SQL statements, plus the auth middleware's principal lookup, through a pgx pool (max conns = concurrency) at the same concurrency, no HTTP; ratio = req/s ÷ baseline ops/s.",
+		"baseline: the same service methods, hence the same SQL statements, through a pgx pool (max conns = concurrency) at the same concurrency, no HTTP; ratio = req/s ÷ baseline ops/s. The server as deployed answers the principal from its record cache (CACHE_TTL, invalidated on every write), so those baselines leave the principal lookup out; the -nocache scenarios run against a second instance with CACHE_TTL=0 and their baselines include it.",
 	}
 	if rep.OtherCPUPercentMax >= noisyPercent {
 		out = append(out, fmt.Sprintf("WARNING: other processes (or the hypervisor) took up to %.0f%% of the machine's CPU during the measurements; these numbers are disturbed.", rep.OtherCPUPercentMax))

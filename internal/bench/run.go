@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -65,8 +66,10 @@ type runEnv struct {
 	cfg       Config
 	log       *logger
 	dbURL     string
-	base      string // the server's base URL
-	server    *serverProc
+	base      string      // the base URL of the server under load
+	server    *serverProc // the server under load: cached or noCache
+	cached    *serverProc // the server as deployed by default (record cache on)
+	noCache   *serverProc // the same server with CACHE_TTL=0
 	pgPID     int
 	tr        *http.Transport
 	pool      *pgxpool.Pool // the baselines' pool: max conns = concurrency
@@ -162,7 +165,7 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 		"LOGIN_RATE_LIMIT_PER_MINUTE": "0",
 		"ACCESS_TOKEN_EXPIRE_MINUTES": "1440",
 	}
-	server, err := startServer(ctx, bin, dir, serverVars)
+	server, err := startServer(ctx, bin, dir, "server.log", serverVars)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +175,20 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 		}
 	}()
 	log.printf("server ready at %s (pid %d)", server.baseURL, server.pid())
+	// A second instance without the record cache (and without workers) answers the
+	// *-nocache scenarios: the same requests with every read reaching PostgreSQL.
+	noCacheVars := maps.Clone(serverVars)
+	noCacheVars["CACHE_TTL"], noCacheVars["WORKER_CONCURRENCY"] = "0", "0"
+	noCache, err := startServer(ctx, bin, dir, "server-nocache.log", noCacheVars)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if stopErr := noCache.stop(30 * time.Second); stopErr != nil && err == nil {
+			err = stopErr
+		}
+	}()
+	log.printf("server without record cache ready at %s (pid %d)", noCache.baseURL, noCache.pid())
 
 	pool, err := store.Open(ctx, dbURL, int32(cfg.Concurrency))
 	if err != nil {
@@ -179,7 +196,7 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 	}
 	defer pool.Close()
 	e := &runEnv{
-		cfg: cfg, log: log, dbURL: dbURL, base: server.baseURL, server: server, pgPID: pgPID,
+		cfg: cfg, log: log, dbURL: dbURL, base: server.baseURL, server: server, cached: server, noCache: noCache, pgPID: pgPID,
 		tr: newTransport(cfg.Concurrency), pool: pool, data: data, llm: llm,
 	}
 	e.store = store.New(pool)
@@ -197,6 +214,11 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 	}
 	for _, name := range cfg.Scenarios {
 		def := scenarioByName(name)
+		e.server = e.cached
+		if def.noCache {
+			e.server = e.noCache
+		}
+		e.base = e.server.baseURL
 		var s Scenario
 		if def.custom != nil {
 			s, err = def.custom(ctx, e, def)
@@ -221,7 +243,15 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 	if err := server.stop(30 * time.Second); err != nil {
 		return nil, err
 	}
+	if err := noCache.stop(30 * time.Second); err != nil {
+		return nil, err
+	}
 	rep.ServerLog, rep.ServerLogSamples = scanLog(server.logPath)
+	nc, ncSamples := scanLog(noCache.logPath)
+	for level, n := range nc {
+		rep.ServerLog[level] += n
+	}
+	rep.ServerLogSamples = append(rep.ServerLogSamples, ncSamples...)
 	return rep, nil
 }
 

@@ -134,15 +134,21 @@ func (m *Memory) tick(now time.Time) {
 			delete(m.rates, k)
 		}
 	}
-	evict(m.values, m.maxEntries)
-	evict(m.rates, m.maxEntries)
-	evict(m.tombs, m.maxEntries)
+	// A full map gives up an eighth of its entries at once, so that the sweep above
+	// runs once per maxEntries/8 inserts rather than on every insert.
+	low := m.maxEntries - max(1, m.maxEntries/8)
+	evict(m.values, m.maxEntries, low)
+	evict(m.rates, m.maxEntries, low)
+	evict(m.tombs, m.maxEntries, low)
 }
 
-// evict drops arbitrary entries until m holds fewer than max, leaving room to insert.
-func evict[V any](m map[string]V, max int) {
+// evict drops arbitrary entries of a map holding at least high until it holds low.
+func evict[V any](m map[string]V, high, low int) {
+	if len(m) < high {
+		return
+	}
 	for k := range m {
-		if len(m) < max {
+		if len(m) <= low {
 			return
 		}
 		delete(m, k)

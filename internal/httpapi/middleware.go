@@ -95,29 +95,32 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		req, res := c.Request(), c.Response()
-		attrs := []slog.Attr{
-			slog.String("request_id", requestID(c)),
-			slog.String("method", req.Method),
-			slog.String("route", c.Path()),
-			slog.String("path", req.URL.Path),
-			slog.Int("status", res.Status),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Int64("bytes", res.Size),
-			slog.String("remote_ip", c.RealIP()),
-		}
-		if p, ok := auth.PrincipalFrom(req.Context()); ok {
-			attrs = append(attrs, slog.Int64("user_id", p.UserID))
-		}
+		elapsed := time.Since(start)
 		level := slog.LevelInfo
 		if res.Status >= 500 {
 			level = slog.LevelError
 		}
-		s.log.LogAttrs(req.Context(), level, "request", attrs...)
+		if s.log.Enabled(req.Context(), level) {
+			attrs := []slog.Attr{
+				slog.String("request_id", requestID(c)),
+				slog.String("method", req.Method),
+				slog.String("route", c.Path()),
+				slog.String("path", req.URL.Path),
+				slog.Int("status", res.Status),
+				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+				slog.Int64("bytes", res.Size),
+				slog.String("remote_ip", c.RealIP()),
+			}
+			if p, ok := auth.PrincipalFrom(req.Context()); ok {
+				attrs = append(attrs, slog.Int64("user_id", p.UserID))
+			}
+			s.log.LogAttrs(req.Context(), level, "request", attrs...)
+		}
 		route := c.Path()
 		if _, known := s.ops[routeKey(req.Method, route)]; !known {
 			route = "unmatched" // bounds the label's values to the contract's routes
 		}
-		s.metrics.ObserveRequest(req.Method, route, res.Status, time.Since(start))
+		s.metrics.ObserveRequest(req.Method, route, res.Status, elapsed)
 		return nil
 	}
 }
