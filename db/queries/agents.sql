@@ -40,7 +40,9 @@ RETURNING *;
 -- AgentDelete removes an agent (and its runs) whose version still matches.
 DELETE FROM agents WHERE id = @id AND version = @version;
 
--- name: AgentDetachUser :exec
--- AgentDetachUser clears a user as creator of agents (before the user is deleted).
+-- name: AgentDetachUser :many
+-- AgentDetachUser clears a user as creator of agents (before the user is deleted) and
+-- returns the changed agents' ids.
 UPDATE agents SET created_by = NULL, version = version + 1, updated_at = now()
-WHERE created_by = @user_id::bigint;
+WHERE created_by = @user_id::bigint
+RETURNING id;

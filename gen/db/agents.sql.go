@@ -90,15 +90,32 @@ func (q *Queries) AgentDelete(ctx context.Context, arg AgentDeleteParams) (int64
 	return result.RowsAffected(), nil
 }
 
-const agentDetachUser = `-- name: AgentDetachUser :exec
+const agentDetachUser = `-- name: AgentDetachUser :many
 UPDATE agents SET created_by = NULL, version = version + 1, updated_at = now()
 WHERE created_by = $1::bigint
+RETURNING id
 `
 
-// AgentDetachUser clears a user as creator of agents (before the user is deleted).
-func (q *Queries) AgentDetachUser(ctx context.Context, userID int64) error {
-	_, err := q.db.Exec(ctx, agentDetachUser, userID)
-	return err
+// AgentDetachUser clears a user as creator of agents (before the user is deleted) and
+// returns the changed agents' ids.
+func (q *Queries) AgentDetachUser(ctx context.Context, userID int64) ([]int64, error) {
+	rows, err := q.db.Query(ctx, agentDetachUser, userID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const agentGetByID = `-- name: AgentGetByID :one

@@ -18,8 +18,9 @@ type Querier interface {
 	AgentCreate(ctx context.Context, arg AgentCreateParams) (Agent, error)
 	// AgentDelete removes an agent (and its runs) whose version still matches.
 	AgentDelete(ctx context.Context, arg AgentDeleteParams) (int64, error)
-	// AgentDetachUser clears a user as creator of agents (before the user is deleted).
-	AgentDetachUser(ctx context.Context, userID int64) error
+	// AgentDetachUser clears a user as creator of agents (before the user is deleted) and
+	// returns the changed agents' ids.
+	AgentDetachUser(ctx context.Context, userID int64) ([]int64, error)
 	// AgentGetByID returns one agent.
 	AgentGetByID(ctx context.Context, id int64) (Agent, error)
 	// AgentList returns a page of agents ordered by id, optionally only active ones.

@@ -11,6 +11,7 @@ import (
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
 	"enterprise-automation/internal/store"
@@ -32,11 +33,19 @@ type Service struct {
 	tasks        *task.Service
 	queue        Queue
 	defaultModel string
+	cache        *cache.Entity[db.Agent]
 }
 
 // NewService builds a Service; defaultModel is used when an agent names none.
 func NewService(s store.Store, tasks *task.Service, q Queue, defaultModel string) *Service {
 	return &Service{store: s, tasks: tasks, queue: q, defaultModel: defaultModel}
+}
+
+// WithCache makes Get (and run creation) read agents through the record cache; every
+// change through the service invalidates the agent's record.
+func (s *Service) WithCache(agents *cache.Entity[db.Agent]) *Service {
+	s.cache = agents
+	return s
 }
 
 var errAdminRequired = apperr.E(apperr.Forbidden, "administrator privileges required")
@@ -106,7 +115,12 @@ func checkDefinition(name *string, tools []string) error {
 
 // Get returns an agent; NotFound when there is none.
 func (s *Service) Get(ctx context.Context, id int64) (db.Agent, error) {
-	a, err := s.store.AgentGetByID(ctx, id)
+	return s.get(ctx, id, s.cache)
+}
+
+// get reads an agent through c (nil: from the database).
+func (s *Service) get(ctx context.Context, id int64, c *cache.Entity[db.Agent]) (db.Agent, error) {
+	a, err := c.Get(ctx, id, s.store.AgentGetByID)
 	if apperr.Is(err, apperr.NotFound) {
 		return db.Agent{}, apperr.Wrap(apperr.NotFound, err, "agent %d not found", id)
 	}
@@ -210,6 +224,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 	if err != nil {
 		return db.Agent{}, fmt.Errorf("agent: update: %w", err)
 	}
+	s.cache.Invalidate(ctx, id)
 	return out, nil
 }
 
@@ -219,7 +234,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	if !actor.IsAdmin {
 		return errAdminRequired
 	}
-	cur, err := s.Get(ctx, id)
+	cur, err := s.get(ctx, id, nil)
 	if err != nil {
 		return err
 	}
@@ -230,6 +245,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	if err != nil {
 		return fmt.Errorf("agent: delete: %w", err)
 	}
+	s.cache.Invalidate(ctx, id)
 	if n == 0 {
 		return apperr.E(apperr.PreconditionFailed, "agent %d changed concurrently; fetch it again", id)
 	}

@@ -16,6 +16,7 @@ import (
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/store"
@@ -31,6 +32,8 @@ type Runner struct {
 	maxSteps int
 	log      *slog.Logger
 	metrics  *metrics.Metrics
+	users    *cache.Entity[db.User]
+	agents   *cache.Entity[db.Agent]
 }
 
 // RunnerOptions configures a Runner.
@@ -38,6 +41,9 @@ type RunnerOptions struct {
 	MaxSteps int // model turns per run; hitting it ends the run incomplete
 	Logger   *slog.Logger
 	Metrics  *metrics.Metrics // counts runs by final status
+	// Users and Agents are the record caches of the API (nil: read the database).
+	Users  *cache.Entity[db.User]
+	Agents *cache.Entity[db.Agent]
 }
 
 // NewRunner builds a Runner.
@@ -48,7 +54,8 @@ func NewRunner(s store.Store, tasks *task.Service, client *llm.Client, opts Runn
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger, metrics: opts.Metrics}
+	return &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger, metrics: opts.Metrics,
+		users: opts.Users, agents: opts.Agents}
 }
 
 // RetryableError asks the queue to run the attempt again later.
@@ -124,7 +131,7 @@ func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAtte
 	if !r.llm.Configured() {
 		return fail("llm_not_configured", "no LLM is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible provider) and start the run again")
 	}
-	a, err := r.store.AgentGetByID(ctx, run.AgentID)
+	a, err := r.agents.Get(ctx, run.AgentID, r.store.AgentGetByID)
 	if err != nil {
 		return r.transientOr(ctx, o, err, "agent_unavailable", "the agent could not be loaded", attempt, maxAttempts)
 	}
@@ -223,7 +230,11 @@ func (r *Runner) principal(ctx context.Context, userID *int64) (auth.Principal, 
 	if userID == nil {
 		return auth.Principal{}, apperr.E(apperr.NotFound, "creator deleted")
 	}
-	u, err := r.store.UserGetByID(ctx, *userID)
+	u, err := r.users.Get(ctx, *userID, func(ctx context.Context, id int64) (db.User, error) {
+		u, err := r.store.UserGetByID(ctx, id)
+		u.PasswordHash = "" // the record cache never holds password hashes
+		return u, err
+	})
 	if err != nil {
 		return auth.Principal{}, err
 	}

@@ -252,6 +252,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	}
 	userCache := cache.NewEntity[db.User](shared.cache, "user", cfg.CacheTTL, m)
 	taskCache := cache.NewEntity[db.Task](shared.cache, "task", cfg.CacheTTL, m)
+	agentCache := cache.NewEntity[db.Agent](shared.cache, "agent", cfg.CacheTTL, m)
 	s := store.New(pool)
 	authSvc, err := p.authService(cfg, s, userCache)
 	if err != nil {
@@ -262,7 +263,9 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Timeout: cfg.LLMTimeout,
 		Cache: shared.cache, CacheTTL: cfg.LLMCacheTTL, Metrics: m,
 	})
-	runner := agent.NewRunner(s, tasks, client, agent.RunnerOptions{MaxSteps: cfg.AgentMaxSteps, Logger: log, Metrics: m})
+	runner := agent.NewRunner(s, tasks, client, agent.RunnerOptions{
+		MaxSteps: cfg.AgentMaxSteps, Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
+	})
 	q, err := queue.New(pool, runner, queue.Config{
 		Workers: workers, MaxAttempts: cfg.LLMMaxAttempts, RetryBackoff: cfg.LLMRetryBackoff,
 		RunTimeout: cfg.AgentRunTimeout, Logger: log, Metrics: m,
@@ -272,8 +275,8 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	}
 	m.RegisterQueue(q.Depth, log)
 	return &services{
-		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache), tasks: tasks,
-		agents: agent.NewService(s, tasks, q, cfg.LLMModel), queue: q, metrics: m, shared: shared,
+		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
+		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache), queue: q, metrics: m, shared: shared,
 	}, nil
 }
 

@@ -14,10 +14,14 @@ import (
 	"enterprise-automation/internal/redistest"
 )
 
-// TestRecordCacheNeverServesStaleOrForeignData reads records until they are cached, then
+// TestRecordCacheNeverServesStaleOrForeignData caches records by reading them, then
 // changes them and checks that every reader sees the change at once, on both cache
-// backends and across two instances sharing Redis; and that cached records never reach
+// backends and, with Redis, on a second instance; and that cached records never reach
 // someone who may not see them.
+//
+// An invalidated key refuses fills for a few seconds (cache.InvalidationGuard), so each
+// check uses a record that was cached without an invalidation before it: otherwise the
+// read after the change would reach the database anyway and prove nothing.
 func TestRecordCacheNeverServesStaleOrForeignData(t *testing.T) {
 	t.Parallel()
 	for _, backend := range []string{"in-process", "redis"} {
@@ -35,93 +39,164 @@ func TestRecordCacheNeverServesStaleOrForeignData(t *testing.T) {
 				reader = apitest.StartOn(t, env.DBURL, opts...)
 			}
 			admin := env.AsAdmin(t)
-			alice := env.CreateUser(t, "Alice", false)
-			bob := env.CreateUser(t, "Bob", false)
-			aliceR, bobR := reader.As(alice.Token), reader.As(bob.Token)
+			// cached returns a client of u on the reading instance, after reading u's
+			// record often enough for it to be cached.
+			cached := func(u apitest.User) *client.ClientWithResponses {
+				c := reader.As(u.Token)
+				for range 3 {
+					res, err := c.GetCurrentUserWithResponse(ctx, nil)
+					require.NoError(t, err)
+					require.Equal(t, http.StatusOK, res.StatusCode())
+				}
+				return c
+			}
+			update := func(id int64, u client.UserUpdate) {
+				res, err := admin.UpdateUserWithResponse(ctx, id, nil, u)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
+			}
+			yes, no := true, false
 
-			me := func(c *client.ClientWithResponses) *client.GetCurrentUserResponse {
+			t.Run("a_rename_shows_at_once", func(t *testing.T) {
+				u := env.CreateUser(t, "Renamed", false)
+				c := cached(u)
+				name := "Renamed Twice"
+				update(u.Id, client.UserUpdate{Name: &name})
 				res, err := c.GetCurrentUserWithResponse(ctx, nil)
 				require.NoError(t, err)
-				return res
-			}
-			for range 3 { // cached by now
-				require.Equal(t, http.StatusOK, me(aliceR).StatusCode())
-			}
-
-			// A rename shows at once.
-			newName := "Alice Renamed"
-			res, err := admin.UpdateUserWithResponse(ctx, alice.Id, nil, client.UserUpdate{Name: &newName})
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, res.StatusCode())
-			require.Equal(t, newName, me(aliceR).JSON200.Name)
-
-			// A promotion lets her in to admin operations at once, a demotion shuts her out.
-			yes, no := true, false
-			res, err = admin.UpdateUserWithResponse(ctx, alice.Id, nil, client.UserUpdate{IsAdmin: &yes})
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, res.StatusCode())
-			list, err := aliceR.ListUsersWithResponse(ctx, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, list.StatusCode(), "promoted: %s", list.Body)
-			res, err = admin.UpdateUserWithResponse(ctx, alice.Id, nil, client.UserUpdate{IsAdmin: &no})
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, res.StatusCode())
-			list, err = aliceR.ListUsersWithResponse(ctx, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusForbidden, list.StatusCode(), "demoted: %s", list.Body)
-
-			// Deactivation locks her out at once, reactivation lets her back.
-			res, err = admin.UpdateUserWithResponse(ctx, alice.Id, nil, client.UserUpdate{IsActive: &no})
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, res.StatusCode())
-			require.Equal(t, http.StatusUnauthorized, me(aliceR).StatusCode())
-			res, err = admin.UpdateUserWithResponse(ctx, alice.Id, nil, client.UserUpdate{IsActive: &yes})
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, res.StatusCode())
-			require.Equal(t, http.StatusOK, me(aliceR).StatusCode())
-
-			// Tasks: a cached task is still checked against each reader's visibility.
-			created, err := alice.Client.CreateTaskWithResponse(ctx, nil, client.TaskCreate{Title: "private"})
-			require.NoError(t, err)
-			require.Equal(t, http.StatusCreated, created.StatusCode())
-			id := created.JSON201.Id
-			for range 3 {
-				got, err := aliceR.GetTaskWithResponse(ctx, id, nil)
+				require.Equal(t, name, res.JSON200.Name)
+			})
+			t.Run("a_promotion_applies_at_once", func(t *testing.T) {
+				u := env.CreateUser(t, "Promoted", false)
+				c := cached(u)
+				update(u.Id, client.UserUpdate{IsAdmin: &yes})
+				res, err := c.ListUsersWithResponse(ctx, nil)
 				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
+			})
+			t.Run("a_demotion_applies_at_once", func(t *testing.T) {
+				u := env.CreateUser(t, "Demoted", true)
+				c := cached(u)
+				update(u.Id, client.UserUpdate{IsAdmin: &no})
+				res, err := c.ListUsersWithResponse(ctx, nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusForbidden, res.StatusCode(), "%s", res.Body)
+			})
+			t.Run("a_deactivation_locks_out_at_once", func(t *testing.T) {
+				u := env.CreateUser(t, "Deactivated", false)
+				c := cached(u)
+				update(u.Id, client.UserUpdate{IsActive: &no})
+				res, err := c.GetCurrentUserWithResponse(ctx, nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusUnauthorized, res.StatusCode())
+			})
+			t.Run("a_deleted_user_is_locked_out_at_once", func(t *testing.T) {
+				u := env.CreateUser(t, "Deleted", false)
+				c := cached(u)
+				del, err := admin.DeleteUserWithResponse(ctx, u.Id, nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusNoContent, del.StatusCode())
+				res, err := c.GetCurrentUserWithResponse(ctx, nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusUnauthorized, res.StatusCode())
+			})
+
+			t.Run("tasks", func(t *testing.T) {
+				alice := env.CreateUser(t, "Alice", false)
+				bob := env.CreateUser(t, "Bob", false)
+				aliceR, bobR := reader.As(alice.Token), reader.As(bob.Token)
+				newTask := func(assignee *int64) int64 {
+					body := client.TaskCreate{Title: "cached"}
+					if assignee != nil {
+						body.AssigneeId = nullable.NewNullableWithValue(*assignee)
+					}
+					res, err := alice.Client.CreateTaskWithResponse(ctx, nil, body)
+					require.NoError(t, err)
+					require.Equal(t, http.StatusCreated, res.StatusCode(), "%s", res.Body)
+					for range 3 {
+						got, err := aliceR.GetTaskWithResponse(ctx, res.JSON201.Id, nil)
+						require.NoError(t, err)
+						require.Equal(t, http.StatusOK, got.StatusCode())
+					}
+					return res.JSON201.Id
+				}
+				get := func(c *client.ClientWithResponses, id int64) *client.GetTaskResponse {
+					got, err := c.GetTaskWithResponse(ctx, id, nil)
+					require.NoError(t, err)
+					return got
+				}
+
+				// A cached task is still checked against each reader's visibility.
+				private := newTask(nil)
+				require.Equal(t, http.StatusNotFound, get(bobR, private).StatusCode(), "a cached task is not shown to someone who may not see it")
+
+				// Assigning it to Bob shows it to him at once, with the new version.
+				upd, err := alice.Client.UpdateTaskWithResponse(ctx, private, nil, client.TaskUpdate{AssigneeId: nullable.NewNullableWithValue(bob.Id)})
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, upd.StatusCode(), "%s", upd.Body)
+				got := get(bobR, private)
 				require.Equal(t, http.StatusOK, got.StatusCode())
-			}
-			got, err := bobR.GetTaskWithResponse(ctx, id, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusNotFound, got.StatusCode(), "a cached task is not shown to someone who may not see it")
+				require.Equal(t, upd.JSON200.Version, got.JSON200.Version)
 
-			// Assigning it to Bob shows it to him at once, with the new version.
-			upd, err := alice.Client.UpdateTaskWithResponse(ctx, id, nil, client.TaskUpdate{AssigneeId: nullable.NewNullableWithValue(bob.Id)})
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, upd.StatusCode(), "%s", upd.Body)
-			got, err = bobR.GetTaskWithResponse(ctx, id, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, got.StatusCode())
-			require.Equal(t, upd.JSON200.Version, got.JSON200.Version)
-			require.Equal(t, bob.Id, got.JSON200.AssigneeId.MustGet())
+				// Deleting Bob detaches him from a task he was assigned when it was created.
+				assigned := newTask(&bob.Id)
+				before := get(aliceR, assigned).JSON200.Version
+				del, err := admin.DeleteUserWithResponse(ctx, bob.Id, nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusNoContent, del.StatusCode())
+				got = get(aliceR, assigned)
+				require.Equal(t, http.StatusOK, got.StatusCode())
+				require.True(t, got.JSON200.AssigneeId.IsNull(), "the detached assignee is gone from the cached task")
+				require.Greater(t, got.JSON200.Version, before)
 
-			// Deleting Bob detaches him from the task; the cached task shows that at once.
-			del, err := admin.DeleteUserWithResponse(ctx, bob.Id, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusNoContent, del.StatusCode())
-			got, err = aliceR.GetTaskWithResponse(ctx, id, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusOK, got.StatusCode())
-			require.True(t, got.JSON200.AssigneeId.IsNull(), "the detached assignee is gone from the cached task")
-			require.Greater(t, got.JSON200.Version, upd.JSON200.Version)
-			require.Equal(t, http.StatusUnauthorized, me(bobR).StatusCode(), "a deleted user's token stops working at once")
+				// Deleting a cached task removes it at once.
+				doomed := newTask(nil)
+				tdel, err := alice.Client.DeleteTaskWithResponse(ctx, doomed, nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusNoContent, tdel.StatusCode())
+				require.Equal(t, http.StatusNotFound, get(aliceR, doomed).StatusCode())
+			})
 
-			// Deleting the task removes it at once.
-			tdel, err := alice.Client.DeleteTaskWithResponse(ctx, id, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusNoContent, tdel.StatusCode())
-			got, err = aliceR.GetTaskWithResponse(ctx, id, nil)
-			require.NoError(t, err)
-			require.Equal(t, http.StatusNotFound, got.StatusCode())
+			t.Run("agents", func(t *testing.T) {
+				carol := env.CreateUser(t, "Carol", true)
+				anyone := reader.As(env.CreateUser(t, "Reader", false).Token)
+				newAgent := func(by *client.ClientWithResponses, name string) client.Agent {
+					res, err := by.CreateAgentWithResponse(ctx, client.AgentCreate{Name: name + "-" + backend})
+					require.NoError(t, err)
+					require.Equal(t, http.StatusCreated, res.StatusCode(), "%s", res.Body)
+					for range 3 {
+						got, err := anyone.GetAgentWithResponse(ctx, res.JSON201.Id, nil)
+						require.NoError(t, err)
+						require.Equal(t, http.StatusOK, got.StatusCode())
+					}
+					return *res.JSON201
+				}
+				get := func(id int64) *client.GetAgentResponse {
+					got, err := anyone.GetAgentWithResponse(ctx, id, nil)
+					require.NoError(t, err)
+					return got
+				}
+
+				renamed := newAgent(admin, "renamed")
+				name := "renamed-again-" + backend
+				au, err := admin.UpdateAgentWithResponse(ctx, renamed.Id, nil, client.AgentUpdate{Name: &name})
+				require.NoError(t, err)
+				require.Equal(t, http.StatusOK, au.StatusCode(), "%s", au.Body)
+				require.Equal(t, name, get(renamed.Id).JSON200.Name)
+
+				orphan := newAgent(carol.Client, "orphan")
+				del, err := admin.DeleteUserWithResponse(ctx, carol.Id, nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusNoContent, del.StatusCode())
+				got := get(orphan.Id)
+				require.True(t, got.JSON200.CreatedBy.IsNull(), "the deleted creator is gone from the cached agent")
+
+				deleted := newAgent(admin, "deleted")
+				adel, err := admin.DeleteAgentWithResponse(ctx, deleted.Id, nil)
+				require.NoError(t, err)
+				require.Equal(t, http.StatusNoContent, adel.StatusCode())
+				require.Equal(t, http.StatusNotFound, get(deleted.Id).StatusCode())
+			})
 		})
 	}
 }

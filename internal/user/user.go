@@ -27,6 +27,7 @@ type Service struct {
 	passwords Passwords
 	users     *cache.Entity[db.User]
 	tasks     *cache.Entity[db.Task]
+	agents    *cache.Entity[db.Agent]
 }
 
 // NewService builds a Service.
@@ -35,9 +36,9 @@ func NewService(s store.Store, p Passwords) *Service {
 }
 
 // WithCache makes Get read through the user record cache, and every change invalidate
-// the user's record (and, on deletion, the records of the tasks it detaches).
-func (s *Service) WithCache(users *cache.Entity[db.User], tasks *cache.Entity[db.Task]) *Service {
-	s.users, s.tasks = users, tasks
+// the user's record (and, on deletion, the records of the tasks and agents it detaches).
+func (s *Service) WithCache(users *cache.Entity[db.User], tasks *cache.Entity[db.Task], agents *cache.Entity[db.Agent]) *Service {
+	s.users, s.tasks, s.agents = users, tasks, agents
 	return s
 }
 
@@ -254,7 +255,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	if actor.UserID == id {
 		return apperr.E(apperr.Conflict, "you cannot delete yourself")
 	}
-	var detached []int64
+	var detached, detachedAgents []int64
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		cur, err := q.UserGetByIDForUpdate(ctx, id)
 		if err != nil {
@@ -268,7 +269,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		if detached, err = q.TaskDetachUser(ctx, id); err != nil {
 			return err
 		}
-		if err := q.AgentDetachUser(ctx, id); err != nil {
+		if detachedAgents, err = q.AgentDetachUser(ctx, id); err != nil {
 			return err
 		}
 		_, err = q.UserDelete(ctx, db.UserDeleteParams{ID: id, Version: &cur.Version})
@@ -279,6 +280,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	}
 	s.users.Invalidate(ctx, id)
 	s.tasks.Invalidate(ctx, detached...)
+	s.agents.Invalidate(ctx, detachedAgents...)
 	return nil
 }
 
