@@ -35,16 +35,6 @@ WHERE (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_b
   AND (sqlc.narg(task_id)::bigint IS NULL OR task_id = sqlc.narg(task_id))
   AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text::agent_run_status);
 
--- name: AgentRunStart :one
--- AgentRunStart marks a run in progress for a new attempt.
-UPDATE agent_runs SET
-    status     = 'in_progress',
-    attempt    = @attempt,
-    started_at = coalesce(started_at, now()),
-    updated_at = now()
-WHERE id = @id AND status IN ('queued', 'in_progress')
-RETURNING *;
-
 -- name: AgentRunSaveProgress :exec
 -- AgentRunSaveProgress stores the steps and usage so far, so a retry resumes from them.
 UPDATE agent_runs SET
@@ -95,3 +85,65 @@ CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', sqlc.arg(run_id)::bigin
 -- name: AgentRunEventsAfter :many
 -- AgentRunEventsAfter returns a run's events after the given sequence number, in order.
 SELECT * FROM agent_run_events WHERE run_id = @run_id AND seq > @after ORDER BY seq LIMIT 1000;
+
+-- name: AgentRunStartLogged :one
+-- AgentRunStartLogged marks a run in progress for a new attempt and appends its
+-- run.status event (waking the run's streams), in one statement. No row when the run
+-- has already ended.
+WITH started AS (
+    UPDATE agent_runs SET
+        status     = 'in_progress',
+        attempt    = @attempt,
+        started_at = coalesce(started_at, now()),
+        updated_at = now()
+    WHERE id = @id AND status IN ('queued', 'in_progress')
+    RETURNING *
+), ev AS (
+    INSERT INTO agent_run_events (run_id, seq, type, data)
+    SELECT s.id,
+           (SELECT coalesce(max(e.seq), 0) + 1 FROM agent_run_events e WHERE e.run_id = s.id),
+           'run.status',
+           jsonb_build_object('type', 'run.status', 'run_id', s.id, 'status', s.status, 'attempt', s.attempt)
+    FROM started s
+    RETURNING run_id
+)
+SELECT started.* FROM started
+CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', started.id::text)) AS notify;
+
+-- name: AgentRunFinishLogged :one
+-- AgentRunFinishLogged moves a run that is not yet finished into a terminal status and
+-- appends, in order, the last output delta (when @delta is not empty) and the terminal
+-- event run.<status>, waking the run's streams: one statement, so one round trip.
+WITH done AS (
+    UPDATE agent_runs SET
+        status             = @status,
+        output             = @output,
+        steps              = @steps,
+        error_code         = @error_code,
+        error_message      = @error_message,
+        prompt_tokens      = @prompt_tokens,
+        completion_tokens  = @completion_tokens,
+        total_tokens       = @total_tokens,
+        cached_completions = @cached_completions,
+        completed_at       = now(),
+        updated_at         = now()
+    WHERE id = @id AND status IN ('queued', 'in_progress')
+    RETURNING *
+), last AS (
+    SELECT coalesce(max(e.seq), 0) AS seq FROM agent_run_events e WHERE e.run_id = @id
+), delta AS (
+    INSERT INTO agent_run_events (run_id, seq, type, data)
+    SELECT d.id, last.seq + 1, 'run.output.delta',
+           jsonb_build_object('type', 'run.output.delta', 'run_id', d.id, 'delta', sqlc.arg(delta)::text)
+    FROM done d, last
+    WHERE sqlc.arg(delta)::text <> ''
+    RETURNING run_id
+), terminal AS (
+    INSERT INTO agent_run_events (run_id, seq, type, data)
+    SELECT d.id, last.seq + CASE WHEN sqlc.arg(delta)::text <> '' THEN 2 ELSE 1 END, 'run.' || d.status::text,
+           jsonb_build_object('type', 'run.' || d.status::text, 'run_id', d.id, 'status', d.status)
+    FROM done d, last
+    RETURNING run_id
+)
+SELECT done.* FROM done
+CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', done.id::text)) AS notify;

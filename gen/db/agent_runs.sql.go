@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 )
 
 const agentRunCount = `-- name: AgentRunCount :one
@@ -199,6 +200,128 @@ func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) 
 		arg.ID,
 	)
 	var i AgentRun
+	err := row.Scan(
+		&i.ID,
+		&i.AgentID,
+		&i.TaskID,
+		&i.Status,
+		&i.Input,
+		&i.Output,
+		&i.Steps,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.Model,
+		&i.PromptTokens,
+		&i.CompletionTokens,
+		&i.TotalTokens,
+		&i.Attempt,
+		&i.Metadata,
+		&i.JobID,
+		&i.CreatedBy,
+		&i.CancelRequestedAt,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.CompletedAt,
+		&i.UpdatedAt,
+		&i.CachedCompletions,
+	)
+	return i, err
+}
+
+const agentRunFinishLogged = `-- name: AgentRunFinishLogged :one
+WITH done AS (
+    UPDATE agent_runs SET
+        status             = $1,
+        output             = $2,
+        steps              = $3,
+        error_code         = $4,
+        error_message      = $5,
+        prompt_tokens      = $6,
+        completion_tokens  = $7,
+        total_tokens       = $8,
+        cached_completions = $9,
+        completed_at       = now(),
+        updated_at         = now()
+    WHERE id = $10 AND status IN ('queued', 'in_progress')
+    RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+), last AS (
+    SELECT coalesce(max(e.seq), 0) AS seq FROM agent_run_events e WHERE e.run_id = $10
+), delta AS (
+    INSERT INTO agent_run_events (run_id, seq, type, data)
+    SELECT d.id, last.seq + 1, 'run.output.delta',
+           jsonb_build_object('type', 'run.output.delta', 'run_id', d.id, 'delta', $11::text)
+    FROM done d, last
+    WHERE $11::text <> ''
+    RETURNING run_id
+), terminal AS (
+    INSERT INTO agent_run_events (run_id, seq, type, data)
+    SELECT d.id, last.seq + CASE WHEN $11::text <> '' THEN 2 ELSE 1 END, 'run.' || d.status::text,
+           jsonb_build_object('type', 'run.' || d.status::text, 'run_id', d.id, 'status', d.status)
+    FROM done d, last
+    RETURNING run_id
+)
+SELECT done.id, done.agent_id, done.task_id, done.status, done.input, done.output, done.steps, done.error_code, done.error_message, done.model, done.prompt_tokens, done.completion_tokens, done.total_tokens, done.attempt, done.metadata, done.job_id, done.created_by, done.cancel_requested_at, done.created_at, done.started_at, done.completed_at, done.updated_at, done.cached_completions FROM done
+CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', done.id::text)) AS notify
+`
+
+type AgentRunFinishLoggedParams struct {
+	Status            AgentRunStatus
+	Output            *string
+	Steps             []byte
+	ErrorCode         *string
+	ErrorMessage      *string
+	PromptTokens      int64
+	CompletionTokens  int64
+	TotalTokens       int64
+	CachedCompletions int64
+	ID                int64
+	Delta             string
+}
+
+type AgentRunFinishLoggedRow struct {
+	ID                int64
+	AgentID           int64
+	TaskID            *int64
+	Status            AgentRunStatus
+	Input             string
+	Output            *string
+	Steps             []byte
+	ErrorCode         *string
+	ErrorMessage      *string
+	Model             string
+	PromptTokens      int64
+	CompletionTokens  int64
+	TotalTokens       int64
+	Attempt           int32
+	Metadata          []byte
+	JobID             *int64
+	CreatedBy         *int64
+	CancelRequestedAt *time.Time
+	CreatedAt         time.Time
+	StartedAt         *time.Time
+	CompletedAt       *time.Time
+	UpdatedAt         time.Time
+	CachedCompletions int64
+}
+
+// AgentRunFinishLogged moves a run that is not yet finished into a terminal status and
+// appends, in order, the last output delta (when @delta is not empty) and the terminal
+// event run.<status>, waking the run's streams: one statement, so one round trip.
+func (q *Queries) AgentRunFinishLogged(ctx context.Context, arg AgentRunFinishLoggedParams) (AgentRunFinishLoggedRow, error) {
+	row := q.db.QueryRow(ctx, agentRunFinishLogged,
+		arg.Status,
+		arg.Output,
+		arg.Steps,
+		arg.ErrorCode,
+		arg.ErrorMessage,
+		arg.PromptTokens,
+		arg.CompletionTokens,
+		arg.TotalTokens,
+		arg.CachedCompletions,
+		arg.ID,
+		arg.Delta,
+	)
+	var i AgentRunFinishLoggedRow
 	err := row.Scan(
 		&i.ID,
 		&i.AgentID,
@@ -457,25 +580,65 @@ func (q *Queries) AgentRunSetJob(ctx context.Context, arg AgentRunSetJobParams) 
 	return err
 }
 
-const agentRunStart = `-- name: AgentRunStart :one
-UPDATE agent_runs SET
-    status     = 'in_progress',
-    attempt    = $1,
-    started_at = coalesce(started_at, now()),
-    updated_at = now()
-WHERE id = $2 AND status IN ('queued', 'in_progress')
-RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+const agentRunStartLogged = `-- name: AgentRunStartLogged :one
+WITH started AS (
+    UPDATE agent_runs SET
+        status     = 'in_progress',
+        attempt    = $1,
+        started_at = coalesce(started_at, now()),
+        updated_at = now()
+    WHERE id = $2 AND status IN ('queued', 'in_progress')
+    RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+), ev AS (
+    INSERT INTO agent_run_events (run_id, seq, type, data)
+    SELECT s.id,
+           (SELECT coalesce(max(e.seq), 0) + 1 FROM agent_run_events e WHERE e.run_id = s.id),
+           'run.status',
+           jsonb_build_object('type', 'run.status', 'run_id', s.id, 'status', s.status, 'attempt', s.attempt)
+    FROM started s
+    RETURNING run_id
+)
+SELECT started.id, started.agent_id, started.task_id, started.status, started.input, started.output, started.steps, started.error_code, started.error_message, started.model, started.prompt_tokens, started.completion_tokens, started.total_tokens, started.attempt, started.metadata, started.job_id, started.created_by, started.cancel_requested_at, started.created_at, started.started_at, started.completed_at, started.updated_at, started.cached_completions FROM started
+CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', started.id::text)) AS notify
 `
 
-type AgentRunStartParams struct {
+type AgentRunStartLoggedParams struct {
 	Attempt int32
 	ID      int64
 }
 
-// AgentRunStart marks a run in progress for a new attempt.
-func (q *Queries) AgentRunStart(ctx context.Context, arg AgentRunStartParams) (AgentRun, error) {
-	row := q.db.QueryRow(ctx, agentRunStart, arg.Attempt, arg.ID)
-	var i AgentRun
+type AgentRunStartLoggedRow struct {
+	ID                int64
+	AgentID           int64
+	TaskID            *int64
+	Status            AgentRunStatus
+	Input             string
+	Output            *string
+	Steps             []byte
+	ErrorCode         *string
+	ErrorMessage      *string
+	Model             string
+	PromptTokens      int64
+	CompletionTokens  int64
+	TotalTokens       int64
+	Attempt           int32
+	Metadata          []byte
+	JobID             *int64
+	CreatedBy         *int64
+	CancelRequestedAt *time.Time
+	CreatedAt         time.Time
+	StartedAt         *time.Time
+	CompletedAt       *time.Time
+	UpdatedAt         time.Time
+	CachedCompletions int64
+}
+
+// AgentRunStartLogged marks a run in progress for a new attempt and appends its
+// run.status event (waking the run's streams), in one statement. No row when the run
+// has already ended.
+func (q *Queries) AgentRunStartLogged(ctx context.Context, arg AgentRunStartLoggedParams) (AgentRunStartLoggedRow, error) {
+	row := q.db.QueryRow(ctx, agentRunStartLogged, arg.Attempt, arg.ID)
+	var i AgentRunStartLoggedRow
 	err := row.Scan(
 		&i.ID,
 		&i.AgentID,

@@ -36,6 +36,10 @@ type Querier interface {
 	AgentRunEventsAfter(ctx context.Context, arg AgentRunEventsAfterParams) ([]AgentRunEvent, error)
 	// AgentRunFinish moves a run that is not yet finished into a terminal status.
 	AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) (AgentRun, error)
+	// AgentRunFinishLogged moves a run that is not yet finished into a terminal status and
+	// appends, in order, the last output delta (when @delta is not empty) and the terminal
+	// event run.<status>, waking the run's streams: one statement, so one round trip.
+	AgentRunFinishLogged(ctx context.Context, arg AgentRunFinishLoggedParams) (AgentRunFinishLoggedRow, error)
 	// AgentRunGetByID returns one run.
 	AgentRunGetByID(ctx context.Context, id int64) (AgentRun, error)
 	// AgentRunGetByIDForUpdate returns one run, locked until the transaction ends.
@@ -49,8 +53,10 @@ type Querier interface {
 	AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProgressParams) error
 	// AgentRunSetJob records the queue job that executes a run.
 	AgentRunSetJob(ctx context.Context, arg AgentRunSetJobParams) error
-	// AgentRunStart marks a run in progress for a new attempt.
-	AgentRunStart(ctx context.Context, arg AgentRunStartParams) (AgentRun, error)
+	// AgentRunStartLogged marks a run in progress for a new attempt and appends its
+	// run.status event (waking the run's streams), in one statement. No row when the run
+	// has already ended.
+	AgentRunStartLogged(ctx context.Context, arg AgentRunStartLoggedParams) (AgentRunStartLoggedRow, error)
 	// AgentUpdate writes every mutable field of an agent whose version still matches.
 	AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent, error)
 	// IdempotencyKeyAcquire claims a key for a new request: it inserts the key, or takes over

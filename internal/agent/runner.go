@@ -82,14 +82,9 @@ type outcome struct {
 // the job again elsewhere); progress is saved first in both cases.
 func (r *Runner) Execute(ctx context.Context, runID int64, attempt, maxAttempts int) error {
 	bg := context.WithoutCancel(ctx)
-	var run db.AgentRun
-	err := r.store.InTx(ctx, func(q db.Querier) error {
-		var err error
-		if run, err = q.AgentRunStart(ctx, db.AgentRunStartParams{ID: runID, Attempt: int32(attempt)}); err != nil {
-			return err
-		}
-		return appendEvent(ctx, q, runID, EventStatus, map[string]any{"status": run.Status, "attempt": attempt})
-	})
+	// One statement marks the attempt and appends its run.status event.
+	started, err := r.store.AgentRunStartLogged(ctx, db.AgentRunStartLoggedParams{ID: runID, Attempt: int32(attempt)})
+	run := db.AgentRun(started)
 	if apperr.Is(err, apperr.NotFound) {
 		return nil // already ended, or deleted with its agent
 	}
@@ -377,26 +372,16 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 	if err != nil || o.steps == nil {
 		steps = []byte("[]")
 	}
-	p := db.AgentRunFinishParams{
-		ID: run.ID, Status: o.status, Output: o.output, Steps: steps,
+	p := db.AgentRunFinishLoggedParams{
+		ID: run.ID, Status: o.status, Output: o.output, Steps: steps, Delta: o.delta,
 		PromptTokens: o.usage.PromptTokens, CompletionTokens: o.usage.CompletionTokens, TotalTokens: o.usage.TotalTokens,
 		CachedCompletions: o.usage.CachedCompletions,
 	}
 	if o.errCode != "" {
 		p.ErrorCode, p.ErrorMessage = &o.errCode, &o.errMsg
 	}
-	err = r.store.InTx(ctx, func(q db.Querier) error {
-		done, err := q.AgentRunFinish(ctx, p)
-		if err != nil {
-			return err
-		}
-		if o.delta != "" {
-			if err := appendEvent(ctx, q, run.ID, EventOutputDelta, map[string]any{"delta": o.delta}); err != nil {
-				return err
-			}
-		}
-		return appendEvent(ctx, q, run.ID, TerminalEvent(done.Status), map[string]any{"status": done.Status})
-	})
+	// One statement ends the run and appends the last output delta and the terminal event.
+	_, err = r.store.AgentRunFinishLogged(ctx, p)
 	if apperr.Is(err, apperr.NotFound) {
 		return nil // it ended another way meanwhile (cancelled while queued)
 	}
