@@ -5,6 +5,8 @@ GO          ?= go
 BIN         := bin/automation
 PKGS        := ./...
 COVERPKG    := ./internal/...,./cmd/...
+FUZZTIME_SHORT ?= 20s
+FUZZTIME    ?= 10m
 # sudo when not root, for installing system packages.
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -67,10 +69,15 @@ run: deps-db build ## Run locally: private PostgreSQL under .data/, migrations, 
 	./$(BIN) dev
 
 .PHONY: test
-test: ## Run every test: Go (real PostgreSQL started by the tests, Chromium for Swagger UI) and the TypeScript client
+test: ## Run every test: Go (real PostgreSQL and redis-server started by the tests, Chromium for Swagger UI), a short fuzz run and the TypeScript client
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME_SHORT) ./internal/httpapi/
 	$(GO) build -o $(BIN) ./cmd/automation
 	cd gen/ts && npm ci --no-audit --no-fund && npm run typecheck && npm test
+
+.PHONY: fuzz
+fuzz: ## Fuzz the whole HTTP stack for FUZZTIME (default 10m): never a 5xx, every error a contract-valid problem
+	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
 
 .PHONY: cover
 cover: ## Run the tests with coverage of the hand-written code; writes coverage.out and prints the total

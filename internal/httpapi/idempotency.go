@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"net/http"
 
@@ -52,8 +53,12 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 				c.Response().Header()[k] = v
 			}
 			c.Response().Header().Set("Idempotent-Replayed", "true")
+			body := stored.Body
+			if stored.Header.Get(echo.HeaderContentType) == problemContentType {
+				body = problemForRequest(body, requestID(c))
+			}
 			c.Response().WriteHeader(stored.Status)
-			_, err := c.Response().Write(stored.Body)
+			_, err := c.Response().Write(body)
 			return err
 		}
 
@@ -82,6 +87,21 @@ func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return nil
 	}
+}
+
+// problemForRequest returns a replayed problem body carrying this request's id, so that the
+// body and the X-Request-ID header name the same request.
+func problemForRequest(problem []byte, id string) []byte {
+	var p map[string]any
+	if json.Unmarshal(problem, &p) != nil {
+		return problem
+	}
+	p["request_id"] = id
+	b, err := json.Marshal(p)
+	if err != nil {
+		return problem
+	}
+	return b
 }
 
 // recorder copies what is written to the client.

@@ -48,6 +48,9 @@ var statusKinds = map[int]apperr.Kind{
 	http.StatusServiceUnavailable:    apperr.Unavailable,
 }
 
+// problemContentType is the media type of every error body (RFC 9457).
+const problemContentType = "application/problem+json"
+
 // toProblem maps any error to a problem body. It is the only place errors become HTTP.
 func toProblem(err error, c echo.Context) api.Problem {
 	status, slug, detail := http.StatusInternalServerError, "internal", "an unexpected error occurred"
@@ -120,7 +123,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		body = []byte(`{"type":"/problems/internal","title":"Internal Server Error","status":500,"request_id":""}`)
 	}
 	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, "application/problem+json")
+	h.Set(echo.HeaderContentType, problemContentType)
 	h.Del("ETag")
 	if c.Request().Method == http.MethodHead {
 		c.Response().WriteHeader(int(p.Status))

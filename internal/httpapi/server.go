@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +75,7 @@ type Server struct {
 	checks    []Check
 	metrics   *metrics.Metrics
 	limits    RateLimits
+	cors      bool          // CORS origins are configured
 	stopping  chan struct{} // closed when shutdown begins; ends event streams
 	stopOnce  sync.Once
 	specYAML  []byte
@@ -122,6 +124,7 @@ func New(opts Options) (*Server, error) {
 		metrics:   opts.Metrics,
 		limits:    opts.RateLimits,
 		stopping:  make(chan struct{}),
+		cors:      len(opts.CORSOrigins) > 0,
 		specYAML:  api.SpecYAML,
 		specJSON:  specMap,
 	}
@@ -140,7 +143,7 @@ func New(opts Options) (*Server, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 	e.Pre(middleware.RemoveTrailingSlash())
-	e.Use(withRequestID, s.accessLog, s.recoverPanics)
+	e.Use(withRequestID, s.accessLog, s.recoverPanics, s.rejectOptions)
 	if len(opts.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins: opts.CORSOrigins,
@@ -151,12 +154,42 @@ func New(opts Options) (*Server, error) {
 			MaxAge: 600,
 		}))
 	}
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB"}), s.authenticate, s.rateLimit, s.validate, s.loginAccountLimit, s.idempotent)
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB", Skipper: s.takesNoBody}), s.authenticate, s.rateLimit, s.validate, s.loginAccountLimit, s.idempotent)
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
 	if s.debug {
 		s.registerDocsAssets()
 	}
 	return s, nil
+}
+
+// takesNoBody tells the body limit to leave alone requests to operations that declare no
+// body: nothing reads their body, so its size cannot matter.
+func (s *Server) takesNoBody(c echo.Context) bool {
+	op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
+	return !ok || op.bodyTypes == nil
+}
+
+// rejectOptions answers OPTIONS with 405 and the Allow header, like any method the
+// contract does not declare, unless it is a CORS preflight the CORS middleware handles.
+func (s *Server) rejectOptions(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.Method != http.MethodOptions ||
+			(s.cors && req.Header.Get("Origin") != "" && req.Header.Get("Access-Control-Request-Method") != "") {
+			return next(c)
+		}
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if _, ok := s.ops[routeKey(m, c.Path())]; ok {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			return echo.ErrNotFound
+		}
+		c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
+		return echo.ErrMethodNotAllowed
+	}
 }
 
 // ServeHTTP implements http.Handler.

@@ -30,6 +30,7 @@ type operation struct {
 	bodyTypes    map[string]bool // accepted request content types; nil when no body
 	idempotent   bool            // declares an Idempotency-Key header
 	rateLimited  bool            // declares a 429 response
+	readsQuery   bool            // declares query parameters, or a form body (parsing it parses the query too)
 }
 
 // routeKey names an operation by method and Echo path template ("/users/:user_id").
@@ -61,12 +62,18 @@ func operations(doc *openapi3.T) map[string]*operation {
 				if p.Value != nil && p.Value.In == "header" && p.Value.Name == idempotencyKeyHeader {
 					o.idempotent = true
 				}
+				if p.Value != nil && p.Value.In == "query" {
+					o.readsQuery = true
+				}
 			}
 			o.rateLimited = op.Responses.Value("429") != nil
 			if op.RequestBody != nil && op.RequestBody.Value != nil {
 				o.bodyTypes = map[string]bool{}
 				for ct := range op.RequestBody.Value.Content {
 					o.bodyTypes[ct] = true
+					if ct == echo.MIMEApplicationForm {
+						o.readsQuery = true
+					}
 				}
 			}
 			ops[routeKey(method, echoPath(path))] = o
@@ -107,7 +114,9 @@ func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		req := c.Request()
-		if _, err := url.ParseQuery(req.URL.RawQuery); err != nil {
+		// Operations that read no query ignore the query string, as they ignore unknown
+		// parameters; the others must be able to read it.
+		if _, err := url.ParseQuery(req.URL.RawQuery); err != nil && op.readsQuery {
 			return apperr.Wrap(apperr.Malformed, err, "the query string is malformed: %v", err)
 		}
 		if op.bodyTypes != nil && hasBody(req) {

@@ -86,6 +86,9 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	if strings.TrimSpace(p.Title) == "" {
 		return db.Task{}, errBlankTitle
 	}
+	if err := checkDue(p.DueAt); err != nil {
+		return db.Task{}, err
+	}
 	if p.AssigneeID != nil {
 		if err := s.checkAssignee(ctx, s.store, *p.AssigneeID); err != nil {
 			return db.Task{}, err
@@ -225,6 +228,9 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 	if p.Title != nil && strings.TrimSpace(*p.Title) == "" {
 		return db.Task{}, errBlankTitle
 	}
+	if err := checkDue(p.DueAt.Value); err != nil {
+		return db.Task{}, err
+	}
 	var out db.Task
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		cur, err := s.getForUpdate(ctx, q, actor, id)
@@ -352,6 +358,19 @@ func assigneeGone(err error) error {
 		return apperr.Validation(apperr.FieldError{Location: "body", Field: "assignee_id", Message: "is not an active user"})
 	}
 	return err
+}
+
+// checkDue refuses due dates outside the years 1 to 9999 in UTC, which RFC 3339 (and so
+// every response) cannot represent, although an offset can carry them past the edge.
+func checkDue(t *time.Time) error {
+	if t == nil {
+		return nil
+	}
+	if y := t.UTC().Year(); y < 1 || y > 9999 {
+		return apperr.Validation(apperr.FieldError{Location: "body", Field: "due_at",
+			Message: "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"})
+	}
+	return nil
 }
 
 func checkMetadata(m []byte) error {

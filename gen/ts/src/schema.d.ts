@@ -2975,6 +2975,7 @@ export interface operations {
                     "application/json": components["schemas"]["AgentRunPage"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["UnprocessableEntity"];
