@@ -5,7 +5,7 @@ GO          ?= go
 BIN         := bin/automation
 PKGS        := ./...
 COVERPKG    := ./internal/...,./cmd/...
-FUZZTIME_SHORT ?= 20s
+FUZZTIME_SHORT ?= 30s
 FUZZTIME    ?= 10m
 # sudo when not root, for installing system packages.
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

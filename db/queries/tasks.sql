@@ -71,6 +71,37 @@ WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_t
   AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
   AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after));
 
+-- name: TaskCountUpTo :one
+-- TaskCountUpTo counts the tasks matching the same filters as TaskList, but stops at
+-- @max_rows: large results are not counted row by row.
+SELECT count(*) FROM (
+    SELECT 1 FROM tasks
+    WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+      AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
+      AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+      AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+      AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+      AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+      AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+      AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+      AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after))
+    LIMIT sqlc.arg(max_rows)::bigint
+) AS matching;
+
+-- name: TaskCountSample :one
+-- TaskCountSample counts the tasks matching the same filters as TaskList in a 1 % block
+-- sample of the table: times 100, an estimate of the total for results too large to count.
+SELECT count(*) FROM tasks TABLESAMPLE SYSTEM (1)
+WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
+  AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+  AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+  AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+  AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+  AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+  AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+  AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after));
+
 -- name: TaskGetByIDForUpdate :one
 -- TaskGetByIDForUpdate returns one task, locked until the transaction ends.
 SELECT * FROM tasks WHERE id = @id FOR UPDATE;

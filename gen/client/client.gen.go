@@ -748,7 +748,11 @@ type TaskCreate struct {
 // Example: {"source":"crm","ticket":4711}
 type TaskMetadata map[string]interface{}
 
-// TaskPage defines model for TaskPage.
+// TaskPage A page of tasks. Up to `TASK_EXACT_TOTAL_LIMIT` matching tasks (10,000 by default)
+// `total` is exact; beyond, counting row by row would cost more than the page, so
+// `total` and `total_pages` are estimated from a 1 % sample of the table (never below
+// the limit) and `total_is_estimate` is true. Paging with `skip` reaches every task
+// either way.
 type TaskPage struct {
 	Items []Task `json:"items"`
 
@@ -760,6 +764,11 @@ type TaskPage struct {
 
 	// Total Example: 1
 	Total int64 `json:"total"`
+
+	// TotalIsEstimate True when `total` is an estimate (more matching tasks than the exact-count limit).
+	//
+	// Example: false
+	TotalIsEstimate bool `json:"total_is_estimate"`
 
 	// TotalPages Example: 1
 	TotalPages int32 `json:"total_pages"`

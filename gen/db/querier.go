@@ -86,6 +86,12 @@ type Querier interface {
 	RefreshTokenRevokeUser(ctx context.Context, userID int64) error
 	// TaskCount counts the tasks matching the same filters as TaskList.
 	TaskCount(ctx context.Context, arg TaskCountParams) (int64, error)
+	// TaskCountSample counts the tasks matching the same filters as TaskList in a 1 % block
+	// sample of the table: times 100, an estimate of the total for results too large to count.
+	TaskCountSample(ctx context.Context, arg TaskCountSampleParams) (int64, error)
+	// TaskCountUpTo counts the tasks matching the same filters as TaskList, but stops at
+	// @max_rows: large results are not counted row by row.
+	TaskCountUpTo(ctx context.Context, arg TaskCountUpToParams) (int64, error)
 	// TaskCreate inserts a task and returns it.
 	TaskCreate(ctx context.Context, arg TaskCreateParams) (Task, error)
 	// TaskDelete removes a task whose version still matches.

@@ -258,7 +258,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
-	tasks := task.NewService(s).WithCache(taskCache)
+	tasks := task.NewService(s).WithCache(taskCache).WithExactTotalLimit(cfg.TaskExactTotalLimit)
 	client := llm.New(llm.Config{
 		APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Timeout: cfg.LLMTimeout,
 		Cache: shared.cache, CacheTTL: cfg.LLMCacheTTL, Metrics: m,

@@ -36,6 +36,9 @@ type Config struct {
 	CacheTTL time.Duration `env:"CACHE_TTL" envDefault:"60s"`
 	// CacheMaxEntries bounds the in-process cache (used without REDIS_URL).
 	CacheMaxEntries int `env:"CACHE_MAX_ENTRIES" envDefault:"20000"`
+	// TaskExactTotalLimit is how many matching tasks a list counts exactly; beyond, the
+	// total is an estimate. 0 counts every list exactly.
+	TaskExactTotalLimit int `env:"TASK_EXACT_TOTAL_LIMIT" envDefault:"10000"`
 	// LLMCacheTTL keeps LLM answers to identical requests at temperature 0; 0 turns it off.
 	LLMCacheTTL time.Duration `env:"LLM_CACHE_TTL" envDefault:"1h"`
 
@@ -246,6 +249,9 @@ func (c Config) validate() error {
 	}
 	if c.CacheMaxEntries < 1 {
 		return bad("CACHE_MAX_ENTRIES", c.CacheMaxEntries, "want at least 1")
+	}
+	if c.TaskExactTotalLimit < 0 {
+		return bad("TASK_EXACT_TOTAL_LIMIT", c.TaskExactTotalLimit, "want 0 (always exact) or more")
 	}
 	if c.LLMCacheTTL < 0 {
 		return bad("LLM_CACHE_TTL", c.LLMCacheTTL, "want 0 (off) or a duration such as 1h")

@@ -132,7 +132,8 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 			return nil, err
 		}
 	}
-	return api.ListTasks200JSONResponse{Items: items, Total: res.Total, Page: res.Page, PageSize: res.PageSize, TotalPages: res.TotalPages}, nil
+	return api.ListTasks200JSONResponse{Items: items, Total: res.Total, Page: res.Page, PageSize: res.PageSize,
+		TotalPages: res.TotalPages, TotalIsEstimate: res.TotalIsEstimate}, nil
 }
 
 // GetTask implements GET /api/v1/tasks/{task_id}.

@@ -35,6 +35,9 @@ type Page[T any] struct {
 	Page       int32 // 1-based
 	PageSize   int32
 	TotalPages int32
+	// TotalIsEstimate tells that Total (and TotalPages) are an estimate: the list was too
+	// large to count exactly.
+	TotalIsEstimate bool
 }
 
 // New assembles a page; an empty list has zero total pages.
@@ -57,7 +60,8 @@ func Map[T, U any](p Page[T], f func(T) U) Page[U] {
 	for i, it := range p.Items {
 		out[i] = f(it)
 	}
-	return Page[U]{Items: out, Total: p.Total, Page: p.Page, PageSize: p.PageSize, TotalPages: p.TotalPages}
+	return Page[U]{Items: out, Total: p.Total, Page: p.Page, PageSize: p.PageSize, TotalPages: p.TotalPages,
+		TotalIsEstimate: p.TotalIsEstimate}
 }
 
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)

@@ -170,7 +170,7 @@ func (t translating) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 // filters and sort cases away so every filter and order uses its index. Every other query
 // keeps pgx's cached prepared statement and its cheaper generic plan.
 var customPlanQueries = []string{
-	"-- name: TaskList ", "-- name: TaskCount ",
+	"-- name: TaskList ", "-- name: TaskCount ", "-- name: TaskCountUpTo ", "-- name: TaskCountSample ",
 	"-- name: UserList ", "-- name: UserCount ",
 	"-- name: AgentList ", "-- name: AgentCount ",
 	"-- name: AgentRunList ", "-- name: AgentRunCount ",

@@ -50,13 +50,26 @@ func IsTerminal(s db.TaskStatus) bool {
 
 // Service implements the task use cases.
 type Service struct {
-	store store.Store
-	now   func() time.Time
-	cache *cache.Entity[db.Task]
+	store      store.Store
+	now        func() time.Time
+	cache      *cache.Entity[db.Task]
+	exactTotal int64
 }
 
+// DefaultExactTotalLimit is how many matching tasks a list counts exactly; beyond, its
+// total is estimated (see List).
+const DefaultExactTotalLimit = 10_000
+
 // NewService builds a Service.
-func NewService(s store.Store) *Service { return &Service{store: s, now: time.Now} }
+func NewService(s store.Store) *Service {
+	return &Service{store: s, now: time.Now, exactTotal: DefaultExactTotalLimit}
+}
+
+// WithExactTotalLimit sets how many matching tasks a list counts exactly (0: always).
+func (s *Service) WithExactTotalLimit(n int) *Service {
+	s.exactTotal = int64(n)
+	return s
+}
 
 // WithCache makes Get read through the task record cache; every change through the
 // service invalidates the task's record. Visibility is checked on every read, cached
@@ -175,8 +188,8 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 	var items []db.Task
 	// Count and page are two statements with their own snapshots (as they would be in a
 	// read-committed transaction, minus its two round trips).
-	total, err := s.store.TaskCount(ctx, f)
-	if err == nil && total > int64(p.Page.Skip) {
+	total, estimated, err := s.count(ctx, f)
+	if err == nil && (estimated || total > int64(p.Page.Skip)) {
 		items, err = s.store.TaskList(ctx, db.TaskListParams{
 			VisibleTo: f.VisibleTo, Statuses: f.Statuses, Priority: f.Priority, AssigneeID: f.AssigneeID,
 			CreatedBy: f.CreatedBy, Tag: f.Tag, Q: f.Q, DueBefore: f.DueBefore, DueAfter: f.DueAfter,
@@ -186,7 +199,33 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 	if err != nil {
 		return page.Page[db.Task]{}, fmt.Errorf("task: list: %w", err)
 	}
-	return page.New(items, total, p.Page), nil
+	pg := page.New(items, total, p.Page)
+	pg.TotalIsEstimate = estimated
+	return pg, nil
+}
+
+// count counts the matching tasks exactly up to the exact-total limit. Beyond it, counting
+// row by row would cost more than the page itself (about 100 ms per million rows), so
+// the total is estimated from a 1 % block sample of the table, and never below what was
+// counted.
+func (s *Service) count(ctx context.Context, f db.TaskCountParams) (total int64, estimated bool, err error) {
+	if s.exactTotal <= 0 {
+		total, err = s.store.TaskCount(ctx, f)
+		return total, false, err
+	}
+	n, err := s.store.TaskCountUpTo(ctx, db.TaskCountUpToParams{
+		VisibleTo: f.VisibleTo, Statuses: f.Statuses, Priority: f.Priority, AssigneeID: f.AssigneeID,
+		CreatedBy: f.CreatedBy, Tag: f.Tag, Q: f.Q, DueBefore: f.DueBefore, DueAfter: f.DueAfter,
+		MaxRows: s.exactTotal + 1,
+	})
+	if err != nil || n <= s.exactTotal {
+		return n, false, err
+	}
+	sample, err := s.store.TaskCountSample(ctx, db.TaskCountSampleParams(f))
+	if err != nil {
+		return 0, false, err
+	}
+	return max(n, sample*100), true, nil
 }
 
 func validSort(s string) bool {

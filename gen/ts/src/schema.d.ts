@@ -1010,6 +1010,13 @@ export interface components {
             tags?: components["schemas"]["TaskTags"];
             metadata?: components["schemas"]["TaskMetadata"];
         };
+        /**
+         * @description A page of tasks. Up to `TASK_EXACT_TOTAL_LIMIT` matching tasks (10,000 by default)
+         *     `total` is exact; beyond, counting row by row would cost more than the page, so
+         *     `total` and `total_pages` are estimated from a 1 % sample of the table (never below
+         *     the limit) and `total_is_estimate` is true. Paging with `skip` reaches every task
+         *     either way.
+         */
         TaskPage: {
             items: components["schemas"]["Task"][];
             /**
@@ -1032,6 +1039,11 @@ export interface components {
              * @example 1
              */
             total_pages: number;
+            /**
+             * @description True when `total` is an estimate (more matching tasks than the exact-count limit).
+             * @example false
+             */
+            total_is_estimate: boolean;
         };
         /**
          * @description A built-in tool: `get_task` reads a task, `search_tasks` lists tasks, `create_task`
