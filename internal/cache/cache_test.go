@@ -108,15 +108,16 @@ func TestLimiterContract(t *testing.T) {
 					require.True(t, d.Allowed, "request %d", i+1)
 					assert.Equal(t, 4-i, d.Remaining, "remaining after request %d", i+1)
 					assert.Zero(t, d.RetryAfter)
-					assert.InDelta(t, float64(time.Duration(i+1)*2*time.Second), float64(d.Reset), float64(300*time.Millisecond))
+					// Tolerances are wide (half an interval) so a busy machine cannot fail them.
+					assert.InDelta(t, float64(time.Duration(i+1)*2*time.Second), float64(d.Reset), float64(time.Second))
 				}
 				d, err := l.Allow(ctx, "burst", lim)
 				require.NoError(t, err)
 				assert.False(t, d.Allowed)
 				assert.Zero(t, d.Remaining)
 				// One request is refilled every Window/Quota = 2 s.
-				assert.InDelta(t, float64(2*time.Second), float64(d.RetryAfter), float64(300*time.Millisecond))
-				assert.InDelta(t, float64(10*time.Second), float64(d.Reset), float64(300*time.Millisecond))
+				assert.InDelta(t, float64(2*time.Second), float64(d.RetryAfter), float64(time.Second))
+				assert.InDelta(t, float64(10*time.Second), float64(d.Reset), float64(time.Second))
 				other, err := l.Allow(ctx, "burst-other", lim)
 				require.NoError(t, err)
 				assert.True(t, other.Allowed, "keys are independent")
