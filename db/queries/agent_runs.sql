@@ -46,23 +46,6 @@ UPDATE agent_runs SET
     updated_at        = now()
 WHERE id = @id;
 
--- name: AgentRunFinish :one
--- AgentRunFinish moves a run that is not yet finished into a terminal status.
-UPDATE agent_runs SET
-    status            = @status,
-    output            = @output,
-    steps             = @steps,
-    error_code        = @error_code,
-    error_message     = @error_message,
-    prompt_tokens     = @prompt_tokens,
-    completion_tokens = @completion_tokens,
-    total_tokens      = @total_tokens,
-    cached_completions = @cached_completions,
-    completed_at      = now(),
-    updated_at        = now()
-WHERE id = @id AND status IN ('queued', 'in_progress')
-RETURNING *;
-
 -- name: AgentRunRequestCancel :one
 -- AgentRunRequestCancel records that a run should stop.
 UPDATE agent_runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
@@ -86,8 +69,8 @@ CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', sqlc.arg(run_id)::bigin
 -- AgentRunEventsAfter returns a run's events after the given sequence number, in order.
 SELECT * FROM agent_run_events WHERE run_id = @run_id AND seq > @after ORDER BY seq LIMIT 1000;
 
--- name: AgentRunStartLogged :one
--- AgentRunStartLogged marks a run in progress for a new attempt and appends its
+-- name: AgentRunStart :one
+-- AgentRunStart marks a run in progress for a new attempt and appends its
 -- run.status event (waking the run's streams), in one statement. No row when the run
 -- has already ended.
 WITH started AS (
@@ -110,8 +93,8 @@ WITH started AS (
 SELECT started.* FROM started
 CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', started.id::text)) AS notify;
 
--- name: AgentRunFinishLogged :one
--- AgentRunFinishLogged moves a run that is not yet finished into a terminal status and
+-- name: AgentRunFinish :one
+-- AgentRunFinish moves a run that is not yet finished into a terminal status and
 -- appends, in order, the last output delta (when @delta is not empty) and the terminal
 -- event run.<status>, waking the run's streams: one statement, so one round trip.
 WITH done AS (

@@ -156,79 +156,6 @@ func (q *Queries) AgentRunEventsAfter(ctx context.Context, arg AgentRunEventsAft
 }
 
 const agentRunFinish = `-- name: AgentRunFinish :one
-UPDATE agent_runs SET
-    status            = $1,
-    output            = $2,
-    steps             = $3,
-    error_code        = $4,
-    error_message     = $5,
-    prompt_tokens     = $6,
-    completion_tokens = $7,
-    total_tokens      = $8,
-    cached_completions = $9,
-    completed_at      = now(),
-    updated_at        = now()
-WHERE id = $10 AND status IN ('queued', 'in_progress')
-RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
-`
-
-type AgentRunFinishParams struct {
-	Status            AgentRunStatus
-	Output            *string
-	Steps             []byte
-	ErrorCode         *string
-	ErrorMessage      *string
-	PromptTokens      int64
-	CompletionTokens  int64
-	TotalTokens       int64
-	CachedCompletions int64
-	ID                int64
-}
-
-// AgentRunFinish moves a run that is not yet finished into a terminal status.
-func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) (AgentRun, error) {
-	row := q.db.QueryRow(ctx, agentRunFinish,
-		arg.Status,
-		arg.Output,
-		arg.Steps,
-		arg.ErrorCode,
-		arg.ErrorMessage,
-		arg.PromptTokens,
-		arg.CompletionTokens,
-		arg.TotalTokens,
-		arg.CachedCompletions,
-		arg.ID,
-	)
-	var i AgentRun
-	err := row.Scan(
-		&i.ID,
-		&i.AgentID,
-		&i.TaskID,
-		&i.Status,
-		&i.Input,
-		&i.Output,
-		&i.Steps,
-		&i.ErrorCode,
-		&i.ErrorMessage,
-		&i.Model,
-		&i.PromptTokens,
-		&i.CompletionTokens,
-		&i.TotalTokens,
-		&i.Attempt,
-		&i.Metadata,
-		&i.JobID,
-		&i.CreatedBy,
-		&i.CancelRequestedAt,
-		&i.CreatedAt,
-		&i.StartedAt,
-		&i.CompletedAt,
-		&i.UpdatedAt,
-		&i.CachedCompletions,
-	)
-	return i, err
-}
-
-const agentRunFinishLogged = `-- name: AgentRunFinishLogged :one
 WITH done AS (
     UPDATE agent_runs SET
         status             = $1,
@@ -264,7 +191,7 @@ SELECT done.id, done.agent_id, done.task_id, done.status, done.input, done.outpu
 CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', done.id::text)) AS notify
 `
 
-type AgentRunFinishLoggedParams struct {
+type AgentRunFinishParams struct {
 	Status            AgentRunStatus
 	Output            *string
 	Steps             []byte
@@ -278,7 +205,7 @@ type AgentRunFinishLoggedParams struct {
 	Delta             string
 }
 
-type AgentRunFinishLoggedRow struct {
+type AgentRunFinishRow struct {
 	ID                int64
 	AgentID           int64
 	TaskID            *int64
@@ -304,11 +231,11 @@ type AgentRunFinishLoggedRow struct {
 	CachedCompletions int64
 }
 
-// AgentRunFinishLogged moves a run that is not yet finished into a terminal status and
+// AgentRunFinish moves a run that is not yet finished into a terminal status and
 // appends, in order, the last output delta (when @delta is not empty) and the terminal
 // event run.<status>, waking the run's streams: one statement, so one round trip.
-func (q *Queries) AgentRunFinishLogged(ctx context.Context, arg AgentRunFinishLoggedParams) (AgentRunFinishLoggedRow, error) {
-	row := q.db.QueryRow(ctx, agentRunFinishLogged,
+func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) (AgentRunFinishRow, error) {
+	row := q.db.QueryRow(ctx, agentRunFinish,
 		arg.Status,
 		arg.Output,
 		arg.Steps,
@@ -321,7 +248,7 @@ func (q *Queries) AgentRunFinishLogged(ctx context.Context, arg AgentRunFinishLo
 		arg.ID,
 		arg.Delta,
 	)
-	var i AgentRunFinishLoggedRow
+	var i AgentRunFinishRow
 	err := row.Scan(
 		&i.ID,
 		&i.AgentID,
@@ -580,7 +507,7 @@ func (q *Queries) AgentRunSetJob(ctx context.Context, arg AgentRunSetJobParams) 
 	return err
 }
 
-const agentRunStartLogged = `-- name: AgentRunStartLogged :one
+const agentRunStart = `-- name: AgentRunStart :one
 WITH started AS (
     UPDATE agent_runs SET
         status     = 'in_progress',
@@ -602,12 +529,12 @@ SELECT started.id, started.agent_id, started.task_id, started.status, started.in
 CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', started.id::text)) AS notify
 `
 
-type AgentRunStartLoggedParams struct {
+type AgentRunStartParams struct {
 	Attempt int32
 	ID      int64
 }
 
-type AgentRunStartLoggedRow struct {
+type AgentRunStartRow struct {
 	ID                int64
 	AgentID           int64
 	TaskID            *int64
@@ -633,12 +560,12 @@ type AgentRunStartLoggedRow struct {
 	CachedCompletions int64
 }
 
-// AgentRunStartLogged marks a run in progress for a new attempt and appends its
+// AgentRunStart marks a run in progress for a new attempt and appends its
 // run.status event (waking the run's streams), in one statement. No row when the run
 // has already ended.
-func (q *Queries) AgentRunStartLogged(ctx context.Context, arg AgentRunStartLoggedParams) (AgentRunStartLoggedRow, error) {
-	row := q.db.QueryRow(ctx, agentRunStartLogged, arg.Attempt, arg.ID)
-	var i AgentRunStartLoggedRow
+func (q *Queries) AgentRunStart(ctx context.Context, arg AgentRunStartParams) (AgentRunStartRow, error) {
+	row := q.db.QueryRow(ctx, agentRunStart, arg.Attempt, arg.ID)
+	var i AgentRunStartRow
 	err := row.Scan(
 		&i.ID,
 		&i.AgentID,

@@ -34,12 +34,10 @@ type Querier interface {
 	AgentRunEventAppend(ctx context.Context, arg AgentRunEventAppendParams) (int64, error)
 	// AgentRunEventsAfter returns a run's events after the given sequence number, in order.
 	AgentRunEventsAfter(ctx context.Context, arg AgentRunEventsAfterParams) ([]AgentRunEvent, error)
-	// AgentRunFinish moves a run that is not yet finished into a terminal status.
-	AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) (AgentRun, error)
-	// AgentRunFinishLogged moves a run that is not yet finished into a terminal status and
+	// AgentRunFinish moves a run that is not yet finished into a terminal status and
 	// appends, in order, the last output delta (when @delta is not empty) and the terminal
 	// event run.<status>, waking the run's streams: one statement, so one round trip.
-	AgentRunFinishLogged(ctx context.Context, arg AgentRunFinishLoggedParams) (AgentRunFinishLoggedRow, error)
+	AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) (AgentRunFinishRow, error)
 	// AgentRunGetByID returns one run.
 	AgentRunGetByID(ctx context.Context, id int64) (AgentRun, error)
 	// AgentRunGetByIDForUpdate returns one run, locked until the transaction ends.
@@ -53,10 +51,10 @@ type Querier interface {
 	AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProgressParams) error
 	// AgentRunSetJob records the queue job that executes a run.
 	AgentRunSetJob(ctx context.Context, arg AgentRunSetJobParams) error
-	// AgentRunStartLogged marks a run in progress for a new attempt and appends its
+	// AgentRunStart marks a run in progress for a new attempt and appends its
 	// run.status event (waking the run's streams), in one statement. No row when the run
 	// has already ended.
-	AgentRunStartLogged(ctx context.Context, arg AgentRunStartLoggedParams) (AgentRunStartLoggedRow, error)
+	AgentRunStart(ctx context.Context, arg AgentRunStartParams) (AgentRunStartRow, error)
 	// AgentUpdate writes every mutable field of an agent whose version still matches.
 	AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent, error)
 	// IdempotencyKeyAcquire claims a key for a new request: it inserts the key, or takes over

@@ -263,10 +263,7 @@ func finishCancelled(ctx context.Context, q db.Querier, r db.AgentRun) (db.Agent
 		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
 		CachedCompletions: r.CachedCompletions,
 	})
-	if err != nil {
-		return db.AgentRun{}, err
-	}
-	return out, appendEvent(ctx, q, r.ID, EventCancelled, map[string]any{"status": out.Status})
+	return db.AgentRun(out), err
 }
 
 // EventsAfter returns a run's events after seq, for a caller that may see the run.

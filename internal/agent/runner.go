@@ -83,7 +83,7 @@ type outcome struct {
 func (r *Runner) Execute(ctx context.Context, runID int64, attempt, maxAttempts int) error {
 	bg := context.WithoutCancel(ctx)
 	// One statement marks the attempt and appends its run.status event.
-	started, err := r.store.AgentRunStartLogged(ctx, db.AgentRunStartLoggedParams{ID: runID, Attempt: int32(attempt)})
+	started, err := r.store.AgentRunStart(ctx, db.AgentRunStartParams{ID: runID, Attempt: int32(attempt)})
 	run := db.AgentRun(started)
 	if apperr.Is(err, apperr.NotFound) {
 		return nil // already ended, or deleted with its agent
@@ -372,7 +372,7 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 	if err != nil || o.steps == nil {
 		steps = []byte("[]")
 	}
-	p := db.AgentRunFinishLoggedParams{
+	p := db.AgentRunFinishParams{
 		ID: run.ID, Status: o.status, Output: o.output, Steps: steps, Delta: o.delta,
 		PromptTokens: o.usage.PromptTokens, CompletionTokens: o.usage.CompletionTokens, TotalTokens: o.usage.TotalTokens,
 		CachedCompletions: o.usage.CachedCompletions,
@@ -381,7 +381,7 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 		p.ErrorCode, p.ErrorMessage = &o.errCode, &o.errMsg
 	}
 	// One statement ends the run and appends the last output delta and the terminal event.
-	_, err = r.store.AgentRunFinishLogged(ctx, p)
+	_, err = r.store.AgentRunFinish(ctx, p)
 	if apperr.Is(err, apperr.NotFound) {
 		return nil // it ended another way meanwhile (cancelled while queued)
 	}

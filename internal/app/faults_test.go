@@ -31,7 +31,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"regexp"
 	"sort"
 	"strings"
@@ -48,7 +47,6 @@ import (
 
 	"enterprise-automation/gen/client"
 	"enterprise-automation/internal/apitest"
-	"enterprise-automation/internal/app"
 	"enterprise-automation/internal/dbtest"
 	"enterprise-automation/internal/llmtest"
 	"enterprise-automation/internal/pgembed"
@@ -570,26 +568,7 @@ const (
 
 // TestFaultsServeChild is the body of the server subprocess; it is skipped in normal runs.
 func TestFaultsServeChild(t *testing.T) {
-	if os.Getenv(faultsChildEnv) != "1" {
-		t.Skip("only runs as the server subprocess of TestSigtermUnderLoadLosesNoAcceptedRequest")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The parent holds our stdin: if it goes away (even killed), stop too.
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
-	p := &app.Program{
-		Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr, PasswordParams: cheap,
-		OnListen: func(addr string) { fmt.Fprintln(os.Stdout, faultsReadyMarker, addr) },
-	}
-	if err := p.Run(ctx, []string{"serve"}); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
+	apitest.RunChild(t, faultsChildEnv, faultsReadyMarker, cheap, "serve")
 }
 
 // childOutput collects the child's output and reports its address once it listens.

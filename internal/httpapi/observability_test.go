@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -49,7 +50,14 @@ func TestMetricsExposeRequestsPoolQueueAndLLM(t *testing.T) {
 	run := agtWaitRun(t, f.admin, agtStartRun(t, f.admin, ag.Id, client.AgentRunCreate{Input: "go"}).Id)
 	require.Equal(t, client.AgentRunStatusCompleted, run.Status)
 
-	text := rlMetrics(t, f.env)
+	// A request is counted once its response is written, and a run once its final
+	// statement returns: the client may look a moment earlier.
+	var text string
+	require.Eventually(t, func() bool {
+		text = rlMetrics(t, f.env)
+		return strings.Contains(text, `agent_run_jobs_total{outcome="completed"} 1`) &&
+			strings.Contains(text, `http_requests_total{method="GET",route="unmatched",status="404"} 1`)
+	}, 5*time.Second, 20*time.Millisecond, "the last requests and the run are counted")
 	assert.GreaterOrEqual(t, obsMetric(t, text, `http_requests_total{method="GET",route="/api/v1/users/me",status="200"}`), 3.0)
 	assert.Equal(t, 1.0, obsMetric(t, text, `http_requests_total{method="GET",route="/api/v1/tasks/:task_id",status="404"}`),
 		"labelled by route template, not by path")

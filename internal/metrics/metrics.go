@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -84,7 +85,7 @@ func (m *Metrics) ObserveRequest(method, route string, status int, d time.Durati
 	if m == nil {
 		return
 	}
-	m.httpRequests.WithLabelValues(method, route, statusText(status)).Inc()
+	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
 }
 
@@ -172,13 +173,6 @@ func (m *Metrics) Text() (string, error) {
 		}
 	}
 	return buf.String(), nil
-}
-
-func statusText(code int) string {
-	if code >= 100 && code < 600 {
-		return string([]byte{byte('0' + code/100), byte('0' + code/10%10), byte('0' + code%10)})
-	}
-	return "000"
 }
 
 var (

@@ -2,23 +2,21 @@ package queue_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"enterprise-automation/internal/app"
+	"enterprise-automation/internal/apitest"
 	"enterprise-automation/internal/dbtest"
+	"enterprise-automation/internal/password"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -34,25 +32,7 @@ const (
 
 // TestWorkerChild is the body of a worker subprocess; it is skipped in normal runs.
 func TestWorkerChild(t *testing.T) {
-	if os.Getenv(childEnv) != "1" {
-		t.Skip("only runs as a worker subprocess started by the crash tests")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The parent holds our stdin: when it goes away (even killed), stop too.
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		cancel()
-	}()
-	p := &app.Program{
-		Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr,
-		OnListen: func(string) { fmt.Fprintln(os.Stdout, readyMarker) },
-	}
-	if err := p.Run(ctx, []string{"worker"}); err != nil {
-		t.Fatalf("worker: %v", err)
-	}
+	apitest.RunChild(t, childEnv, readyMarker, password.Params{}, "worker")
 }
 
 // workerProc is a running worker child.
