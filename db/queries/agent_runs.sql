@@ -1,12 +1,18 @@
 -- name: AgentRunCreate :one
--- AgentRunCreate inserts a queued run.
-INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
-VALUES (@agent_id, @task_id, @input, @model, @metadata, @created_by)
-RETURNING *;
-
--- name: AgentRunSetJob :exec
--- AgentRunSetJob records the queue job that executes a run.
-UPDATE agent_runs SET job_id = @job_id WHERE id = @id;
+-- AgentRunCreate inserts a queued run and its first event (run.status "queued") in one
+-- statement. Nothing can be listening for a run that did not exist, so nobody is notified.
+WITH run AS (
+    INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
+    VALUES (@agent_id, @task_id, @input, @model, @metadata, @created_by)
+    RETURNING *
+), ev AS (
+    INSERT INTO agent_run_events (run_id, seq, type, data)
+    SELECT run.id, 1, 'run.status',
+           jsonb_build_object('type', 'run.status', 'run_id', run.id, 'status', run.status, 'attempt', 0)
+    FROM run
+    RETURNING run_id
+)
+SELECT run.* FROM run;
 
 -- name: AgentRunGetByID :one
 -- AgentRunGetByID returns one run.
@@ -69,18 +75,24 @@ CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', sqlc.arg(run_id)::bigin
 -- AgentRunEventsAfter returns a run's events after the given sequence number, in order.
 SELECT * FROM agent_run_events WHERE run_id = @run_id AND seq > @after ORDER BY seq LIMIT 1000;
 
--- name: AgentRunStart :one
--- AgentRunStart marks a run in progress for a new attempt and appends its
--- run.status event (waking the run's streams), in one statement. No row when the run
--- has already ended.
-WITH started AS (
-    UPDATE agent_runs SET
+-- name: AgentRunStart :many
+-- AgentRunStart marks runs in progress for a new attempt, records the queue job running
+-- each, and appends each one's run.status event (waking its streams): one statement for
+-- a batch of runs. Runs that have already ended are left out of the result.
+WITH input AS (
+    SELECT unnest(@ids::bigint[])      AS id,
+           unnest(@attempts::int[])    AS attempt,
+           unnest(@job_ids::bigint[])  AS job_id
+), started AS (
+    UPDATE agent_runs r SET
         status     = 'in_progress',
-        attempt    = @attempt,
-        started_at = coalesce(started_at, now()),
+        attempt    = i.attempt,
+        job_id     = i.job_id,
+        started_at = coalesce(r.started_at, now()),
         updated_at = now()
-    WHERE id = @id AND status IN ('queued', 'in_progress')
-    RETURNING *
+    FROM input i
+    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress')
+    RETURNING r.*
 ), ev AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
     SELECT s.id,
@@ -93,40 +105,59 @@ WITH started AS (
 SELECT started.* FROM started
 CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', started.id::text)) AS notify;
 
--- name: AgentRunFinish :one
--- AgentRunFinish moves a run that is not yet finished into a terminal status and
--- appends, in order, the last output delta (when @delta is not empty) and the terminal
--- event run.<status>, waking the run's streams: one statement, so one round trip.
-WITH done AS (
-    UPDATE agent_runs SET
-        status             = @status,
-        output             = @output,
-        steps              = @steps,
-        error_code         = @error_code,
-        error_message      = @error_message,
-        prompt_tokens      = @prompt_tokens,
-        completion_tokens  = @completion_tokens,
-        total_tokens       = @total_tokens,
-        cached_completions = @cached_completions,
+-- name: AgentRunFinish :many
+-- AgentRunFinish moves runs that are not yet finished into a terminal status and appends
+-- to each, in order, its last output delta (when not empty) and its terminal event
+-- run.<status>, waking its streams: one statement for a batch of runs. The arrays are
+-- parallel, one element per run; has_outputs says which outputs are set, and an empty
+-- error code means none. Runs that have already ended are left out of the result.
+WITH input AS (
+    SELECT unnest(@ids::bigint[])                  AS id,
+           unnest(@statuses::text[])               AS status,
+           unnest(@has_outputs::boolean[])         AS has_output,
+           unnest(@outputs::text[])                AS output,
+           unnest(@steps::jsonb[])                 AS steps,
+           unnest(@error_codes::text[])            AS error_code,
+           unnest(@error_messages::text[])         AS error_message,
+           unnest(@prompt_tokens::bigint[])        AS prompt_tokens,
+           unnest(@completion_tokens::bigint[])    AS completion_tokens,
+           unnest(@total_tokens::bigint[])         AS total_tokens,
+           unnest(@cached_completions::bigint[])   AS cached_completions,
+           unnest(@deltas::text[])                 AS delta
+), done AS (
+    UPDATE agent_runs r SET
+        status             = i.status::agent_run_status,
+        output             = CASE WHEN i.has_output THEN i.output END,
+        steps              = i.steps,
+        error_code         = nullif(i.error_code, ''),
+        error_message      = CASE WHEN i.error_code <> '' THEN i.error_message END,
+        prompt_tokens      = i.prompt_tokens,
+        completion_tokens  = i.completion_tokens,
+        total_tokens       = i.total_tokens,
+        cached_completions = i.cached_completions,
         completed_at       = now(),
         updated_at         = now()
-    WHERE id = @id AND status IN ('queued', 'in_progress')
-    RETURNING *
+    FROM input i
+    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress')
+    RETURNING r.*
 ), last AS (
-    SELECT coalesce(max(e.seq), 0) AS seq FROM agent_run_events e WHERE e.run_id = @id
+    SELECT d.id, d.status, i.delta,
+           (SELECT coalesce(max(e.seq), 0) FROM agent_run_events e WHERE e.run_id = d.id) AS seq
+    FROM done d JOIN input i ON i.id = d.id
 ), delta AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
-    SELECT d.id, last.seq + 1, 'run.output.delta',
-           jsonb_build_object('type', 'run.output.delta', 'run_id', d.id, 'delta', sqlc.arg(delta)::text)
-    FROM done d, last
-    WHERE sqlc.arg(delta)::text <> ''
+    SELECT l.id, l.seq + 1, 'run.output.delta',
+           jsonb_build_object('type', 'run.output.delta', 'run_id', l.id, 'delta', l.delta)
+    FROM last l
+    WHERE l.delta <> ''
     RETURNING run_id
 ), terminal AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
-    SELECT d.id, last.seq + CASE WHEN sqlc.arg(delta)::text <> '' THEN 2 ELSE 1 END, 'run.' || d.status::text,
-           jsonb_build_object('type', 'run.' || d.status::text, 'run_id', d.id, 'status', d.status)
-    FROM done d, last
+    SELECT l.id, l.seq + CASE WHEN l.delta <> '' THEN 2 ELSE 1 END, 'run.' || l.status::text,
+           jsonb_build_object('type', 'run.' || l.status::text, 'run_id', l.id, 'status', l.status)
+    FROM last l
     RETURNING run_id
 )
 SELECT done.* FROM done
 CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', done.id::text)) AS notify;
+

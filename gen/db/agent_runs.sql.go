@@ -39,9 +39,18 @@ func (q *Queries) AgentRunCount(ctx context.Context, arg AgentRunCountParams) (i
 }
 
 const agentRunCreate = `-- name: AgentRunCreate :one
-INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
-VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+WITH run AS (
+    INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
+    VALUES ($1, $2, $3, $4, $5, $6)
+    RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+), ev AS (
+    INSERT INTO agent_run_events (run_id, seq, type, data)
+    SELECT run.id, 1, 'run.status',
+           jsonb_build_object('type', 'run.status', 'run_id', run.id, 'status', run.status, 'attempt', 0)
+    FROM run
+    RETURNING run_id
+)
+SELECT run.id, run.agent_id, run.task_id, run.status, run.input, run.output, run.steps, run.error_code, run.error_message, run.model, run.prompt_tokens, run.completion_tokens, run.total_tokens, run.attempt, run.metadata, run.job_id, run.created_by, run.cancel_requested_at, run.created_at, run.started_at, run.completed_at, run.updated_at, run.cached_completions FROM run
 `
 
 type AgentRunCreateParams struct {
@@ -53,8 +62,35 @@ type AgentRunCreateParams struct {
 	CreatedBy *int64
 }
 
-// AgentRunCreate inserts a queued run.
-func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) (AgentRun, error) {
+type AgentRunCreateRow struct {
+	ID                int64
+	AgentID           int64
+	TaskID            *int64
+	Status            AgentRunStatus
+	Input             string
+	Output            *string
+	Steps             []byte
+	ErrorCode         *string
+	ErrorMessage      *string
+	Model             string
+	PromptTokens      int64
+	CompletionTokens  int64
+	TotalTokens       int64
+	Attempt           int32
+	Metadata          []byte
+	JobID             *int64
+	CreatedBy         *int64
+	CancelRequestedAt *time.Time
+	CreatedAt         time.Time
+	StartedAt         *time.Time
+	CompletedAt       *time.Time
+	UpdatedAt         time.Time
+	CachedCompletions int64
+}
+
+// AgentRunCreate inserts a queued run and its first event (run.status "queued") in one
+// statement. Nothing can be listening for a run that did not exist, so nobody is notified.
+func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) (AgentRunCreateRow, error) {
 	row := q.db.QueryRow(ctx, agentRunCreate,
 		arg.AgentID,
 		arg.TaskID,
@@ -63,7 +99,7 @@ func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) 
 		arg.Metadata,
 		arg.CreatedBy,
 	)
-	var i AgentRun
+	var i AgentRunCreateRow
 	err := row.Scan(
 		&i.ID,
 		&i.AgentID,
@@ -155,36 +191,52 @@ func (q *Queries) AgentRunEventsAfter(ctx context.Context, arg AgentRunEventsAft
 	return items, nil
 }
 
-const agentRunFinish = `-- name: AgentRunFinish :one
-WITH done AS (
-    UPDATE agent_runs SET
-        status             = $1,
-        output             = $2,
-        steps              = $3,
-        error_code         = $4,
-        error_message      = $5,
-        prompt_tokens      = $6,
-        completion_tokens  = $7,
-        total_tokens       = $8,
-        cached_completions = $9,
+const agentRunFinish = `-- name: AgentRunFinish :many
+WITH input AS (
+    SELECT unnest($1::bigint[])                  AS id,
+           unnest($2::text[])               AS status,
+           unnest($3::boolean[])         AS has_output,
+           unnest($4::text[])                AS output,
+           unnest($5::jsonb[])                 AS steps,
+           unnest($6::text[])            AS error_code,
+           unnest($7::text[])         AS error_message,
+           unnest($8::bigint[])        AS prompt_tokens,
+           unnest($9::bigint[])    AS completion_tokens,
+           unnest($10::bigint[])         AS total_tokens,
+           unnest($11::bigint[])   AS cached_completions,
+           unnest($12::text[])                 AS delta
+), done AS (
+    UPDATE agent_runs r SET
+        status             = i.status::agent_run_status,
+        output             = CASE WHEN i.has_output THEN i.output END,
+        steps              = i.steps,
+        error_code         = nullif(i.error_code, ''),
+        error_message      = CASE WHEN i.error_code <> '' THEN i.error_message END,
+        prompt_tokens      = i.prompt_tokens,
+        completion_tokens  = i.completion_tokens,
+        total_tokens       = i.total_tokens,
+        cached_completions = i.cached_completions,
         completed_at       = now(),
         updated_at         = now()
-    WHERE id = $10 AND status IN ('queued', 'in_progress')
-    RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+    FROM input i
+    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress')
+    RETURNING r.id, r.agent_id, r.task_id, r.status, r.input, r.output, r.steps, r.error_code, r.error_message, r.model, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.attempt, r.metadata, r.job_id, r.created_by, r.cancel_requested_at, r.created_at, r.started_at, r.completed_at, r.updated_at, r.cached_completions
 ), last AS (
-    SELECT coalesce(max(e.seq), 0) AS seq FROM agent_run_events e WHERE e.run_id = $10
+    SELECT d.id, d.status, i.delta,
+           (SELECT coalesce(max(e.seq), 0) FROM agent_run_events e WHERE e.run_id = d.id) AS seq
+    FROM done d JOIN input i ON i.id = d.id
 ), delta AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
-    SELECT d.id, last.seq + 1, 'run.output.delta',
-           jsonb_build_object('type', 'run.output.delta', 'run_id', d.id, 'delta', $11::text)
-    FROM done d, last
-    WHERE $11::text <> ''
+    SELECT l.id, l.seq + 1, 'run.output.delta',
+           jsonb_build_object('type', 'run.output.delta', 'run_id', l.id, 'delta', l.delta)
+    FROM last l
+    WHERE l.delta <> ''
     RETURNING run_id
 ), terminal AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
-    SELECT d.id, last.seq + CASE WHEN $11::text <> '' THEN 2 ELSE 1 END, 'run.' || d.status::text,
-           jsonb_build_object('type', 'run.' || d.status::text, 'run_id', d.id, 'status', d.status)
-    FROM done d, last
+    SELECT l.id, l.seq + CASE WHEN l.delta <> '' THEN 2 ELSE 1 END, 'run.' || l.status::text,
+           jsonb_build_object('type', 'run.' || l.status::text, 'run_id', l.id, 'status', l.status)
+    FROM last l
     RETURNING run_id
 )
 SELECT done.id, done.agent_id, done.task_id, done.status, done.input, done.output, done.steps, done.error_code, done.error_message, done.model, done.prompt_tokens, done.completion_tokens, done.total_tokens, done.attempt, done.metadata, done.job_id, done.created_by, done.cancel_requested_at, done.created_at, done.started_at, done.completed_at, done.updated_at, done.cached_completions FROM done
@@ -192,17 +244,18 @@ CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', done.id::text)) AS noti
 `
 
 type AgentRunFinishParams struct {
-	Status            AgentRunStatus
-	Output            *string
-	Steps             []byte
-	ErrorCode         *string
-	ErrorMessage      *string
-	PromptTokens      int64
-	CompletionTokens  int64
-	TotalTokens       int64
-	CachedCompletions int64
-	ID                int64
-	Delta             string
+	Ids               []int64
+	Statuses          []string
+	HasOutputs        []bool
+	Outputs           []string
+	Steps             [][]byte
+	ErrorCodes        []string
+	ErrorMessages     []string
+	PromptTokens      []int64
+	CompletionTokens  []int64
+	TotalTokens       []int64
+	CachedCompletions []int64
+	Deltas            []string
 }
 
 type AgentRunFinishRow struct {
@@ -231,50 +284,66 @@ type AgentRunFinishRow struct {
 	CachedCompletions int64
 }
 
-// AgentRunFinish moves a run that is not yet finished into a terminal status and
-// appends, in order, the last output delta (when @delta is not empty) and the terminal
-// event run.<status>, waking the run's streams: one statement, so one round trip.
-func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) (AgentRunFinishRow, error) {
-	row := q.db.QueryRow(ctx, agentRunFinish,
-		arg.Status,
-		arg.Output,
+// AgentRunFinish moves runs that are not yet finished into a terminal status and appends
+// to each, in order, its last output delta (when not empty) and its terminal event
+// run.<status>, waking its streams: one statement for a batch of runs. The arrays are
+// parallel, one element per run; has_outputs says which outputs are set, and an empty
+// error code means none. Runs that have already ended are left out of the result.
+func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) ([]AgentRunFinishRow, error) {
+	rows, err := q.db.Query(ctx, agentRunFinish,
+		arg.Ids,
+		arg.Statuses,
+		arg.HasOutputs,
+		arg.Outputs,
 		arg.Steps,
-		arg.ErrorCode,
-		arg.ErrorMessage,
+		arg.ErrorCodes,
+		arg.ErrorMessages,
 		arg.PromptTokens,
 		arg.CompletionTokens,
 		arg.TotalTokens,
 		arg.CachedCompletions,
-		arg.ID,
-		arg.Delta,
+		arg.Deltas,
 	)
-	var i AgentRunFinishRow
-	err := row.Scan(
-		&i.ID,
-		&i.AgentID,
-		&i.TaskID,
-		&i.Status,
-		&i.Input,
-		&i.Output,
-		&i.Steps,
-		&i.ErrorCode,
-		&i.ErrorMessage,
-		&i.Model,
-		&i.PromptTokens,
-		&i.CompletionTokens,
-		&i.TotalTokens,
-		&i.Attempt,
-		&i.Metadata,
-		&i.JobID,
-		&i.CreatedBy,
-		&i.CancelRequestedAt,
-		&i.CreatedAt,
-		&i.StartedAt,
-		&i.CompletedAt,
-		&i.UpdatedAt,
-		&i.CachedCompletions,
-	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AgentRunFinishRow{}
+	for rows.Next() {
+		var i AgentRunFinishRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.AgentID,
+			&i.TaskID,
+			&i.Status,
+			&i.Input,
+			&i.Output,
+			&i.Steps,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.Model,
+			&i.PromptTokens,
+			&i.CompletionTokens,
+			&i.TotalTokens,
+			&i.Attempt,
+			&i.Metadata,
+			&i.JobID,
+			&i.CreatedBy,
+			&i.CancelRequestedAt,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.CompletedAt,
+			&i.UpdatedAt,
+			&i.CachedCompletions,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const agentRunGetByID = `-- name: AgentRunGetByID :one
@@ -492,30 +561,21 @@ func (q *Queries) AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProg
 	return err
 }
 
-const agentRunSetJob = `-- name: AgentRunSetJob :exec
-UPDATE agent_runs SET job_id = $1 WHERE id = $2
-`
-
-type AgentRunSetJobParams struct {
-	JobID *int64
-	ID    int64
-}
-
-// AgentRunSetJob records the queue job that executes a run.
-func (q *Queries) AgentRunSetJob(ctx context.Context, arg AgentRunSetJobParams) error {
-	_, err := q.db.Exec(ctx, agentRunSetJob, arg.JobID, arg.ID)
-	return err
-}
-
-const agentRunStart = `-- name: AgentRunStart :one
-WITH started AS (
-    UPDATE agent_runs SET
+const agentRunStart = `-- name: AgentRunStart :many
+WITH input AS (
+    SELECT unnest($1::bigint[])      AS id,
+           unnest($2::int[])    AS attempt,
+           unnest($3::bigint[])  AS job_id
+), started AS (
+    UPDATE agent_runs r SET
         status     = 'in_progress',
-        attempt    = $1,
-        started_at = coalesce(started_at, now()),
+        attempt    = i.attempt,
+        job_id     = i.job_id,
+        started_at = coalesce(r.started_at, now()),
         updated_at = now()
-    WHERE id = $2 AND status IN ('queued', 'in_progress')
-    RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+    FROM input i
+    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress')
+    RETURNING r.id, r.agent_id, r.task_id, r.status, r.input, r.output, r.steps, r.error_code, r.error_message, r.model, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.attempt, r.metadata, r.job_id, r.created_by, r.cancel_requested_at, r.created_at, r.started_at, r.completed_at, r.updated_at, r.cached_completions
 ), ev AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
     SELECT s.id,
@@ -530,8 +590,9 @@ CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', started.id::text)) AS n
 `
 
 type AgentRunStartParams struct {
-	Attempt int32
-	ID      int64
+	Ids      []int64
+	Attempts []int32
+	JobIds   []int64
 }
 
 type AgentRunStartRow struct {
@@ -560,36 +621,49 @@ type AgentRunStartRow struct {
 	CachedCompletions int64
 }
 
-// AgentRunStart marks a run in progress for a new attempt and appends its
-// run.status event (waking the run's streams), in one statement. No row when the run
-// has already ended.
-func (q *Queries) AgentRunStart(ctx context.Context, arg AgentRunStartParams) (AgentRunStartRow, error) {
-	row := q.db.QueryRow(ctx, agentRunStart, arg.Attempt, arg.ID)
-	var i AgentRunStartRow
-	err := row.Scan(
-		&i.ID,
-		&i.AgentID,
-		&i.TaskID,
-		&i.Status,
-		&i.Input,
-		&i.Output,
-		&i.Steps,
-		&i.ErrorCode,
-		&i.ErrorMessage,
-		&i.Model,
-		&i.PromptTokens,
-		&i.CompletionTokens,
-		&i.TotalTokens,
-		&i.Attempt,
-		&i.Metadata,
-		&i.JobID,
-		&i.CreatedBy,
-		&i.CancelRequestedAt,
-		&i.CreatedAt,
-		&i.StartedAt,
-		&i.CompletedAt,
-		&i.UpdatedAt,
-		&i.CachedCompletions,
-	)
-	return i, err
+// AgentRunStart marks runs in progress for a new attempt, records the queue job running
+// each, and appends each one's run.status event (waking its streams): one statement for
+// a batch of runs. Runs that have already ended are left out of the result.
+func (q *Queries) AgentRunStart(ctx context.Context, arg AgentRunStartParams) ([]AgentRunStartRow, error) {
+	rows, err := q.db.Query(ctx, agentRunStart, arg.Ids, arg.Attempts, arg.JobIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AgentRunStartRow{}
+	for rows.Next() {
+		var i AgentRunStartRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.AgentID,
+			&i.TaskID,
+			&i.Status,
+			&i.Input,
+			&i.Output,
+			&i.Steps,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.Model,
+			&i.PromptTokens,
+			&i.CompletionTokens,
+			&i.TotalTokens,
+			&i.Attempt,
+			&i.Metadata,
+			&i.JobID,
+			&i.CreatedBy,
+			&i.CancelRequestedAt,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.CompletedAt,
+			&i.UpdatedAt,
+			&i.CachedCompletions,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -27,17 +27,20 @@ type Querier interface {
 	AgentList(ctx context.Context, arg AgentListParams) ([]Agent, error)
 	// AgentRunCount counts the runs matching AgentRunList's filters.
 	AgentRunCount(ctx context.Context, arg AgentRunCountParams) (int64, error)
-	// AgentRunCreate inserts a queued run.
-	AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) (AgentRun, error)
+	// AgentRunCreate inserts a queued run and its first event (run.status "queued") in one
+	// statement. Nothing can be listening for a run that did not exist, so nobody is notified.
+	AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) (AgentRunCreateRow, error)
 	// AgentRunEventAppend adds the next event of a run and wakes every stream listening for
 	// the run, on any server (the notification is delivered when the transaction commits).
 	AgentRunEventAppend(ctx context.Context, arg AgentRunEventAppendParams) (int64, error)
 	// AgentRunEventsAfter returns a run's events after the given sequence number, in order.
 	AgentRunEventsAfter(ctx context.Context, arg AgentRunEventsAfterParams) ([]AgentRunEvent, error)
-	// AgentRunFinish moves a run that is not yet finished into a terminal status and
-	// appends, in order, the last output delta (when @delta is not empty) and the terminal
-	// event run.<status>, waking the run's streams: one statement, so one round trip.
-	AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) (AgentRunFinishRow, error)
+	// AgentRunFinish moves runs that are not yet finished into a terminal status and appends
+	// to each, in order, its last output delta (when not empty) and its terminal event
+	// run.<status>, waking its streams: one statement for a batch of runs. The arrays are
+	// parallel, one element per run; has_outputs says which outputs are set, and an empty
+	// error code means none. Runs that have already ended are left out of the result.
+	AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) ([]AgentRunFinishRow, error)
 	// AgentRunGetByID returns one run.
 	AgentRunGetByID(ctx context.Context, id int64) (AgentRun, error)
 	// AgentRunGetByIDForUpdate returns one run, locked until the transaction ends.
@@ -49,12 +52,10 @@ type Querier interface {
 	AgentRunRequestCancel(ctx context.Context, id int64) (AgentRun, error)
 	// AgentRunSaveProgress stores the steps and usage so far, so a retry resumes from them.
 	AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProgressParams) error
-	// AgentRunSetJob records the queue job that executes a run.
-	AgentRunSetJob(ctx context.Context, arg AgentRunSetJobParams) error
-	// AgentRunStart marks a run in progress for a new attempt and appends its
-	// run.status event (waking the run's streams), in one statement. No row when the run
-	// has already ended.
-	AgentRunStart(ctx context.Context, arg AgentRunStartParams) (AgentRunStartRow, error)
+	// AgentRunStart marks runs in progress for a new attempt, records the queue job running
+	// each, and appends each one's run.status event (waking its streams): one statement for
+	// a batch of runs. Runs that have already ended are left out of the result.
+	AgentRunStart(ctx context.Context, arg AgentRunStartParams) ([]AgentRunStartRow, error)
 	// AgentUpdate writes every mutable field of an agent whose version still matches.
 	AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent, error)
 	// IdempotencyKeyAcquire claims a key for a new request: it inserts the key, or takes over

@@ -113,21 +113,17 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 	var run db.AgentRun
 	err = s.store.InTx(ctx, func(q db.Querier) error {
 		var err error
-		run, err = q.AgentRunCreate(ctx, db.AgentRunCreateParams{
+		// The run and its first event, then its job: the worker records the job on the
+		// run when it starts it (a queued run is cancelled by its status alone).
+		created, err := q.AgentRunCreate(ctx, db.AgentRunCreateParams{
 			AgentID: agentID, TaskID: p.TaskID, Input: p.Input, Model: a.Model, Metadata: p.Metadata, CreatedBy: &actor.UserID,
 		})
 		if err != nil {
 			return err
 		}
-		jobID, err := s.queue.EnqueueRun(ctx, q, run.ID)
-		if err != nil {
-			return err
-		}
-		if err := q.AgentRunSetJob(ctx, db.AgentRunSetJobParams{JobID: &jobID, ID: run.ID}); err != nil {
-			return err
-		}
-		run.JobID = &jobID
-		return appendEvent(ctx, q, run.ID, EventStatus, map[string]any{"status": run.Status, "attempt": 0})
+		run = db.AgentRun(created)
+		_, err = s.queue.EnqueueRun(ctx, q, run.ID)
+		return err
 	})
 	if err != nil {
 		return db.AgentRun{}, fmt.Errorf("agent: create run: %w", err)
@@ -258,12 +254,15 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 // finishCancelled ends a run that no worker is executing as cancelled, keeping its steps
 // and usage, and appends its terminal event (in q's transaction).
 func finishCancelled(ctx context.Context, q db.Querier, r db.AgentRun) (db.AgentRun, error) {
-	out, err := q.AgentRunFinish(ctx, db.AgentRunFinishParams{
-		ID: r.ID, Status: db.AgentRunStatusCancelled, Steps: r.Steps,
-		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
-		CachedCompletions: r.CachedCompletions,
-	})
-	return db.AgentRun(out), err
+	runs, err := finishRuns(ctx, q, []ending{{runID: r.ID, status: db.AgentRunStatusCancelled, steps: r.Steps, usage: usageOf(r)}})
+	if err != nil {
+		return db.AgentRun{}, err
+	}
+	out, ok := runs[r.ID]
+	if !ok {
+		return db.AgentRun{}, apperr.E(apperr.NotFound, "agent run %d not found", r.ID)
+	}
+	return out, nil
 }
 
 // EventsAfter returns a run's events after seq, for a caller that may see the run.

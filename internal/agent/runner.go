@@ -34,6 +34,8 @@ type Runner struct {
 	metrics  *metrics.Metrics
 	users    *cache.Entity[db.User]
 	agents   *cache.Entity[db.Agent]
+	starts   *batcher[start]  // concurrent attempts start in one statement
+	ends     *batcher[ending] // and end in one statement
 }
 
 // RunnerOptions configures a Runner.
@@ -54,8 +56,17 @@ func NewRunner(s store.Store, tasks *task.Service, client *llm.Client, opts Runn
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger, metrics: opts.Metrics,
+	r := &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger, metrics: opts.Metrics,
 		users: opts.Users, agents: opts.Agents}
+	r.starts = &batcher[start]{
+		flush: func(ctx context.Context, b []start) (map[int64]db.AgentRun, error) { return startRuns(ctx, s, b) },
+		id:    func(s start) int64 { return s.runID },
+	}
+	r.ends = &batcher[ending]{
+		flush: func(ctx context.Context, b []ending) (map[int64]db.AgentRun, error) { return finishRuns(ctx, s, b) },
+		id:    func(e ending) int64 { return e.runID },
+	}
+	return r
 }
 
 // RetryableError asks the queue to run the attempt again later.
@@ -76,20 +87,29 @@ type outcome struct {
 	retryable error
 }
 
-// Execute runs attempt number attempt (of at most maxAttempts) of a run. It returns nil
-// when the run has ended (in any status), a *RetryableError when a transient failure
-// should be retried, and ctx's error when the worker is shutting down (the queue runs
-// the job again elsewhere); progress is saved first in both cases.
-func (r *Runner) Execute(ctx context.Context, runID int64, attempt, maxAttempts int) error {
+// Job is one attempt of a run, as the queue hands it to a worker.
+type Job struct {
+	RunID       int64
+	JobID       int64 // the queue's job, recorded on the run so that a cancel reaches it
+	Attempt     int   // 1 for the first
+	MaxAttempts int
+}
+
+// Execute runs one attempt of a run. It returns nil when the run has ended (in any
+// status), a *RetryableError when a transient failure should be retried, and ctx's error
+// when the worker is shutting down (the queue runs the job again elsewhere); progress is
+// saved first in both cases.
+func (r *Runner) Execute(ctx context.Context, job Job) error {
+	attempt, maxAttempts := job.Attempt, job.MaxAttempts
 	bg := context.WithoutCancel(ctx)
-	// One statement marks the attempt and appends its run.status event.
-	started, err := r.store.AgentRunStart(ctx, db.AgentRunStartParams{ID: runID, Attempt: int32(attempt)})
-	run := db.AgentRun(started)
-	if apperr.Is(err, apperr.NotFound) {
-		return nil // already ended, or deleted with its agent
-	}
+	// One statement (shared with the attempts starting meanwhile) marks the attempt and
+	// appends its run.status event.
+	run, ok, err := r.starts.do(ctx, start{runID: job.RunID, jobID: job.JobID, attempt: attempt})
 	if err != nil {
 		return &RetryableError{err}
+	}
+	if !ok {
+		return nil // already ended, or deleted with its agent
 	}
 	if run.CancelRequestedAt != nil {
 		return r.finish(bg, run, outcome{status: db.AgentRunStatusCancelled, usage: usageOf(run), steps: mustSteps(run)})
@@ -372,21 +392,15 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 	if err != nil || o.steps == nil {
 		steps = []byte("[]")
 	}
-	p := db.AgentRunFinishParams{
-		ID: run.ID, Status: o.status, Output: o.output, Steps: steps, Delta: o.delta,
-		PromptTokens: o.usage.PromptTokens, CompletionTokens: o.usage.CompletionTokens, TotalTokens: o.usage.TotalTokens,
-		CachedCompletions: o.usage.CachedCompletions,
-	}
-	if o.errCode != "" {
-		p.ErrorCode, p.ErrorMessage = &o.errCode, &o.errMsg
-	}
-	// One statement ends the run and appends the last output delta and the terminal event.
-	_, err = r.store.AgentRunFinish(ctx, p)
-	if apperr.Is(err, apperr.NotFound) {
-		return nil // it ended another way meanwhile (cancelled while queued)
-	}
+	// One statement (shared with the runs ending meanwhile) ends the run and appends the
+	// last output delta and the terminal event.
+	_, ok, err := r.ends.do(ctx, ending{runID: run.ID, status: o.status, output: o.output, steps: steps,
+		errorCode: o.errCode, errorMessage: o.errMsg, usage: o.usage, delta: o.delta})
 	if err != nil {
 		return &RetryableError{err}
+	}
+	if !ok {
+		return nil // it ended another way meanwhile (cancelled while queued)
 	}
 	r.metrics.JobOutcome(string(o.status))
 	r.log.Info("agent run ended", "run_id", run.ID, "status", o.status, "error_code", o.errCode)

@@ -236,7 +236,7 @@ type baselineWorker struct {
 }
 
 func (w *baselineWorker) Work(ctx context.Context, job *river.Job[queue.RunArgs]) error {
-	return w.runner.Execute(ctx, job.Args.RunID, job.Attempt, job.MaxAttempts)
+	return w.runner.Execute(ctx, agent.Job{RunID: job.Args.RunID, JobID: job.ID, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts})
 }
 
 func (e *runEnv) startPipelineBaseline(ctx context.Context) (*pipelineBaseline, error) {
@@ -257,8 +257,8 @@ func (e *runEnv) startPipelineBaseline(ctx context.Context) (*pipelineBaseline, 
 		MaxAttempts:          3,
 		JobTimeout:           runTimeout,
 		RescueStuckJobsAfter: runTimeout + time.Minute,
-		FetchCooldown:        20 * time.Millisecond, // as the server's queue
-		FetchPollInterval:    500 * time.Millisecond,
+		FetchCooldown:        queue.FetchCooldown, // as the server's queue
+		FetchPollInterval:    queue.FetchPollInterval,
 		Logger:               slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -32,6 +32,14 @@ type RunArgs struct {
 // Kind implements river.JobArgs.
 func (RunArgs) Kind() string { return "agent_run" }
 
+// How often workers look for jobs: at most every FetchCooldown (a freed worker takes the
+// next job within it; River's default is 100 ms), and at least every FetchPollInterval
+// even without an insert notification.
+const (
+	FetchCooldown     = 2 * time.Millisecond
+	FetchPollInterval = 500 * time.Millisecond
+)
+
 // Config configures a Queue.
 type Config struct {
 	// Workers is how many runs this process executes at once; 0 makes an insert-only
@@ -86,8 +94,8 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 			return nil, errors.New("queue: workers need a runner")
 		}
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
-		rc.FetchCooldown = 20 * time.Millisecond
-		rc.FetchPollInterval = 500 * time.Millisecond
+		rc.FetchCooldown = FetchCooldown
+		rc.FetchPollInterval = FetchPollInterval
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
@@ -186,7 +194,7 @@ type runWorker struct {
 func (w *runWorker) Timeout(*river.Job[RunArgs]) time.Duration { return w.timeout }
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
-	err := w.runner.Execute(ctx, job.Args.RunID, job.Attempt, job.MaxAttempts)
+	err := w.runner.Execute(ctx, agent.Job{RunID: job.Args.RunID, JobID: job.ID, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts})
 	var retry *agent.RetryableError
 	switch {
 	case err == nil:

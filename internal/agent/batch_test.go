@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"enterprise-automation/gen/db"
+)
+
+// TestBatcherGroupsCallsThatArriveDuringAFlush holds the first statement until every
+// other caller has queued, then checks that they went out together, each caller got its
+// own run, runs missing from the result read as ended, and nobody was left waiting.
+func TestBatcherGroupsCallsThatArriveDuringAFlush(t *testing.T) {
+	const callers = 300 // more than maxBatch: the queue is sent in two batches
+	release := make(chan struct{})
+	var (
+		mu      sync.Mutex
+		batches [][]int64
+		first   atomic.Bool
+	)
+	b := &batcher[int64]{
+		id: func(id int64) int64 { return id },
+		flush: func(ctx context.Context, ids []int64) (map[int64]db.AgentRun, error) {
+			if first.CompareAndSwap(false, true) {
+				<-release
+			}
+			mu.Lock()
+			batches = append(batches, append([]int64(nil), ids...))
+			mu.Unlock()
+			out := map[int64]db.AgentRun{}
+			for _, id := range ids {
+				if id%10 != 0 { // every tenth run "had already ended"
+					out[id] = db.AgentRun{ID: id, Input: "run"}
+				}
+			}
+			return out, nil
+		},
+	}
+
+	var wg sync.WaitGroup
+	results := make([]db.AgentRun, callers+1)
+	found := make([]bool, callers+1)
+	call := func(id int64) {
+		defer wg.Done()
+		run, ok, err := b.do(context.Background(), id)
+		if err != nil {
+			t.Errorf("run %d: %v", id, err)
+		}
+		results[id], found[id] = run, ok
+	}
+	wg.Add(1)
+	go call(1)
+	require.Eventually(t, first.Load, 5*time.Second, time.Millisecond, "the first call is not flushed at once")
+	for id := int64(2); id <= callers; id++ {
+		wg.Add(1)
+		go call(id)
+	}
+	require.Eventually(t, func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.pending) == callers-1
+	}, 5*time.Second, time.Millisecond, "the other callers did not queue behind the flush in flight")
+	close(release)
+	wg.Wait()
+
+	require.Len(t, batches, 3, "one call alone, then the queue in batches of at most maxBatch: %v", len(batches))
+	require.Equal(t, []int64{1}, batches[0])
+	require.Len(t, batches[1], maxBatch)
+	require.Len(t, batches[2], callers-1-maxBatch)
+	seen := map[int64]bool{}
+	for _, batch := range batches {
+		for _, id := range batch {
+			require.False(t, seen[id], "run %d sent twice", id)
+			seen[id] = true
+		}
+	}
+	require.Len(t, seen, callers)
+	for id := int64(1); id <= callers; id++ {
+		if id%10 == 0 {
+			require.False(t, found[id], "run %d", id)
+			continue
+		}
+		require.True(t, found[id], "run %d", id)
+		require.Equal(t, id, results[id].ID, "a caller got another caller's run")
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.False(t, b.busy, "the batcher stays busy after the last batch")
+	require.Empty(t, b.pending)
+}
+
+// TestBatcherReportsTheStatementsErrorToEveryCaller checks that a failed statement fails
+// every call of its batch, and that the next call goes out normally.
+func TestBatcherReportsTheStatementsErrorToEveryCaller(t *testing.T) {
+	boom := errors.New("database unavailable")
+	fail := atomic.Bool{}
+	fail.Store(true)
+	b := &batcher[int64]{
+		id: func(id int64) int64 { return id },
+		flush: func(ctx context.Context, ids []int64) (map[int64]db.AgentRun, error) {
+			if _, ok := ctx.Deadline(); !ok {
+				t.Error("a batch statement runs without a deadline")
+			}
+			if fail.Load() {
+				return nil, boom
+			}
+			return map[int64]db.AgentRun{ids[0]: {ID: ids[0]}}, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a caller's cancelled context does not abandon the statement it joined
+	_, ok, err := b.do(ctx, 7)
+	require.ErrorIs(t, err, boom)
+	require.False(t, ok)
+
+	fail.Store(false)
+	run, ok, err := b.do(context.Background(), 8)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(8), run.ID)
+}
