@@ -260,7 +260,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	}
 	tasks := task.NewService(s).WithCache(taskCache).WithExactTotalLimit(cfg.TaskExactTotalLimit)
 	client := llm.New(llm.Config{
-		APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Timeout: cfg.LLMTimeout,
+		APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Timeout: cfg.LLMTimeout, Concurrency: workers,
 		Cache: shared.cache, CacheTTL: cfg.LLMCacheTTL, Metrics: m,
 	})
 	runner := agent.NewRunner(s, tasks, client, agent.RunnerOptions{

@@ -246,7 +246,7 @@ func (e *runEnv) startPipelineBaseline(ctx context.Context) (*pipelineBaseline, 
 	}
 	s := store.New(pool)
 	tasks := task.NewService(s)
-	runner := agent.NewRunner(s, tasks, llm.New(llm.Config{APIKey: llmtest.APIKey, BaseURL: e.llm.BaseURL(), Timeout: time.Minute}),
+	runner := agent.NewRunner(s, tasks, llm.New(llm.Config{APIKey: llmtest.APIKey, BaseURL: e.llm.BaseURL(), Timeout: time.Minute, Concurrency: e.cfg.Workers}),
 		agent.RunnerOptions{})
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &baselineWorker{runner: runner})

@@ -27,6 +27,9 @@ type Config struct {
 	APIKey  string
 	BaseURL string        // empty means OpenAI's
 	Timeout time.Duration // per completion, including the whole stream
+	// Concurrency is how many completions may be in flight at once (the worker count):
+	// as many connections are kept open for reuse. 0 means 16.
+	Concurrency int
 	// Cache keeps answers to identical requests at temperature 0 for CacheTTL (nil or
 	// 0: no caching). The key hashes the whole request: model, messages, tools, params.
 	Cache    cache.Cache
@@ -57,6 +60,14 @@ func New(cfg Config) *Client {
 	if cfg.BaseURL != "" {
 		opts = append(opts, option.WithBaseURL(cfg.BaseURL))
 	}
+	// The default transport keeps two idle connections per host: with more concurrent
+	// completions than that, every other request would open (and TLS-handshake) a new one.
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 16
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = cfg.Concurrency, cfg.Concurrency
+	opts = append(opts, option.WithHTTPClient(&http.Client{Transport: transport}))
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}

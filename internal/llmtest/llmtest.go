@@ -7,6 +7,7 @@ package llmtest
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,14 +46,35 @@ type Server struct {
 	script   []Reply
 	requests []map[string]any
 	hits     int
+	conns    int
 }
 
 // New starts a server that is closed when the test ends.
 func New(t testing.TB) *Server {
-	s := &Server{}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
+	s := start()
 	t.Cleanup(s.Close)
 	return s
+}
+
+func start() *Server {
+	s := &Server{}
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.handle))
+	s.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+		}
+	}
+	s.Server.Start()
+	return s
+}
+
+// Conns counts the connections clients have opened so far.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
 }
 
 // BaseURL is the value for OPENAI_BASE_URL.
@@ -215,8 +237,4 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 
 // Start runs a server outside a test (the benchmark harness's zero-latency model); Close
 // stops it.
-func Start() *Server {
-	s := &Server{}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.handle))
-	return s
-}
+func Start() *Server { return start() }

@@ -108,7 +108,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // stream → finish + events), with the zero-latency scripted model. b.N runs are created by
 // benchClients goroutines; the clock stops when the list endpoint counts b.N completed.
 func BenchmarkRunPipeline(b *testing.B) {
-	for _, workers := range []int{8, 32, 64} {
+	for _, workers := range []int{8, 32, 128} {
 		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
 			llm := llmtest.New(b) // no script: every request answers "done" at once
 			e := newBenchEnv(b, llm, workers)
