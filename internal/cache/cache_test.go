@@ -261,3 +261,69 @@ func (b *syncBuffer) Bytes() []byte {
 }
 
 func (b *syncBuffer) String() string { return string(b.Bytes()) }
+
+type record struct {
+	ID   int64
+	Name string
+	Tags []string
+}
+
+// TestEntityReadsThroughEveryBackend checks the record cache over each implementation:
+// one load fills it, later reads are equal without loading, an invalidation makes the
+// next read load again (and a racing fill of the old value is refused), and over the
+// in-process cache a hit returns the decoded record it kept.
+func TestEntityReadsThroughEveryBackend(t *testing.T) {
+	ctx := context.Background()
+	for name, c := range implementations(t) {
+		t.Run(name, func(t *testing.T) {
+			e := cache.NewEntity[record](c, "rec"+randomHex(3), time.Minute, nil)
+			var loads atomic.Int32
+			version := "v1"
+			load := func(_ context.Context, id int64) (record, error) {
+				loads.Add(1)
+				return record{ID: id, Name: version, Tags: []string{"a", "b"}}, nil
+			}
+			want := record{ID: 7, Name: "v1", Tags: []string{"a", "b"}}
+			for range 3 {
+				got, err := e.Get(ctx, 7, load)
+				require.NoError(t, err)
+				require.Equal(t, want, got)
+			}
+			require.Equal(t, int32(1), loads.Load(), "hits load nothing")
+
+			version = "v2"
+			e.Invalidate(ctx, 7)
+			got, err := e.Get(ctx, 7, load)
+			require.NoError(t, err)
+			require.Equal(t, "v2", got.Name, "an invalidated record is loaded again")
+			require.Equal(t, int32(2), loads.Load())
+			got, err = e.Get(ctx, 7, load)
+			require.NoError(t, err)
+			require.Equal(t, "v2", got.Name)
+			require.Equal(t, int32(3), loads.Load(), "within the invalidation guard nothing is cached")
+
+			failing := func(context.Context, int64) (record, error) { return record{}, errors.New("boom") }
+			_, err = e.Get(ctx, 8, failing)
+			require.EqualError(t, err, "boom")
+			got, err = e.Get(ctx, 8, load)
+			require.NoError(t, err)
+			require.Equal(t, int64(8), got.ID, "a failed load caches nothing")
+		})
+	}
+
+	t.Run("memory keeps the decoded record", func(t *testing.T) {
+		m := cache.NewMemory(0, nil)
+		e := cache.NewEntity[record](m, "rec", time.Minute, nil)
+		_, err := e.Get(ctx, 1, func(context.Context, int64) (record, error) { return record{ID: 1, Name: "one"}, nil })
+		require.NoError(t, err)
+		obj, err := m.GetObject(ctx, "rec:1")
+		require.NoError(t, err)
+		require.Equal(t, record{ID: 1, Name: "one"}, obj)
+		b, err := m.Get(ctx, "rec:1")
+		require.NoError(t, err)
+		require.JSONEq(t, `{"ID":1,"Name":"one","Tags":null}`, string(b), "the bytes are kept too, as every backend stores them")
+		e.Invalidate(ctx, 1)
+		_, err = m.GetObject(ctx, "rec:1")
+		require.ErrorIs(t, err, cache.ErrMiss)
+	})
+}

@@ -12,6 +12,10 @@ import (
 // Entity is a read-through cache of one kind of record, JSON-encoded under
 // "<name>:<id>". A nil *Entity caches nothing, so services work with or without one.
 // Cache failures never fail a read: the loader answers instead.
+//
+// Over an in-process cache the decoded record is kept too, so a hit decodes nothing; the
+// records returned then share their slices with the cache, and callers must not modify
+// them.
 type Entity[T any] struct {
 	c       Cache
 	name    string
@@ -36,6 +40,15 @@ func (e *Entity[T]) Get(ctx context.Context, id int64, load func(context.Context
 		return load(ctx, id)
 	}
 	key := e.key(id)
+	objs, _ := e.c.(objectCache)
+	if objs != nil {
+		if o, err := objs.GetObject(ctx, key); err == nil {
+			if v, ok := o.(T); ok {
+				e.metrics.CacheLookup(e.name, true)
+				return v, nil
+			}
+		}
+	}
 	if b, err := e.c.Get(ctx, key); err == nil {
 		var v T
 		if json.Unmarshal(b, &v) == nil {
@@ -49,9 +62,20 @@ func (e *Entity[T]) Get(ctx context.Context, id int64, load func(context.Context
 		return v, err
 	}
 	if b, err := json.Marshal(v); err == nil {
-		_ = e.c.Fill(ctx, key, b, e.ttl)
+		if objs != nil {
+			_ = objs.FillObject(ctx, key, b, v, e.ttl)
+		} else {
+			_ = e.c.Fill(ctx, key, b, e.ttl)
+		}
 	}
 	return v, nil
+}
+
+// objectCache is a Cache that can keep a value's decoded form with its bytes (an
+// in-process one), so that a hit costs no decoding.
+type objectCache interface {
+	GetObject(ctx context.Context, key string) (any, error)
+	FillObject(ctx context.Context, key string, val []byte, obj any, ttl time.Duration) error
 }
 
 // Invalidate drops the records with ids. Call it after the write has committed.

@@ -21,6 +21,7 @@ type Memory struct {
 
 type memEntry struct {
 	val []byte
+	obj any // val decoded, kept by FillObject
 	exp time.Time
 }
 
@@ -54,7 +55,23 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 }
 
 // Fill implements Cache.
-func (m *Memory) Fill(_ context.Context, key string, val []byte, ttl time.Duration) error {
+func (m *Memory) Fill(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	return m.FillObject(ctx, key, val, nil, ttl)
+}
+
+// GetObject implements objectCache: the decoded value stored with FillObject, or ErrMiss.
+func (m *Memory) GetObject(_ context.Context, key string) (any, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.values[key]
+	if !ok || e.obj == nil || !m.now().Before(e.exp) {
+		return nil, ErrMiss
+	}
+	return e.obj, nil
+}
+
+// FillObject implements objectCache: Fill, keeping obj (val decoded) alongside.
+func (m *Memory) FillObject(_ context.Context, key string, val []byte, obj any, ttl time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -62,7 +79,7 @@ func (m *Memory) Fill(_ context.Context, key string, val []byte, ttl time.Durati
 		return nil
 	}
 	m.tick(now)
-	m.values[key] = memEntry{val: val, exp: now.Add(ttl)}
+	m.values[key] = memEntry{val: val, obj: obj, exp: now.Add(ttl)}
 	return nil
 }
 
