@@ -7,6 +7,7 @@ package llmtest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -47,17 +48,18 @@ type Server struct {
 	requests []map[string]any
 	hits     int
 	conns    int
+	record   bool // keep every request body for Requests
 }
 
 // New starts a server that is closed when the test ends.
 func New(t testing.TB) *Server {
-	s := start()
+	s := start(true)
 	t.Cleanup(s.Close)
 	return s
 }
 
-func start() *Server {
-	s := &Server{}
+func start(record bool) *Server {
+	s := &Server{record: record}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.handle))
 	s.Config.ConnState = func(_ net.Conn, state http.ConnState) {
 		if state == http.StateNew {
@@ -87,7 +89,7 @@ func (s *Server) Script(replies ...Reply) {
 	s.script = append(s.script, replies...)
 }
 
-// Requests returns the decoded bodies of every request received so far.
+// Requests returns the decoded bodies of every request received so far (servers from New).
 func (s *Server) Requests() []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,14 +126,25 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown endpoint "+r.URL.Path)
 		return
 	}
-	var body map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+	raw, err := io.ReadAll(r.Body)
+	var req struct {
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
+	}
+	if err == nil {
+		err = json.Unmarshal(raw, &req)
+	}
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body")
 		return
 	}
-	s.mu.Lock()
-	s.requests = append(s.requests, body)
-	s.mu.Unlock()
+	if s.record {
+		var body map[string]any
+		_ = json.Unmarshal(raw, &body)
+		s.mu.Lock()
+		s.requests = append(s.requests, body)
+		s.mu.Unlock()
+	}
 	if r.Header.Get("Authorization") != "Bearer "+APIKey {
 		s.mu.Lock()
 		s.hits++
@@ -162,8 +175,8 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, reply.Status, typ, reply.Error)
 		return
 	}
-	model, _ := body["model"].(string)
-	if stream, _ := body["stream"].(bool); !stream {
+	model := req.Model
+	if !req.Stream {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "this test server only streams")
 		return
 	}
@@ -236,5 +249,5 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 }
 
 // Start runs a server outside a test (the benchmark harness's zero-latency model); Close
-// stops it.
-func Start() *Server { return start() }
+// stops it. It keeps no request bodies: Requests stays empty.
+func Start() *Server { return start(false) }
