@@ -323,6 +323,13 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		return err
 	}
 	defer svc.shared.close()
+	if cfg.PprofAddr != "" {
+		stop, err := serveProfiles(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	migrator, err := store.NewMigrator(pool)
 	if err != nil {
 		return err
@@ -447,6 +454,13 @@ func (p *Program) worker(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	defer svc.shared.close()
+	if cfg.PprofAddr != "" {
+		stop, err := serveProfiles(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if err := svc.queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}

@@ -402,6 +402,31 @@ func TestServeAnswersAndShutsDownGracefullyOnCancel(t *testing.T) {
 	require.Error(t, err, "the listener is closed after shutdown")
 }
 
+func TestServeProfilesOnlyOnPprofAddr(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	pprofAddr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	b.vars["DATABASE_URL"] = dbtest.URL(t)
+	b.vars["PPROF_ADDR"] = pprofAddr
+	r := start(t, b.program(), "serve")
+
+	status, _, body := get(t, "http://"+pprofAddr+"/debug/pprof/cmdline")
+	require.Equal(t, http.StatusOK, status)
+	require.NotEmpty(t, body)
+	status, _, body = get(t, "http://"+pprofAddr+"/debug/pprof/heap?debug=1")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, string(body), "heap profile")
+	status, _, _ = get(t, r.base+"/debug/pprof/cmdline")
+	require.Equal(t, http.StatusNotFound, status, "the API port serves no profiles")
+
+	require.NoError(t, r.stop(t))
+	_, err = http.Get("http://" + pprofAddr + "/debug/pprof/")
+	require.Error(t, err, "the profiling listener is closed after shutdown")
+}
+
 func TestServeInDebugModeWithoutSecretKeyUsesARandomOne(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -66,7 +66,12 @@ type Config struct {
 
 	RateLimitPerMinute      int `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
 	LoginRateLimitPerMinute int `env:"LOGIN_RATE_LIMIT_PER_MINUTE" envDefault:"10"`
-	WorkerConcurrency       int `env:"WORKER_CONCURRENCY" envDefault:"10"`
+	// WorkerConcurrency is how many agent runs a process executes at once. Runs mostly
+	// wait on the model, so this is far above the CPU count.
+	WorkerConcurrency int `env:"WORKER_CONCURRENCY" envDefault:"100"`
+	// PprofAddr, when set, serves Go's profiling endpoints (/debug/pprof/) on this
+	// address, apart from the API: for operators, never to be exposed publicly.
+	PprofAddr string `env:"PPROF_ADDR"`
 }
 
 // AccessTokenTTL is the lifetime of access tokens.
@@ -261,6 +266,11 @@ func (c Config) validate() error {
 		if scheme != "redis" && scheme != "rediss" && scheme != "unix" {
 			// The value is not echoed: it may carry a password.
 			return errors.New("config: REDIS_URL is invalid: want redis://[:password@]host:port/db or rediss://…")
+		}
+	}
+	if c.PprofAddr != "" {
+		if _, port, err := net.SplitHostPort(c.PprofAddr); err != nil || port == "" {
+			return bad("PPROF_ADDR", c.PprofAddr, "want host:port, such as 127.0.0.1:6060")
 		}
 	}
 	if c.WorkerConcurrency < 0 {

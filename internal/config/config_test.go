@@ -61,7 +61,8 @@ func TestLoadAppliesSeedDefaults(t *testing.T) {
 	require.Empty(t, cfg.FirstAdminPassword)
 	require.Equal(t, 600, cfg.RateLimitPerMinute)
 	require.Equal(t, 10, cfg.LoginRateLimitPerMinute)
-	require.Equal(t, 10, cfg.WorkerConcurrency)
+	require.Equal(t, 100, cfg.WorkerConcurrency)
+	require.Empty(t, cfg.PprofAddr)
 }
 
 func TestLoadReadsEveryVariable(t *testing.T) {
@@ -87,6 +88,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 		"RATE_LIMIT_PER_MINUTE":       "0",
 		"LOGIN_RATE_LIMIT_PER_MINUTE": "3",
 		"WORKER_CONCURRENCY":          "0",
+		"PPROF_ADDR":                  "127.0.0.1:6060",
 	})
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:9001", cfg.Addr())
@@ -107,6 +109,7 @@ func TestLoadReadsEveryVariable(t *testing.T) {
 	require.Equal(t, 0, cfg.RateLimitPerMinute)
 	require.Equal(t, 3, cfg.LoginRateLimitPerMinute)
 	require.Equal(t, 0, cfg.WorkerConcurrency)
+	require.Equal(t, "127.0.0.1:6060", cfg.PprofAddr)
 }
 
 func TestLoadRejectsBadValuesWithOneLineNamingTheVariable(t *testing.T) {
@@ -136,6 +139,7 @@ func TestLoadRejectsBadValuesWithOneLineNamingTheVariable(t *testing.T) {
 		{name: "negative rate limit", vars: map[string]string{"RATE_LIMIT_PER_MINUTE": "-5"}, variable: "RATE_LIMIT_PER_MINUTE"},
 		{name: "negative login rate limit", vars: map[string]string{"LOGIN_RATE_LIMIT_PER_MINUTE": "-1"}, variable: "LOGIN_RATE_LIMIT_PER_MINUTE"},
 		{name: "negative worker concurrency", vars: map[string]string{"WORKER_CONCURRENCY": "-1"}, variable: "WORKER_CONCURRENCY"},
+		{name: "profiling address without port", vars: map[string]string{"PPROF_ADDR": "localhost"}, variable: "PPROF_ADDR", says: "host:port"},
 		{name: "admin email without password", vars: map[string]string{"FIRST_ADMIN_EMAIL": "root@example.com"}, variable: "FIRST_ADMIN_PASSWORD"},
 		{name: "admin password without email", vars: map[string]string{"FIRST_ADMIN_PASSWORD": "a-long-password"}, variable: "FIRST_ADMIN_EMAIL"},
 		{name: "short admin password", vars: map[string]string{"FIRST_ADMIN_EMAIL": "root@example.com", "FIRST_ADMIN_PASSWORD": "short"}, variable: "FIRST_ADMIN_PASSWORD", says: "8"},
