@@ -47,6 +47,7 @@ type Config struct {
 	Scenarios    []string // selected scenario names, in run order
 	DataDir      string   // work folder; empty means a temporary one, removed afterwards
 	PGFast       bool     // PostgreSQL without fsync (quick harness checks, not for real numbers)
+	ProfileDir   string   // when set, a CPU profile of the server per scenario is written here
 	Seed         uint64   // random seed of the data set
 	Args         []string // the command line, for the report
 }
@@ -73,6 +74,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.MarkdownPath, "markdown", "internal/bench/RESULTS.md", "markdown summary path (empty: none)")
 	scenarios := fs.String("scenarios", strings.Join(ScenarioNames(), ","), "comma-separated scenarios to run")
 	fs.StringVar(&c.DataDir, "data", "", "work folder for the database and logs (kept); default a temporary folder, removed afterwards")
+	fs.StringVar(&c.ProfileDir, "profile", "", "folder for a CPU profile of the server during each scenario's measurement (PPROF_ADDR); empty: none")
 	fs.BoolVar(&c.PGFast, "pg-fast", false, "run PostgreSQL without fsync (harness checks only; numbers are not comparable)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed of the data set")
 	if err := fs.Parse(args); err != nil {

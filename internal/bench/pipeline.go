@@ -48,8 +48,12 @@ func runPipeline(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 	}
 	before := e.cpu()
 	rss := sampleRSS(e.server.pid())
+	profiled := e.server.profile(e.cfg.ProfileDir, def.name, e.cfg.Duration)
 	hp := attack(ctx, e.tr, e.cfg.Concurrency, e.cfg.Duration, def.name, targeter)
 	createsDone := time.Now()
+	if err := profiled(); err != nil {
+		return s, err
+	}
 	if err := e.drain(ctx, e.agentHTTP); err != nil {
 		rss.finish()
 		return s, err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -179,6 +180,7 @@ type serverProc struct {
 	cmd     *exec.Cmd
 	baseURL string
 	logPath string
+	pprof   string // host:port of its profiling endpoints ("" without -profile)
 	exited  chan struct{}
 	waitErr error
 }
@@ -225,6 +227,13 @@ func startServer(ctx context.Context, bin, dir, logName string, vars map[string]
 	}
 	vars["API_HOST"] = "127.0.0.1"
 	vars["API_PORT"] = strconv.Itoa(port)
+	if _, ok := vars["PPROF_ADDR"]; ok {
+		pport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		vars["PPROF_ADDR"] = "127.0.0.1:" + strconv.Itoa(pport)
+	}
 	logPath := filepath.Join(dir, logName)
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -239,7 +248,7 @@ func startServer(ctx context.Context, bin, dir, logName string, vars map[string]
 	// the death of the thread that started the child, so that thread stays locked to the
 	// goroutine waiting for the child.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	s := &serverProc{cmd: cmd, baseURL: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: logPath, exited: make(chan struct{})}
+	s := &serverProc{cmd: cmd, baseURL: fmt.Sprintf("http://127.0.0.1:%d", port), logPath: logPath, pprof: vars["PPROF_ADDR"], exited: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
@@ -380,4 +389,35 @@ func selfCPUTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// profile starts a CPU profile of the server for d (when it serves profiles) and returns
+// a function that waits for it and writes it to dir/name.cpu.pprof.
+func (s *serverProc) profile(dir, name string, d time.Duration) func() error {
+	if s.pprof == "" || dir == "" {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() {
+		secs := max(1, int(d.Seconds()))
+		res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprof, secs))
+		if err != nil {
+			done <- fmt.Errorf("profile %s: %w", name, err)
+			return
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("profile %s: status %d", name, res.StatusCode)
+			return
+		}
+		f, err := os.Create(filepath.Join(dir, name+".cpu.pprof"))
+		if err == nil {
+			_, err = io.Copy(f, res.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		done <- err
+	}()
+	return func() error { return <-done }
 }

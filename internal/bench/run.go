@@ -168,6 +168,12 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 		// harder before the heap outgrows it (argon2id churns 19 MiB per login).
 		"GOMEMLIMIT": "100MiB",
 	}
+	if cfg.ProfileDir != "" {
+		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
+			return nil, err
+		}
+		serverVars["PPROF_ADDR"] = "" // startServer picks a free port
+	}
 	server, err := startServer(ctx, bin, dir, "server.log", serverVars)
 	if err != nil {
 		return nil, err
@@ -454,10 +460,14 @@ func (e *runEnv) measure(ctx context.Context, def scenarioDef) (Scenario, error)
 	}
 	before := e.cpu()
 	rss := sampleRSS(e.server.pid())
+	profiled := e.server.profile(e.cfg.ProfileDir, def.name, e.cfg.Duration)
 	hp := attack(ctx, e.tr, e.cfg.Concurrency, e.cfg.Duration, def.name, targeter)
 	endMB, peakMB := rss.finish()
 	after := e.cpu()
 	if err := ctx.Err(); err != nil {
+		return s, err
+	}
+	if err := profiled(); err != nil {
 		return s, err
 	}
 	s.HTTP = hp.measured(def.httpWhat)
