@@ -13,7 +13,7 @@ import (
 // "<name>:<id>". A nil *Entity caches nothing, so services work with or without one.
 // Cache failures never fail a read: the loader answers instead.
 //
-// Over an in-process cache the decoded record is kept too, so a hit decodes nothing; the
+// Over an in-process cache the record is kept as it is, neither encoded nor decoded; the
 // records returned then share their slices with the cache, and callers must not modify
 // them.
 type Entity[T any] struct {
@@ -48,8 +48,7 @@ func (e *Entity[T]) Get(ctx context.Context, id int64, load func(context.Context
 				return v, nil
 			}
 		}
-	}
-	if b, err := e.c.Get(ctx, key); err == nil {
+	} else if b, err := e.c.Get(ctx, key); err == nil {
 		var v T
 		if json.Unmarshal(b, &v) == nil {
 			e.metrics.CacheLookup(e.name, true)
@@ -61,21 +60,19 @@ func (e *Entity[T]) Get(ctx context.Context, id int64, load func(context.Context
 	if err != nil {
 		return v, err
 	}
-	if b, err := json.Marshal(v); err == nil {
-		if objs != nil {
-			_ = objs.FillObject(ctx, key, b, v, e.ttl)
-		} else {
-			_ = e.c.Fill(ctx, key, b, e.ttl)
-		}
+	if objs != nil {
+		_ = objs.FillObject(ctx, key, v, e.ttl)
+	} else if b, err := json.Marshal(v); err == nil {
+		_ = e.c.Fill(ctx, key, b, e.ttl)
 	}
 	return v, nil
 }
 
-// objectCache is a Cache that can keep a value's decoded form with its bytes (an
-// in-process one), so that a hit costs no decoding.
+// objectCache is a Cache that can keep values as they are (an in-process one), so that
+// neither a fill nor a hit costs encoding.
 type objectCache interface {
 	GetObject(ctx context.Context, key string) (any, error)
-	FillObject(ctx context.Context, key string, val []byte, obj any, ttl time.Duration) error
+	FillObject(ctx context.Context, key string, obj any, ttl time.Duration) error
 }
 
 // Invalidate drops the records with ids. Call it after the write has committed.

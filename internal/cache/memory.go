@@ -20,8 +20,8 @@ type Memory struct {
 }
 
 type memEntry struct {
-	val []byte
-	obj any // val decoded, kept by FillObject
+	val []byte // nil for an entry stored by FillObject
+	obj any    // the decoded value stored by FillObject
 	exp time.Time
 }
 
@@ -48,18 +48,22 @@ func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.values[key]
-	if !ok || !m.now().Before(e.exp) {
+	if !ok || e.val == nil || !m.now().Before(e.exp) {
 		return nil, ErrMiss
 	}
 	return e.val, nil
 }
 
 // Fill implements Cache.
-func (m *Memory) Fill(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	return m.FillObject(ctx, key, val, nil, ttl)
+func (m *Memory) Fill(_ context.Context, key string, val []byte, ttl time.Duration) error {
+	if val == nil {
+		val = []byte{}
+	}
+	m.fill(key, memEntry{val: val}, ttl)
+	return nil
 }
 
-// GetObject implements objectCache: the decoded value stored with FillObject, or ErrMiss.
+// GetObject implements objectCache: the value stored with FillObject, or ErrMiss.
 func (m *Memory) GetObject(_ context.Context, key string) (any, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -70,17 +74,23 @@ func (m *Memory) GetObject(_ context.Context, key string) (any, error) {
 	return e.obj, nil
 }
 
-// FillObject implements objectCache: Fill, keeping obj (val decoded) alongside.
-func (m *Memory) FillObject(_ context.Context, key string, val []byte, obj any, ttl time.Duration) error {
+// FillObject implements objectCache: Fill with a value kept as it is, never encoded (Get
+// misses it). The value must not be modified afterwards.
+func (m *Memory) FillObject(_ context.Context, key string, obj any, ttl time.Duration) error {
+	m.fill(key, memEntry{obj: obj}, ttl)
+	return nil
+}
+
+func (m *Memory) fill(key string, e memEntry, ttl time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	if until, ok := m.tombs[key]; ok && now.Before(until) {
-		return nil
+		return
 	}
 	m.tick(now)
-	m.values[key] = memEntry{val: val, obj: obj, exp: now.Add(ttl)}
-	return nil
+	e.exp = now.Add(ttl)
+	m.values[key] = e
 }
 
 // Invalidate implements Cache.
