@@ -1,9 +1,19 @@
--- name: AgentRunCreate :one
--- AgentRunCreate inserts a queued run and its first event (run.status "queued") in one
--- statement. Nothing can be listening for a run that did not exist, so nobody is notified.
-WITH run AS (
+-- name: AgentRunCreate :many
+-- AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
+-- one statement. The arrays are parallel, one element per run; a task id of 0 means none.
+-- The runs are inserted in input order, so their ids ascend in it, and they are returned
+-- by id. Nothing can be listening for a run that did not exist, so nobody is notified.
+WITH input AS (
+    SELECT unnest(@agent_ids::bigint[])                              AS agent_id,
+           unnest(@task_ids::bigint[])                               AS task_id,
+           unnest(@inputs::text[])                                   AS input,
+           unnest(@models::text[])                                   AS model,
+           unnest(@metadata::jsonb[])                                AS metadata,
+           unnest(@created_by::bigint[])                             AS created_by,
+           generate_series(1, cardinality(@agent_ids::bigint[]))     AS ord
+), run AS (
     INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
-    VALUES (@agent_id, @task_id, @input, @model, @metadata, @created_by)
+    SELECT agent_id, nullif(task_id, 0), input, model, metadata, created_by FROM input ORDER BY ord
     RETURNING *
 ), ev AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
@@ -12,7 +22,7 @@ WITH run AS (
     FROM run
     RETURNING run_id
 )
-SELECT run.* FROM run;
+SELECT run.* FROM run ORDER BY run.id;
 
 -- name: AgentRunGetByID :one
 -- AgentRunGetByID returns one run.

@@ -38,10 +38,18 @@ func (q *Queries) AgentRunCount(ctx context.Context, arg AgentRunCountParams) (i
 	return count, err
 }
 
-const agentRunCreate = `-- name: AgentRunCreate :one
-WITH run AS (
+const agentRunCreate = `-- name: AgentRunCreate :many
+WITH input AS (
+    SELECT unnest($1::bigint[])                              AS agent_id,
+           unnest($2::bigint[])                               AS task_id,
+           unnest($3::text[])                                   AS input,
+           unnest($4::text[])                                   AS model,
+           unnest($5::jsonb[])                                AS metadata,
+           unnest($6::bigint[])                             AS created_by,
+           generate_series(1, cardinality($1::bigint[]))     AS ord
+), run AS (
     INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
-    VALUES ($1, $2, $3, $4, $5, $6)
+    SELECT agent_id, nullif(task_id, 0), input, model, metadata, created_by FROM input ORDER BY ord
     RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
 ), ev AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
@@ -50,16 +58,16 @@ WITH run AS (
     FROM run
     RETURNING run_id
 )
-SELECT run.id, run.agent_id, run.task_id, run.status, run.input, run.output, run.steps, run.error_code, run.error_message, run.model, run.prompt_tokens, run.completion_tokens, run.total_tokens, run.attempt, run.metadata, run.job_id, run.created_by, run.cancel_requested_at, run.created_at, run.started_at, run.completed_at, run.updated_at, run.cached_completions FROM run
+SELECT run.id, run.agent_id, run.task_id, run.status, run.input, run.output, run.steps, run.error_code, run.error_message, run.model, run.prompt_tokens, run.completion_tokens, run.total_tokens, run.attempt, run.metadata, run.job_id, run.created_by, run.cancel_requested_at, run.created_at, run.started_at, run.completed_at, run.updated_at, run.cached_completions FROM run ORDER BY run.id
 `
 
 type AgentRunCreateParams struct {
-	AgentID   int64
-	TaskID    *int64
-	Input     string
-	Model     string
-	Metadata  []byte
-	CreatedBy *int64
+	AgentIds  []int64
+	TaskIds   []int64
+	Inputs    []string
+	Models    []string
+	Metadata  [][]byte
+	CreatedBy []int64
 }
 
 type AgentRunCreateRow struct {
@@ -88,44 +96,59 @@ type AgentRunCreateRow struct {
 	CachedCompletions int64
 }
 
-// AgentRunCreate inserts a queued run and its first event (run.status "queued") in one
-// statement. Nothing can be listening for a run that did not exist, so nobody is notified.
-func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) (AgentRunCreateRow, error) {
-	row := q.db.QueryRow(ctx, agentRunCreate,
-		arg.AgentID,
-		arg.TaskID,
-		arg.Input,
-		arg.Model,
+// AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
+// one statement. The arrays are parallel, one element per run; a task id of 0 means none.
+// The runs are inserted in input order, so their ids ascend in it, and they are returned
+// by id. Nothing can be listening for a run that did not exist, so nobody is notified.
+func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) ([]AgentRunCreateRow, error) {
+	rows, err := q.db.Query(ctx, agentRunCreate,
+		arg.AgentIds,
+		arg.TaskIds,
+		arg.Inputs,
+		arg.Models,
 		arg.Metadata,
 		arg.CreatedBy,
 	)
-	var i AgentRunCreateRow
-	err := row.Scan(
-		&i.ID,
-		&i.AgentID,
-		&i.TaskID,
-		&i.Status,
-		&i.Input,
-		&i.Output,
-		&i.Steps,
-		&i.ErrorCode,
-		&i.ErrorMessage,
-		&i.Model,
-		&i.PromptTokens,
-		&i.CompletionTokens,
-		&i.TotalTokens,
-		&i.Attempt,
-		&i.Metadata,
-		&i.JobID,
-		&i.CreatedBy,
-		&i.CancelRequestedAt,
-		&i.CreatedAt,
-		&i.StartedAt,
-		&i.CompletedAt,
-		&i.UpdatedAt,
-		&i.CachedCompletions,
-	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AgentRunCreateRow{}
+	for rows.Next() {
+		var i AgentRunCreateRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.AgentID,
+			&i.TaskID,
+			&i.Status,
+			&i.Input,
+			&i.Output,
+			&i.Steps,
+			&i.ErrorCode,
+			&i.ErrorMessage,
+			&i.Model,
+			&i.PromptTokens,
+			&i.CompletionTokens,
+			&i.TotalTokens,
+			&i.Attempt,
+			&i.Metadata,
+			&i.JobID,
+			&i.CreatedBy,
+			&i.CancelRequestedAt,
+			&i.CreatedAt,
+			&i.StartedAt,
+			&i.CompletedAt,
+			&i.UpdatedAt,
+			&i.CachedCompletions,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const agentRunEventAppend = `-- name: AgentRunEventAppend :one

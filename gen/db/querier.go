@@ -27,9 +27,11 @@ type Querier interface {
 	AgentList(ctx context.Context, arg AgentListParams) ([]Agent, error)
 	// AgentRunCount counts the runs matching AgentRunList's filters.
 	AgentRunCount(ctx context.Context, arg AgentRunCountParams) (int64, error)
-	// AgentRunCreate inserts a queued run and its first event (run.status "queued") in one
-	// statement. Nothing can be listening for a run that did not exist, so nobody is notified.
-	AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) (AgentRunCreateRow, error)
+	// AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
+	// one statement. The arrays are parallel, one element per run; a task id of 0 means none.
+	// The runs are inserted in input order, so their ids ascend in it, and they are returned
+	// by id. Nothing can be listening for a run that did not exist, so nobody is notified.
+	AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) ([]AgentRunCreateRow, error)
 	// AgentRunEventAppend adds the next event of a run and wakes every stream listening for
 	// the run, on any server (the notification is delivered when the transaction commits).
 	AgentRunEventAppend(ctx context.Context, arg AgentRunEventAppendParams) (int64, error)

@@ -20,8 +20,9 @@ import (
 
 // Queue enqueues and cancels the jobs that execute runs, inside the caller's transaction.
 type Queue interface {
-	// EnqueueRun queues the execution of a run and returns the job's id.
-	EnqueueRun(ctx context.Context, q db.Querier, runID int64) (int64, error)
+	// EnqueueRuns queues the execution of runs, in q's transaction. The worker that
+	// starts a run records its job on it.
+	EnqueueRuns(ctx context.Context, q db.Querier, runIDs []int64) error
 	// CancelJob cancels a queued or retrying job, or asks the worker running it to stop;
 	// running reports the latter.
 	CancelJob(ctx context.Context, q db.Querier, jobID int64) (running bool, err error)
@@ -34,11 +35,14 @@ type Service struct {
 	queue        Queue
 	defaultModel string
 	cache        *cache.Entity[db.Agent]
+	creates      *batcher[newRun, created] // runs created at once share a transaction
 }
 
 // NewService builds a Service; defaultModel is used when an agent names none.
 func NewService(s store.Store, tasks *task.Service, q Queue, defaultModel string) *Service {
-	return &Service{store: s, tasks: tasks, queue: q, defaultModel: defaultModel}
+	svc := &Service{store: s, tasks: tasks, queue: q, defaultModel: defaultModel}
+	svc.creates = &batcher[newRun, created]{flush: svc.createRuns}
+	return svc
 }
 
 // WithCache makes Get (and run creation) read agents through the record cache; every

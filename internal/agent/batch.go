@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -9,47 +10,45 @@ import (
 	"enterprise-automation/internal/llm"
 )
 
-// maxBatch bounds how many runs one statement starts or finishes.
+// maxBatch bounds how many runs one statement creates, starts or finishes.
 const maxBatch = 256
 
-// flushTimeout bounds one batch statement, whatever the callers' contexts.
+// flushTimeout bounds one batch's statements, whatever the callers' contexts.
 const flushTimeout = 30 * time.Second
 
-// batcher writes many runs' rows in one statement, as a database's group commit does:
+// batcher writes many calls' rows in one statement, as a database's group commit does:
 // the first caller sends its row at once; calls that arrive while a statement is in flight
 // wait and go out together as the next one. An idle system adds no delay; a busy one makes
 // one round trip (and one commit) for many runs.
 //
 // The caller at the head of the queue leads: it sends the batch, hands each caller its
 // result, and passes the lead to the head of whatever queued meanwhile.
-type batcher[In any] struct {
-	// flush writes a batch and returns the runs it changed, by id; a run missing from
-	// the result had already ended.
-	flush func(ctx context.Context, batch []In) (map[int64]db.AgentRun, error)
-	id    func(In) int64
+type batcher[In, Out any] struct {
+	// flush writes a batch and returns one result per input, in order, or an error that
+	// fails the whole batch.
+	flush func(ctx context.Context, batch []In) ([]Out, error)
 
 	mu      sync.Mutex
 	busy    bool
-	pending []*batchCall[In]
+	pending []*batchCall[In, Out]
 }
 
-type batchCall[In any] struct {
+type batchCall[In, Out any] struct {
 	in   In
 	wake chan bool // receives exactly once: true to lead the next batch, false when done
-	run  db.AgentRun
-	ok   bool
+	out  Out
 	err  error
 }
 
-// do writes in's row with the next batch. ok is false when the run had already ended.
-func (b *batcher[In]) do(ctx context.Context, in In) (run db.AgentRun, ok bool, err error) {
-	c := &batchCall[In]{in: in, wake: make(chan bool, 1)}
+// do writes in with the next batch and returns its result.
+func (b *batcher[In, Out]) do(ctx context.Context, in In) (Out, error) {
+	c := &batchCall[In, Out]{in: in, wake: make(chan bool, 1)}
 	b.mu.Lock()
 	b.pending = append(b.pending, c)
 	if b.busy {
 		b.mu.Unlock()
 		if lead := <-c.wake; !lead {
-			return c.run, c.ok, c.err
+			return c.out, c.err
 		}
 		b.mu.Lock()
 	}
@@ -69,25 +68,43 @@ func (b *batcher[In]) do(ctx context.Context, in In) (run db.AgentRun, ok bool, 
 		b.busy = false
 	}
 	b.mu.Unlock()
-	return c.run, c.ok, c.err
+	return c.out, c.err
 }
 
 // send writes one batch and wakes every caller in it but the leader (batch[0]).
-func (b *batcher[In]) send(ctx context.Context, batch []*batchCall[In]) {
+func (b *batcher[In, Out]) send(ctx context.Context, batch []*batchCall[In, Out]) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	defer cancel()
 	ins := make([]In, len(batch))
 	for i, c := range batch {
 		ins[i] = c.in
 	}
-	runs, err := b.flush(ctx, ins)
+	outs, err := b.flush(ctx, ins)
+	if err == nil && len(outs) != len(batch) {
+		err = fmt.Errorf("agent: a batch of %d gave %d results", len(batch), len(outs))
+	}
 	for i, c := range batch {
-		c.run, c.ok = runs[b.id(c.in)]
-		c.err = err
+		if err != nil {
+			c.err = err
+		} else {
+			c.out = outs[i]
+		}
 		if i > 0 {
 			c.wake <- false
 		}
 	}
+}
+
+// byRun orders the runs a statement changed like its input; a run missing from the
+// statement's result (it had already ended) is nil.
+func byRun[In any](ins []In, id func(In) int64, runs map[int64]db.AgentRun) []*db.AgentRun {
+	out := make([]*db.AgentRun, len(ins))
+	for i, in := range ins {
+		if r, ok := runs[id(in)]; ok {
+			out[i] = &r
+		}
+	}
+	return out
 }
 
 // start is one run's new attempt, by the queue job running it.

@@ -24,35 +24,33 @@ func TestBatcherGroupsCallsThatArriveDuringAFlush(t *testing.T) {
 		batches [][]int64
 		first   atomic.Bool
 	)
-	b := &batcher[int64]{
-		id: func(id int64) int64 { return id },
-		flush: func(ctx context.Context, ids []int64) (map[int64]db.AgentRun, error) {
+	b := &batcher[int64, *db.AgentRun]{
+		flush: func(ctx context.Context, ids []int64) ([]*db.AgentRun, error) {
 			if first.CompareAndSwap(false, true) {
 				<-release
 			}
 			mu.Lock()
 			batches = append(batches, append([]int64(nil), ids...))
 			mu.Unlock()
-			out := map[int64]db.AgentRun{}
+			runs := map[int64]db.AgentRun{}
 			for _, id := range ids {
 				if id%10 != 0 { // every tenth run "had already ended"
-					out[id] = db.AgentRun{ID: id, Input: "run"}
+					runs[id] = db.AgentRun{ID: id, Input: "run"}
 				}
 			}
-			return out, nil
+			return byRun(ids, func(id int64) int64 { return id }, runs), nil
 		},
 	}
 
 	var wg sync.WaitGroup
-	results := make([]db.AgentRun, callers+1)
-	found := make([]bool, callers+1)
+	results := make([]*db.AgentRun, callers+1)
 	call := func(id int64) {
 		defer wg.Done()
-		run, ok, err := b.do(context.Background(), id)
+		run, err := b.do(context.Background(), id)
 		if err != nil {
 			t.Errorf("run %d: %v", id, err)
 		}
-		results[id], found[id] = run, ok
+		results[id] = run
 	}
 	wg.Add(1)
 	go call(1)
@@ -83,10 +81,10 @@ func TestBatcherGroupsCallsThatArriveDuringAFlush(t *testing.T) {
 	require.Len(t, seen, callers)
 	for id := int64(1); id <= callers; id++ {
 		if id%10 == 0 {
-			require.False(t, found[id], "run %d", id)
+			require.Nil(t, results[id], "run %d had ended", id)
 			continue
 		}
-		require.True(t, found[id], "run %d", id)
+		require.NotNil(t, results[id], "run %d", id)
 		require.Equal(t, id, results[id].ID, "a caller got another caller's run")
 	}
 
@@ -102,27 +100,34 @@ func TestBatcherReportsTheStatementsErrorToEveryCaller(t *testing.T) {
 	boom := errors.New("database unavailable")
 	fail := atomic.Bool{}
 	fail.Store(true)
-	b := &batcher[int64]{
-		id: func(id int64) int64 { return id },
-		flush: func(ctx context.Context, ids []int64) (map[int64]db.AgentRun, error) {
+	b := &batcher[int64, *db.AgentRun]{
+		flush: func(ctx context.Context, ids []int64) ([]*db.AgentRun, error) {
 			if _, ok := ctx.Deadline(); !ok {
 				t.Error("a batch statement runs without a deadline")
+			}
+			if ctx.Err() != nil {
+				t.Error("a caller's cancelled context reached the statement")
 			}
 			if fail.Load() {
 				return nil, boom
 			}
-			return map[int64]db.AgentRun{ids[0]: {ID: ids[0]}}, nil
+			if ids[0] == 9 {
+				return nil, nil // a flush that loses results is an error, not a nil run
+			}
+			return []*db.AgentRun{{ID: ids[0]}}, nil
 		},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // a caller's cancelled context does not abandon the statement it joined
-	_, ok, err := b.do(ctx, 7)
+	run, err := b.do(ctx, 7)
 	require.ErrorIs(t, err, boom)
-	require.False(t, ok)
+	require.Nil(t, run)
 
 	fail.Store(false)
-	run, ok, err := b.do(context.Background(), 8)
+	run, err = b.do(context.Background(), 8)
 	require.NoError(t, err)
-	require.True(t, ok)
 	require.Equal(t, int64(8), run.ID)
+
+	_, err = b.do(context.Background(), 9)
+	require.ErrorContains(t, err, "gave 0 results")
 }

@@ -83,8 +83,8 @@ type RunParams struct {
 	Metadata []byte // a JSON object; nil means {}
 }
 
-// CreateRun queues a run of an active agent. The run row and its job are written in one
-// transaction. NotFound for an unknown agent; Conflict for an inactive one; Invalid when
+// CreateRun queues a run of an active agent. The run row, its first event and its job are
+// written in one transaction, shared with the runs created at the same time. NotFound for an unknown agent; Conflict for an inactive one; Invalid when
 // the task is not visible to actor or the metadata is too large.
 func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID int64, p RunParams) (db.AgentRun, error) {
 	a, err := s.Get(ctx, agentID)
@@ -110,25 +110,100 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 	if p.Metadata == nil {
 		p.Metadata = []byte("{}")
 	}
-	var run db.AgentRun
-	err = s.store.InTx(ctx, func(q db.Querier) error {
-		var err error
-		// The run and its first event, then its job: the worker records the job on the
-		// run when it starts it (a queued run is cancelled by its status alone).
-		created, err := q.AgentRunCreate(ctx, db.AgentRunCreateParams{
-			AgentID: agentID, TaskID: p.TaskID, Input: p.Input, Model: a.Model, Metadata: p.Metadata, CreatedBy: &actor.UserID,
-		})
-		if err != nil {
-			return err
-		}
-		run = db.AgentRun(created)
-		_, err = s.queue.EnqueueRun(ctx, q, run.ID)
-		return err
-	})
+	res, err := s.creates.do(ctx, newRun{agentID: agentID, taskID: p.TaskID, input: p.Input, model: a.Model,
+		metadata: p.Metadata, createdBy: actor.UserID})
+	if err == nil {
+		err = res.err
+	}
 	if err != nil {
 		return db.AgentRun{}, fmt.Errorf("agent: create run: %w", err)
 	}
-	return run, nil
+	return res.run, nil
+}
+
+// newRun is a run to create.
+type newRun struct {
+	agentID   int64
+	taskID    *int64
+	input     string
+	model     string
+	metadata  []byte
+	createdBy int64
+}
+
+// created is the outcome of one run's creation.
+type created struct {
+	run db.AgentRun
+	err error
+}
+
+// createRuns creates a batch of runs in one transaction. One run's failure fails the
+// whole transaction, so then each run is tried again alone: the others are created, and
+// each failure reaches its own caller.
+func (s *Service) createRuns(ctx context.Context, rs []newRun) ([]created, error) {
+	out := make([]created, len(rs))
+	runs, err := s.insertRuns(ctx, rs)
+	if err == nil {
+		for i, r := range runs {
+			out[i].run = r
+		}
+		return out, nil
+	}
+	if len(rs) == 1 {
+		out[0].err = err
+		return out, nil
+	}
+	for i := range rs {
+		runs, err := s.insertRuns(ctx, rs[i:i+1])
+		if err != nil {
+			out[i].err = err
+			continue
+		}
+		out[i].run = runs[0]
+	}
+	return out, nil
+}
+
+// insertRuns writes runs, their first events and their jobs in one transaction, and
+// returns the runs in rs's order.
+func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]db.AgentRun, error) {
+	n := len(rs)
+	p := db.AgentRunCreateParams{
+		AgentIds: make([]int64, n), TaskIds: make([]int64, n), Inputs: make([]string, n), Models: make([]string, n),
+		Metadata: make([][]byte, n), CreatedBy: make([]int64, n),
+	}
+	for i, r := range rs {
+		p.AgentIds[i], p.Inputs[i], p.Models[i], p.Metadata[i], p.CreatedBy[i] = r.agentID, r.input, r.model, r.metadata, r.createdBy
+		if r.taskID != nil {
+			p.TaskIds[i] = *r.taskID
+		}
+	}
+	runs := make([]db.AgentRun, 0, n)
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		rows, err := q.AgentRunCreate(ctx, p)
+		if err != nil {
+			return err
+		}
+		if len(rows) != n {
+			return fmt.Errorf("agent: %d runs created for %d", len(rows), n)
+		}
+		ids := make([]int64, n)
+		for i, row := range rows {
+			// Rows come back by id, which ascends in insertion (input) order.
+			if r := rs[i]; row.AgentID != r.agentID || row.Input != r.input || row.CreatedBy == nil || *row.CreatedBy != r.createdBy {
+				return fmt.Errorf("agent: created run %d does not match its request", row.ID)
+			}
+			runs = append(runs, db.AgentRun(row))
+			ids[i] = row.ID
+		}
+		// The worker that starts a run records its job on it; a queued run is
+		// cancelled by its status alone.
+		return s.queue.EnqueueRuns(ctx, q, ids)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return runs, nil
 }
 
 // canSee reports whether actor may see a run: runs are private to their creator (their

@@ -34,8 +34,8 @@ type Runner struct {
 	metrics  *metrics.Metrics
 	users    *cache.Entity[db.User]
 	agents   *cache.Entity[db.Agent]
-	starts   *batcher[start]  // concurrent attempts start in one statement
-	ends     *batcher[ending] // and end in one statement
+	starts   *batcher[start, *db.AgentRun]  // concurrent attempts start in one statement
+	ends     *batcher[ending, *db.AgentRun] // and end in one statement (nil: already ended)
 }
 
 // RunnerOptions configures a Runner.
@@ -58,14 +58,14 @@ func NewRunner(s store.Store, tasks *task.Service, client *llm.Client, opts Runn
 	}
 	r := &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger, metrics: opts.Metrics,
 		users: opts.Users, agents: opts.Agents}
-	r.starts = &batcher[start]{
-		flush: func(ctx context.Context, b []start) (map[int64]db.AgentRun, error) { return startRuns(ctx, s, b) },
-		id:    func(s start) int64 { return s.runID },
-	}
-	r.ends = &batcher[ending]{
-		flush: func(ctx context.Context, b []ending) (map[int64]db.AgentRun, error) { return finishRuns(ctx, s, b) },
-		id:    func(e ending) int64 { return e.runID },
-	}
+	r.starts = &batcher[start, *db.AgentRun]{flush: func(ctx context.Context, b []start) ([]*db.AgentRun, error) {
+		runs, err := startRuns(ctx, s, b)
+		return byRun(b, func(s start) int64 { return s.runID }, runs), err
+	}}
+	r.ends = &batcher[ending, *db.AgentRun]{flush: func(ctx context.Context, b []ending) ([]*db.AgentRun, error) {
+		runs, err := finishRuns(ctx, s, b)
+		return byRun(b, func(e ending) int64 { return e.runID }, runs), err
+	}}
 	return r
 }
 
@@ -104,13 +104,14 @@ func (r *Runner) Execute(ctx context.Context, job Job) error {
 	bg := context.WithoutCancel(ctx)
 	// One statement (shared with the attempts starting meanwhile) marks the attempt and
 	// appends its run.status event.
-	run, ok, err := r.starts.do(ctx, start{runID: job.RunID, jobID: job.JobID, attempt: attempt})
+	started, err := r.starts.do(ctx, start{runID: job.RunID, jobID: job.JobID, attempt: attempt})
 	if err != nil {
 		return &RetryableError{err}
 	}
-	if !ok {
+	if started == nil {
 		return nil // already ended, or deleted with its agent
 	}
+	run := *started
 	if run.CancelRequestedAt != nil {
 		return r.finish(bg, run, outcome{status: db.AgentRunStatusCancelled, usage: usageOf(run), steps: mustSteps(run)})
 	}
@@ -394,12 +395,12 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 	}
 	// One statement (shared with the runs ending meanwhile) ends the run and appends the
 	// last output delta and the terminal event.
-	_, ok, err := r.ends.do(ctx, ending{runID: run.ID, status: o.status, output: o.output, steps: steps,
+	ended, err := r.ends.do(ctx, ending{runID: run.ID, status: o.status, output: o.output, steps: steps,
 		errorCode: o.errCode, errorMessage: o.errMsg, usage: o.usage, delta: o.delta})
 	if err != nil {
 		return &RetryableError{err}
 	}
-	if !ok {
+	if ended == nil {
 		return nil // it ended another way meanwhile (cancelled while queued)
 	}
 	r.metrics.JobOutcome(string(o.status))

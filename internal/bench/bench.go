@@ -68,7 +68,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Concurrency, "concurrency", 32, "concurrent requests per scenario (closed loop); also the baseline's goroutines and pool size")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measured duration of each scenario and of each baseline")
 	fs.DurationVar(&c.Warmup, "warmup", time.Second, "unmeasured load before each measurement (HTTP and baseline; not for the agent-run pipeline)")
-	fs.IntVar(&c.Workers, "workers", 16, "WORKER_CONCURRENCY of the server (agent-run workers), also used by the pipeline baseline")
+	fs.IntVar(&c.Workers, "workers", 100, "WORKER_CONCURRENCY of the server (agent-run workers; the server's default), also used by the pipeline baseline")
 	fs.IntVar(&c.ServerPool, "server-pool", 0, "pool_max_conns of the server's database pool (0 keeps the server's default)")
 	fs.StringVar(&c.JSONPath, "json", "artifacts/bench.json", "JSON report path (empty: none)")
 	fs.StringVar(&c.MarkdownPath, "markdown", "internal/bench/RESULTS.md", "markdown summary path (empty: none)")

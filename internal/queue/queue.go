@@ -130,17 +130,26 @@ func (q *Queue) Depth(ctx context.Context) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-// EnqueueRun implements agent.Queue: the job is inserted in q's transaction.
-func (q *Queue) EnqueueRun(ctx context.Context, dbq db.Querier, runID int64) (int64, error) {
+// EnqueueRuns implements agent.Queue: the jobs are inserted in q's transaction, in one
+// statement.
+func (q *Queue) EnqueueRuns(ctx context.Context, dbq db.Querier, runIDs []int64) error {
+	return InsertRunJobs(ctx, q.client, dbq, runIDs, nil)
+}
+
+// InsertRunJobs inserts the jobs of runs with client, in dbq's transaction.
+func InsertRunJobs(ctx context.Context, client *river.Client[pgx.Tx], dbq db.Querier, runIDs []int64, opts *river.InsertOpts) error {
 	tx, ok := store.Tx(dbq)
 	if !ok {
-		return 0, errors.New("queue: EnqueueRun needs a transaction")
+		return errors.New("queue: inserting jobs needs a transaction")
 	}
-	res, err := q.client.InsertTx(ctx, tx, RunArgs{RunID: runID}, nil)
-	if err != nil {
-		return 0, store.Translate(err)
+	params := make([]river.InsertManyParams, len(runIDs))
+	for i, id := range runIDs {
+		params[i] = river.InsertManyParams{Args: RunArgs{RunID: id}, InsertOpts: opts}
 	}
-	return res.Job.ID, nil
+	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
+		return store.Translate(err)
+	}
+	return nil
 }
 
 // CancelJob implements agent.Queue: a waiting job is cancelled; a running one has its
