@@ -1,14 +1,22 @@
 package httpapi
 
 import (
+	"net/http"
+
+	"enterprise-automation/gen/db"
+
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
 )
 
 // Internals exposed to the external test package (benchmarks).
 var (
-	ToProblem         = toProblem
-	ToTask            = toTask
+	ToProblem = toProblem
+	ToTask    = toTask
+	// VisitTaskPage writes a page of tasks as ListTasks answers it.
+	VisitTaskPage = func(w http.ResponseWriter, items []db.Task) error {
+		return taskPageResponse{items: items, page: 1, pageSize: int32(len(items)), total: int64(len(items)) * 10, totalPages: 10}.VisitListTasksResponse(w)
+	}
 	ValidationError   = validationError
 	ValidationOptions = validationOptions
 )

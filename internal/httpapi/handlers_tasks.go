@@ -126,14 +126,8 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	items := make([]api.Task, len(res.Items))
-	for i, t := range res.Items {
-		if items[i], err = toTask(t); err != nil {
-			return nil, err
-		}
-	}
-	return api.ListTasks200JSONResponse{Items: items, Total: res.Total, Page: res.Page, PageSize: res.PageSize,
-		TotalPages: res.TotalPages, TotalIsEstimate: res.TotalIsEstimate}, nil
+	return taskPageResponse{items: res.Items, total: res.Total, page: res.Page, pageSize: res.PageSize,
+		totalPages: res.TotalPages, totalIsEstimate: res.TotalIsEstimate}, nil
 }
 
 // GetTask implements GET /api/v1/tasks/{task_id}.
@@ -146,11 +140,7 @@ func (s *Server) GetTask(ctx context.Context, req api.GetTaskRequestObject) (api
 	if etag.IfNoneMatch(req.Params.IfNoneMatch).Matches(t.Version) {
 		return api.GetTask304Response{Headers: api.GetTask304ResponseHeaders{ETag: tag}}, nil
 	}
-	out, err := toTask(t)
-	if err != nil {
-		return nil, err
-	}
-	return api.GetTask200JSONResponse{Body: out, Headers: api.GetTask200ResponseHeaders{ETag: tag}}, nil
+	return taskResponse{task: t, etag: *tag}, nil
 }
 
 // UpdateTask implements PATCH /api/v1/tasks/{task_id}.

@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"enterprise-automation/gen/api"
+	"enterprise-automation/gen/db"
+)
+
+// awkwardStrings escape differently in careless encoders.
+var awkwardStrings = []string{
+	"", "plain", `quote " and backslash \`, "tab\tnew\nline\rreturn", "\x00\x01\x1f\x7f",
+	"<script>&amp;</script>", "line\u2028separator\u2029", "émoji 🎉 中文", "bad \xff\xfe utf-8", "\xed\xa0\x80",
+	"trailing \\", "/slash/",
+}
+
+// TestTaskJSONMatchesTheGeneratedEncoding checks the hand-written task encoder against
+// encoding/json on the generated api.Task: the same object for awkward strings, nullable
+// fields set and unset, times in other zones with nanoseconds, and metadata as PostgreSQL
+// returns jsonb.
+func TestTaskJSONMatchesTheGeneratedEncoding(t *testing.T) {
+	paris := time.FixedZone("Paris", 3600)
+	due := time.Date(2026, 12, 1, 17, 0, 0, 123456789, paris)
+	id7, id0 := int64(7), int64(0)
+	tasks := []db.Task{
+		{ID: 1, Title: "t", Status: db.TaskStatusPending, Priority: db.TaskPriorityLow, Metadata: []byte(`{}`),
+			CreatedAt: time.Unix(0, 0).UTC(), UpdatedAt: time.Unix(1, 5).In(paris), Version: 1},
+		{ID: 1<<53 + 1, Title: "x", Status: db.TaskStatusCompleted, Priority: db.TaskPriorityUrgent, Tags: []string{"a", "b"},
+			AssigneeID: &id7, CreatedBy: &id0, DueAt: &due, CompletedAt: &due,
+			Metadata:  []byte(`{"a": 1, "list": [1, 2.5, "three", null, true], "nested": {"k": "v \" \\ \n"}, "unicode": "é\u2028"}`),
+			CreatedAt: due, UpdatedAt: due, Version: 1<<62 + 3},
+	}
+	for i, s := range awkwardStrings {
+		meta, err := json.Marshal(map[string]any{s: s, "n": i})
+		require.NoError(t, err)
+		tasks = append(tasks, db.Task{ID: int64(i), Title: s, Description: s, Tags: []string{s, s + "x"},
+			Status: db.TaskStatusInProgress, Priority: db.TaskPriorityMedium, Metadata: meta, CreatedAt: due, UpdatedAt: due})
+	}
+	for _, tk := range tasks {
+		got, err := appendTask(nil, tk)
+		require.NoError(t, err)
+		require.True(t, json.Valid(got), "%s", got)
+		gen, err := toTask(tk)
+		require.NoError(t, err)
+		want, err := json.Marshal(gen)
+		require.NoError(t, err)
+		require.JSONEq(t, string(want), string(got))
+
+		var back, wantBack api.Task
+		require.NoError(t, json.Unmarshal(got, &back), "the generated type reads it back")
+		require.NoError(t, json.Unmarshal(want, &wantBack))
+		require.Equal(t, wantBack, back)
+	}
+}
+
+// TestAppendStringEscapesLikeEncodingJSON compares the string encoder with encoding/json
+// byte for byte, on awkward strings and on random bytes.
+func TestAppendStringEscapesLikeEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	inputs := append([]string(nil), awkwardStrings...)
+	for range 20000 {
+		b := make([]byte, r.IntN(24))
+		for i := range b {
+			b[i] = byte(r.IntN(256))
+		}
+		inputs = append(inputs, string(b))
+	}
+	for _, s := range inputs {
+		want, err := json.Marshal(s)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(appendString(nil, s)), "%q", s)
+	}
+}
+
+// TestTaskPageJSON checks the page encoder: the fields of api.TaskPage, an empty page as
+// an empty list, and the headers.
+func TestTaskPageJSON(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for _, items := range [][]db.Task{nil, {
+		{ID: 1, Title: "a", Status: db.TaskStatusPending, Priority: db.TaskPriorityLow, Metadata: []byte(`{"k": [1]}`), CreatedAt: now, UpdatedAt: now},
+		{ID: 2, Title: "b", Status: db.TaskStatusFailed, Priority: db.TaskPriorityHigh, Metadata: []byte(`{}`), CreatedAt: now, UpdatedAt: now},
+	}} {
+		w := httptest.NewRecorder()
+		require.NoError(t, taskPageResponse{items: items, page: 2, pageSize: 20, total: 12345, totalPages: 618, totalIsEstimate: true}.VisitListTasksResponse(w))
+		require.Equal(t, 200, w.Code)
+		require.Equal(t, "application/json", w.Header().Get("Content-Type"))
+		want := api.TaskPage{Items: []api.Task{}, Page: 2, PageSize: 20, Total: 12345, TotalPages: 618, TotalIsEstimate: true}
+		for _, tk := range items {
+			gt, err := toTask(tk)
+			require.NoError(t, err)
+			want.Items = append(want.Items, gt)
+		}
+		wantJSON, err := json.Marshal(want)
+		require.NoError(t, err)
+		require.JSONEq(t, string(wantJSON), w.Body.String())
+	}
+
+	w := httptest.NewRecorder()
+	require.Error(t, taskResponse{task: db.Task{ID: 9, Metadata: []byte(`{"broken"`)}, etag: `"1"`}.VisitGetTaskResponse(w),
+		"unreadable stored metadata is an error, not a response")
+	require.Empty(t, w.Body.String())
+}
