@@ -250,9 +250,11 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
-	userCache := cache.NewEntity[db.User](shared.cache, "user", cfg.CacheTTL, m)
+	// Users (the principal of every request) and agents are few and hot: kept as they are.
+	// Tasks are many, read at random, and pointer-rich: kept as JSON (see KeepObjects).
+	userCache := cache.NewEntity[db.User](shared.cache, "user", cfg.CacheTTL, m).KeepObjects()
 	taskCache := cache.NewEntity[db.Task](shared.cache, "task", cfg.CacheTTL, m)
-	agentCache := cache.NewEntity[db.Agent](shared.cache, "agent", cfg.CacheTTL, m)
+	agentCache := cache.NewEntity[db.Agent](shared.cache, "agent", cfg.CacheTTL, m).KeepObjects()
 	s := store.New(pool)
 	authSvc, err := p.authService(cfg, s, userCache)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -275,45 +276,50 @@ type record struct {
 func TestEntityReadsThroughEveryBackend(t *testing.T) {
 	ctx := context.Background()
 	for name, c := range implementations(t) {
-		t.Run(name, func(t *testing.T) {
-			e := cache.NewEntity[record](c, "rec"+randomHex(3), time.Minute, nil)
-			var loads atomic.Int32
-			version := "v1"
-			load := func(_ context.Context, id int64) (record, error) {
-				loads.Add(1)
-				return record{ID: id, Name: version, Tags: []string{"a", "b"}}, nil
-			}
-			want := record{ID: 7, Name: "v1", Tags: []string{"a", "b"}}
-			for range 3 {
+		for _, keep := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/keep_objects=%v", name, keep), func(t *testing.T) {
+				e := cache.NewEntity[record](c, "rec"+randomHex(3), time.Minute, nil)
+				if keep {
+					e = e.KeepObjects()
+				}
+				var loads atomic.Int32
+				version := "v1"
+				load := func(_ context.Context, id int64) (record, error) {
+					loads.Add(1)
+					return record{ID: id, Name: version, Tags: []string{"a", "b"}}, nil
+				}
+				want := record{ID: 7, Name: "v1", Tags: []string{"a", "b"}}
+				for range 3 {
+					got, err := e.Get(ctx, 7, load)
+					require.NoError(t, err)
+					require.Equal(t, want, got)
+				}
+				require.Equal(t, int32(1), loads.Load(), "hits load nothing")
+
+				version = "v2"
+				e.Invalidate(ctx, 7)
 				got, err := e.Get(ctx, 7, load)
 				require.NoError(t, err)
-				require.Equal(t, want, got)
-			}
-			require.Equal(t, int32(1), loads.Load(), "hits load nothing")
+				require.Equal(t, "v2", got.Name, "an invalidated record is loaded again")
+				require.Equal(t, int32(2), loads.Load())
+				got, err = e.Get(ctx, 7, load)
+				require.NoError(t, err)
+				require.Equal(t, "v2", got.Name)
+				require.Equal(t, int32(3), loads.Load(), "within the invalidation guard nothing is cached")
 
-			version = "v2"
-			e.Invalidate(ctx, 7)
-			got, err := e.Get(ctx, 7, load)
-			require.NoError(t, err)
-			require.Equal(t, "v2", got.Name, "an invalidated record is loaded again")
-			require.Equal(t, int32(2), loads.Load())
-			got, err = e.Get(ctx, 7, load)
-			require.NoError(t, err)
-			require.Equal(t, "v2", got.Name)
-			require.Equal(t, int32(3), loads.Load(), "within the invalidation guard nothing is cached")
-
-			failing := func(context.Context, int64) (record, error) { return record{}, errors.New("boom") }
-			_, err = e.Get(ctx, 8, failing)
-			require.EqualError(t, err, "boom")
-			got, err = e.Get(ctx, 8, load)
-			require.NoError(t, err)
-			require.Equal(t, int64(8), got.ID, "a failed load caches nothing")
-		})
+				failing := func(context.Context, int64) (record, error) { return record{}, errors.New("boom") }
+				_, err = e.Get(ctx, 8, failing)
+				require.EqualError(t, err, "boom")
+				got, err = e.Get(ctx, 8, load)
+				require.NoError(t, err)
+				require.Equal(t, int64(8), got.ID, "a failed load caches nothing")
+			})
+		}
 	}
 
 	t.Run("memory keeps the record as it is", func(t *testing.T) {
 		m := cache.NewMemory(0, nil)
-		e := cache.NewEntity[record](m, "rec", time.Minute, nil)
+		e := cache.NewEntity[record](m, "rec", time.Minute, nil).KeepObjects()
 		_, err := e.Get(ctx, 1, func(context.Context, int64) (record, error) { return record{ID: 1, Name: "one"}, nil })
 		require.NoError(t, err)
 		obj, err := m.GetObject(ctx, "rec:1")
@@ -324,5 +330,12 @@ func TestEntityReadsThroughEveryBackend(t *testing.T) {
 		e.Invalidate(ctx, 1)
 		_, err = m.GetObject(ctx, "rec:1")
 		require.ErrorIs(t, err, cache.ErrMiss)
+
+		plain := cache.NewEntity[record](m, "plain", time.Minute, nil)
+		_, err = plain.Get(ctx, 2, func(context.Context, int64) (record, error) { return record{ID: 2}, nil })
+		require.NoError(t, err)
+		b, err := m.Get(ctx, "plain:2")
+		require.NoError(t, err)
+		require.JSONEq(t, `{"ID":2,"Name":"","Tags":null}`, string(b), "without KeepObjects the record is stored as JSON")
 	})
 }

@@ -13,11 +13,12 @@ import (
 // "<name>:<id>". A nil *Entity caches nothing, so services work with or without one.
 // Cache failures never fail a read: the loader answers instead.
 //
-// Over an in-process cache the record is kept as it is, neither encoded nor decoded; the
-// records returned then share their slices with the cache, and callers must not modify
-// them.
+// With KeepObjects, over an in-process cache, the record is kept as it is, neither
+// encoded nor decoded; the records returned then share their slices with the cache, and
+// callers must not modify them.
 type Entity[T any] struct {
 	c       Cache
+	objs    objectCache // c, when records are kept as they are
 	name    string
 	ttl     time.Duration
 	metrics *metrics.Metrics
@@ -31,6 +32,17 @@ func NewEntity[T any](c Cache, name string, ttl time.Duration, m *metrics.Metric
 	return &Entity[T]{c: c, name: name, ttl: ttl, metrics: m}
 }
 
+// KeepObjects keeps records as they are when the cache is in-process, so that reading
+// one costs no decoding. It suits small, hot records (the principal of every request):
+// a cache full of pointer-rich records is scanned by every garbage collection, which
+// costs more than decoding when memory is tight. It returns e.
+func (e *Entity[T]) KeepObjects() *Entity[T] {
+	if e != nil {
+		e.objs, _ = e.c.(objectCache)
+	}
+	return e
+}
+
 func (e *Entity[T]) key(id int64) string { return e.name + ":" + strconv.FormatInt(id, 10) }
 
 // Get returns the record with id from the cache, or loads it and fills the cache.
@@ -40,7 +52,7 @@ func (e *Entity[T]) Get(ctx context.Context, id int64, load func(context.Context
 		return load(ctx, id)
 	}
 	key := e.key(id)
-	objs, _ := e.c.(objectCache)
+	objs := e.objs
 	if objs != nil {
 		if o, err := objs.GetObject(ctx, key); err == nil {
 			if v, ok := o.(T); ok {
