@@ -95,13 +95,18 @@ func (b *batcher[In, Out]) send(ctx context.Context, batch []*batchCall[In, Out]
 	}
 }
 
-// byRun orders the runs a statement changed like its input; a run missing from the
-// statement's result (it had already ended) is nil.
-func byRun[In any](ins []In, id func(In) int64, runs map[int64]db.AgentRun) []*db.AgentRun {
-	out := make([]*db.AgentRun, len(ins))
-	for i, in := range ins {
-		if r, ok := runs[id(in)]; ok {
-			out[i] = &r
+// inOrder returns, for each of ids, the run with that id among rows, or nil when the
+// statement left it out (it had already ended).
+func inOrder[R any](ids []int64, rows []R, run func(R) db.AgentRun) []*db.AgentRun {
+	byID := make(map[int64]db.AgentRun, len(rows))
+	for _, r := range rows {
+		a := run(r)
+		byID[a.ID] = a
+	}
+	out := make([]*db.AgentRun, len(ids))
+	for i, id := range ids {
+		if a, ok := byID[id]; ok {
+			out[i] = &a
 		}
 	}
 	return out
@@ -113,8 +118,9 @@ type start struct {
 	attempt      int
 }
 
-// startRuns marks runs in progress and appends their run.status events.
-func startRuns(ctx context.Context, q db.Querier, starts []start) (map[int64]db.AgentRun, error) {
+// startRuns marks runs in progress and appends their run.status events; the result is
+// in starts' order (nil for a run that had ended).
+func startRuns(ctx context.Context, q db.Querier, starts []start) ([]*db.AgentRun, error) {
 	p := db.AgentRunStartParams{
 		Ids: make([]int64, len(starts)), Attempts: make([]int32, len(starts)), JobIds: make([]int64, len(starts)),
 	}
@@ -125,11 +131,7 @@ func startRuns(ctx context.Context, q db.Querier, starts []start) (map[int64]db.
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[int64]db.AgentRun, len(rows))
-	for _, r := range rows {
-		out[r.ID] = db.AgentRun(r)
-	}
-	return out, nil
+	return inOrder(p.Ids, rows, func(r db.AgentRunStartRow) db.AgentRun { return db.AgentRun(r) }), nil
 }
 
 // ending is how one run ends.
@@ -144,8 +146,9 @@ type ending struct {
 	delta        string // output text not yet sent as an event (empty: none)
 }
 
-// finishRuns ends runs that have not ended yet and appends their last events.
-func finishRuns(ctx context.Context, q db.Querier, es []ending) (map[int64]db.AgentRun, error) {
+// finishRuns ends runs that have not ended yet and appends their last events; the result
+// is in es' order (nil for a run that had ended).
+func finishRuns(ctx context.Context, q db.Querier, es []ending) ([]*db.AgentRun, error) {
 	n := len(es)
 	p := db.AgentRunFinishParams{
 		Ids: make([]int64, n), Statuses: make([]string, n), HasOutputs: make([]bool, n), Outputs: make([]string, n),
@@ -166,9 +169,5 @@ func finishRuns(ctx context.Context, q db.Querier, es []ending) (map[int64]db.Ag
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[int64]db.AgentRun, len(rows))
-	for _, r := range rows {
-		out[r.ID] = db.AgentRun(r)
-	}
-	return out, nil
+	return inOrder(p.Ids, rows, func(r db.AgentRunFinishRow) db.AgentRun { return db.AgentRun(r) }), nil
 }

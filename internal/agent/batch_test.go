@@ -32,13 +32,13 @@ func TestBatcherGroupsCallsThatArriveDuringAFlush(t *testing.T) {
 			mu.Lock()
 			batches = append(batches, append([]int64(nil), ids...))
 			mu.Unlock()
-			runs := map[int64]db.AgentRun{}
-			for _, id := range ids {
-				if id%10 != 0 { // every tenth run "had already ended"
-					runs[id] = db.AgentRun{ID: id, Input: "run"}
+			var rows []db.AgentRun
+			for i := len(ids) - 1; i >= 0; i-- { // in another order than asked
+				if id := ids[i]; id%10 != 0 { // every tenth run "had already ended"
+					rows = append(rows, db.AgentRun{ID: id, Input: "run"})
 				}
 			}
-			return byRun(ids, func(id int64) int64 { return id }, runs), nil
+			return inOrder(ids, rows, func(r db.AgentRun) db.AgentRun { return r }), nil
 		},
 	}
 

@@ -333,11 +333,10 @@ func finishCancelled(ctx context.Context, q db.Querier, r db.AgentRun) (db.Agent
 	if err != nil {
 		return db.AgentRun{}, err
 	}
-	out, ok := runs[r.ID]
-	if !ok {
+	if runs[0] == nil {
 		return db.AgentRun{}, apperr.E(apperr.NotFound, "agent run %d not found", r.ID)
 	}
-	return out, nil
+	return *runs[0], nil
 }
 
 // EventsAfter returns a run's events after seq, for a caller that may see the run.

@@ -59,12 +59,10 @@ func NewRunner(s store.Store, tasks *task.Service, client *llm.Client, opts Runn
 	r := &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, log: opts.Logger, metrics: opts.Metrics,
 		users: opts.Users, agents: opts.Agents}
 	r.starts = &batcher[start, *db.AgentRun]{flush: func(ctx context.Context, b []start) ([]*db.AgentRun, error) {
-		runs, err := startRuns(ctx, s, b)
-		return byRun(b, func(s start) int64 { return s.runID }, runs), err
+		return startRuns(ctx, s, b)
 	}}
 	r.ends = &batcher[ending, *db.AgentRun]{flush: func(ctx context.Context, b []ending) ([]*db.AgentRun, error) {
-		runs, err := finishRuns(ctx, s, b)
-		return byRun(b, func(e ending) int64 { return e.runID }, runs), err
+		return finishRuns(ctx, s, b)
 	}}
 	return r
 }
