@@ -24,6 +24,8 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 type recordingQueue struct {
 	mu      sync.Mutex
 	batches [][]int64
+	fail    error // returned by every EnqueueRuns when set
+	calls   int
 }
 
 func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []int64) error {
@@ -32,6 +34,10 @@ func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []in
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.calls++
+	if q.fail != nil {
+		return q.fail
+	}
 	q.batches = append(q.batches, slices.Clone(ids))
 	return nil
 }
@@ -95,6 +101,26 @@ func TestCreateRunsAloneWhenTheirBatchFails(t *testing.T) {
 		require.Equal(t, EventStatus, evs[0].Type)
 		require.JSONEq(t, fmt.Sprintf(`{"type":"run.status","run_id":%d,"status":"queued","attempt":0}`, r.ID), string(evs[0].Data))
 	}
+}
+
+// TestCreateRunsFailTogetherWhenTheDatabaseFails checks that a failure that is nobody's
+// data (here the queue's insert failing as an unavailable database would) fails the whole
+// batch at once, without trying each run again.
+func TestCreateRunsFailTogetherWhenTheDatabaseFails(t *testing.T) {
+	ctx := context.Background()
+	svc, s, q, actor, a := newTestService(t)
+	q.fail = apperr.E(apperr.Unavailable, "the database is unavailable")
+	rs := []newRun{
+		{agentID: a.ID, input: "one", model: "m", metadata: []byte(`{}`), createdBy: actor.UserID},
+		{agentID: a.ID, input: "two", model: "m", metadata: []byte(`{}`), createdBy: actor.UserID},
+		{agentID: a.ID, input: "three", model: "m", metadata: []byte(`{}`), createdBy: actor.UserID},
+	}
+	_, err := svc.createRuns(ctx, rs)
+	require.True(t, apperr.Is(err, apperr.Unavailable), "%v", err)
+	require.Equal(t, 1, q.calls, "the batch was tried once, not again run by run")
+	runs, err := s.AgentRunCount(ctx, db.AgentRunCountParams{AgentID: &a.ID})
+	require.NoError(t, err)
+	require.Zero(t, runs, "nothing of the failed transaction was kept")
 }
 
 // TestConcurrentCreatesShareTransactions creates runs from many goroutines: each caller

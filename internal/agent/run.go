@@ -137,9 +137,11 @@ type created struct {
 	err error
 }
 
-// createRuns creates a batch of runs in one transaction. One run's failure fails the
-// whole transaction, so then each run is tried again alone: the others are created, and
-// each failure reaches its own caller.
+// createRuns creates a batch of runs in one transaction. One run's bad data (a conflict,
+// a missing agent or task) fails the whole transaction, so then each run is tried again
+// alone: the others are created, and each failure reaches its own caller. Any other
+// failure (the database unavailable or too slow) is every caller's, and is not repeated
+// run by run.
 func (s *Service) createRuns(ctx context.Context, rs []newRun) ([]created, error) {
 	out := make([]created, len(rs))
 	runs, err := s.insertRuns(ctx, rs)
@@ -149,9 +151,8 @@ func (s *Service) createRuns(ctx context.Context, rs []newRun) ([]created, error
 		}
 		return out, nil
 	}
-	if len(rs) == 1 {
-		out[0].err = err
-		return out, nil
+	if len(rs) == 1 || !(apperr.Is(err, apperr.Invalid) || apperr.Is(err, apperr.Conflict) || apperr.Is(err, apperr.NotFound)) {
+		return nil, err
 	}
 	for i := range rs {
 		runs, err := s.insertRuns(ctx, rs[i:i+1])
