@@ -241,15 +241,28 @@ type services struct {
 	queue   *queue.Queue
 	metrics *metrics.Metrics
 	shared  *sharedState
+	// stopProfiles closes the profiling endpoints (PPROF_ADDR; a no-op without them).
+	stopProfiles func()
 }
 
-func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, workers int) (*services, error) {
+// close releases what services started: the profiling endpoints, the cache and limiter.
+func (s *services) close() {
+	s.stopProfiles()
+	s.shared.close()
+}
+
+func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, workers int) (_ *services, err error) {
 	m := metrics.New()
 	m.RegisterPool(pool)
 	shared, err := newSharedState(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			shared.close() // start-up failed: release the cache (a Redis client)
+		}
+	}()
 	// Users (the principal of every request) and agents are few and hot: kept as they are.
 	// Tasks are many, read at random, and pointer-rich: kept as JSON (see KeepObjects).
 	userCache := cache.NewEntity[db.User](shared.cache, "user", cfg.CacheTTL, m).KeepObjects()
@@ -276,9 +289,14 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		return nil, err
 	}
 	m.RegisterQueue(q.Depth, log)
+	stopProfiles, err := serveProfiles(cfg.PprofAddr, log)
+	if err != nil {
+		return nil, err
+	}
 	return &services{
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache), queue: q, metrics: m, shared: shared,
+		stopProfiles: stopProfiles,
 	}, nil
 }
 
@@ -324,14 +342,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	defer svc.shared.close()
-	if cfg.PprofAddr != "" {
-		stop, err := serveProfiles(cfg.PprofAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+	defer svc.close()
 	migrator, err := store.NewMigrator(pool)
 	if err != nil {
 		return err
@@ -455,14 +466,7 @@ func (p *Program) worker(ctx context.Context, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	defer svc.shared.close()
-	if cfg.PprofAddr != "" {
-		stop, err := serveProfiles(cfg.PprofAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-	}
+	defer svc.close()
 	if err := svc.queue.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}

@@ -402,6 +402,17 @@ func TestServeAnswersAndShutsDownGracefullyOnCancel(t *testing.T) {
 	require.Error(t, err, "the listener is closed after shutdown")
 }
 
+func TestServeWithPprofAddrInUseIsAnError(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	b.vars["DATABASE_URL"] = dbtest.URL(t)
+	b.vars["PPROF_ADDR"] = ln.Addr().String()
+	require.ErrorContains(t, b.run(t, "serve"), "PPROF_ADDR")
+}
+
 func TestServeProfilesOnlyOnPprofAddr(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -12,9 +12,13 @@ import (
 )
 
 // serveProfiles serves Go's profiling endpoints on addr (PPROF_ADDR), apart from the API
-// and its middleware, until the returned stop is called. CPU and allocation profiles of
-// the real server under load are how its performance work is guided.
+// and its middleware, until the returned stop is called; with no addr it serves nothing.
+// CPU and allocation profiles of the real server under load are how its performance work
+// is guided.
 func serveProfiles(addr string, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on PPROF_ADDR %s: %w", addr, err)

@@ -45,13 +45,20 @@ func NewMemory(maxEntries int, now func() time.Time) *Memory {
 
 // Get implements Cache.
 func (m *Memory) Get(_ context.Context, key string) ([]byte, error) {
+	if e := m.live(key); e.val != nil {
+		return e.val, nil
+	}
+	return nil, ErrMiss
+}
+
+// live returns key's entry if it has not expired (the zero entry otherwise).
+func (m *Memory) live(key string) memEntry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.values[key]
-	if !ok || e.val == nil || !m.now().Before(e.exp) {
-		return nil, ErrMiss
+	if e, ok := m.values[key]; ok && m.now().Before(e.exp) {
+		return e
 	}
-	return e.val, nil
+	return memEntry{}
 }
 
 // Fill implements Cache.
@@ -65,13 +72,10 @@ func (m *Memory) Fill(_ context.Context, key string, val []byte, ttl time.Durati
 
 // GetObject implements objectCache: the value stored with FillObject, or ErrMiss.
 func (m *Memory) GetObject(_ context.Context, key string) (any, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e, ok := m.values[key]
-	if !ok || e.obj == nil || !m.now().Before(e.exp) {
-		return nil, ErrMiss
+	if e := m.live(key); e.obj != nil {
+		return e.obj, nil
 	}
-	return e.obj, nil
+	return nil, ErrMiss
 }
 
 // FillObject implements objectCache: Fill with a value kept as it is, never encoded (Get
