@@ -84,8 +84,10 @@ type RunParams struct {
 }
 
 // CreateRun queues a run of an active agent. The run row, its first event and its job are
-// written in one transaction, shared with the runs created at the same time. NotFound for an unknown agent; Conflict for an inactive one; Invalid when
-// the task is not visible to actor or the metadata is too large.
+// written in one transaction, shared with the runs created at the same time; the write
+// completes even if ctx is cancelled meanwhile. NotFound for an unknown agent; Conflict
+// for an inactive one; Invalid when the task is not visible to actor or the metadata is
+// too large.
 func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID int64, p RunParams) (db.AgentRun, error) {
 	a, err := s.Get(ctx, agentID)
 	if err != nil {
