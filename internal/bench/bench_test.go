@@ -54,7 +54,7 @@ func TestTinyRunProducesWellFormedReport(t *testing.T) {
 	err := bench.Run(ctx, []string{
 		"-server", bin, "-users", "50", "-tasks", "3000", "-concurrency", "4", "-workers", "4",
 		"-duration", "700ms", "-warmup", "100ms", "-pg-fast",
-		"-json", jsonPath, "-markdown", mdPath,
+		"-json", jsonPath, "-markdown", mdPath, "-profile", filepath.Join(out, "profiles"),
 	}, &stdout, &stderr)
 	require.NoError(t, err, "stderr:\n%s", stderr.String())
 
@@ -75,6 +75,13 @@ func TestTinyRunProducesWellFormedReport(t *testing.T) {
 	require.NotEmpty(t, rep.Machine.GoVersion)
 	require.Positive(t, rep.ServerPeakRSSMB)
 	require.Empty(t, rep.ServerLog, "the server logged warnings or errors: %v", rep.ServerLogSamples)
+
+	for _, s := range rep.Scenarios {
+		prof, err := os.ReadFile(filepath.Join(out, "profiles", s.Name+".cpu.pprof"))
+		require.NoError(t, err, "a CPU profile of the server for each scenario")
+		require.Greater(t, len(prof), 2)
+		require.Equal(t, []byte{0x1f, 0x8b}, prof[:2], "%s: a pprof profile is gzip-compressed", s.Name)
+	}
 
 	var names []string
 	for _, s := range rep.Scenarios {
@@ -134,6 +141,8 @@ func TestFlags(t *testing.T) {
 	require.Equal(t, 1000000, cfg.Tasks)
 	require.Equal(t, 32, cfg.Concurrency)
 	require.Equal(t, 10*time.Second, cfg.Duration)
+	require.Equal(t, 100, cfg.Workers, "the server's default WORKER_CONCURRENCY")
+	require.Empty(t, cfg.ProfileDir)
 	require.Equal(t, "artifacts/bench.json", cfg.JSONPath)
 	require.Equal(t, "internal/bench/RESULTS.md", cfg.MarkdownPath)
 
