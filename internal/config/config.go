@@ -72,6 +72,23 @@ type Config struct {
 	// PprofAddr, when set, serves Go's profiling endpoints (/debug/pprof/) on this
 	// address, apart from the API: for operators, never to be exposed publicly.
 	PprofAddr string `env:"PPROF_ADDR"`
+	// PprofAllowPublic lets PPROF_ADDR name a non-loopback address; refused otherwise.
+	PprofAllowPublic bool `env:"PPROF_ALLOW_PUBLIC" envDefault:"false"`
+	// MetricsAddr, when set, serves /metrics on this address instead of the API's.
+	MetricsAddr string `env:"METRICS_ADDR"`
+
+	// SessionMaxDays bounds a login session (its refresh-token family) from the login,
+	// however often it is refreshed.
+	SessionMaxDays int `env:"SESSION_MAX_DAYS" envDefault:"30"`
+	// SSEMaxStreamsPerUser bounds a user's concurrent run event streams (429 beyond).
+	SSEMaxStreamsPerUser int `env:"SSE_MAX_STREAMS_PER_USER" envDefault:"20"`
+	// AgentMaxToolCalls bounds the tool calls of one run (then it ends incomplete).
+	AgentMaxToolCalls int `env:"AGENT_MAX_TOOL_CALLS" envDefault:"32"`
+	// AgentMaxToolCallsPerTurn bounds the tool calls the model may ask for in one turn.
+	AgentMaxToolCallsPerTurn int `env:"AGENT_MAX_TOOL_CALLS_PER_TURN" envDefault:"16"`
+	// AgentActiveRunsPerUser bounds a user's runs that are queued, in progress or
+	// waiting at once (429 quota-exceeded beyond).
+	AgentActiveRunsPerUser int `env:"AGENT_ACTIVE_RUNS_PER_USER" envDefault:"50"`
 }
 
 // AccessTokenTTL is the lifetime of access tokens.
@@ -273,6 +290,29 @@ func (c Config) validate() error {
 			return bad("PPROF_ADDR", c.PprofAddr, "want host:port, such as 127.0.0.1:6060")
 		}
 	}
+	if c.PprofAddr != "" && !c.PprofAllowPublic && !IsLoopbackAddr(c.PprofAddr) {
+		return bad("PPROF_ADDR", c.PprofAddr, "want a loopback address such as 127.0.0.1:6060 (or set PPROF_ALLOW_PUBLIC=true)")
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil || port == "" {
+			return bad("METRICS_ADDR", c.MetricsAddr, "want host:port, such as 127.0.0.1:9090")
+		}
+	}
+	if c.SessionMaxDays < 1 {
+		return bad("SESSION_MAX_DAYS", c.SessionMaxDays, "want at least 1")
+	}
+	if c.SSEMaxStreamsPerUser < 1 {
+		return bad("SSE_MAX_STREAMS_PER_USER", c.SSEMaxStreamsPerUser, "want at least 1")
+	}
+	if c.AgentMaxToolCalls < 1 || c.AgentMaxToolCalls > 1000 {
+		return bad("AGENT_MAX_TOOL_CALLS", c.AgentMaxToolCalls, "want 1..1000")
+	}
+	if c.AgentMaxToolCallsPerTurn < 1 || c.AgentMaxToolCallsPerTurn > 1000 {
+		return bad("AGENT_MAX_TOOL_CALLS_PER_TURN", c.AgentMaxToolCallsPerTurn, "want 1..1000")
+	}
+	if c.AgentActiveRunsPerUser < 1 {
+		return bad("AGENT_ACTIVE_RUNS_PER_USER", c.AgentActiveRunsPerUser, "want at least 1")
+	}
 	if c.WorkerConcurrency < 0 {
 		return bad("WORKER_CONCURRENCY", c.WorkerConcurrency, "want 0 (no workers) or more")
 	}
@@ -303,6 +343,25 @@ func (c Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// IsLoopbackAddr reports whether a host:port listen address binds only loopback
+// ("localhost", 127.0.0.0/8 or ::1); an empty host binds every interface.
+func IsLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SessionMaxAge is the absolute lifetime of a login session.
+func (c Config) SessionMaxAge() time.Duration {
+	return time.Duration(c.SessionMaxDays) * 24 * time.Hour
 }
 
 // NormalizeDatabaseURL accepts the seed's SQLAlchemy URLs (postgresql+asyncpg://…) and
