@@ -144,7 +144,7 @@ echo
 
 # ---- oasdiff ---------------------------------------------------------------------------
 set +e
-(cd "$module_root" && go tool oasdiff breaking "$base_file" "$new_file" --fail-on ERR --format text --color never)
+(cd "$module_root" && go tool -modfile=tools/go.mod oasdiff breaking "$base_file" "$new_file" --fail-on ERR --format text --color never)
 rc=$?
 set -e
 echo

@@ -91,6 +91,9 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		fmt.Fprint(p.Stdout, usage)
 		return nil
 	}
+	if len(rest) > 0 && (rest[0] == "-h" || rest[0] == "-help" || rest[0] == "--help") {
+		return p.commandHelp(cmd)
+	}
 	getenv := p.Getenv
 	if cmd == "dev" {
 		// dev always runs in debug mode, which also makes SECRET_KEY optional.
@@ -120,6 +123,23 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		fmt.Fprint(p.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// commandHelp prints one command's usage to stdout; asking for help is not an error,
+// and needs no configuration.
+func (p *Program) commandHelp(cmd string) error {
+	switch cmd {
+	case "dev":
+		fs, _ := devFlags(p.Stdout)
+		fmt.Fprintln(p.Stdout, "Usage: automation dev [-data DIR]")
+		fmt.Fprintln(p.Stdout, "\nStarts a private PostgreSQL under DIR/postgres (unless DATABASE_URL is set), migrates,\nseeds the first administrator and serves with DEBUG=true.")
+		fs.PrintDefaults()
+	case "migrate":
+		fmt.Fprintln(p.Stdout, "Usage: automation migrate up|down|status")
+	default:
+		fmt.Fprint(p.Stdout, usage)
+	}
+	return nil
 }
 
 func (p *Program) logger(cfg config.Config) *slog.Logger {

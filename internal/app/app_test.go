@@ -177,6 +177,27 @@ func TestHelpPrintsUsage(t *testing.T) {
 	}
 }
 
+func TestCommandHelpNeedsNoConfigurationAndSucceeds(t *testing.T) {
+	t.Parallel()
+	tests := map[string]string{
+		"dev -h":       "Usage: automation dev [-data DIR]",
+		"dev --help":   "-data",
+		"serve -h":     "Usage: automation <command>",
+		"worker -help": "Usage: automation <command>",
+		"migrate -h":   "Usage: automation migrate up|down|status",
+	}
+	for args, want := range tests {
+		t.Run(args, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.vars = map[string]string{} // no SECRET_KEY, no DATABASE_URL
+			require.NoError(t, b.run(t, strings.Fields(args)...))
+			require.Contains(t, b.stdout.String(), want)
+			require.Empty(t, b.stderr.String())
+		})
+	}
+}
+
 func TestNoCommandIsAnErrorWithUsage(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

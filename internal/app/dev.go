@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,13 +22,19 @@ import (
 
 const devDatabase = "automation"
 
+// devFlags defines the dev command's flags, printing errors to out.
+func devFlags(out io.Writer) (fs *flag.FlagSet, dataDir *string) {
+	fs = flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(out)
+	dataDir = fs.String("data", ".data", "folder for the private database and dev secrets")
+	return fs, dataDir
+}
+
 // dev runs the whole product on one machine with nothing but PostgreSQL's server
 // binaries: a private cluster under <data>/postgres (unless DATABASE_URL is set),
 // migrations, the first administrator, and the server in debug mode.
 func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	fs.SetOutput(p.Stderr)
-	dataDir := fs.String("data", ".data", "folder for the private database and dev secrets")
+	fs, dataDir := devFlags(p.Stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -93,10 +93,10 @@ var warmOnce sync.Once
 func warmOasdiff(t *testing.T, root string) {
 	t.Helper()
 	warmOnce.Do(func() {
-		cmd := exec.Command("go", "tool", "oasdiff", "--version")
+		cmd := exec.Command("go", "tool", "-modfile=tools/go.mod", "oasdiff", "--version")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("go tool oasdiff --version: %v\n%s", err, out)
+			t.Logf("go tool -modfile=tools/go.mod oasdiff --version: %v\n%s", err, out)
 		}
 	})
 }
