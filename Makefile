@@ -56,10 +56,11 @@ check-generate: generate ## Fail if gen/ is not what `make generate` produces
 	@test -z "$$(git status --porcelain -- gen/)" || { git status --porcelain -- gen/; echo "gen/ has untracked generated files"; exit 1; }
 
 .PHONY: contract-check
-contract-check: ## Contract checks: spec validation, Spectral lint, generated-code drift, breaking changes vs CONTRACT_BASE
+contract-check: ## Contract checks: spec validation, Spectral and Redocly lint, generated-code drift, breaking changes vs CONTRACT_BASE
 	npm ci --prefix .ci/contract --no-audit --no-fund
 	$(GO) test -count=1 ./internal/contract
 	.ci/contract/node_modules/.bin/spectral lint --ruleset .ci/contract/.spectral.yaml --fail-severity error openapi.yaml
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true .ci/contract/node_modules/.bin/redocly lint --config .ci/contract/redocly.yaml --format stylish openapi.yaml
 	$(MAKE) check-generate
 	bash .ci/contract/breaking.sh
 
