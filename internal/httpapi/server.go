@@ -57,6 +57,9 @@ type Options struct {
 	// TrustedProxies may name the client in X-Forwarded-For; without any, the client
 	// is the connection's peer (a client cannot choose its own rate-limit key).
 	TrustedProxies []*net.IPNet
+	// MetricsElsewhere says /metrics is served on a listener of its own (METRICS_ADDR):
+	// the API then answers 404 there.
+	MetricsElsewhere bool
 }
 
 // Server is the HTTP face of the API.
@@ -80,6 +83,8 @@ type Server struct {
 	stopOnce  sync.Once
 	specYAML  []byte
 	specJSON  map[string]any
+	// metricsElsewhere: /metrics has a listener of its own and is not served here.
+	metricsElsewhere bool
 }
 
 // LoadContract parses the embedded openapi.yaml. It fails only if the embedded contract
@@ -128,6 +133,7 @@ func New(opts Options) (*Server, error) {
 		specYAML:  api.SpecYAML,
 		specJSON:  specMap,
 	}
+	s.metricsElsewhere = opts.MetricsElsewhere
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
