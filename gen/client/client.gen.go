@@ -1769,7 +1769,9 @@ type ClientInterface interface {
 	//
 	// Metrics in the Prometheus text exposition format: HTTP requests by route template
 	// and status with latency histograms, database pool statistics, queue depth and job
-	// outcomes, LLM tokens and latency, cache and rate-limit counters.
+	// outcomes, LLM tokens and latency, cache and rate-limit counters. When the server
+	// serves its metrics on a private address of their own (`METRICS_ADDR`), this path
+	// answers 404 on the API's address.
 	//
 	// Corresponds with GET /metrics (the `GetMetrics` operationId).
 	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2637,7 +2639,9 @@ func (c *Client) ReplaceUser(ctx context.Context, userId UserID, params *Replace
 //
 // Metrics in the Prometheus text exposition format: HTTP requests by route template
 // and status with latency histograms, database pool statistics, queue depth and job
-// outcomes, LLM tokens and latency, cache and rate-limit counters.
+// outcomes, LLM tokens and latency, cache and rate-limit counters. When the server
+// serves its metrics on a private address of their own (`METRICS_ADDR`), this path
+// answers 404 on the API's address.
 //
 // Corresponds with GET /metrics (the `GetMetrics` operationId).
 func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4958,7 +4962,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Metrics in the Prometheus text exposition format: HTTP requests by route template
 	// and status with latency histograms, database pool statistics, queue depth and job
-	// outcomes, LLM tokens and latency, cache and rate-limit counters.
+	// outcomes, LLM tokens and latency, cache and rate-limit counters. When the server
+	// serves its metrics on a private address of their own (`METRICS_ADDR`), this path
+	// answers 404 on the API's address.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8447,8 +8453,15 @@ func (r ReplaceUserResponse) ContentType() string {
 type GetMetricsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetMetricsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
 }
 
 // GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -9210,7 +9223,9 @@ func (c *ClientWithResponses) ReplaceUserWithResponse(ctx context.Context, userI
 //
 // Metrics in the Prometheus text exposition format: HTTP requests by route template
 // and status with latency histograms, database pool statistics, queue depth and job
-// outcomes, LLM tokens and latency, cache and rate-limit counters.
+// outcomes, LLM tokens and latency, cache and rate-limit counters. When the server
+// serves its metrics on a private address of their own (`METRICS_ADDR`), this path
+// answers 404 on the API's address.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -12901,6 +12916,13 @@ func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
 	}
 
 	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {

@@ -35,7 +35,7 @@ import (
 )
 
 // Version is the service version reported by GET /.
-const Version = "1.1.0"
+const Version = "1.2.0"
 
 const usage = `Enterprise Automation API
 
@@ -263,11 +263,15 @@ type services struct {
 	shared  *sharedState
 	// stopProfiles closes the profiling endpoints (PPROF_ADDR; a no-op without them).
 	stopProfiles func()
+	// stopMetrics closes the metrics listener (METRICS_ADDR; a no-op without it).
+	stopMetrics func()
 }
 
-// close releases what services started: the profiling endpoints, the cache and limiter.
+// close releases what services started: the profiling and metrics endpoints, the cache
+// and limiter.
 func (s *services) close() {
 	s.stopProfiles()
+	s.stopMetrics()
 	s.shared.close()
 }
 
@@ -313,10 +317,15 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
+	stopMetrics, err := serveMetrics(cfg.MetricsAddr, m, log)
+	if err != nil {
+		stopProfiles()
+		return nil, err
+	}
 	return &services{
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache), queue: q, metrics: m, shared: shared,
-		stopProfiles: stopProfiles,
+		stopProfiles: stopProfiles, stopMetrics: stopMetrics,
 	}, nil
 }
 
@@ -394,6 +403,8 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		RunEvents:   notifier,
 		Idempotency: idem,
 		Metrics:     svc.metrics,
+		// With METRICS_ADDR the metrics live on their own listener only.
+		MetricsElsewhere: cfg.MetricsAddr != "",
 		RateLimits: httpapi.RateLimits{
 			Limiter: svc.shared.limiter, PerMinute: cfg.RateLimitPerMinute, LoginPerMinute: cfg.LoginRateLimitPerMinute,
 		},

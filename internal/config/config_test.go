@@ -340,3 +340,57 @@ func TestLoadFailsWhenDotEnvCannotBeRead(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), dir)
 }
+
+// TestFinding13_PprofAddrMustBeLoopbackUnlessAllowedPublic: the profiling endpoints show
+// the process's memory and command line, so PPROF_ADDR binds loopback only, unless
+// PPROF_ALLOW_PUBLIC=true says otherwise on purpose.
+func TestFinding13_PprofAddrMustBeLoopbackUnlessAllowedPublic(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"127.0.0.1:6060", "127.1.2.3:6060", "localhost:6060", "[::1]:6060", "127.0.0.1:0"} {
+		cfg, err := load(map[string]string{"SECRET_KEY": secret, "PPROF_ADDR": addr})
+		require.NoError(t, err, addr)
+		require.Equal(t, addr, cfg.PprofAddr)
+		require.False(t, cfg.PprofAllowPublic)
+	}
+	for _, addr := range []string{":6060", "0.0.0.0:6060", "[::]:6060", "10.0.0.5:6060", "192.168.1.10:6060",
+		"example.com:6060", "localhost.example.com:6060", "[::ffff:10.0.0.1]:6060"} {
+		_, err := load(map[string]string{"SECRET_KEY": secret, "PPROF_ADDR": addr})
+		requireOneLineNaming(t, err, "PPROF_ADDR")
+		require.Contains(t, err.Error(), "PPROF_ALLOW_PUBLIC", "the error says how to allow it: %s", addr)
+
+		cfg, err := load(map[string]string{"SECRET_KEY": secret, "PPROF_ADDR": addr, "PPROF_ALLOW_PUBLIC": "true"})
+		require.NoError(t, err, "%s with PPROF_ALLOW_PUBLIC=true", addr)
+		require.Equal(t, addr, cfg.PprofAddr)
+		require.True(t, cfg.PprofAllowPublic)
+	}
+	// Not even DEBUG (the dev command) lifts the rule.
+	_, err := load(map[string]string{"DEBUG": "true", "PPROF_ADDR": "0.0.0.0:6060"})
+	requireOneLineNaming(t, err, "PPROF_ADDR")
+	// A malformed address is still reported as malformed, allowed public or not.
+	_, err = load(map[string]string{"SECRET_KEY": secret, "PPROF_ADDR": "6060", "PPROF_ALLOW_PUBLIC": "true"})
+	requireOneLineNaming(t, err, "PPROF_ADDR")
+	_, err = load(map[string]string{"SECRET_KEY": secret, "PPROF_ALLOW_PUBLIC": "maybe"})
+	requireOneLineNaming(t, err, "PPROF_ALLOW_PUBLIC")
+}
+
+func TestFinding13_IsLoopbackAddr(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"127.0.0.1:6060":        true,
+		"127.255.255.254:1":     true,
+		"localhost:6060":        true,
+		"[::1]:6060":            true,
+		":6060":                 false, // every interface
+		"0.0.0.0:6060":          false,
+		"[::]:6060":             false,
+		"10.1.2.3:6060":         false,
+		"[fe80::1]:6060":        false,
+		"localhost.evil.:6060":  false,
+		"my-host:6060":          false,
+		"127.0.0.1":             false, // no port: not a listen address
+		"":                      false,
+		"[::ffff:8.8.8.8]:6060": false,
+	} {
+		require.Equal(t, want, config.IsLoopbackAddr(addr), addr)
+	}
+}

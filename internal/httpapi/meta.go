@@ -141,8 +141,12 @@ func (s *Server) registerDocsAssets() {
 	})
 }
 
-// GetMetrics implements GET /metrics in the Prometheus text format.
+// GetMetrics implements GET /metrics in the Prometheus text format; 404 when the metrics
+// have a listener of their own (METRICS_ADDR).
 func (s *Server) GetMetrics(context.Context, api.GetMetricsRequestObject) (api.GetMetricsResponseObject, error) {
+	if s.metricsElsewhere {
+		return nil, apperr.E(apperr.NotFound, "metrics are not served on this port")
+	}
 	if s.metrics == nil {
 		return api.GetMetrics200TextResponse(""), nil
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -85,16 +86,46 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// statusClientClosedRequest is logged and counted for a request whose client hung up
+// before the answer was written (nginx's 499; no response is sent).
+const statusClientClosedRequest = 499
+
+// securityHeaders sets the headers every response carries: nosniff, so browsers trust
+// only the declared content type, and on /api/v1, whose answers carry personal data and
+// credentials, Cache-Control: no-store (RFC 6749 §5.1 requires it of token responses).
+// ETags and If-None-Match keep working: no-store only keeps shared and browser caches
+// from storing the answer.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		if p := c.Request().URL.Path; p == "/api/v1" || strings.HasPrefix(p, "/api/v1/") {
+			h.Set("Cache-Control", "no-store")
+			if strings.HasPrefix(p, "/api/v1/auth/") {
+				h.Set("Pragma", "no-cache") // for HTTP/1.0 caches, as RFC 6749 asks
+			}
+		}
+		return next(c)
+	}
+}
+
 // accessLog writes one line per request. It logs the path without the query string and
 // never any header, so tokens and secrets stay out of logs.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		err := next(c)
-		if err != nil {
+		req, res := c.Request(), c.Response()
+		// A client that hung up before its answer was written (every load test ends so)
+		// is no server failure and is left nothing to read: it is logged and counted as
+		// 499, the status nginx gives a closed request, whatever error the handler met.
+		clientGone := !res.Committed && errors.Is(req.Context().Err(), context.Canceled)
+		switch {
+		case clientGone:
+			res.Status = statusClientClosedRequest
+		case err != nil:
 			c.Error(err)
 		}
-		req, res := c.Request(), c.Response()
 		elapsed := time.Since(start)
 		level := slog.LevelInfo
 		if res.Status >= 500 {
@@ -113,6 +144,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			if p, ok := auth.PrincipalFrom(req.Context()); ok {
 				attrs = append(attrs, slog.Int64("user_id", p.UserID))
+			}
+			if clientGone && err != nil {
+				attrs = append(attrs, slog.String("error", err.Error()))
 			}
 			s.log.LogAttrs(req.Context(), level, "request", attrs...)
 		}

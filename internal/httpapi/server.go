@@ -57,6 +57,9 @@ type Options struct {
 	// TrustedProxies may name the client in X-Forwarded-For; without any, the client
 	// is the connection's peer (a client cannot choose its own rate-limit key).
 	TrustedProxies []*net.IPNet
+	// MetricsElsewhere says /metrics is served on a listener of its own (METRICS_ADDR):
+	// the API then answers 404 there.
+	MetricsElsewhere bool
 }
 
 // Server is the HTTP face of the API.
@@ -80,6 +83,8 @@ type Server struct {
 	stopOnce  sync.Once
 	specYAML  []byte
 	specJSON  map[string]any
+	// metricsElsewhere: /metrics has a listener of its own and is not served here.
+	metricsElsewhere bool
 }
 
 // LoadContract parses the embedded openapi.yaml. It fails only if the embedded contract
@@ -128,6 +133,7 @@ func New(opts Options) (*Server, error) {
 		specYAML:  api.SpecYAML,
 		specJSON:  specMap,
 	}
+	s.metricsElsewhere = opts.MetricsElsewhere
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -142,8 +148,8 @@ func New(opts Options) (*Server, error) {
 		}
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
-	e.Pre(middleware.RemoveTrailingSlash())
-	e.Use(withRequestID, s.accessLog, s.recoverPanics, s.rejectOptions)
+	e.Pre(middleware.RemoveTrailingSlash(), securityHeaders)
+	e.Use(withRequestID, s.accessLog, s.recoverPanics, s.rejectOptions, s.rejectUnknownMethods)
 	if len(opts.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins: opts.CORSOrigins,
@@ -178,18 +184,39 @@ func (s *Server) rejectOptions(next echo.HandlerFunc) echo.HandlerFunc {
 			(s.cors && req.Header.Get("Origin") != "" && req.Header.Get("Access-Control-Request-Method") != "") {
 			return next(c)
 		}
-		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-			if _, ok := s.ops[routeKey(m, c.Path())]; ok {
-				allow = append(allow, m)
-			}
-		}
+		allow := s.allowedMethods(c.Path())
 		if len(allow) == 0 {
 			return echo.ErrNotFound
 		}
 		c.Response().Header().Set(echo.HeaderAllow, strings.Join(allow, ", "))
 		return echo.ErrMethodNotAllowed
 	}
+}
+
+// rejectUnknownMethods answers 405 to any method the API never serves (invented ones,
+// CONNECT, TRACE), on any path, with the Allow header of the path (empty when the path
+// is unknown).
+func (s *Server) rejectUnknownMethods(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		switch c.Request().Method {
+		case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+			http.MethodDelete, http.MethodOptions:
+			return next(c)
+		}
+		c.Response().Header().Set(echo.HeaderAllow, strings.Join(s.allowedMethods(c.Path()), ", "))
+		return echo.ErrMethodNotAllowed
+	}
+}
+
+// allowedMethods lists the methods the contract declares for an Echo path template.
+func (s *Server) allowedMethods(path string) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if _, ok := s.ops[routeKey(m, path)]; ok {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 // ServeHTTP implements http.Handler.

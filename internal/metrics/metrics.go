@@ -7,12 +7,14 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -80,13 +82,26 @@ func New() *Metrics {
 // Registry exposes the registry, for tests and for registering extra collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// ObserveRequest records one HTTP request.
+// ObserveRequest records one HTTP request. route must come from a bounded set (the
+// contract's route templates); the method is bounded here, since any client can send any.
 func (m *Metrics) ObserveRequest(method, route string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
+	method = MethodLabel(method)
 	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
 	m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
+}
+
+// MethodLabel returns method when it is one of HTTP's standard methods and "OTHER"
+// otherwise, so invented methods cannot add label values.
+func MethodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // JobOutcome records how one execution of an agent run job ended.
@@ -157,6 +172,12 @@ func (m *Metrics) RegisterQueue(depth QueueDepth, log *slog.Logger) {
 		return
 	}
 	m.reg.MustRegister(&queueCollector{depth: depth, log: log})
+}
+
+// Handler serves every metric in the Prometheus exposition format, for a listener of its
+// own (METRICS_ADDR).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
 // Text renders every metric in the Prometheus text exposition format.

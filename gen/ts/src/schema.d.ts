@@ -137,7 +137,9 @@ export interface paths {
          * Prometheus metrics
          * @description Metrics in the Prometheus text exposition format: HTTP requests by route template
          *     and status with latency histograms, database pool statistics, queue depth and job
-         *     outcomes, LLM tokens and latency, cache and rate-limit counters.
+         *     outcomes, LLM tokens and latency, cache and rate-limit counters. When the server
+         *     serves its metrics on a private address of their own (`METRICS_ADDR`), this path
+         *     answers 404 on the API's address.
          */
         get: operations["getMetrics"];
         put?: never;
@@ -1846,6 +1848,7 @@ export interface operations {
                     "text/plain": string;
                 };
             };
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
         };
     };
