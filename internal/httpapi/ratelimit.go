@@ -150,15 +150,18 @@ func (s *Server) passwordGuard(next echo.HandlerFunc) echo.HandlerFunc {
 		budget := limitCheck{"login-account:" + account,
 			cache.Limit{Name: "login-account", Quota: s.limits.LoginPerMinute, Window: time.Minute}}
 		suspect := "login-suspect:" + account + ":" + clientKey(c)
-		if s.isSuspect(ctx, suspect) {
+		spent := s.isSuspect(ctx, suspect)
+		if spent {
 			if err := s.checkLimits(c, budget); err != nil {
 				return err
 			}
 		}
 		err := next(c)
 		if err != nil && failed(err) {
-			if _, lerr := s.limits.Limiter.Allow(ctx, budget.key, budget.limit); lerr != nil {
-				s.log.WarnContext(ctx, "rate limiter failed; failed password not counted", "error", lerr)
+			if !spent {
+				if _, lerr := s.limits.Limiter.Allow(ctx, budget.key, budget.limit); lerr != nil {
+					s.log.WarnContext(ctx, "rate limiter failed; failed password not counted", "error", lerr)
+				}
 			}
 			s.markSuspect(ctx, suspect)
 		}
