@@ -168,8 +168,9 @@ type UpdateParams struct {
 // Update changes a user. Non-admins may change only themselves, only name, email and
 // password (the last two need the current password: ErrWrongCurrentPassword when it is
 // wrong), and get Forbidden for is_admin or is_active. A new password or a deactivation
-// ends every session of the user. Nobody can demote or deactivate themselves (Conflict). PreconditionFailed
-// when ifMatch does not match; NotFound, Conflict (email taken) as usual.
+// ends every session of the user. Nobody can demote or deactivate themselves
+// (Conflict). PreconditionFailed when ifMatch does not match; NotFound, Conflict (email
+// taken) as usual.
 func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (db.User, error) {
 	if !actor.IsAdmin {
 		if actor.UserID != id {
