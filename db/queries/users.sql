@@ -30,14 +30,15 @@ WHERE (sqlc.narg(q)::text IS NULL OR name ILIKE '%' || sqlc.narg(q) || '%' OR em
   AND (sqlc.narg(is_admin)::boolean IS NULL OR is_admin = sqlc.narg(is_admin));
 
 -- name: UserUpdate :one
--- UserUpdate changes the given fields of a user whose version still matches; no row means
--- the user is gone or changed meanwhile.
+-- UserUpdate changes the given fields of a user whose version still matches (end_sessions
+-- bumps its token generation); no row means the user is gone or changed meanwhile.
 UPDATE users SET
     name          = coalesce(sqlc.narg(name), name),
     email         = coalesce(sqlc.narg(email), email),
     password_hash = coalesce(sqlc.narg(password_hash), password_hash),
     is_admin      = coalesce(sqlc.narg(is_admin), is_admin),
     is_active     = coalesce(sqlc.narg(is_active), is_active),
+    token_generation = token_generation + CASE WHEN @end_sessions::boolean THEN 1 ELSE 0 END,
     version       = version + 1,
     updated_at    = now()
 WHERE id = @id AND version = @version

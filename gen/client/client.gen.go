@@ -1519,8 +1519,10 @@ type ClientInterface interface {
 
 	// LogoutWithBody Log out
 	//
-	// Revokes the refresh token and every token rotated from the same login. Idempotent:
-	// an unknown or already revoked token also answers 204.
+	// Ends the login session: revokes the refresh token and every token rotated from the
+	// same login, and the access tokens issued from them stop working at once. Other
+	// sessions of the user are left alone. Idempotent: an unknown or already revoked token
+	// also answers 204.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1529,8 +1531,10 @@ type ClientInterface interface {
 
 	// Logout Log out
 	//
-	// Revokes the refresh token and every token rotated from the same login. Idempotent:
-	// an unknown or already revoked token also answers 204.
+	// Ends the login session: revokes the refresh token and every token rotated from the
+	// same login, and the access tokens issued from them stop working at once. Other
+	// sessions of the user are left alone. Idempotent: an unknown or already revoked token
+	// also answers 204.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1541,7 +1545,9 @@ type ClientInterface interface {
 	//
 	// Exchanges a refresh token for a new token pair. Each refresh token works once:
 	// presenting an already rotated token revokes every token descended from the same
-	// login, on the assumption that it was stolen.
+	// login, on the assumption that it was stolen, and ends that login's access tokens.
+	// A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+	// that, refresh answers 401 and the client logs in again; no token outlives it.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1552,7 +1558,9 @@ type ClientInterface interface {
 	//
 	// Exchanges a refresh token for a new token pair. Each refresh token works once:
 	// presenting an already rotated token revokes every token descended from the same
-	// login, on the assumption that it was stolen.
+	// login, on the assumption that it was stolen, and ends that login's access tokens.
+	// A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+	// that, refresh answers 401 and the client logs in again; no token outlives it.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1563,7 +1571,9 @@ type ClientInterface interface {
 	//
 	// Exchanges an email (`username`) and password for an access token and a refresh
 	// token. Unknown email and wrong password give the same 401. Inactive users cannot
-	// log in.
+	// log in. Password guessing is limited per client and per account (429 with
+	// `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+	// that failed, not the account's owner logging in from another client.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1574,7 +1584,9 @@ type ClientInterface interface {
 	//
 	// Exchanges an email (`username`) and password for an access token and a refresh
 	// token. Unknown email and wrong password give the same 401. Inactive users cannot
-	// log in.
+	// log in. Password guessing is limited per client and per account (429 with
+	// `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+	// that failed, not the account's owner logging in from another client.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type.
 	//
@@ -1689,8 +1701,12 @@ type ClientInterface interface {
 	// UpdateCurrentUserWithBody Update your own profile
 	//
 	// Changes your name, email or password. Changing the email or password requires
-	// `current_password`. Only administrators may set `is_admin` or `is_active` (403
-	// otherwise), and an administrator cannot demote or deactivate themselves (409).
+	// `current_password`; wrong guesses count against the account's login limit, like
+	// failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+	// every session of the account, this one included: every access and refresh token
+	// issued before stops working, and the client logs in again with the new password.
+	// Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+	// administrator cannot demote or deactivate themselves (409).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1700,8 +1716,12 @@ type ClientInterface interface {
 	// UpdateCurrentUser Update your own profile
 	//
 	// Changes your name, email or password. Changing the email or password requires
-	// `current_password`. Only administrators may set `is_admin` or `is_active` (403
-	// otherwise), and an administrator cannot demote or deactivate themselves (409).
+	// `current_password`; wrong guesses count against the account's login limit, like
+	// failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+	// every session of the account, this one included: every access and refresh token
+	// issued before stops working, and the client logs in again with the new password.
+	// Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+	// administrator cannot demote or deactivate themselves (409).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1726,7 +1746,9 @@ type ClientInterface interface {
 	// UpdateUserWithBody Update a user
 	//
 	// Partial update; fields left out keep their value. Administrators only. An
-	// administrator cannot demote or deactivate themselves (409).
+	// administrator cannot demote or deactivate themselves (409). Setting a password or
+	// deactivating the user ends every session of the user: every access and refresh
+	// token issued before stops working, also after a later reactivation.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1736,7 +1758,9 @@ type ClientInterface interface {
 	// UpdateUser Update a user
 	//
 	// Partial update; fields left out keep their value. Administrators only. An
-	// administrator cannot demote or deactivate themselves (409).
+	// administrator cannot demote or deactivate themselves (409). Setting a password or
+	// deactivating the user ends every session of the user: every access and refresh
+	// token issued before stops working, also after a later reactivation.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2131,8 +2155,10 @@ func (c *Client) CreateAgentRun(ctx context.Context, agentId AgentID, params *Cr
 
 // LogoutWithBody Log out
 //
-// Revokes the refresh token and every token rotated from the same login. Idempotent:
-// an unknown or already revoked token also answers 204.
+// Ends the login session: revokes the refresh token and every token rotated from the
+// same login, and the access tokens issued from them stop working at once. Other
+// sessions of the user are left alone. Idempotent: an unknown or already revoked token
+// also answers 204.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2151,8 +2177,10 @@ func (c *Client) LogoutWithBody(ctx context.Context, contentType string, body io
 
 // Logout Log out
 //
-// Revokes the refresh token and every token rotated from the same login. Idempotent:
-// an unknown or already revoked token also answers 204.
+// Ends the login session: revokes the refresh token and every token rotated from the
+// same login, and the access tokens issued from them stop working at once. Other
+// sessions of the user are left alone. Idempotent: an unknown or already revoked token
+// also answers 204.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2173,7 +2201,9 @@ func (c *Client) Logout(ctx context.Context, body LogoutJSONRequestBody, reqEdit
 //
 // Exchanges a refresh token for a new token pair. Each refresh token works once:
 // presenting an already rotated token revokes every token descended from the same
-// login, on the assumption that it was stolen.
+// login, on the assumption that it was stolen, and ends that login's access tokens.
+// A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+// that, refresh answers 401 and the client logs in again; no token outlives it.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2194,7 +2224,9 @@ func (c *Client) RefreshTokenWithBody(ctx context.Context, contentType string, b
 //
 // Exchanges a refresh token for a new token pair. Each refresh token works once:
 // presenting an already rotated token revokes every token descended from the same
-// login, on the assumption that it was stolen.
+// login, on the assumption that it was stolen, and ends that login's access tokens.
+// A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+// that, refresh answers 401 and the client logs in again; no token outlives it.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2215,7 +2247,9 @@ func (c *Client) RefreshToken(ctx context.Context, body RefreshTokenJSONRequestB
 //
 // Exchanges an email (`username`) and password for an access token and a refresh
 // token. Unknown email and wrong password give the same 401. Inactive users cannot
-// log in.
+// log in. Password guessing is limited per client and per account (429 with
+// `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+// that failed, not the account's owner logging in from another client.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2236,7 +2270,9 @@ func (c *Client) CreateTokenWithBody(ctx context.Context, contentType string, bo
 //
 // Exchanges an email (`username`) and password for an access token and a refresh
 // token. Unknown email and wrong password give the same 401. Inactive users cannot
-// log in.
+// log in. Password guessing is limited per client and per account (429 with
+// `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+// that failed, not the account's owner logging in from another client.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type.
 //
@@ -2481,8 +2517,12 @@ func (c *Client) GetCurrentUser(ctx context.Context, params *GetCurrentUserParam
 // UpdateCurrentUserWithBody Update your own profile
 //
 // Changes your name, email or password. Changing the email or password requires
-// `current_password`. Only administrators may set `is_admin` or `is_active` (403
-// otherwise), and an administrator cannot demote or deactivate themselves (409).
+// `current_password`; wrong guesses count against the account's login limit, like
+// failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+// every session of the account, this one included: every access and refresh token
+// issued before stops working, and the client logs in again with the new password.
+// Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+// administrator cannot demote or deactivate themselves (409).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2502,8 +2542,12 @@ func (c *Client) UpdateCurrentUserWithBody(ctx context.Context, params *UpdateCu
 // UpdateCurrentUser Update your own profile
 //
 // Changes your name, email or password. Changing the email or password requires
-// `current_password`. Only administrators may set `is_admin` or `is_active` (403
-// otherwise), and an administrator cannot demote or deactivate themselves (409).
+// `current_password`; wrong guesses count against the account's login limit, like
+// failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+// every session of the account, this one included: every access and refresh token
+// issued before stops working, and the client logs in again with the new password.
+// Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+// administrator cannot demote or deactivate themselves (409).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2558,7 +2602,9 @@ func (c *Client) GetUser(ctx context.Context, userId UserID, params *GetUserPara
 // UpdateUserWithBody Update a user
 //
 // Partial update; fields left out keep their value. Administrators only. An
-// administrator cannot demote or deactivate themselves (409).
+// administrator cannot demote or deactivate themselves (409). Setting a password or
+// deactivating the user ends every session of the user: every access and refresh
+// token issued before stops working, also after a later reactivation.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2578,7 +2624,9 @@ func (c *Client) UpdateUserWithBody(ctx context.Context, userId UserID, params *
 // UpdateUser Update a user
 //
 // Partial update; fields left out keep their value. Administrators only. An
-// administrator cannot demote or deactivate themselves (409).
+// administrator cannot demote or deactivate themselves (409). Setting a password or
+// deactivating the user ends every session of the user: every access and refresh
+// token issued before stops working, also after a later reactivation.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4696,8 +4744,10 @@ type ClientWithResponsesInterface interface {
 
 	// LogoutWithBodyWithResponse Log out
 	//
-	// Revokes the refresh token and every token rotated from the same login. Idempotent:
-	// an unknown or already revoked token also answers 204.
+	// Ends the login session: revokes the refresh token and every token rotated from the
+	// same login, and the access tokens issued from them stop working at once. Other
+	// sessions of the user are left alone. Idempotent: an unknown or already revoked token
+	// also answers 204.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4706,8 +4756,10 @@ type ClientWithResponsesInterface interface {
 
 	// LogoutWithResponse Log out
 	//
-	// Revokes the refresh token and every token rotated from the same login. Idempotent:
-	// an unknown or already revoked token also answers 204.
+	// Ends the login session: revokes the refresh token and every token rotated from the
+	// same login, and the access tokens issued from them stop working at once. Other
+	// sessions of the user are left alone. Idempotent: an unknown or already revoked token
+	// also answers 204.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4718,7 +4770,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Exchanges a refresh token for a new token pair. Each refresh token works once:
 	// presenting an already rotated token revokes every token descended from the same
-	// login, on the assumption that it was stolen.
+	// login, on the assumption that it was stolen, and ends that login's access tokens.
+	// A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+	// that, refresh answers 401 and the client logs in again; no token outlives it.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4729,7 +4783,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Exchanges a refresh token for a new token pair. Each refresh token works once:
 	// presenting an already rotated token revokes every token descended from the same
-	// login, on the assumption that it was stolen.
+	// login, on the assumption that it was stolen, and ends that login's access tokens.
+	// A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+	// that, refresh answers 401 and the client logs in again; no token outlives it.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4740,7 +4796,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Exchanges an email (`username`) and password for an access token and a refresh
 	// token. Unknown email and wrong password give the same 401. Inactive users cannot
-	// log in.
+	// log in. Password guessing is limited per client and per account (429 with
+	// `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+	// that failed, not the account's owner logging in from another client.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4751,7 +4809,9 @@ type ClientWithResponsesInterface interface {
 	//
 	// Exchanges an email (`username`) and password for an access token and a refresh
 	// token. Unknown email and wrong password give the same 401. Inactive users cannot
-	// log in.
+	// log in. Password guessing is limited per client and per account (429 with
+	// `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+	// that failed, not the account's owner logging in from another client.
 	//
 	// Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4878,8 +4938,12 @@ type ClientWithResponsesInterface interface {
 	// UpdateCurrentUserWithBodyWithResponse Update your own profile
 	//
 	// Changes your name, email or password. Changing the email or password requires
-	// `current_password`. Only administrators may set `is_admin` or `is_active` (403
-	// otherwise), and an administrator cannot demote or deactivate themselves (409).
+	// `current_password`; wrong guesses count against the account's login limit, like
+	// failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+	// every session of the account, this one included: every access and refresh token
+	// issued before stops working, and the client logs in again with the new password.
+	// Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+	// administrator cannot demote or deactivate themselves (409).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4889,8 +4953,12 @@ type ClientWithResponsesInterface interface {
 	// UpdateCurrentUserWithResponse Update your own profile
 	//
 	// Changes your name, email or password. Changing the email or password requires
-	// `current_password`. Only administrators may set `is_admin` or `is_active` (403
-	// otherwise), and an administrator cannot demote or deactivate themselves (409).
+	// `current_password`; wrong guesses count against the account's login limit, like
+	// failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+	// every session of the account, this one included: every access and refresh token
+	// issued before stops working, and the client logs in again with the new password.
+	// Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+	// administrator cannot demote or deactivate themselves (409).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4919,7 +4987,9 @@ type ClientWithResponsesInterface interface {
 	// UpdateUserWithBodyWithResponse Update a user
 	//
 	// Partial update; fields left out keep their value. Administrators only. An
-	// administrator cannot demote or deactivate themselves (409).
+	// administrator cannot demote or deactivate themselves (409). Setting a password or
+	// deactivating the user ends every session of the user: every access and refresh
+	// token issued before stops working, also after a later reactivation.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4929,7 +4999,9 @@ type ClientWithResponsesInterface interface {
 	// UpdateUserWithResponse Update a user
 	//
 	// Partial update; fields left out keep their value. Administrators only. An
-	// administrator cannot demote or deactivate themselves (409).
+	// administrator cannot demote or deactivate themselves (409). Setting a password or
+	// deactivating the user ends every session of the user: every access and refresh
+	// token issued before stops working, also after a later reactivation.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8802,8 +8874,10 @@ func (c *ClientWithResponses) CreateAgentRunWithResponse(ctx context.Context, ag
 
 // LogoutWithBodyWithResponse Log out
 //
-// Revokes the refresh token and every token rotated from the same login. Idempotent:
-// an unknown or already revoked token also answers 204.
+// Ends the login session: revokes the refresh token and every token rotated from the
+// same login, and the access tokens issued from them stop working at once. Other
+// sessions of the user are left alone. Idempotent: an unknown or already revoked token
+// also answers 204.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8818,8 +8892,10 @@ func (c *ClientWithResponses) LogoutWithBodyWithResponse(ctx context.Context, co
 
 // LogoutWithResponse Log out
 //
-// Revokes the refresh token and every token rotated from the same login. Idempotent:
-// an unknown or already revoked token also answers 204.
+// Ends the login session: revokes the refresh token and every token rotated from the
+// same login, and the access tokens issued from them stop working at once. Other
+// sessions of the user are left alone. Idempotent: an unknown or already revoked token
+// also answers 204.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8836,7 +8912,9 @@ func (c *ClientWithResponses) LogoutWithResponse(ctx context.Context, body Logou
 //
 // Exchanges a refresh token for a new token pair. Each refresh token works once:
 // presenting an already rotated token revokes every token descended from the same
-// login, on the assumption that it was stolen.
+// login, on the assumption that it was stolen, and ends that login's access tokens.
+// A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+// that, refresh answers 401 and the client logs in again; no token outlives it.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8853,7 +8931,9 @@ func (c *ClientWithResponses) RefreshTokenWithBodyWithResponse(ctx context.Conte
 //
 // Exchanges a refresh token for a new token pair. Each refresh token works once:
 // presenting an already rotated token revokes every token descended from the same
-// login, on the assumption that it was stolen.
+// login, on the assumption that it was stolen, and ends that login's access tokens.
+// A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+// that, refresh answers 401 and the client logs in again; no token outlives it.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8870,7 +8950,9 @@ func (c *ClientWithResponses) RefreshTokenWithResponse(ctx context.Context, body
 //
 // Exchanges an email (`username`) and password for an access token and a refresh
 // token. Unknown email and wrong password give the same 401. Inactive users cannot
-// log in.
+// log in. Password guessing is limited per client and per account (429 with
+// `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+// that failed, not the account's owner logging in from another client.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8887,7 +8969,9 @@ func (c *ClientWithResponses) CreateTokenWithBodyWithResponse(ctx context.Contex
 //
 // Exchanges an email (`username`) and password for an access token and a refresh
 // token. Unknown email and wrong password give the same 401. Inactive users cannot
-// log in.
+// log in. Password guessing is limited per client and per account (429 with
+// `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+// that failed, not the account's owner logging in from another client.
 //
 // Takes a body of the `application/x-www-form-urlencoded` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9092,8 +9176,12 @@ func (c *ClientWithResponses) GetCurrentUserWithResponse(ctx context.Context, pa
 // UpdateCurrentUserWithBodyWithResponse Update your own profile
 //
 // Changes your name, email or password. Changing the email or password requires
-// `current_password`. Only administrators may set `is_admin` or `is_active` (403
-// otherwise), and an administrator cannot demote or deactivate themselves (409).
+// `current_password`; wrong guesses count against the account's login limit, like
+// failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+// every session of the account, this one included: every access and refresh token
+// issued before stops working, and the client logs in again with the new password.
+// Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+// administrator cannot demote or deactivate themselves (409).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9109,8 +9197,12 @@ func (c *ClientWithResponses) UpdateCurrentUserWithBodyWithResponse(ctx context.
 // UpdateCurrentUserWithResponse Update your own profile
 //
 // Changes your name, email or password. Changing the email or password requires
-// `current_password`. Only administrators may set `is_admin` or `is_active` (403
-// otherwise), and an administrator cannot demote or deactivate themselves (409).
+// `current_password`; wrong guesses count against the account's login limit, like
+// failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+// every session of the account, this one included: every access and refresh token
+// issued before stops working, and the client logs in again with the new password.
+// Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+// administrator cannot demote or deactivate themselves (409).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9157,7 +9249,9 @@ func (c *ClientWithResponses) GetUserWithResponse(ctx context.Context, userId Us
 // UpdateUserWithBodyWithResponse Update a user
 //
 // Partial update; fields left out keep their value. Administrators only. An
-// administrator cannot demote or deactivate themselves (409).
+// administrator cannot demote or deactivate themselves (409). Setting a password or
+// deactivating the user ends every session of the user: every access and refresh
+// token issued before stops working, also after a later reactivation.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -9173,7 +9267,9 @@ func (c *ClientWithResponses) UpdateUserWithBodyWithResponse(ctx context.Context
 // UpdateUserWithResponse Update a user
 //
 // Partial update; fields left out keep their value. Administrators only. An
-// administrator cannot demote or deactivate themselves (409).
+// administrator cannot demote or deactivate themselves (409). Setting a password or
+// deactivating the user ends every session of the user: every access and refresh
+// token issued before stops working, also after a later reactivation.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

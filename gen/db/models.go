@@ -286,6 +286,14 @@ type RefreshToken struct {
 	CreatedAt time.Time
 }
 
+type Session struct {
+	ID        int64
+	FamilyID  uuid.UUID
+	UserID    int64
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
 type Task struct {
 	ID          int64
 	Title       string
@@ -304,13 +312,14 @@ type Task struct {
 }
 
 type User struct {
-	ID           int64
-	Name         string
-	Email        string
-	PasswordHash string
-	IsAdmin      bool
-	IsActive     bool
-	Version      int64
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	ID              int64
+	Name            string
+	Email           string
+	PasswordHash    string
+	IsAdmin         bool
+	IsActive        bool
+	Version         int64
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	TokenGeneration int64
 }

@@ -85,6 +85,18 @@ type Querier interface {
 	RefreshTokenRevokeFamily(ctx context.Context, familyID uuid.UUID) error
 	// RefreshTokenRevokeUser revokes every token of a user (password change, deactivation).
 	RefreshTokenRevokeUser(ctx context.Context, userID int64) error
+	// SessionCreate starts a login session for a new refresh-token family.
+	SessionCreate(ctx context.Context, arg SessionCreateParams) (Session, error)
+	// SessionDeleteStartedBefore purges sessions that began before the given time (with their refresh tokens).
+	SessionDeleteStartedBefore(ctx context.Context, before time.Time) (int64, error)
+	// SessionGetByFamilyForUpdate returns the session of a refresh-token family and locks it for a refresh.
+	SessionGetByFamilyForUpdate(ctx context.Context, familyID uuid.UUID) (Session, error)
+	// SessionGetByID returns one session (checked on every request made with its access tokens).
+	SessionGetByID(ctx context.Context, id int64) (Session, error)
+	// SessionRevoke ends the session of a refresh-token family and returns its id (none when it had ended).
+	SessionRevoke(ctx context.Context, familyID uuid.UUID) ([]int64, error)
+	// SessionRevokeUser ends every session of a user (password change, deactivation) and returns their ids.
+	SessionRevokeUser(ctx context.Context, userID int64) ([]int64, error)
 	// TaskCount counts the tasks matching the same filters as TaskList.
 	TaskCount(ctx context.Context, arg TaskCountParams) (int64, error)
 	// TaskCountSample counts the tasks matching the same filters as TaskList in a 1 % block
@@ -129,8 +141,8 @@ type Querier interface {
 	// UserList returns a page of users matching the optional filters, ordered by id.
 	// q must already be escaped for LIKE.
 	UserList(ctx context.Context, arg UserListParams) ([]User, error)
-	// UserUpdate changes the given fields of a user whose version still matches; no row means
-	// the user is gone or changed meanwhile.
+	// UserUpdate changes the given fields of a user whose version still matches (end_sessions
+	// bumps its token generation); no row means the user is gone or changed meanwhile.
 	UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error)
 }
 

@@ -33,7 +33,7 @@ func (q *Queries) UserCount(ctx context.Context, arg UserCountParams) (int64, er
 const userCreate = `-- name: UserCreate :one
 INSERT INTO users (name, email, password_hash, is_admin)
 VALUES ($1, $2, $3, $4)
-RETURNING id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at
+RETURNING id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at, token_generation
 `
 
 type UserCreateParams struct {
@@ -62,6 +62,7 @@ func (q *Queries) UserCreate(ctx context.Context, arg UserCreateParams) (User, e
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.TokenGeneration,
 	)
 	return i, err
 }
@@ -97,7 +98,7 @@ func (q *Queries) UserExistsAdmin(ctx context.Context) (bool, error) {
 }
 
 const userGetByEmail = `-- name: UserGetByEmail :one
-SELECT id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at FROM users WHERE lower(email) = lower($1)
+SELECT id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at, token_generation FROM users WHERE lower(email) = lower($1)
 `
 
 // UserGetByEmail finds a user by email, ignoring case.
@@ -114,12 +115,13 @@ func (q *Queries) UserGetByEmail(ctx context.Context, email string) (User, error
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.TokenGeneration,
 	)
 	return i, err
 }
 
 const userGetByID = `-- name: UserGetByID :one
-SELECT id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at FROM users WHERE id = $1
+SELECT id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at, token_generation FROM users WHERE id = $1
 `
 
 // UserGetByID returns one user.
@@ -136,12 +138,13 @@ func (q *Queries) UserGetByID(ctx context.Context, id int64) (User, error) {
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.TokenGeneration,
 	)
 	return i, err
 }
 
 const userGetByIDForUpdate = `-- name: UserGetByIDForUpdate :one
-SELECT id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at FROM users WHERE id = $1 FOR UPDATE
+SELECT id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at, token_generation FROM users WHERE id = $1 FOR UPDATE
 `
 
 // UserGetByIDForUpdate returns one user and locks it until the transaction ends.
@@ -158,12 +161,13 @@ func (q *Queries) UserGetByIDForUpdate(ctx context.Context, id int64) (User, err
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.TokenGeneration,
 	)
 	return i, err
 }
 
 const userList = `-- name: UserList :many
-SELECT id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at FROM users
+SELECT id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at, token_generation FROM users
 WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%' OR email ILIKE '%' || $1 || '%')
   AND ($2::boolean IS NULL OR is_active = $2)
   AND ($3::boolean IS NULL OR is_admin = $3)
@@ -206,6 +210,7 @@ func (q *Queries) UserList(ctx context.Context, arg UserListParams) ([]User, err
 			&i.Version,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.TokenGeneration,
 		); err != nil {
 			return nil, err
 		}
@@ -224,10 +229,11 @@ UPDATE users SET
     password_hash = coalesce($3, password_hash),
     is_admin      = coalesce($4, is_admin),
     is_active     = coalesce($5, is_active),
+    token_generation = token_generation + CASE WHEN $6::boolean THEN 1 ELSE 0 END,
     version       = version + 1,
     updated_at    = now()
-WHERE id = $6 AND version = $7
-RETURNING id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at
+WHERE id = $7 AND version = $8
+RETURNING id, name, email, password_hash, is_admin, is_active, version, created_at, updated_at, token_generation
 `
 
 type UserUpdateParams struct {
@@ -236,12 +242,13 @@ type UserUpdateParams struct {
 	PasswordHash *string
 	IsAdmin      *bool
 	IsActive     *bool
+	EndSessions  bool
 	ID           int64
 	Version      int64
 }
 
-// UserUpdate changes the given fields of a user whose version still matches; no row means
-// the user is gone or changed meanwhile.
+// UserUpdate changes the given fields of a user whose version still matches (end_sessions
+// bumps its token generation); no row means the user is gone or changed meanwhile.
 func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error) {
 	row := q.db.QueryRow(ctx, userUpdate,
 		arg.Name,
@@ -249,6 +256,7 @@ func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, e
 		arg.PasswordHash,
 		arg.IsAdmin,
 		arg.IsActive,
+		arg.EndSessions,
 		arg.ID,
 		arg.Version,
 	)
@@ -263,6 +271,7 @@ func (q *Queries) UserUpdate(ctx context.Context, arg UserUpdateParams) (User, e
 		&i.Version,
 		&i.CreatedAt,
 		&i.UpdatedAt,
+		&i.TokenGeneration,
 	)
 	return i, err
 }

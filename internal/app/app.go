@@ -216,14 +216,14 @@ func (p *Program) seed(ctx context.Context, cfg config.Config) error {
 
 func (p *Program) seedAdmin(ctx context.Context, cfg config.Config, pool *pgxpool.Pool) (bool, error) {
 	s := store.New(pool)
-	authSvc, err := p.authService(cfg, s, nil)
+	authSvc, err := p.authService(cfg, s, nil, nil)
 	if err != nil {
 		return false, err
 	}
 	return user.NewService(s, authSvc).EnsureAdmin(ctx, cfg.FirstAdminEmail, cfg.FirstAdminPassword)
 }
 
-func (p *Program) authService(cfg config.Config, s store.Store, users *cache.Entity[db.User]) (*auth.Service, error) {
+func (p *Program) authService(cfg config.Config, s store.Store, users *cache.Entity[db.User], sessions *cache.Entity[db.Session]) (*auth.Service, error) {
 	secret := cfg.SecretKey
 	if secret == "" {
 		// Only reachable with DEBUG=true (config rejects it otherwise).
@@ -232,7 +232,7 @@ func (p *Program) authService(cfg config.Config, s store.Store, users *cache.Ent
 	return auth.NewService(s, auth.Options{
 		Secret: []byte(secret), Algorithm: cfg.Algorithm,
 		AccessTTL: cfg.AccessTokenTTL(), RefreshTTL: cfg.RefreshTokenTTL(),
-		Password: p.PasswordParams, Users: users,
+		Password: p.PasswordParams, Users: users, Sessions: sessions, SessionMaxAge: cfg.SessionMaxAge(),
 	})
 }
 
@@ -292,8 +292,10 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	userCache := cache.NewEntity[db.User](shared.cache, "user", cfg.CacheTTL, m).KeepObjects()
 	taskCache := cache.NewEntity[db.Task](shared.cache, "task", cfg.CacheTTL, m)
 	agentCache := cache.NewEntity[db.Agent](shared.cache, "agent", cfg.CacheTTL, m).KeepObjects()
+	// Sessions are read on every request too (is the token's session still open?).
+	sessionCache := cache.NewEntity[db.Session](shared.cache, "session", cfg.CacheTTL, m).KeepObjects()
 	s := store.New(pool)
-	authSvc, err := p.authService(cfg, s, userCache)
+	authSvc, err := p.authService(cfg, s, userCache, sessionCache)
 	if err != nil {
 		return nil, err
 	}
@@ -384,6 +386,9 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		{"expired idempotency keys", idem.Purge},
 		{"expired refresh tokens", func(ctx context.Context) (int64, error) {
 			return svc.store.RefreshTokenDeleteExpired(ctx, time.Now())
+		}},
+		{"sessions past their lifetime", func(ctx context.Context) (int64, error) {
+			return svc.store.SessionDeleteStartedBefore(ctx, time.Now().Add(-cfg.SessionMaxAge()))
 		}},
 	})
 	notifier := store.NewNotifier(pool, log)

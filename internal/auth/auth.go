@@ -64,6 +64,12 @@ type Options struct {
 	// Users caches the principal's user record between requests (nil: none); the user
 	// service invalidates it on every change, so deactivation and deletion apply at once.
 	Users *cache.Entity[db.User]
+	// Sessions caches the state of login sessions between requests (nil: none); logout
+	// and refresh-token reuse invalidate it, so a session's access tokens end at once.
+	Sessions *cache.Entity[db.Session]
+	// SessionMaxAge is the absolute lifetime of a login session, counted from the login
+	// (SESSION_MAX_DAYS); zero means none. Refreshing never extends a session past it.
+	SessionMaxAge time.Duration
 }
 
 // Service implements login, refresh, logout and token verification.
@@ -79,30 +85,33 @@ type Service struct {
 // verifiedTokens remembers access tokens whose signature and claims were verified, so a
 // client's every request does not pay for decoding and verifying the same token again.
 // Only the exact token string verified is remembered, with its validity window, which is
-// checked on every use; the user behind it is still loaded (or read from the record
-// cache) on every request.
+// checked on every use. Revocation is not its business: the user behind the token and
+// its session are still loaded (or read from their record caches) on every request, and
+// the token's generation and session checked against them.
 type verifiedTokens struct {
 	mu sync.Mutex
 	m  map[string]verifiedToken
 }
 
 type verifiedToken struct {
-	userID    int64
-	notBefore time.Time
-	expiresAt time.Time
+	userID     int64
+	generation int64 // the user's token generation when the token was issued
+	sessionID  int64 // 0 for a token outside any session (AccessToken)
+	notBefore  time.Time
+	expiresAt  time.Time
 }
 
 // maxVerifiedTokens bounds the memory of verifiedTokens (about 300 bytes per token).
 const maxVerifiedTokens = 10_000
 
-func (v *verifiedTokens) get(token string, now time.Time) (int64, bool) {
+func (v *verifiedTokens) get(token string, now time.Time) (verifiedToken, bool) {
 	v.mu.Lock()
 	t, ok := v.m[token]
 	v.mu.Unlock()
 	if !ok || now.Before(t.notBefore) || !now.Before(t.expiresAt) {
-		return 0, false
+		return verifiedToken{}, false
 	}
-	return t.userID, true
+	return t, true
 }
 
 func (v *verifiedTokens) put(token string, t verifiedToken) {
@@ -202,16 +211,30 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 	if !ok || !u.IsActive {
 		return TokenPair{}, errBadCredentials
 	}
-	return s.issue(ctx, s.store, u, uuid.New())
+	var pair TokenPair
+	err = s.store.InTx(ctx, func(q db.Querier) error {
+		sess, err := q.SessionCreate(ctx, db.SessionCreateParams{FamilyID: uuid.New(), UserID: u.ID})
+		if err != nil {
+			return err
+		}
+		pair, err = s.issue(ctx, q, u, sess)
+		return err
+	})
+	if err != nil {
+		return TokenPair{}, fmt.Errorf("auth: login: %w", err)
+	}
+	return pair, nil
 }
 
 // Refresh rotates a refresh token: the presented one is spent and a new pair returned.
-// Presenting a token that was already rotated or revoked revokes its whole family and
-// returns Unauthorized; so do unknown and expired tokens and inactive users.
+// Presenting a token that was already rotated or revoked ends its session (the whole
+// family and its access tokens) and returns Unauthorized; so do unknown and expired
+// tokens, sessions past their absolute lifetime and inactive users.
 func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) {
 	var (
 		pair  TokenPair
 		reuse bool
+		ended []int64
 	)
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		rt, err := q.RefreshTokenGetByHashForUpdate(ctx, hashToken(token))
@@ -223,10 +246,27 @@ func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) 
 		}
 		if rt.UsedAt != nil || rt.RevokedAt != nil {
 			reuse = true
-			return q.RefreshTokenRevokeFamily(ctx, rt.FamilyID)
+			ended, err = endFamily(ctx, q, rt.FamilyID)
+			return err
 		}
-		if !s.opts.Now().Before(rt.ExpiresAt) {
+		now := s.opts.Now()
+		if !now.Before(rt.ExpiresAt) {
 			return apperr.E(apperr.Unauthorized, "the refresh token has expired")
+		}
+		// Locked, so that a concurrent password change or logout either sees this
+		// refresh's new token or is seen by it.
+		sess, err := q.SessionGetByFamilyForUpdate(ctx, rt.FamilyID)
+		if apperr.Is(err, apperr.NotFound) {
+			return apperr.E(apperr.Unauthorized, "invalid refresh token")
+		}
+		if err != nil {
+			return err
+		}
+		if sess.RevokedAt != nil {
+			return apperr.E(apperr.Unauthorized, "the session has ended; log in again")
+		}
+		if end, ok := s.sessionEnd(sess); ok && !now.Before(end) {
+			return apperr.E(apperr.Unauthorized, "the session has reached its maximum lifetime; log in again")
 		}
 		u, err := q.UserGetByID(ctx, rt.UserID)
 		if err != nil {
@@ -238,20 +278,24 @@ func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) 
 		if err := q.RefreshTokenMarkUsed(ctx, rt.ID); err != nil {
 			return err
 		}
-		pair, err = s.issue(ctx, q, u, rt.FamilyID)
+		pair, err = s.issue(ctx, q, u, sess)
 		return err
 	})
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("auth: refresh: %w", err)
 	}
+	s.opts.Sessions.Invalidate(ctx, ended...)
 	if reuse {
 		return TokenPair{}, apperr.E(apperr.Unauthorized, "the refresh token was already used; every session from that login has been revoked")
 	}
 	return pair, nil
 }
 
-// Logout revokes the refresh token's family. Unknown tokens are ignored.
+// Logout ends the refresh token's session: its whole family is revoked, and every
+// access token issued from it stops working on the next request, on every instance
+// (through the session cache's invalidation). Unknown tokens are ignored.
 func (s *Service) Logout(ctx context.Context, token string) error {
+	var ended []int64
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		rt, err := q.RefreshTokenGetByHashForUpdate(ctx, hashToken(token))
 		if apperr.Is(err, apperr.NotFound) {
@@ -260,28 +304,74 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 		if err != nil {
 			return err
 		}
-		return q.RefreshTokenRevokeFamily(ctx, rt.FamilyID)
+		ended, err = endFamily(ctx, q, rt.FamilyID)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("auth: logout: %w", err)
 	}
+	s.opts.Sessions.Invalidate(ctx, ended...)
 	return nil
+}
+
+// endFamily revokes a refresh-token family and ends its session; it returns the ids of
+// the sessions it ended, to invalidate once the transaction has committed.
+func endFamily(ctx context.Context, q db.Querier, family uuid.UUID) ([]int64, error) {
+	if err := q.RefreshTokenRevokeFamily(ctx, family); err != nil {
+		return nil, err
+	}
+	return q.SessionRevoke(ctx, family)
+}
+
+// EndUserSessions ends every session of a user (password change, deactivation) in the
+// caller's transaction and returns their ids; pass them to ForgetSessions once it has
+// committed. Access tokens of those sessions are refused from then on (the caller also
+// moves the user's token generation on, which refuses them already).
+func EndUserSessions(ctx context.Context, q db.Querier, userID int64) ([]int64, error) {
+	if err := q.RefreshTokenRevokeUser(ctx, userID); err != nil {
+		return nil, err
+	}
+	return q.SessionRevokeUser(ctx, userID)
+}
+
+// ForgetSessions drops ended sessions from the session cache, on every instance.
+func (s *Service) ForgetSessions(ctx context.Context, ids ...int64) {
+	s.opts.Sessions.Invalidate(ctx, ids...)
+}
+
+// sessionEnd is when a session reaches its absolute lifetime; ok is false without one.
+func (s *Service) sessionEnd(sess db.Session) (end time.Time, ok bool) {
+	if s.opts.SessionMaxAge <= 0 {
+		return time.Time{}, false
+	}
+	return sess.CreatedAt.Add(s.opts.SessionMaxAge), true
 }
 
 // accessClaims are the claims of an access token.
 type accessClaims struct {
 	jwt.RegisteredClaims
 	Type string `json:"typ"`
+	// Generation is the user's token generation at issue; a password change or a
+	// deactivation moves it on, ending every token issued before.
+	Generation int64 `json:"gen"`
+	// SessionID names the login session (refresh-token family) the token was issued
+	// from; ending the session ends the token. Empty outside any session.
+	SessionID string `json:"sid,omitempty"`
 }
 
-// Authenticate verifies an access token and loads its user. It returns Unauthorized for
-// a malformed, tampered, expired or not-yet-valid token and for a deleted or inactive
-// user; Unavailable when the database is down.
+var errTokenRevoked = apperr.E(apperr.Unauthorized, "the access token has been revoked; log in again")
+
+// Authenticate verifies an access token and loads its user and session. It returns
+// Unauthorized for a malformed, tampered, expired or not-yet-valid token, for a deleted
+// or inactive user, for a token issued before the user's last password change or
+// deactivation, and for a token whose session has ended (logout, reuse of a rotated
+// refresh token, absolute lifetime); Unavailable when the database is down.
 func (s *Service) Authenticate(ctx context.Context, token string) (Principal, error) {
-	id, err := s.verify(token)
+	vt, err := s.verify(token)
 	if err != nil {
 		return Principal{}, err
 	}
+	id := vt.userID
 	u, err := s.opts.Users.Get(ctx, id, s.LoadUser)
 	if apperr.Is(err, apperr.NotFound) {
 		return Principal{}, apperr.E(apperr.Unauthorized, "the account no longer exists")
@@ -292,14 +382,37 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if !u.IsActive {
 		return Principal{}, apperr.E(apperr.Unauthorized, "the account is inactive")
 	}
+	if vt.generation != u.TokenGeneration {
+		return Principal{}, errTokenRevoked
+	}
+	if vt.sessionID != 0 {
+		sess, err := s.opts.Sessions.Get(ctx, vt.sessionID, s.loadSession)
+		if apperr.Is(err, apperr.NotFound) {
+			return Principal{}, errTokenRevoked
+		}
+		if err != nil {
+			return Principal{}, fmt.Errorf("auth: load session: %w", err)
+		}
+		if sess.UserID != u.ID || sess.RevokedAt != nil {
+			return Principal{}, errTokenRevoked
+		}
+		if end, ok := s.sessionEnd(sess); ok && !s.opts.Now().Before(end) {
+			return Principal{}, apperr.E(apperr.Unauthorized, "the session has reached its maximum lifetime; log in again")
+		}
+	}
 	return Principal{UserID: u.ID, Email: u.Email, IsAdmin: u.IsAdmin}, nil
 }
 
-// verify checks an access token's signature and claims and returns its subject.
-func (s *Service) verify(token string) (int64, error) {
+// loadSession reads a session for the session cache.
+func (s *Service) loadSession(ctx context.Context, id int64) (db.Session, error) {
+	return s.store.SessionGetByID(ctx, id)
+}
+
+// verify checks an access token's signature and claims.
+func (s *Service) verify(token string) (verifiedToken, error) {
 	now := s.opts.Now()
-	if id, ok := s.verified.get(token, now); ok {
-		return id, nil
+	if vt, ok := s.verified.get(token, now); ok {
+		return vt, nil
 	}
 	var claims accessClaims
 	if _, err := s.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) {
@@ -309,16 +422,22 @@ func (s *Service) verify(token string) (int64, error) {
 		if errors.Is(err, jwt.ErrTokenExpired) {
 			msg = "the access token has expired"
 		}
-		return 0, apperr.Wrap(apperr.Unauthorized, err, "%s", msg)
+		return verifiedToken{}, apperr.Wrap(apperr.Unauthorized, err, "%s", msg)
 	}
 	if claims.Type != "access" {
-		return 0, apperr.E(apperr.Unauthorized, "invalid access token")
+		return verifiedToken{}, apperr.E(apperr.Unauthorized, "invalid access token")
 	}
 	id, err := strconv.ParseInt(claims.Subject, 10, 64)
 	if err != nil {
-		return 0, apperr.E(apperr.Unauthorized, "invalid access token")
+		return verifiedToken{}, apperr.E(apperr.Unauthorized, "invalid access token")
 	}
-	vt := verifiedToken{userID: id, expiresAt: claims.ExpiresAt.Time}
+	var sid int64
+	if claims.SessionID != "" {
+		if sid, err = strconv.ParseInt(claims.SessionID, 10, 64); err != nil || sid <= 0 {
+			return verifiedToken{}, apperr.E(apperr.Unauthorized, "invalid access token")
+		}
+	}
+	vt := verifiedToken{userID: id, generation: claims.Generation, sessionID: sid, expiresAt: claims.ExpiresAt.Time}
 	if claims.NotBefore != nil {
 		vt.notBefore = claims.NotBefore.Time
 	}
@@ -326,7 +445,7 @@ func (s *Service) verify(token string) (int64, error) {
 		vt.notBefore = claims.IssuedAt.Time // the parser refuses tokens issued in the future
 	}
 	s.verified.put(token, vt)
-	return id, nil
+	return vt, nil
 }
 
 // LoadUser reads a user for the record cache: without its password hash, which never
@@ -337,8 +456,16 @@ func (s *Service) LoadUser(ctx context.Context, id int64) (db.User, error) {
 	return u, err
 }
 
-// AccessToken signs an access token for a user; exported for tests and tools.
+// AccessToken signs an access token for a user outside any session; exported for tests
+// and tools. It carries token generation 0, so it works until the user's first password
+// change or deactivation.
 func (s *Service) AccessToken(userID int64) (string, error) {
+	now := s.opts.Now()
+	return s.accessToken(userID, 0, 0, now.Add(s.opts.AccessTTL))
+}
+
+// accessToken signs an access token; sessionID 0 names no session.
+func (s *Service) accessToken(userID, generation, sessionID int64, expires time.Time) (string, error) {
 	now := s.opts.Now()
 	claims := accessClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -346,10 +473,14 @@ func (s *Service) AccessToken(userID int64) (string, error) {
 			Subject:   strconv.FormatInt(userID, 10),
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(s.opts.AccessTTL)),
+			ExpiresAt: jwt.NewNumericDate(expires),
 			ID:        uuid.NewString(),
 		},
-		Type: "access",
+		Type:       "access",
+		Generation: generation,
+	}
+	if sessionID != 0 {
+		claims.SessionID = strconv.FormatInt(sessionID, 10)
 	}
 	signed, err := jwt.NewWithClaims(s.method, claims).SignedString(s.opts.Secret)
 	if err != nil {
@@ -358,8 +489,15 @@ func (s *Service) AccessToken(userID int64) (string, error) {
 	return signed, nil
 }
 
-func (s *Service) issue(ctx context.Context, q db.Querier, u db.User, family uuid.UUID) (TokenPair, error) {
-	access, err := s.AccessToken(u.ID)
+// issue signs an access token and stores a new refresh token of the session; neither
+// outlives the session's absolute lifetime.
+func (s *Service) issue(ctx context.Context, q db.Querier, u db.User, sess db.Session) (TokenPair, error) {
+	now := s.opts.Now()
+	accessExp, refreshExp := now.Add(s.opts.AccessTTL), now.Add(s.opts.RefreshTTL)
+	if end, ok := s.sessionEnd(sess); ok {
+		accessExp, refreshExp = minTime(accessExp, end), minTime(refreshExp, end)
+	}
+	access, err := s.accessToken(u.ID, u.TokenGeneration, sess.ID, accessExp)
 	if err != nil {
 		return TokenPair{}, err
 	}
@@ -370,13 +508,20 @@ func (s *Service) issue(ctx context.Context, q db.Querier, u db.User, family uui
 	refresh := refreshPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	if err := q.RefreshTokenCreate(ctx, db.RefreshTokenCreateParams{
 		UserID:    u.ID,
-		FamilyID:  family,
+		FamilyID:  sess.FamilyID,
 		TokenHash: hashToken(refresh),
-		ExpiresAt: s.opts.Now().Add(s.opts.RefreshTTL),
+		ExpiresAt: refreshExp,
 	}); err != nil {
 		return TokenPair{}, err
 	}
-	return TokenPair{AccessToken: access, ExpiresIn: s.opts.AccessTTL, RefreshToken: refresh}, nil
+	return TokenPair{AccessToken: access, ExpiresIn: accessExp.Sub(now).Truncate(time.Second), RefreshToken: refresh}, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // hashToken hashes a refresh token for storage; the tokens carry 256 random bits, so a

@@ -1,8 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +18,7 @@ import (
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
+	"enterprise-automation/internal/user"
 )
 
 // RateLimits configures request rate limiting; a zero quota turns a policy off.
@@ -20,8 +27,8 @@ type RateLimits struct {
 	// PerMinute is the general quota of every /api/v1 operation, per user (per client IP
 	// when anonymous).
 	PerMinute int
-	// LoginPerMinute limits logins, separately per client IP and per account, against
-	// password guessing.
+	// LoginPerMinute limits password guessing: login attempts per client IP, and failed
+	// password checks (logins and current_password alike) per account.
 	LoginPerMinute int
 }
 
@@ -86,12 +93,12 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 				checks = append(checks, limitCheck{"user:" + strconv.FormatInt(p.UserID, 10),
 					cache.Limit{Name: "user", Quota: s.limits.PerMinute, Window: time.Minute}})
 			} else {
-				checks = append(checks, limitCheck{"ip:" + c.RealIP(),
+				checks = append(checks, limitCheck{"ip:" + clientKey(c),
 					cache.Limit{Name: "ip", Quota: s.limits.PerMinute, Window: time.Minute}})
 			}
 		}
 		if key == loginOperation && s.limits.LoginPerMinute > 0 {
-			checks = append(checks, limitCheck{"login-ip:" + c.RealIP(),
+			checks = append(checks, limitCheck{"login-ip:" + clientKey(c),
 				cache.Limit{Name: "login-ip", Quota: s.limits.LoginPerMinute, Window: time.Minute}})
 		}
 		if err := s.checkLimits(c, checks...); err != nil {
@@ -101,24 +108,124 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// loginAccountLimit counts login attempts per account (the submitted email, letter case
-// ignored), whichever IP they come from. It runs after validation, so the form is sound.
-func (s *Server) loginAccountLimit(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if s.limits.Limiter == nil || s.limits.LoginPerMinute <= 0 ||
-			routeKey(c.Request().Method, c.Path()) != loginOperation {
-			return next(c)
-		}
-		email := strings.ToLower(strings.TrimSpace(c.FormValue("username")))
-		if email == "" {
-			return next(c)
-		}
-		// The email is hashed so that the shared store holds no addresses.
-		sum := sha256.Sum256([]byte(email))
-		if err := s.checkLimits(c, limitCheck{"login-account:" + hex.EncodeToString(sum[:16]),
-			cache.Limit{Name: "login-account", Quota: s.limits.LoginPerMinute, Window: time.Minute}}); err != nil {
-			return err
-		}
-		return next(c)
+// clientKey names the client a per-client limit counts: its IPv4 address, or the /64
+// of its IPv6 address (one subscriber's network, inside which an address costs nothing
+// to change). IPv4-mapped IPv6 addresses count as the IPv4 address.
+func clientKey(c echo.Context) string {
+	ip := c.RealIP()
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
 	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
+// passwordGuard limits password guessing per account, on logins and on current_password
+// checks alike (one budget of LoginPerMinute per account and minute). The budget is
+// spent by failures, so that failures from one client cannot lock the owner out of the
+// account from another: a client that failed on an account within the last minute or
+// two is suspect, and each of its further attempts spends the budget before the
+// password is checked (429 once it is spent, even with the right password); any other
+// client's attempt is checked and spends the budget only when it fails. Guessing from
+// many addresses is bounded by the per-client login policy. It runs after validation,
+// so the form or body is sound.
+func (s *Server) passwordGuard(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.limits.Limiter == nil || s.limits.LoginPerMinute <= 0 {
+			return next(c)
+		}
+		account, failed := s.passwordAttempt(c)
+		if account == "" {
+			return next(c)
+		}
+		ctx := c.Request().Context()
+		budget := limitCheck{"login-account:" + account,
+			cache.Limit{Name: "login-account", Quota: s.limits.LoginPerMinute, Window: time.Minute}}
+		suspect := "login-suspect:" + account + ":" + clientKey(c)
+		spent := s.isSuspect(ctx, suspect)
+		if spent {
+			if err := s.checkLimits(c, budget); err != nil {
+				return err
+			}
+		}
+		err := next(c)
+		if err != nil && failed(err) {
+			if !spent {
+				if _, lerr := s.limits.Limiter.Allow(ctx, budget.key, budget.limit); lerr != nil {
+					s.log.WarnContext(ctx, "rate limiter failed; failed password not counted", "error", lerr)
+				}
+			}
+			s.markSuspect(ctx, suspect)
+		}
+		return err
+	}
+}
+
+// passwordAttempt tells whose password the request has checked (a hash of the account's
+// email, letter case ignored, so the shared store holds no addresses; "" for none) and
+// which of the handler's errors means the password was wrong.
+func (s *Server) passwordAttempt(c echo.Context) (account string, failed func(error) bool) {
+	req := c.Request()
+	switch routeKey(req.Method, c.Path()) {
+	case loginOperation:
+		return accountKey(c.FormValue("username")), func(err error) bool { return apperr.Is(err, apperr.Unauthorized) }
+	case "PATCH /api/v1/users/me", "PATCH /api/v1/users/:user_id", "PUT /api/v1/users/:user_id":
+		p, ok := auth.PrincipalFrom(req.Context())
+		if !ok || (c.Param("user_id") != "" && c.Param("user_id") != strconv.FormatInt(p.UserID, 10)) {
+			return "", nil
+		}
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return "", nil // the handler meets the same error
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		var b struct {
+			CurrentPassword *string `json:"current_password"`
+		}
+		if json.Unmarshal(body, &b) != nil || b.CurrentPassword == nil {
+			return "", nil
+		}
+		return accountKey(p.Email), func(err error) bool { return errors.Is(err, user.ErrWrongCurrentPassword) }
+	}
+	return "", nil
+}
+
+// accountKey is the limiter's name for the account with email ("" for none).
+func accountKey(email string) string {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(email))
+	return hex.EncodeToString(sum[:16])
+}
+
+// The suspect marks live in the limiter, as keys whose theoretical arrival time lies in
+// the future: markSuspect spends half of a two-minute quota of two (a mark lasts one to
+// two minutes from the last failure), and isSuspect asks for a one-millisecond quota of
+// one, which is refused exactly while a mark lasts (and otherwise leaves a mark of one
+// millisecond, which markSuspect's quota absorbs).
+var (
+	suspectMark  = cache.Limit{Name: "login-suspect", Quota: 2, Window: 2 * time.Minute}
+	suspectProbe = cache.Limit{Name: "login-suspect", Quota: 1, Window: time.Millisecond}
+)
+
+func (s *Server) markSuspect(ctx context.Context, key string) {
+	if _, err := s.limits.Limiter.Allow(ctx, key, suspectMark); err != nil {
+		s.log.WarnContext(ctx, "rate limiter failed; failed password not marked", "error", err)
+	}
+}
+
+func (s *Server) isSuspect(ctx context.Context, key string) bool {
+	d, err := s.limits.Limiter.Allow(ctx, key, suspectProbe)
+	// Should the limiter fail, the account's budget applies to everyone.
+	return err != nil || !d.Allowed
 }

@@ -160,7 +160,7 @@ func New(opts Options) (*Server, error) {
 			MaxAge: 600,
 		}))
 	}
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB", Skipper: s.takesNoBody}), s.authenticate, s.rateLimit, s.validate, s.loginAccountLimit, s.idempotent)
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB", Skipper: s.takesNoBody}), s.authenticate, s.rateLimit, s.validate, s.passwordGuard, s.idempotent)
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
 	if s.debug {
 		s.registerDocsAssets()

@@ -15,10 +15,12 @@ import (
 	"enterprise-automation/internal/store"
 )
 
-// Passwords hashes and checks passwords (the auth service).
+// Passwords hashes and checks passwords, and forgets the sessions a password change or
+// deactivation ended (the auth service).
 type Passwords interface {
 	HashPassword(plain string) (string, error)
 	CheckPassword(u db.User, plain string) (bool, error)
+	ForgetSessions(ctx context.Context, ids ...int64)
 }
 
 // Service implements the user use cases.
@@ -164,9 +166,11 @@ type UpdateParams struct {
 }
 
 // Update changes a user. Non-admins may change only themselves, only name, email and
-// password (the last two need the current password), and get Forbidden for is_admin or
-// is_active. Nobody can demote or deactivate themselves (Conflict). PreconditionFailed
-// when ifMatch does not match; NotFound, Conflict (email taken) as usual.
+// password (the last two need the current password: ErrWrongCurrentPassword when it is
+// wrong), and get Forbidden for is_admin or is_active. A new password or a deactivation
+// ends every session of the user. Nobody can demote or deactivate themselves
+// (Conflict). PreconditionFailed when ifMatch does not match; NotFound, Conflict (email
+// taken) as usual.
 func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (db.User, error) {
 	if !actor.IsAdmin {
 		if actor.UserID != id {
@@ -190,7 +194,10 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		}
 		newHash = &h
 	}
-	var updated db.User
+	var (
+		updated db.User
+		ended   []int64
+	)
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		cur, err := q.UserGetByIDForUpdate(ctx, id)
 		if err != nil {
@@ -209,9 +216,13 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 				return err
 			}
 			if !ok {
-				return apperr.Validation(apperr.FieldError{Location: "body", Field: "current_password", Message: "is not your current password"})
+				return ErrWrongCurrentPassword
 			}
 		}
+		// A new password or a deactivation ends every session, the caller's included:
+		// the token generation moves on (refusing every access token issued before, also
+		// after a later reactivation) and every refresh-token family is revoked.
+		endSessions := newHash != nil || (p.IsActive != nil && !*p.IsActive)
 		var name, email *string
 		if p.Name != nil {
 			v := strings.TrimSpace(*p.Name)
@@ -223,7 +234,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		}
 		updated, err = q.UserUpdate(ctx, db.UserUpdateParams{
 			Name: name, Email: email, PasswordHash: newHash, IsAdmin: p.IsAdmin, IsActive: p.IsActive,
-			ID: id, Version: cur.Version,
+			EndSessions: endSessions, ID: id, Version: cur.Version,
 		})
 		if apperr.Is(err, apperr.Conflict) {
 			return apperr.Wrap(apperr.Conflict, err, "a user with email %q already exists", *p.Email)
@@ -231,9 +242,9 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		if err != nil {
 			return err
 		}
-		// A new password or a deactivation ends every session.
-		if newHash != nil || (p.IsActive != nil && !*p.IsActive) {
-			return q.RefreshTokenRevokeUser(ctx, id)
+		if endSessions {
+			ended, err = auth.EndUserSessions(ctx, q, id)
+			return err
 		}
 		return nil
 	})
@@ -241,8 +252,13 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		return db.User{}, fmt.Errorf("user: update: %w", err)
 	}
 	s.users.Invalidate(ctx, id)
+	s.passwords.ForgetSessions(ctx, ended...)
 	return updated, nil
 }
+
+// ErrWrongCurrentPassword is the Invalid error of an update whose current_password is
+// wrong; the HTTP layer counts it as a failed password attempt.
+var ErrWrongCurrentPassword = apperr.Validation(apperr.FieldError{Location: "body", Field: "current_password", Message: "is not your current password"})
 
 var errChanged = apperr.E(apperr.PreconditionFailed, "the user has changed since the ETag in If-Match; fetch it again")
 

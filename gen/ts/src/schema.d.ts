@@ -163,7 +163,9 @@ export interface paths {
          * Log in (OAuth2 password grant)
          * @description Exchanges an email (`username`) and password for an access token and a refresh
          *     token. Unknown email and wrong password give the same 401. Inactive users cannot
-         *     log in.
+         *     log in. Password guessing is limited per client and per account (429 with
+         *     `Retry-After`): an account's limit is spent by failed attempts and binds the clients
+         *     that failed, not the account's owner logging in from another client.
          */
         post: operations["createToken"];
         delete?: never;
@@ -185,7 +187,9 @@ export interface paths {
          * Rotate a refresh token
          * @description Exchanges a refresh token for a new token pair. Each refresh token works once:
          *     presenting an already rotated token revokes every token descended from the same
-         *     login, on the assumption that it was stolen.
+         *     login, on the assumption that it was stolen, and ends that login's access tokens.
+         *     A login session lasts at most `SESSION_MAX_DAYS` (30) days from the login: after
+         *     that, refresh answers 401 and the client logs in again; no token outlives it.
          */
         post: operations["refreshToken"];
         delete?: never;
@@ -205,8 +209,10 @@ export interface paths {
         put?: never;
         /**
          * Log out
-         * @description Revokes the refresh token and every token rotated from the same login. Idempotent:
-         *     an unknown or already revoked token also answers 204.
+         * @description Ends the login session: revokes the refresh token and every token rotated from the
+         *     same login, and the access tokens issued from them stop working at once. Other
+         *     sessions of the user are left alone. Idempotent: an unknown or already revoked token
+         *     also answers 204.
          */
         post: operations["logout"];
         delete?: never;
@@ -260,8 +266,12 @@ export interface paths {
         /**
          * Update your own profile
          * @description Changes your name, email or password. Changing the email or password requires
-         *     `current_password`. Only administrators may set `is_admin` or `is_active` (403
-         *     otherwise), and an administrator cannot demote or deactivate themselves (409).
+         *     `current_password`; wrong guesses count against the account's login limit, like
+         *     failed logins (429 with `Retry-After` once it is spent). Changing the password ends
+         *     every session of the account, this one included: every access and refresh token
+         *     issued before stops working, and the client logs in again with the new password.
+         *     Only administrators may set `is_admin` or `is_active` (403 otherwise), and an
+         *     administrator cannot demote or deactivate themselves (409).
          */
         patch: operations["updateCurrentUser"];
         trace?: never;
@@ -302,7 +312,9 @@ export interface paths {
         /**
          * Update a user
          * @description Partial update; fields left out keep their value. Administrators only. An
-         *     administrator cannot demote or deactivate themselves (409).
+         *     administrator cannot demote or deactivate themselves (409). Setting a password or
+         *     deactivating the user ends every session of the user: every access and refresh
+         *     token issued before stops working, also after a later reactivation.
          */
         patch: operations["updateUser"];
         trace?: never;
