@@ -220,13 +220,16 @@ func (r *Runner) llmFailure(ctx context.Context, o outcome, runID int64, err err
 	}
 	var le *llm.Error
 	if errors.As(err, &le) {
+		// The run shows le.Message, which names no host or URL; the cause stays in the log.
+		r.log.Warn("llm completion failed", "run_id", runID, "attempt", attempt, "error_code", le.Code, "error", le.Detail())
 		if le.Transient {
 			return r.transientOr(ctx, o, le, le.Code, le.Message, attempt, maxAttempts)
 		}
 		o.status, o.errCode, o.errMsg = db.AgentRunStatusFailed, le.Code, le.Message
 		return o
 	}
-	return r.transientOr(ctx, o, err, "llm_unavailable", err.Error(), attempt, maxAttempts)
+	r.log.Warn("llm completion failed", "run_id", runID, "attempt", attempt, "error_code", "llm_unavailable", "error", err.Error())
+	return r.transientOr(ctx, o, err, "llm_unavailable", "the model provider could not be reached", attempt, maxAttempts)
 }
 
 // transientOr retries while attempts remain and fails the run with code/msg after the last.
