@@ -24,6 +24,22 @@ WITH input AS (
 )
 SELECT run.* FROM run ORDER BY run.id;
 
+-- name: AgentRunLockCreators :exec
+-- AgentRunLockCreators takes each user's run-quota lock until the transaction ends, so
+-- that concurrent creations for one user count and insert one after another; user_ids
+-- must be sorted and distinct (one lock order everywhere: no deadlocks).
+SELECT pg_advisory_xact_lock(hashtextextended('agent_run_quota:' || u.id::text, 0))
+FROM unnest(@user_ids::bigint[]) WITH ORDINALITY AS u (id, ord)
+ORDER BY u.ord;
+
+-- name: AgentRunCountActiveByCreators :many
+-- AgentRunCountActiveByCreators counts the runs of each given user that are queued or in
+-- progress (users without any are left out).
+SELECT created_by::bigint AS user_id, count(*) AS active
+FROM agent_runs
+WHERE created_by = ANY(@user_ids::bigint[]) AND status IN ('queued', 'in_progress')
+GROUP BY created_by;
+
 -- name: AgentRunGetByID :one
 -- AgentRunGetByID returns one run.
 SELECT * FROM agent_runs WHERE id = @id;

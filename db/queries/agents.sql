@@ -1,7 +1,7 @@
 -- name: AgentCreate :one
 -- AgentCreate inserts an agent definition.
-INSERT INTO agents (name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by)
-VALUES (@name, @description, @instructions, @model, @temperature, @max_output_tokens, @tools, @is_active, @created_by)
+INSERT INTO agents (name, description, instructions, model, temperature, max_output_tokens, tools, tool_scope, is_active, created_by)
+VALUES (@name, @description, @instructions, @model, @temperature, @max_output_tokens, @tools, @tool_scope, @is_active, @created_by)
 RETURNING *;
 
 -- name: AgentGetByID :one
@@ -30,6 +30,7 @@ UPDATE agents SET
     temperature       = @temperature,
     max_output_tokens = @max_output_tokens,
     tools             = @tools,
+    tool_scope        = @tool_scope,
     is_active         = @is_active,
     version           = version + 1,
     updated_at        = now()

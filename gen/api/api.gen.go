@@ -87,6 +87,24 @@ func (e AgentTool) Valid() bool {
 	}
 }
 
+// Defines values for AgentToolScope.
+const (
+	AgentToolScopeCreator AgentToolScope = "creator"
+	AgentToolScopeTask    AgentToolScope = "task"
+)
+
+// Valid indicates whether the value is a known member of the AgentToolScope enum.
+func (e AgentToolScope) Valid() bool {
+	switch e {
+	case AgentToolScopeCreator:
+		return true
+	case AgentToolScopeTask:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DependencyCheckStatus.
 const (
 	DependencyCheckStatusDegraded    DependencyCheckStatus = "degraded"
@@ -317,6 +335,16 @@ type Agent struct {
 	// Temperature Example: 0.2
 	Temperature float64 `json:"temperature"`
 
+	// ToolScope What the writing tools (`create_task`, `update_task_status`) may change in a run
+	// created for a task (`task_id` set). `task`: only that task; `create_task` and
+	// changes to any other task are refused (the model gets an error result and nothing
+	// changes). `creator`: anything the run's creator may change. Reading tools and runs
+	// without a task always act with the creator's permissions.
+	//
+	//
+	// Example: task
+	ToolScope AgentToolScope `json:"tool_scope"`
+
 	// Tools Example: ["get_task","update_task_status"]
 	Tools AgentTools `json:"tools"`
 
@@ -348,6 +376,16 @@ type AgentCreate struct {
 
 	// Temperature Example: 0.2
 	Temperature *float64 `json:"temperature,omitempty"`
+
+	// ToolScope What the writing tools (`create_task`, `update_task_status`) may change in a run
+	// created for a task (`task_id` set). `task`: only that task; `create_task` and
+	// changes to any other task are refused (the model gets an error result and nothing
+	// changes). `creator`: anything the run's creator may change. Reading tools and runs
+	// without a task always act with the creator's permissions.
+	//
+	//
+	// Example: task
+	ToolScope *AgentToolScope `json:"tool_scope,omitempty"`
 
 	// Tools Example: ["get_task","update_task_status"]
 	Tools *AgentTools `json:"tools,omitempty"`
@@ -503,10 +541,20 @@ type AgentRunUsage struct {
 
 // AgentTool A built-in tool: `get_task` reads a task, `search_tasks` lists tasks, `create_task`
 // creates one, `update_task_status` moves one through its status transitions. Tools
-// act with the permissions of the user who started the run.
+// act with the permissions of the user who started the run; in a run created for a
+// task, the agent's `tool_scope` limits what the writing tools may change.
 //
 // Example: update_task_status
 type AgentTool string
+
+// AgentToolScope What the writing tools (`create_task`, `update_task_status`) may change in a run
+// created for a task (`task_id` set). `task`: only that task; `create_task` and
+// changes to any other task are refused (the model gets an error result and nothing
+// changes). `creator`: anything the run's creator may change. Reading tools and runs
+// without a task always act with the creator's permissions.
+//
+// Example: task
+type AgentToolScope string
 
 // AgentTools Example: ["get_task","update_task_status"]
 type AgentTools = []AgentTool
@@ -535,6 +583,16 @@ type AgentUpdate struct {
 
 	// Temperature Example: 0
 	Temperature *float64 `json:"temperature,omitempty"`
+
+	// ToolScope What the writing tools (`create_task`, `update_task_status`) may change in a run
+	// created for a task (`task_id` set). `task`: only that task; `create_task` and
+	// changes to any other task are refused (the model gets an error result and nothing
+	// changes). `creator`: anything the run's creator may change. Reading tools and runs
+	// without a task always act with the creator's permissions.
+	//
+	//
+	// Example: task
+	ToolScope *AgentToolScope `json:"tool_scope,omitempty"`
 
 	// Tools Example: ["get_task","update_task_status"]
 	Tools *AgentTools `json:"tools,omitempty"`
@@ -1031,6 +1089,9 @@ type ServiceUnavailable = Problem
 
 // TooManyRequests An RFC 9457 problem detail.
 type TooManyRequests = Problem
+
+// TooManyRuns An RFC 9457 problem detail.
+type TooManyRuns = Problem
 
 // Unauthorized An RFC 9457 problem detail.
 type Unauthorized = Problem
@@ -2423,6 +2484,17 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers TooManyRequestsResponseHeaders
+}
+
+type TooManyRunsResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+}
+type TooManyRunsApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers TooManyRunsResponseHeaders
 }
 
 type UnauthorizedResponseHeaders struct {
@@ -4312,7 +4384,7 @@ func (response CreateAgentRun422ApplicationProblemPlusJSONResponse) VisitCreateA
 }
 
 type CreateAgentRun429ApplicationProblemPlusJSONResponse struct {
-	TooManyRequestsApplicationProblemPlusJSONResponse
+	TooManyRunsApplicationProblemPlusJSONResponse
 }
 
 func (response CreateAgentRun429ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {

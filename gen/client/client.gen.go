@@ -90,6 +90,24 @@ func (e AgentTool) Valid() bool {
 	}
 }
 
+// Defines values for AgentToolScope.
+const (
+	AgentToolScopeCreator AgentToolScope = "creator"
+	AgentToolScopeTask    AgentToolScope = "task"
+)
+
+// Valid indicates whether the value is a known member of the AgentToolScope enum.
+func (e AgentToolScope) Valid() bool {
+	switch e {
+	case AgentToolScopeCreator:
+		return true
+	case AgentToolScopeTask:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DependencyCheckStatus.
 const (
 	DependencyCheckStatusDegraded    DependencyCheckStatus = "degraded"
@@ -320,6 +338,16 @@ type Agent struct {
 	// Temperature Example: 0.2
 	Temperature float64 `json:"temperature"`
 
+	// ToolScope What the writing tools (`create_task`, `update_task_status`) may change in a run
+	// created for a task (`task_id` set). `task`: only that task; `create_task` and
+	// changes to any other task are refused (the model gets an error result and nothing
+	// changes). `creator`: anything the run's creator may change. Reading tools and runs
+	// without a task always act with the creator's permissions.
+	//
+	//
+	// Example: task
+	ToolScope AgentToolScope `json:"tool_scope"`
+
 	// Tools Example: ["get_task","update_task_status"]
 	Tools AgentTools `json:"tools"`
 
@@ -351,6 +379,16 @@ type AgentCreate struct {
 
 	// Temperature Example: 0.2
 	Temperature *float64 `json:"temperature,omitempty"`
+
+	// ToolScope What the writing tools (`create_task`, `update_task_status`) may change in a run
+	// created for a task (`task_id` set). `task`: only that task; `create_task` and
+	// changes to any other task are refused (the model gets an error result and nothing
+	// changes). `creator`: anything the run's creator may change. Reading tools and runs
+	// without a task always act with the creator's permissions.
+	//
+	//
+	// Example: task
+	ToolScope *AgentToolScope `json:"tool_scope,omitempty"`
 
 	// Tools Example: ["get_task","update_task_status"]
 	Tools *AgentTools `json:"tools,omitempty"`
@@ -506,10 +544,20 @@ type AgentRunUsage struct {
 
 // AgentTool A built-in tool: `get_task` reads a task, `search_tasks` lists tasks, `create_task`
 // creates one, `update_task_status` moves one through its status transitions. Tools
-// act with the permissions of the user who started the run.
+// act with the permissions of the user who started the run; in a run created for a
+// task, the agent's `tool_scope` limits what the writing tools may change.
 //
 // Example: update_task_status
 type AgentTool string
+
+// AgentToolScope What the writing tools (`create_task`, `update_task_status`) may change in a run
+// created for a task (`task_id` set). `task`: only that task; `create_task` and
+// changes to any other task are refused (the model gets an error result and nothing
+// changes). `creator`: anything the run's creator may change. Reading tools and runs
+// without a task always act with the creator's permissions.
+//
+// Example: task
+type AgentToolScope string
 
 // AgentTools Example: ["get_task","update_task_status"]
 type AgentTools = []AgentTool
@@ -538,6 +586,16 @@ type AgentUpdate struct {
 
 	// Temperature Example: 0
 	Temperature *float64 `json:"temperature,omitempty"`
+
+	// ToolScope What the writing tools (`create_task`, `update_task_status`) may change in a run
+	// created for a task (`task_id` set). `task`: only that task; `create_task` and
+	// changes to any other task are refused (the model gets an error result and nothing
+	// changes). `creator`: anything the run's creator may change. Reading tools and runs
+	// without a task always act with the creator's permissions.
+	//
+	//
+	// Example: task
+	ToolScope *AgentToolScope `json:"tool_scope,omitempty"`
 
 	// Tools Example: ["get_task","update_task_status"]
 	Tools *AgentTools `json:"tools,omitempty"`
@@ -1035,6 +1093,9 @@ type ServiceUnavailable = Problem
 // TooManyRequests An RFC 9457 problem detail.
 type TooManyRequests = Problem
 
+// TooManyRuns An RFC 9457 problem detail.
+type TooManyRuns = Problem
+
 // Unauthorized An RFC 9457 problem detail.
 type Unauthorized = Problem
 
@@ -1497,8 +1558,11 @@ type ClientInterface interface {
 	//
 	// Queues a run of an active agent and answers at once with the run `queued`; follow
 	// it at `Location` or its event stream. With `task_id`, the agent gets the task as
-	// context; the task must be visible to you. Tools act with your permissions. Send an
-	// `Idempotency-Key` to make retries safe.
+	// context; the task must be visible to you. Tools act with your permissions (in a run
+	// for a task, the agent's `tool_scope` may narrow them to that task). Send an
+	// `Idempotency-Key` to make retries safe. Each user may have at most
+	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+	// answer is 429 with the problem type `/problems/quota-exceeded`.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1509,8 +1573,11 @@ type ClientInterface interface {
 	//
 	// Queues a run of an active agent and answers at once with the run `queued`; follow
 	// it at `Location` or its event stream. With `task_id`, the agent gets the task as
-	// context; the task must be visible to you. Tools act with your permissions. Send an
-	// `Idempotency-Key` to make retries safe.
+	// context; the task must be visible to you. Tools act with your permissions (in a run
+	// for a task, the agent's `tool_scope` may narrow them to that task). Send an
+	// `Idempotency-Key` to make retries safe. Each user may have at most
+	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+	// answer is 429 with the problem type `/problems/quota-exceeded`.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2113,8 +2180,11 @@ func (c *Client) UpdateAgent(ctx context.Context, agentId AgentID, params *Updat
 //
 // Queues a run of an active agent and answers at once with the run `queued`; follow
 // it at `Location` or its event stream. With `task_id`, the agent gets the task as
-// context; the task must be visible to you. Tools act with your permissions. Send an
-// `Idempotency-Key` to make retries safe.
+// context; the task must be visible to you. Tools act with your permissions (in a run
+// for a task, the agent's `tool_scope` may narrow them to that task). Send an
+// `Idempotency-Key` to make retries safe. Each user may have at most
+// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+// answer is 429 with the problem type `/problems/quota-exceeded`.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2135,8 +2205,11 @@ func (c *Client) CreateAgentRunWithBody(ctx context.Context, agentId AgentID, pa
 //
 // Queues a run of an active agent and answers at once with the run `queued`; follow
 // it at `Location` or its event stream. With `task_id`, the agent gets the task as
-// context; the task must be visible to you. Tools act with your permissions. Send an
-// `Idempotency-Key` to make retries safe.
+// context; the task must be visible to you. Tools act with your permissions (in a run
+// for a task, the agent's `tool_scope` may narrow them to that task). Send an
+// `Idempotency-Key` to make retries safe. Each user may have at most
+// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+// answer is 429 with the problem type `/problems/quota-exceeded`.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4722,8 +4795,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Queues a run of an active agent and answers at once with the run `queued`; follow
 	// it at `Location` or its event stream. With `task_id`, the agent gets the task as
-	// context; the task must be visible to you. Tools act with your permissions. Send an
-	// `Idempotency-Key` to make retries safe.
+	// context; the task must be visible to you. Tools act with your permissions (in a run
+	// for a task, the agent's `tool_scope` may narrow them to that task). Send an
+	// `Idempotency-Key` to make retries safe. Each user may have at most
+	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+	// answer is 429 with the problem type `/problems/quota-exceeded`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4734,8 +4810,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Queues a run of an active agent and answers at once with the run `queued`; follow
 	// it at `Location` or its event stream. With `task_id`, the agent gets the task as
-	// context; the task must be visible to you. Tools act with your permissions. Send an
-	// `Idempotency-Key` to make retries safe.
+	// context; the task must be visible to you. Tools act with your permissions (in a run
+	// for a task, the agent's `tool_scope` may narrow them to that task). Send an
+	// `Idempotency-Key` to make retries safe. Each user may have at most
+	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+	// answer is 429 with the problem type `/problems/quota-exceeded`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6374,7 +6453,7 @@ type CreateAgentRunResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyRequests
+	ApplicationproblemJSON429 *TooManyRuns
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -6428,7 +6507,7 @@ func (r CreateAgentRunResponse) GetApplicationproblemJSON422() *UnprocessableEnt
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r CreateAgentRunResponse) GetApplicationproblemJSON429() *TooManyRequests {
+func (r CreateAgentRunResponse) GetApplicationproblemJSON429() *TooManyRuns {
 	return r.ApplicationproblemJSON429
 }
 
@@ -8840,8 +8919,11 @@ func (c *ClientWithResponses) UpdateAgentWithResponse(ctx context.Context, agent
 //
 // Queues a run of an active agent and answers at once with the run `queued`; follow
 // it at `Location` or its event stream. With `task_id`, the agent gets the task as
-// context; the task must be visible to you. Tools act with your permissions. Send an
-// `Idempotency-Key` to make retries safe.
+// context; the task must be visible to you. Tools act with your permissions (in a run
+// for a task, the agent's `tool_scope` may narrow them to that task). Send an
+// `Idempotency-Key` to make retries safe. Each user may have at most
+// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+// answer is 429 with the problem type `/problems/quota-exceeded`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8858,8 +8940,11 @@ func (c *ClientWithResponses) CreateAgentRunWithBodyWithResponse(ctx context.Con
 //
 // Queues a run of an active agent and answers at once with the run `queued`; follow
 // it at `Location` or its event stream. With `task_id`, the agent gets the task as
-// context; the task must be visible to you. Tools act with your permissions. Send an
-// `Idempotency-Key` to make retries safe.
+// context; the task must be visible to you. Tools act with your permissions (in a run
+// for a task, the agent's `tool_scope` may narrow them to that task). Send an
+// `Idempotency-Key` to make retries safe. Each user may have at most
+// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+// answer is 429 with the problem type `/problems/quota-exceeded`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10685,7 +10770,7 @@ func ParseCreateAgentRunResponse(rsp *http.Response) (*CreateAgentRunResponse, e
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyRequests
+		var dest TooManyRuns
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -38,6 +38,40 @@ func (q *Queries) AgentRunCount(ctx context.Context, arg AgentRunCountParams) (i
 	return count, err
 }
 
+const agentRunCountActiveByCreators = `-- name: AgentRunCountActiveByCreators :many
+SELECT created_by::bigint AS user_id, count(*) AS active
+FROM agent_runs
+WHERE created_by = ANY($1::bigint[]) AND status IN ('queued', 'in_progress')
+GROUP BY created_by
+`
+
+type AgentRunCountActiveByCreatorsRow struct {
+	UserID int64
+	Active int64
+}
+
+// AgentRunCountActiveByCreators counts the runs of each given user that are queued or in
+// progress (users without any are left out).
+func (q *Queries) AgentRunCountActiveByCreators(ctx context.Context, userIds []int64) ([]AgentRunCountActiveByCreatorsRow, error) {
+	rows, err := q.db.Query(ctx, agentRunCountActiveByCreators, userIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AgentRunCountActiveByCreatorsRow{}
+	for rows.Next() {
+		var i AgentRunCountActiveByCreatorsRow
+		if err := rows.Scan(&i.UserID, &i.Active); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const agentRunCreate = `-- name: AgentRunCreate :many
 WITH input AS (
     SELECT unnest($1::bigint[])                              AS agent_id,
@@ -511,6 +545,20 @@ func (q *Queries) AgentRunList(ctx context.Context, arg AgentRunListParams) ([]A
 		return nil, err
 	}
 	return items, nil
+}
+
+const agentRunLockCreators = `-- name: AgentRunLockCreators :exec
+SELECT pg_advisory_xact_lock(hashtextextended('agent_run_quota:' || u.id::text, 0))
+FROM unnest($1::bigint[]) WITH ORDINALITY AS u (id, ord)
+ORDER BY u.ord
+`
+
+// AgentRunLockCreators takes each user's run-quota lock until the transaction ends, so
+// that concurrent creations for one user count and insert one after another; user_ids
+// must be sorted and distinct (one lock order everywhere: no deadlocks).
+func (q *Queries) AgentRunLockCreators(ctx context.Context, userIds []int64) error {
+	_, err := q.db.Exec(ctx, agentRunLockCreators, userIds)
+	return err
 }
 
 const agentRunRequestCancel = `-- name: AgentRunRequestCancel :one

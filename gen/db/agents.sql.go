@@ -23,9 +23,9 @@ func (q *Queries) AgentCount(ctx context.Context, isActive *bool) (int64, error)
 }
 
 const agentCreate = `-- name: AgentCreate :one
-INSERT INTO agents (name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-RETURNING id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version
+INSERT INTO agents (name, description, instructions, model, temperature, max_output_tokens, tools, tool_scope, is_active, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+RETURNING id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope
 `
 
 type AgentCreateParams struct {
@@ -36,6 +36,7 @@ type AgentCreateParams struct {
 	Temperature     float64
 	MaxOutputTokens *int32
 	Tools           []string
+	ToolScope       AgentToolScope
 	IsActive        bool
 	CreatedBy       *int64
 }
@@ -50,6 +51,7 @@ func (q *Queries) AgentCreate(ctx context.Context, arg AgentCreateParams) (Agent
 		arg.Temperature,
 		arg.MaxOutputTokens,
 		arg.Tools,
+		arg.ToolScope,
 		arg.IsActive,
 		arg.CreatedBy,
 	)
@@ -68,6 +70,7 @@ func (q *Queries) AgentCreate(ctx context.Context, arg AgentCreateParams) (Agent
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Version,
+		&i.ToolScope,
 	)
 	return i, err
 }
@@ -119,7 +122,7 @@ func (q *Queries) AgentDetachUser(ctx context.Context, userID int64) ([]int64, e
 }
 
 const agentGetByID = `-- name: AgentGetByID :one
-SELECT id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version FROM agents WHERE id = $1
+SELECT id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope FROM agents WHERE id = $1
 `
 
 // AgentGetByID returns one agent.
@@ -140,12 +143,13 @@ func (q *Queries) AgentGetByID(ctx context.Context, id int64) (Agent, error) {
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Version,
+		&i.ToolScope,
 	)
 	return i, err
 }
 
 const agentList = `-- name: AgentList :many
-SELECT id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version FROM agents
+SELECT id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope FROM agents
 WHERE ($1::boolean IS NULL OR is_active = $1)
 ORDER BY id
 LIMIT $3 OFFSET $2
@@ -181,6 +185,7 @@ func (q *Queries) AgentList(ctx context.Context, arg AgentListParams) ([]Agent, 
 			&i.CreatedAt,
 			&i.UpdatedAt,
 			&i.Version,
+			&i.ToolScope,
 		); err != nil {
 			return nil, err
 		}
@@ -201,11 +206,12 @@ UPDATE agents SET
     temperature       = $5,
     max_output_tokens = $6,
     tools             = $7,
-    is_active         = $8,
+    tool_scope        = $8,
+    is_active         = $9,
     version           = version + 1,
     updated_at        = now()
-WHERE id = $9 AND version = $10
-RETURNING id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version
+WHERE id = $10 AND version = $11
+RETURNING id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope
 `
 
 type AgentUpdateParams struct {
@@ -216,6 +222,7 @@ type AgentUpdateParams struct {
 	Temperature     float64
 	MaxOutputTokens *int32
 	Tools           []string
+	ToolScope       AgentToolScope
 	IsActive        bool
 	ID              int64
 	Version         int64
@@ -231,6 +238,7 @@ func (q *Queries) AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent
 		arg.Temperature,
 		arg.MaxOutputTokens,
 		arg.Tools,
+		arg.ToolScope,
 		arg.IsActive,
 		arg.ID,
 		arg.Version,
@@ -250,6 +258,7 @@ func (q *Queries) AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent
 		&i.CreatedAt,
 		&i.UpdatedAt,
 		&i.Version,
+		&i.ToolScope,
 	)
 	return i, err
 }

@@ -82,6 +82,64 @@ func AllAgentRunStatusValues() []AgentRunStatus {
 	}
 }
 
+type AgentToolScope string
+
+const (
+	AgentToolScopeTask    AgentToolScope = "task"
+	AgentToolScopeCreator AgentToolScope = "creator"
+)
+
+func (e *AgentToolScope) Scan(src interface{}) error {
+	switch s := src.(type) {
+	case []byte:
+		*e = AgentToolScope(s)
+	case string:
+		*e = AgentToolScope(s)
+	default:
+		return fmt.Errorf("unsupported scan type for AgentToolScope: %T", src)
+	}
+	return nil
+}
+
+type NullAgentToolScope struct {
+	AgentToolScope AgentToolScope
+	Valid          bool // Valid is true if AgentToolScope is not NULL
+}
+
+// Scan implements the Scanner interface.
+func (ns *NullAgentToolScope) Scan(value interface{}) error {
+	if value == nil {
+		ns.AgentToolScope, ns.Valid = "", false
+		return nil
+	}
+	ns.Valid = true
+	return ns.AgentToolScope.Scan(value)
+}
+
+// Value implements the driver Valuer interface.
+func (ns NullAgentToolScope) Value() (driver.Value, error) {
+	if !ns.Valid {
+		return nil, nil
+	}
+	return string(ns.AgentToolScope), nil
+}
+
+func (e AgentToolScope) Valid() bool {
+	switch e {
+	case AgentToolScopeTask,
+		AgentToolScopeCreator:
+		return true
+	}
+	return false
+}
+
+func AllAgentToolScopeValues() []AgentToolScope {
+	return []AgentToolScope{
+		AgentToolScopeTask,
+		AgentToolScopeCreator,
+	}
+}
+
 type TaskPriority string
 
 const (
@@ -227,6 +285,7 @@ type Agent struct {
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	Version         int64
+	ToolScope       AgentToolScope
 }
 
 type AgentRun struct {

@@ -27,6 +27,9 @@ type Querier interface {
 	AgentList(ctx context.Context, arg AgentListParams) ([]Agent, error)
 	// AgentRunCount counts the runs matching AgentRunList's filters.
 	AgentRunCount(ctx context.Context, arg AgentRunCountParams) (int64, error)
+	// AgentRunCountActiveByCreators counts the runs of each given user that are queued or in
+	// progress (users without any are left out).
+	AgentRunCountActiveByCreators(ctx context.Context, userIds []int64) ([]AgentRunCountActiveByCreatorsRow, error)
 	// AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
 	// one statement. The arrays are parallel, one element per run; a task id of 0 means none.
 	// The runs are inserted in input order, so their ids ascend in it, and they are returned
@@ -50,6 +53,10 @@ type Querier interface {
 	// AgentRunList returns a page of runs, newest first, matching the optional filters;
 	// created_by restricts to one user's runs.
 	AgentRunList(ctx context.Context, arg AgentRunListParams) ([]AgentRun, error)
+	// AgentRunLockCreators takes each user's run-quota lock until the transaction ends, so
+	// that concurrent creations for one user count and insert one after another; user_ids
+	// must be sorted and distinct (one lock order everywhere: no deadlocks).
+	AgentRunLockCreators(ctx context.Context, userIds []int64) error
 	// AgentRunRequestCancel records that a run should stop.
 	AgentRunRequestCancel(ctx context.Context, id int64) (AgentRun, error)
 	// AgentRunSaveProgress stores the steps and usage so far, so a retry resumes from them.

@@ -36,6 +36,7 @@ type Service struct {
 	defaultModel string
 	cache        *cache.Entity[db.Agent]
 	creates      *batcher[newRun, created] // runs created at once share a transaction
+	activeRuns   int                       // most runs a user may have queued or in progress (0: no limit)
 }
 
 // NewService builds a Service; defaultModel is used when an agent names none.
@@ -52,6 +53,13 @@ func (s *Service) WithCache(agents *cache.Entity[db.Agent]) *Service {
 	return s
 }
 
+// WithActiveRunLimit bounds the runs each user may have queued or in progress at once:
+// CreateRun refuses more with QuotaExceeded. n <= 0 means no limit.
+func (s *Service) WithActiveRunLimit(n int) *Service {
+	s.activeRuns = max(n, 0)
+	return s
+}
+
 var errAdminRequired = apperr.E(apperr.Forbidden, "administrator privileges required")
 
 // CreateParams are the fields of a new agent.
@@ -63,6 +71,7 @@ type CreateParams struct {
 	Temperature     *float64
 	MaxOutputTokens *int32
 	Tools           []string
+	ToolScope       db.AgentToolScope // empty means task
 	IsActive        *bool
 }
 
@@ -72,13 +81,13 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	if !actor.IsAdmin {
 		return db.Agent{}, errAdminRequired
 	}
-	if err := checkDefinition(&p.Name, p.Tools); err != nil {
+	if err := checkDefinition(&p.Name, p.Tools, &p.ToolScope); err != nil {
 		return db.Agent{}, err
 	}
 	a := db.AgentCreateParams{
 		Name: strings.TrimSpace(p.Name), Description: p.Description, Instructions: p.Instructions,
 		Model: cmpOr(strings.TrimSpace(p.Model), s.defaultModel), Temperature: 0.2, MaxOutputTokens: p.MaxOutputTokens,
-		Tools: p.Tools, IsActive: true, CreatedBy: &actor.UserID,
+		Tools: p.Tools, ToolScope: cmpOr(p.ToolScope, db.AgentToolScopeTask), IsActive: true, CreatedBy: &actor.UserID,
 	}
 	if p.Temperature != nil {
 		a.Temperature = *p.Temperature
@@ -99,11 +108,15 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	return out, nil
 }
 
-// checkDefinition validates a (new or changed) name and tool list; nil name means unchanged.
-func checkDefinition(name *string, tools []string) error {
+// checkDefinition validates a (new or changed) name, tool list and tool scope; nil name
+// or scope means unchanged, and an empty scope the default.
+func checkDefinition(name *string, tools []string, scope *db.AgentToolScope) error {
 	var fields []apperr.FieldError
 	if name != nil && strings.TrimSpace(*name) == "" {
 		fields = append(fields, apperr.FieldError{Location: "body", Field: "name", Message: "must not be blank"})
+	}
+	if scope != nil && *scope != "" && !scope.Valid() {
+		fields = append(fields, apperr.FieldError{Location: "body", Field: "tool_scope", Message: "must be one of: task, creator"})
 	}
 	for i, t := range tools {
 		if _, ok := Tools[t]; !ok {
@@ -156,6 +169,7 @@ type UpdateParams struct {
 	Temperature     *float64
 	MaxOutputTokens task.Optional[int32]
 	Tools           *[]string
+	ToolScope       *db.AgentToolScope
 	IsActive        *bool
 }
 
@@ -169,7 +183,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 	if p.Tools != nil {
 		tools = *p.Tools
 	}
-	if err := checkDefinition(p.Name, tools); err != nil {
+	if err := checkDefinition(p.Name, tools, p.ToolScope); err != nil {
 		return db.Agent{}, err
 	}
 	if p.Model != nil && strings.TrimSpace(*p.Model) == "" {
@@ -190,7 +204,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		next := db.AgentUpdateParams{
 			ID: id, Version: cur.Version, Name: cur.Name, Description: cur.Description, Instructions: cur.Instructions,
 			Model: cur.Model, Temperature: cur.Temperature, MaxOutputTokens: cur.MaxOutputTokens, Tools: cur.Tools,
-			IsActive: cur.IsActive,
+			ToolScope: cmpOr(cur.ToolScope, db.AgentToolScopeTask), IsActive: cur.IsActive,
 		}
 		if p.Name != nil {
 			next.Name = strings.TrimSpace(*p.Name)
@@ -212,6 +226,9 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		}
 		if p.Tools != nil {
 			next.Tools = *p.Tools
+		}
+		if p.ToolScope != nil && *p.ToolScope != "" {
+			next.ToolScope = *p.ToolScope
 		}
 		if p.IsActive != nil {
 			next.IsActive = *p.IsActive
@@ -256,7 +273,12 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	return nil
 }
 
-func cmpOr(a, b string) string {
+// ToolScopeOf returns an agent's tool scope (task for a record written before it had one).
+func ToolScopeOf(a db.Agent) db.AgentToolScope {
+	return cmpOr(a.ToolScope, db.AgentToolScopeTask)
+}
+
+func cmpOr[S ~string](a, b S) S {
 	if a != "" {
 		return a
 	}

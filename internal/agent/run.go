@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
@@ -87,7 +88,8 @@ type RunParams struct {
 // written in one transaction, shared with the runs created at the same time; the write
 // completes even if ctx is cancelled meanwhile. NotFound for an unknown agent; Conflict
 // for an inactive one; Invalid when the task is not visible to actor or the metadata is
-// too large.
+// too large; QuotaExceeded when actor already has as many runs queued or in progress as
+// WithActiveRunLimit allows.
 func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID int64, p RunParams) (db.AgentRun, error) {
 	a, err := s.Get(ctx, agentID)
 	if err != nil {
@@ -145,44 +147,47 @@ type created struct {
 // failure (the database unavailable or too slow) is every caller's, and is not repeated
 // run by run.
 func (s *Service) createRuns(ctx context.Context, rs []newRun) ([]created, error) {
-	out := make([]created, len(rs))
-	runs, err := s.insertRuns(ctx, rs)
+	out, err := s.insertRuns(ctx, rs)
 	if err == nil {
-		for i, r := range runs {
-			out[i].run = r
-		}
 		return out, nil
 	}
 	if len(rs) == 1 || !(apperr.Is(err, apperr.Invalid) || apperr.Is(err, apperr.Conflict) || apperr.Is(err, apperr.NotFound)) {
 		return nil, err
 	}
+	out = make([]created, len(rs))
 	for i := range rs {
-		runs, err := s.insertRuns(ctx, rs[i:i+1])
+		one, err := s.insertRuns(ctx, rs[i:i+1])
 		if err != nil {
 			out[i].err = err
 			continue
 		}
-		out[i].run = runs[0]
+		out[i] = one[0]
 	}
 	return out, nil
 }
 
 // insertRuns writes runs, their first events and their jobs in one transaction, and
-// returns the runs in rs's order.
-func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]db.AgentRun, error) {
-	n := len(rs)
-	p := db.AgentRunCreateParams{
-		AgentIds: make([]int64, n), TaskIds: make([]int64, n), Inputs: make([]string, n), Models: make([]string, n),
-		Metadata: make([][]byte, n), CreatedBy: make([]int64, n),
-	}
-	for i, r := range rs {
-		p.AgentIds[i], p.Inputs[i], p.Models[i], p.Metadata[i], p.CreatedBy[i] = r.agentID, r.input, r.model, r.metadata, r.createdBy
-		if r.taskID != nil {
-			p.TaskIds[i] = *r.taskID
-		}
-	}
-	runs := make([]db.AgentRun, 0, n)
+// returns the outcomes in rs's order: a run beyond its creator's quota gets a
+// QuotaExceeded error and is not written; an error fails the whole batch.
+func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error) {
+	out := make([]created, len(rs))
 	err := s.store.InTx(ctx, func(q db.Querier) error {
+		keep, err := s.withinQuota(ctx, q, rs, out)
+		if err != nil || len(keep) == 0 {
+			return err
+		}
+		n := len(keep)
+		p := db.AgentRunCreateParams{
+			AgentIds: make([]int64, n), TaskIds: make([]int64, n), Inputs: make([]string, n), Models: make([]string, n),
+			Metadata: make([][]byte, n), CreatedBy: make([]int64, n),
+		}
+		for i, k := range keep {
+			r := rs[k]
+			p.AgentIds[i], p.Inputs[i], p.Models[i], p.Metadata[i], p.CreatedBy[i] = r.agentID, r.input, r.model, r.metadata, r.createdBy
+			if r.taskID != nil {
+				p.TaskIds[i] = *r.taskID
+			}
+		}
 		rows, err := q.AgentRunCreate(ctx, p)
 		if err != nil {
 			return err
@@ -193,10 +198,10 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]db.AgentRun, e
 		ids := make([]int64, n)
 		for i, row := range rows {
 			// Rows come back by id, which ascends in insertion (input) order.
-			if r := rs[i]; row.AgentID != r.agentID || row.Input != r.input || row.CreatedBy == nil || *row.CreatedBy != r.createdBy {
+			if r := rs[keep[i]]; row.AgentID != r.agentID || row.Input != r.input || row.CreatedBy == nil || *row.CreatedBy != r.createdBy {
 				return fmt.Errorf("agent: created run %d does not match its request", row.ID)
 			}
-			runs = append(runs, db.AgentRun(row))
+			out[keep[i]].run = db.AgentRun(row)
 			ids[i] = row.ID
 		}
 		// The worker that starts a run records its job on it; a queued run is
@@ -206,7 +211,50 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]db.AgentRun, e
 	if err != nil {
 		return nil, err
 	}
-	return runs, nil
+	return out, nil
+}
+
+// withinQuota returns the indexes of the runs in rs that their creators' quotas allow,
+// in order, and sets a QuotaExceeded error in out for the others. It takes each creator's
+// quota lock for the rest of q's transaction first, so that concurrent creations (in
+// other batches or processes) count each other's runs; the batch's own runs count too.
+func (s *Service) withinQuota(ctx context.Context, q db.Querier, rs []newRun, out []created) ([]int, error) {
+	keep := make([]int, 0, len(rs))
+	if s.activeRuns <= 0 {
+		for i := range rs {
+			keep = append(keep, i)
+		}
+		return keep, nil
+	}
+	users := make([]int64, 0, 1)
+	for _, r := range rs {
+		users = append(users, r.createdBy)
+	}
+	slices.Sort(users)
+	users = slices.Compact(users)
+	if err := q.AgentRunLockCreators(ctx, users); err != nil {
+		return nil, err
+	}
+	// A statement of its own: it must see the runs committed by whoever held a lock.
+	counts, err := q.AgentRunCountActiveByCreators(ctx, users)
+	if err != nil {
+		return nil, err
+	}
+	active := make(map[int64]int64, len(counts))
+	for _, c := range counts {
+		active[c.UserID] = c.Active
+	}
+	limit := int64(s.activeRuns)
+	for i, r := range rs {
+		if active[r.createdBy] >= limit {
+			out[i].err = apperr.E(apperr.QuotaExceeded,
+				"you have %d runs queued or in progress, the most allowed at once; wait for some to finish or cancel some", limit)
+			continue
+		}
+		active[r.createdBy]++
+		keep = append(keep, i)
+	}
+	return keep, nil
 }
 
 // canSee reports whether actor may see a run: runs are private to their creator (their

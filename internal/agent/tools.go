@@ -22,7 +22,10 @@ type Tool struct {
 	Name        string
 	Description string
 	Parameters  map[string]any // JSON Schema of the arguments
-	Run         func(ctx context.Context, tasks *task.Service, actor auth.Principal, args json.RawMessage) (any, error)
+	// Changes, for a tool that writes, returns the id of the task a call would change (0
+	// for a new task); nil for a tool that only reads.
+	Changes func(args json.RawMessage) int64
+	Run     func(ctx context.Context, tasks *task.Service, actor auth.Principal, args json.RawMessage) (any, error)
 }
 
 // Tools is the built-in registry, by name. The contract's AgentTool enum lists the same names.
@@ -98,6 +101,7 @@ var Tools = map[string]Tool{
 			"description": map[string]any{"type": "string", "maxLength": 10000},
 			"priority":    map[string]any{"type": "string", "enum": []string{"low", "medium", "high", "urgent"}},
 		}, "title"),
+		Changes: func(json.RawMessage) int64 { return 0 },
 		Run: func(ctx context.Context, tasks *task.Service, actor auth.Principal, raw json.RawMessage) (any, error) {
 			var args struct {
 				Title       string  `json:"title"`
@@ -131,6 +135,7 @@ var Tools = map[string]Tool{
 			"task_id": map[string]any{"type": "integer", "minimum": 1},
 			"status":  map[string]any{"type": "string", "enum": statusNames()},
 		}, "task_id", "status"),
+		Changes: taskIDArg,
 		Run: func(ctx context.Context, tasks *task.Service, actor auth.Principal, raw json.RawMessage) (any, error) {
 			var args struct {
 				TaskID int64  `json:"task_id"`
@@ -172,6 +177,17 @@ func object(props map[string]any, required ...string) map[string]any {
 		o["required"] = required
 	}
 	return o
+}
+
+// taskIDArg returns a call's task_id argument (0 when it has none).
+func taskIDArg(raw json.RawMessage) int64 {
+	var args struct {
+		TaskID int64 `json:"task_id"`
+	}
+	if decodeArgs(raw, &args) != nil {
+		return 0
+	}
+	return args.TaskID
 }
 
 func decodeArgs(raw json.RawMessage, v any) error {

@@ -305,7 +305,8 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		Cache: shared.cache, CacheTTL: cfg.LLMCacheTTL, Metrics: m,
 	})
 	runner := agent.NewRunner(s, tasks, client, agent.RunnerOptions{
-		MaxSteps: cfg.AgentMaxSteps, Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
+		MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls, MaxToolCallsPerTurn: cfg.AgentMaxToolCallsPerTurn,
+		Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
 	})
 	q, err := queue.New(pool, runner, queue.Config{
 		Workers: workers, MaxAttempts: cfg.LLMMaxAttempts, RetryBackoff: cfg.LLMRetryBackoff,
@@ -326,7 +327,8 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	}
 	return &services{
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
-		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache), queue: q, metrics: m, shared: shared,
+		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser), queue: q,
+		metrics: m, shared: shared,
 		stopProfiles: stopProfiles, stopMetrics: stopMetrics,
 	}, nil
 }

@@ -26,6 +26,7 @@ const (
 	Unavailable                      // a dependency is down; retry later
 	TooLarge                         // request body too large
 	UnsupportedMediaType             // request body in a content type the operation does not take
+	QuotaExceeded                    // the caller holds as much of a resource as allowed; retry once some is freed
 )
 
 // String names the kind for logs.
@@ -53,6 +54,8 @@ func (k Kind) String() string {
 		return "too_large"
 	case UnsupportedMediaType:
 		return "unsupported_media_type"
+	case QuotaExceeded:
+		return "quota_exceeded"
 	default:
 		return "internal"
 	}

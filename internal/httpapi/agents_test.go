@@ -637,7 +637,7 @@ func TestAgentRunEndToEnd(t *testing.T) {
 	require.Len(t, first, 3, "%+v", first)
 	require.Equal(t, "system", first[0].Role)
 	require.Contains(t, first[0].Content, instructions, "the agent's instructions are the system message")
-	require.Equal(t, "system", first[1].Role)
+	require.Equal(t, "user", first[1].Role, "the task is data, given on the user's side")
 	require.Contains(t, first[1].Content, task.Title, "the task is given as context")
 	require.Contains(t, first[1].Content, fmt.Sprintf(`"id":%d`, task.Id))
 	require.Equal(t, "user", first[2].Role)

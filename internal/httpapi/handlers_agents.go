@@ -20,7 +20,8 @@ func toAgent(a db.Agent) api.Agent {
 	}
 	return api.Agent{
 		Id: a.ID, Name: a.Name, Description: a.Description, Instructions: a.Instructions, Model: a.Model,
-		Temperature: a.Temperature, MaxOutputTokens: nullableOf(a.MaxOutputTokens), Tools: tools, IsActive: a.IsActive,
+		Temperature: a.Temperature, MaxOutputTokens: nullableOf(a.MaxOutputTokens), Tools: tools,
+		ToolScope: api.AgentToolScope(agent.ToolScopeOf(a)), IsActive: a.IsActive,
 		CreatedBy: nullableOf(a.CreatedBy), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 	}
 }
@@ -93,6 +94,9 @@ func (s *Server) CreateAgent(ctx context.Context, req api.CreateAgentRequestObje
 	if b.Model != nil {
 		p.Model = *b.Model
 	}
+	if b.ToolScope != nil {
+		p.ToolScope = db.AgentToolScope(*b.ToolScope)
+	}
 	a, err := s.agents.Create(ctx, actor(ctx), p)
 	if err != nil {
 		return nil, err
@@ -135,6 +139,10 @@ func (s *Server) UpdateAgent(ctx context.Context, req api.UpdateAgentRequestObje
 	if b.Tools != nil {
 		t := toolNames(b.Tools)
 		p.Tools = &t
+	}
+	if b.ToolScope != nil {
+		sc := db.AgentToolScope(*b.ToolScope)
+		p.ToolScope = &sc
 	}
 	a, err := s.agents.Update(ctx, actor(ctx), req.AgentId, p, etag.IfMatch(req.Params.IfMatch))
 	if err != nil {

@@ -31,6 +31,7 @@ var problemKinds = map[apperr.Kind]struct {
 	apperr.Unavailable:          {http.StatusServiceUnavailable, "unavailable"},
 	apperr.TooLarge:             {http.StatusRequestEntityTooLarge, "payload-too-large"},
 	apperr.UnsupportedMediaType: {http.StatusUnsupportedMediaType, "unsupported-media-type"},
+	apperr.QuotaExceeded:        {http.StatusTooManyRequests, "quota-exceeded"},
 }
 
 // statusKinds maps the statuses Echo itself produces back to kinds.

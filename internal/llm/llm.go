@@ -13,7 +13,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -126,7 +129,9 @@ type Result struct {
 
 // Error is a failed completion, with a stable code for the run's error field.
 type Error struct {
-	Code      string // llm_rate_limited, llm_server_error, llm_timeout, llm_unavailable, llm_auth_failed, llm_bad_request
+	Code string // llm_rate_limited, llm_server_error, llm_timeout, llm_unavailable, llm_auth_failed, llm_bad_request
+	// Message says in words what failed, for the run's public error: it never holds the
+	// provider's host or URL, nor the transport's raw error text (those are in Err).
 	Message   string
 	Transient bool
 	Err       error
@@ -134,6 +139,15 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 func (e *Error) Unwrap() error { return e.Err }
+
+// Detail is the whole failure, cause included, for the log (never for clients: the
+// cause may name internal hosts).
+func (e *Error) Detail() string {
+	if e.Err == nil {
+		return e.Error()
+	}
+	return e.Error() + ": " + e.Err.Error()
+}
 
 // Stream runs one completion, calling onDelta with each piece of output text as it
 // arrives. It returns *Error for provider failures, or ctx's error when ctx ends first.
@@ -280,30 +294,57 @@ func (c *Client) classify(parent, call context.Context, err error) error {
 		return parent.Err()
 	}
 	if errors.Is(context.Cause(call), errTimeout) {
-		return &Error{Code: "llm_timeout", Message: fmt.Sprintf("no complete answer within %s", c.timeout), Transient: true, Err: err}
+		return &Error{Code: "llm_timeout", Message: fmt.Sprintf("the model provider gave no complete answer within %s", c.timeout),
+			Transient: true, Err: err}
 	}
+	// The messages below are public (the run's error): they say what failed in words.
+	// The SDK's and the transport's own texts name the provider's URL and host, and stay
+	// in Err for the log.
 	var apiErr *openai.Error
 	if errors.As(err, &apiErr) {
-		msg := apiErr.Message
-		if msg == "" {
-			msg = http.StatusText(apiErr.StatusCode)
-		}
-		msg = fmt.Sprintf("HTTP %d: %s", apiErr.StatusCode, msg)
+		code := apiErr.StatusCode
 		switch {
-		case apiErr.StatusCode == http.StatusTooManyRequests:
-			return &Error{Code: "llm_rate_limited", Message: msg, Transient: true, Err: err}
-		case apiErr.StatusCode == http.StatusRequestTimeout || apiErr.StatusCode >= 500:
-			return &Error{Code: "llm_server_error", Message: msg, Transient: true, Err: err}
-		case apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden:
-			return &Error{Code: "llm_auth_failed", Message: msg, Err: err}
+		case code == http.StatusTooManyRequests:
+			return &Error{Code: "llm_rate_limited", Message: "the model provider answered 429: too many requests", Transient: true, Err: err}
+		case code == http.StatusRequestTimeout || code >= 500:
+			return &Error{Code: "llm_server_error", Message: fmt.Sprintf("the model provider answered %d: a server-side failure", code),
+				Transient: true, Err: err}
+		case code == http.StatusUnauthorized || code == http.StatusForbidden:
+			return &Error{Code: "llm_auth_failed", Message: fmt.Sprintf("the model provider answered %d: check OPENAI_API_KEY", code), Err: err}
 		default:
+			// The provider's explanation of a refused request is what the agent's owner
+			// needs (an unknown model, a bad parameter); addresses in it are cut out.
+			msg := fmt.Sprintf("the model provider answered %d: the request was refused", code)
+			if reason := providerReason(apiErr.Message); reason != "" {
+				msg += " (" + reason + ")"
+			}
 			return &Error{Code: "llm_bad_request", Message: msg, Err: err}
 		}
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Code: "llm_unavailable", Message: err.Error(), Transient: true, Err: err}
+		return &Error{Code: "llm_unavailable", Message: "the model provider could not be reached", Transient: true, Err: err}
 	}
 	// A stream cut off mid-way or an unreadable body: worth another try.
-	return &Error{Code: "llm_unavailable", Message: err.Error(), Transient: true, Err: err}
+	return &Error{Code: "llm_unavailable", Message: "the model provider's answer broke off or could not be read", Transient: true, Err: err}
+}
+
+// addressLike matches URLs, host:port pairs, IP addresses and dotted host names.
+var addressLike = regexp.MustCompile(`(?i)[a-z][a-z0-9+.-]*://\S*|\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b|\[[0-9a-f:]+\](:\d+)?|\b[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}(:\d+)?\b|\b[a-z0-9-]+:\d{2,5}\b`)
+
+// providerReason is a provider's error message fit for the public: addresses replaced,
+// control characters dropped, at most 200 characters.
+func providerReason(msg string) string {
+	msg = addressLike.ReplaceAllString(msg, "[address]")
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, msg)
+	msg = strings.TrimSpace(msg)
+	if r := []rune(msg); len(r) > 200 {
+		msg = string(r[:200]) + "…"
+	}
+	return msg
 }

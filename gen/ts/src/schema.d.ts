@@ -396,8 +396,11 @@ export interface paths {
          * Run an agent
          * @description Queues a run of an active agent and answers at once with the run `queued`; follow
          *     it at `Location` or its event stream. With `task_id`, the agent gets the task as
-         *     context; the task must be visible to you. Tools act with your permissions. Send an
-         *     `Idempotency-Key` to make retries safe.
+         *     context; the task must be visible to you. Tools act with your permissions (in a run
+         *     for a task, the agent's `tool_scope` may narrow them to that task). Send an
+         *     `Idempotency-Key` to make retries safe. Each user may have at most
+         *     `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
+         *     answer is 429 with the problem type `/problems/quota-exceeded`.
          */
         post: operations["createAgentRun"];
         delete?: never;
@@ -1062,11 +1065,23 @@ export interface components {
         /**
          * @description A built-in tool: `get_task` reads a task, `search_tasks` lists tasks, `create_task`
          *     creates one, `update_task_status` moves one through its status transitions. Tools
-         *     act with the permissions of the user who started the run.
+         *     act with the permissions of the user who started the run; in a run created for a
+         *     task, the agent's `tool_scope` limits what the writing tools may change.
          * @example update_task_status
          * @enum {string}
          */
         AgentTool: "get_task" | "search_tasks" | "create_task" | "update_task_status";
+        /**
+         * @description What the writing tools (`create_task`, `update_task_status`) may change in a run
+         *     created for a task (`task_id` set). `task`: only that task; `create_task` and
+         *     changes to any other task are refused (the model gets an error result and nothing
+         *     changes). `creator`: anything the run's creator may change. Reading tools and runs
+         *     without a task always act with the creator's permissions.
+         * @default task
+         * @example task
+         * @enum {string}
+         */
+        AgentToolScope: "task" | "creator";
         /**
          * @example [
          *       "get_task",
@@ -1099,6 +1114,7 @@ export interface components {
              */
             max_output_tokens: number | null;
             tools: components["schemas"]["AgentTools"];
+            tool_scope: components["schemas"]["AgentToolScope"];
             /** @example true */
             is_active: boolean;
             /**
@@ -1141,6 +1157,7 @@ export interface components {
              */
             max_output_tokens?: number | null;
             tools?: components["schemas"]["AgentTools"];
+            tool_scope?: components["schemas"]["AgentToolScope"];
             /**
              * @default true
              * @example true
@@ -1169,6 +1186,7 @@ export interface components {
              */
             max_output_tokens?: number | null;
             tools?: components["schemas"]["AgentTools"];
+            tool_scope?: components["schemas"]["AgentToolScope"];
             /** @example false */
             is_active?: boolean;
         };
@@ -1571,6 +1589,22 @@ export interface components {
                  *       "request_id": "5f0c6d6e2b1a4f7e"
                  *     }
                  */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Rate limit exceeded (`/problems/rate-limited`, with `Retry-After`), or too many of
+         *     your runs are queued or in progress (`/problems/quota-exceeded`): wait for some to
+         *     finish, or cancel some.
+         */
+        TooManyRuns: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                RateLimit: components["headers"]["RateLimit"];
+                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                [name: string]: unknown;
+            };
+            content: {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -2562,7 +2596,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableEntity"];
-            429: components["responses"]["TooManyRequests"];
+            429: components["responses"]["TooManyRuns"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
