@@ -20,6 +20,7 @@ import (
 	"enterprise-automation/gen/api"
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/agent"
+	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/config"
@@ -326,7 +327,8 @@ func newSharedState(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*s
 		cache: res, limiter: res, close: func() { _ = r.Close() },
 		check: httpapi.Check{Name: "cache", Run: func(ctx context.Context) (string, error) {
 			if err := r.Ping(ctx); err != nil {
-				return "", fmt.Errorf("redis is unreachable; cache bypassed and rate limits in-process: %w", err)
+				// The cause names Redis's address: it goes to the log, not to the client.
+				return "", apperr.Wrap(apperr.Unavailable, err, "redis is unreachable; cache bypassed and rate limits in-process")
 			}
 			return "redis", nil
 		}},
@@ -380,15 +382,18 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		TrustedProxies: cfg.TrustedProxies,
 		Checks: []httpapi.Check{
 			{Name: "database", Required: true, Run: func(ctx context.Context) (string, error) {
-				return "", svc.store.Ping(ctx, 2*time.Second)
+				if err := svc.store.Ping(ctx, 2*time.Second); err != nil {
+					return "", apperr.Wrap(apperr.Unavailable, err, "database unreachable")
+				}
+				return "", nil
 			}},
 			{Name: "migrations", Required: true, Run: func(ctx context.Context) (string, error) {
 				cur, latest, err := migrator.Version(ctx)
 				if err != nil {
-					return "", err
+					return "", apperr.Wrap(apperr.Unavailable, err, "migration version unreadable")
 				}
 				if cur < latest {
-					return "", fmt.Errorf("version %d, want %d: run migrate up", cur, latest)
+					return "", apperr.E(apperr.Unavailable, "version %d, want %d: run migrate up", cur, latest)
 				}
 				return fmt.Sprintf("version %d", cur), nil
 			}},

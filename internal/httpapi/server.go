@@ -36,7 +36,10 @@ const maxBodyBytes = 1 << 20
 type Check struct {
 	Name     string
 	Required bool // a failing required check makes the service unavailable (503)
-	Run      func(ctx context.Context) (detail string, err error)
+	// Run probes the dependency. Its detail is public. An error is logged; clients see
+	// only the message of an apperr.Error (not Internal) in its chain, or
+	// "<Name> unavailable", so a check says in words what failed and keeps addresses out.
+	Run func(ctx context.Context) (detail string, err error)
 }
 
 // Options configures a Server.
@@ -73,6 +76,7 @@ type Server struct {
 	version   string
 	debug     bool
 	checks    []Check
+	ready     readiness
 	metrics   *metrics.Metrics
 	limits    RateLimits
 	cors      bool          // CORS origins are configured
