@@ -242,20 +242,29 @@ type services struct {
 	queue   *queue.Queue
 	metrics *metrics.Metrics
 	shared  *sharedState
+	// notifier carries PostgreSQL notifications: run events, the end of event streams'
+	// authorizations and, without Redis, cache invalidations.
+	notifier *store.Notifier
 	// stopProfiles closes the profiling endpoints (PPROF_ADDR; a no-op without them).
 	stopProfiles func()
+	// stopListening ends the notifier's connection.
+	stopListening func()
 }
 
-// close releases what services started: the profiling endpoints, the cache and limiter.
+// close releases what services started: the profiling endpoints, the notification
+// listener, the cache and limiter.
 func (s *services) close() {
 	s.stopProfiles()
+	s.stopListening()
 	s.shared.close()
 }
 
 func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, workers int) (_ *services, err error) {
 	m := metrics.New()
 	m.RegisterPool(pool)
-	shared, err := newSharedState(cfg, log, m)
+	s := store.New(pool)
+	notifier := store.NewNotifier(pool, log)
+	shared, err := newSharedState(cfg, log, m, s, notifier)
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +278,6 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	userCache := cache.NewEntity[db.User](shared.cache, "user", cfg.CacheTTL, m).KeepObjects()
 	taskCache := cache.NewEntity[db.Task](shared.cache, "task", cfg.CacheTTL, m)
 	agentCache := cache.NewEntity[db.Agent](shared.cache, "agent", cfg.CacheTTL, m).KeepObjects()
-	s := store.New(pool)
 	authSvc, err := p.authService(cfg, s, userCache)
 	if err != nil {
 		return nil, err
@@ -294,7 +302,15 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
+	// Every process listens, workers included: they cache users and agents too.
+	listenCtx, stopListening := context.WithCancel(context.Background())
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		notifier.Run(listenCtx)
+	}()
 	return &services{
+		notifier: notifier, stopListening: func() { stopListening(); <-listening },
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache), queue: q, metrics: m, shared: shared,
 		stopProfiles: stopProfiles,
@@ -302,7 +318,8 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 }
 
 // sharedState is the cache and rate limiter: Redis when REDIS_URL is set (degrading to
-// in-process while Redis is unreachable), else in-process.
+// in-process while Redis is unreachable), else in-process, with invalidations carried to
+// every process by PostgreSQL notifications.
 type sharedState struct {
 	cache   cache.Cache
 	limiter cache.Limiter
@@ -310,11 +327,13 @@ type sharedState struct {
 	close   func()
 }
 
-func newSharedState(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*sharedState, error) {
+func newSharedState(cfg config.Config, log *slog.Logger, m *metrics.Metrics, s *store.DB, n *store.Notifier) (*sharedState, error) {
 	local := cache.NewMemory(cfg.CacheMaxEntries, nil)
 	if cfg.RedisURL == "" {
+		shared := cache.NewBroadcast(local, s.CacheInvalidationPublish, n.Connected, log)
+		n.Handle(store.CacheInvalidationsChannel, shared.Receive, shared.Resync)
 		return &sharedState{
-			cache: local, limiter: local, close: func() {},
+			cache: shared, limiter: local, close: func() {},
 			check: httpapi.Check{Name: "cache", Run: func(context.Context) (string, error) { return "in-process", nil }},
 		}, nil
 	}
@@ -359,8 +378,6 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 			return svc.store.RefreshTokenDeleteExpired(ctx, time.Now())
 		}},
 	})
-	notifier := store.NewNotifier(pool, log)
-	go notifier.Run(bgCtx)
 	if err := svc.queue.Start(bgCtx); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
@@ -373,7 +390,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Users:       svc.users,
 		Tasks:       svc.tasks,
 		Agents:      svc.agents,
-		RunEvents:   notifier,
+		RunEvents:   svc.notifier,
 		Idempotency: idem,
 		Metrics:     svc.metrics,
 		RateLimits: httpapi.RateLimits{
