@@ -36,7 +36,7 @@ import (
 )
 
 // Version is the service version reported by GET /.
-const Version = "1.1.0"
+const Version = "1.2.0"
 
 const usage = `Enterprise Automation API
 
@@ -391,8 +391,10 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Tasks:       svc.tasks,
 		Agents:      svc.agents,
 		RunEvents:   svc.notifier,
-		Idempotency: idem,
-		Metrics:     svc.metrics,
+		// Counted per instance: a user reaches the limit on each instance behind a balancer.
+		MaxStreamsPerUser: cfg.SSEMaxStreamsPerUser,
+		Idempotency:       idem,
+		Metrics:           svc.metrics,
 		RateLimits: httpapi.RateLimits{
 			Limiter: svc.shared.limiter, PerMinute: cfg.RateLimitPerMinute, LoginPerMinute: cfg.LoginRateLimitPerMinute,
 		},

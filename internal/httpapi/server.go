@@ -53,10 +53,13 @@ type Options struct {
 	Tasks       *task.Service
 	Agents      *agent.Service
 	RunEvents   RunEvents
-	Idempotency *idempotency.Service
-	Checks      []Check
-	Metrics     *metrics.Metrics // nil records nothing and serves an empty /metrics
-	RateLimits  RateLimits       // a nil Limiter turns rate limiting off
+	// MaxStreamsPerUser bounds a user's concurrent run event streams on this instance
+	// (429 beyond); 0 leaves them unbounded.
+	MaxStreamsPerUser int
+	Idempotency       *idempotency.Service
+	Checks            []Check
+	Metrics           *metrics.Metrics // nil records nothing and serves an empty /metrics
+	RateLimits        RateLimits       // a nil Limiter turns rate limiting off
 	// TrustedProxies may name the client in X-Forwarded-For; without any, the client
 	// is the connection's peer (a client cannot choose its own rate-limit key).
 	TrustedProxies []*net.IPNet
@@ -71,6 +74,7 @@ type Server struct {
 	tasks     *task.Service
 	agents    *agent.Service
 	runEvents RunEvents
+	streams   streamCounter
 	idem      *idempotency.Service
 	ops       map[string]*operation
 	version   string
@@ -120,6 +124,7 @@ func New(opts Options) (*Server, error) {
 		tasks:     opts.Tasks,
 		agents:    opts.Agents,
 		runEvents: opts.RunEvents,
+		streams:   streamCounter{max: opts.MaxStreamsPerUser},
 		idem:      opts.Idempotency,
 		ops:       operations(doc),
 		version:   opts.Version,
