@@ -1494,6 +1494,13 @@ type ClientInterface interface {
 	// `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
 	// TypeScript client's stream helper.
 	//
+	// A user may hold at most `SSE_MAX_STREAMS_PER_USER` (default 20) streams open at
+	// once; one more is refused with `429` and `Retry-After` until one closes. Streams
+	// are counted per server instance: behind a load balancer the bound applies on each.
+	// A stream also ends, without a terminal event, when its run is deleted (with its
+	// agent) or its user is deleted, deactivated or loses the administrator role;
+	// a client that may still see the run reconnects with `Last-Event-ID`.
+	//
 	// Corresponds with GET /api/v1/agent-runs/{run_id}/events (the `StreamAgentRunEvents` operationId).
 	StreamAgentRunEvents(ctx context.Context, runId RunID, params *StreamAgentRunEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -2035,6 +2042,13 @@ func (c *Client) CancelAgentRun(ctx context.Context, runId RunID, reqEditors ...
 // `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
 // `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
 // TypeScript client's stream helper.
+//
+// A user may hold at most `SSE_MAX_STREAMS_PER_USER` (default 20) streams open at
+// once; one more is refused with `429` and `Retry-After` until one closes. Streams
+// are counted per server instance: behind a load balancer the bound applies on each.
+// A stream also ends, without a terminal event, when its run is deleted (with its
+// agent) or its user is deleted, deactivated or loses the administrator role;
+// a client that may still see the run reconnects with `Last-Event-ID`.
 //
 // Corresponds with GET /api/v1/agent-runs/{run_id}/events (the `StreamAgentRunEvents` operationId).
 func (c *Client) StreamAgentRunEvents(ctx context.Context, runId RunID, params *StreamAgentRunEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4722,6 +4736,13 @@ type ClientWithResponsesInterface interface {
 	// `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
 	// `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
 	// TypeScript client's stream helper.
+	//
+	// A user may hold at most `SSE_MAX_STREAMS_PER_USER` (default 20) streams open at
+	// once; one more is refused with `429` and `Retry-After` until one closes. Streams
+	// are counted per server instance: behind a load balancer the bound applies on each.
+	// A stream also ends, without a terminal event, when its run is deleted (with its
+	// agent) or its user is deleted, deactivated or loses the administrator role;
+	// a client that may still see the run reconnects with `Last-Event-ID`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8798,6 +8819,13 @@ func (c *ClientWithResponses) CancelAgentRunWithResponse(ctx context.Context, ru
 // `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
 // `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
 // TypeScript client's stream helper.
+//
+// A user may hold at most `SSE_MAX_STREAMS_PER_USER` (default 20) streams open at
+// once; one more is refused with `429` and `Retry-After` until one closes. Streams
+// are counted per server instance: behind a load balancer the bound applies on each.
+// A stream also ends, without a terminal event, when its run is deleted (with its
+// agent) or its user is deleted, deactivated or loses the administrator role;
+// a client that may still see the run reconnects with `Last-Event-ID`.
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -67,6 +67,10 @@ type Querier interface {
 	AgentRunStart(ctx context.Context, arg AgentRunStartParams) ([]AgentRunStartRow, error)
 	// AgentUpdate writes every mutable field of an agent whose version still matches.
 	AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent, error)
+	// CacheInvalidationPublish sends a payload to every process listening on
+	// cache_invalidations and returns how many connections listen there (their last statement
+	// is the LISTEN; sessions of other roles may be invisible and are then not counted).
+	CacheInvalidationPublish(ctx context.Context, payload string) (int64, error)
 	// IdempotencyKeyAcquire claims a key for a new request: it inserts the key, or takes over
 	// one that expired or whose first request was abandoned before stale_before. No row
 	// means someone else holds the key.

@@ -20,6 +20,7 @@ import (
 	"enterprise-automation/gen/api"
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/agent"
+	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/config"
@@ -261,24 +262,32 @@ type services struct {
 	queue   *queue.Queue
 	metrics *metrics.Metrics
 	shared  *sharedState
+	// notifier carries PostgreSQL notifications: run events, the end of event streams'
+	// authorizations and, without Redis, cache invalidations.
+	notifier *store.Notifier
 	// stopProfiles closes the profiling endpoints (PPROF_ADDR; a no-op without them).
 	stopProfiles func()
 	// stopMetrics closes the metrics listener (METRICS_ADDR; a no-op without it).
 	stopMetrics func()
+	// stopListening ends the notifier's connection.
+	stopListening func()
 }
 
-// close releases what services started: the profiling and metrics endpoints, the cache
-// and limiter.
+// close releases what services started: the profiling and metrics endpoints, the
+// notification listener, the cache and limiter.
 func (s *services) close() {
 	s.stopProfiles()
 	s.stopMetrics()
+	s.stopListening()
 	s.shared.close()
 }
 
 func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Pool, workers int) (_ *services, err error) {
 	m := metrics.New()
 	m.RegisterPool(pool)
-	shared, err := newSharedState(cfg, log, m)
+	s := store.New(pool)
+	notifier := store.NewNotifier(pool, log)
+	shared, err := newSharedState(cfg, log, m, s, notifier)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +303,6 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	agentCache := cache.NewEntity[db.Agent](shared.cache, "agent", cfg.CacheTTL, m).KeepObjects()
 	// Sessions are read on every request too (is the token's session still open?).
 	sessionCache := cache.NewEntity[db.Session](shared.cache, "session", cfg.CacheTTL, m).KeepObjects()
-	s := store.New(pool)
 	authSvc, err := p.authService(cfg, s, userCache, sessionCache)
 	if err != nil {
 		return nil, err
@@ -325,7 +333,15 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		stopProfiles()
 		return nil, err
 	}
+	// Every process listens, workers included: they cache users and agents too.
+	listenCtx, stopListening := context.WithCancel(context.Background())
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		notifier.Run(listenCtx)
+	}()
 	return &services{
+		notifier: notifier, stopListening: func() { stopListening(); <-listening },
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser), queue: q,
 		metrics: m, shared: shared,
@@ -334,7 +350,8 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 }
 
 // sharedState is the cache and rate limiter: Redis when REDIS_URL is set (degrading to
-// in-process while Redis is unreachable), else in-process.
+// in-process while Redis is unreachable), else in-process, with invalidations carried to
+// every process by PostgreSQL notifications.
 type sharedState struct {
 	cache   cache.Cache
 	limiter cache.Limiter
@@ -342,11 +359,13 @@ type sharedState struct {
 	close   func()
 }
 
-func newSharedState(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*sharedState, error) {
+func newSharedState(cfg config.Config, log *slog.Logger, m *metrics.Metrics, s *store.DB, n *store.Notifier) (*sharedState, error) {
 	local := cache.NewMemory(cfg.CacheMaxEntries, nil)
 	if cfg.RedisURL == "" {
+		shared := cache.NewBroadcast(local, s.CacheInvalidationPublish, n.Connected, log)
+		n.Handle(store.CacheInvalidationsChannel, shared.Receive, shared.Resync)
 		return &sharedState{
-			cache: local, limiter: local, close: func() {},
+			cache: shared, limiter: local, close: func() {},
 			check: httpapi.Check{Name: "cache", Run: func(context.Context) (string, error) { return "in-process", nil }},
 		}, nil
 	}
@@ -359,7 +378,8 @@ func newSharedState(cfg config.Config, log *slog.Logger, m *metrics.Metrics) (*s
 		cache: res, limiter: res, close: func() { _ = r.Close() },
 		check: httpapi.Check{Name: "cache", Run: func(ctx context.Context) (string, error) {
 			if err := r.Ping(ctx); err != nil {
-				return "", fmt.Errorf("redis is unreachable; cache bypassed and rate limits in-process: %w", err)
+				// The cause names Redis's address: it goes to the log, not to the client.
+				return "", apperr.Wrap(apperr.Unavailable, err, "redis is unreachable; cache bypassed and rate limits in-process")
 			}
 			return "redis", nil
 		}},
@@ -393,8 +413,6 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 			return svc.store.SessionDeleteStartedBefore(ctx, time.Now().Add(-cfg.SessionMaxAge()))
 		}},
 	})
-	notifier := store.NewNotifier(pool, log)
-	go notifier.Run(bgCtx)
 	if err := svc.queue.Start(bgCtx); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
@@ -407,9 +425,11 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Users:       svc.users,
 		Tasks:       svc.tasks,
 		Agents:      svc.agents,
-		RunEvents:   notifier,
-		Idempotency: idem,
-		Metrics:     svc.metrics,
+		RunEvents:   svc.notifier,
+		// Counted per instance: a user reaches the limit on each instance behind a balancer.
+		MaxStreamsPerUser: cfg.SSEMaxStreamsPerUser,
+		Idempotency:       idem,
+		Metrics:           svc.metrics,
 		// With METRICS_ADDR the metrics live on their own listener only.
 		MetricsElsewhere: cfg.MetricsAddr != "",
 		RateLimits: httpapi.RateLimits{
@@ -418,15 +438,18 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		TrustedProxies: cfg.TrustedProxies,
 		Checks: []httpapi.Check{
 			{Name: "database", Required: true, Run: func(ctx context.Context) (string, error) {
-				return "", svc.store.Ping(ctx, 2*time.Second)
+				if err := svc.store.Ping(ctx, 2*time.Second); err != nil {
+					return "", apperr.Wrap(apperr.Unavailable, err, "database unreachable")
+				}
+				return "", nil
 			}},
 			{Name: "migrations", Required: true, Run: func(ctx context.Context) (string, error) {
 				cur, latest, err := migrator.Version(ctx)
 				if err != nil {
-					return "", err
+					return "", apperr.Wrap(apperr.Unavailable, err, "migration version unreadable")
 				}
 				if cur < latest {
-					return "", fmt.Errorf("version %d, want %d: run migrate up", cur, latest)
+					return "", apperr.E(apperr.Unavailable, "version %d, want %d: run migrate up", cur, latest)
 				}
 				return fmt.Sprintf("version %d", cur), nil
 			}},

@@ -25,9 +25,70 @@ func (s *Server) GetHealth(context.Context, api.GetHealthRequestObject) (api.Get
 	return api.GetHealth200JSONResponse{Status: api.HealthStatusOk}, nil
 }
 
+// readinessTTL is how long a readiness result is reused: anonymous callers polling the
+// endpoint cost the dependencies at most one probe per interval.
+const readinessTTL = time.Second
+
+// readiness caches the last readiness result; concurrent callers share one probe.
+type readiness struct {
+	mu       sync.Mutex
+	body     api.Readiness
+	expires  time.Time
+	inflight chan struct{} // closed when the running probe has stored its result
+}
+
 // GetReadiness implements GET /api/health/ready: every check runs concurrently with a
-// bounded timeout; a failing required check answers 503.
+// bounded timeout; a failing required check answers 503. Results are reused for
+// readinessTTL (from the start of the probe), and callers arriving while a probe runs
+// wait for it rather than start another.
 func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
+	body, err := s.readinessResult(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if body.Status == api.ReadinessStatusUnavailable {
+		return api.GetReadiness503JSONResponse(body), nil
+	}
+	return api.GetReadiness200JSONResponse(body), nil
+}
+
+// readinessResult returns the cached result, or waits for the one probe that refreshes it.
+func (s *Server) readinessResult(ctx context.Context) (api.Readiness, error) {
+	r := &s.ready
+	r.mu.Lock()
+	if time.Now().Before(r.expires) {
+		body := r.body
+		r.mu.Unlock()
+		return body, nil
+	}
+	if wait := r.inflight; wait != nil {
+		r.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return api.Readiness{}, ctx.Err()
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.body, nil // the result of the probe waited for
+	}
+	done := make(chan struct{})
+	r.inflight = done
+	r.mu.Unlock()
+	start := time.Now()
+	// The probe is shared: a caller that goes away does not cut it short for the others.
+	body := s.probe(context.WithoutCancel(ctx))
+	r.mu.Lock()
+	r.body, r.expires, r.inflight = body, start.Add(readinessTTL), nil
+	r.mu.Unlock()
+	close(done)
+	return body, nil
+}
+
+// probe runs every check once. A failure's public detail says in words what failed (the
+// message of the apperr.Error the check returned, else "<name> unavailable"); the error
+// itself, which may name addresses, goes to the log only.
+func (s *Server) probe(ctx context.Context) api.Readiness {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	results := make(map[string]api.DependencyCheck, len(s.checks))
@@ -50,10 +111,11 @@ func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObje
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				msg := err.Error()
-				if e := apperr.As(err); e != nil && e.Message != "" {
+				msg := c.Name + " unavailable"
+				if e := apperr.As(err); e != nil && e.Message != "" && e.Kind != apperr.Internal {
 					msg = e.Message
 				}
+				s.log.Warn("readiness check failed", "check", c.Name, "error", err.Error())
 				res.Detail = &msg
 				if c.Required {
 					res.Status = api.DependencyCheckStatusUnavailable
@@ -69,11 +131,7 @@ func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObje
 		}()
 	}
 	wg.Wait()
-	body := api.Readiness{Status: status, Checks: results}
-	if status == api.ReadinessStatusUnavailable {
-		return api.GetReadiness503JSONResponse(body), nil
-	}
-	return api.GetReadiness200JSONResponse(body), nil
+	return api.Readiness{Status: status, Checks: results}
 }
 
 // GetOpenAPIYAML implements GET /api/openapi.yaml.

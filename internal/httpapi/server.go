@@ -36,7 +36,10 @@ const maxBodyBytes = 1 << 20
 type Check struct {
 	Name     string
 	Required bool // a failing required check makes the service unavailable (503)
-	Run      func(ctx context.Context) (detail string, err error)
+	// Run probes the dependency. Its detail is public. An error is logged; clients see
+	// only the message of an apperr.Error (not Internal) in its chain, or
+	// "<Name> unavailable", so a check says in words what failed and keeps addresses out.
+	Run func(ctx context.Context) (detail string, err error)
 }
 
 // Options configures a Server.
@@ -50,10 +53,13 @@ type Options struct {
 	Tasks       *task.Service
 	Agents      *agent.Service
 	RunEvents   RunEvents
-	Idempotency *idempotency.Service
-	Checks      []Check
-	Metrics     *metrics.Metrics // nil records nothing and serves an empty /metrics
-	RateLimits  RateLimits       // a nil Limiter turns rate limiting off
+	// MaxStreamsPerUser bounds a user's concurrent run event streams on this instance
+	// (429 beyond); 0 leaves them unbounded.
+	MaxStreamsPerUser int
+	Idempotency       *idempotency.Service
+	Checks            []Check
+	Metrics           *metrics.Metrics // nil records nothing and serves an empty /metrics
+	RateLimits        RateLimits       // a nil Limiter turns rate limiting off
 	// TrustedProxies may name the client in X-Forwarded-For; without any, the client
 	// is the connection's peer (a client cannot choose its own rate-limit key).
 	TrustedProxies []*net.IPNet
@@ -71,11 +77,13 @@ type Server struct {
 	tasks     *task.Service
 	agents    *agent.Service
 	runEvents RunEvents
+	streams   streamCounter
 	idem      *idempotency.Service
 	ops       map[string]*operation
 	version   string
 	debug     bool
 	checks    []Check
+	ready     readiness
 	metrics   *metrics.Metrics
 	limits    RateLimits
 	cors      bool          // CORS origins are configured
@@ -121,6 +129,7 @@ func New(opts Options) (*Server, error) {
 		tasks:     opts.Tasks,
 		agents:    opts.Agents,
 		runEvents: opts.RunEvents,
+		streams:   streamCounter{max: opts.MaxStreamsPerUser},
 		idem:      opts.Idempotency,
 		ops:       operations(doc),
 		version:   opts.Version,

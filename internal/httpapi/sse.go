@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"enterprise-automation/gen/api"
@@ -14,25 +15,61 @@ import (
 	"enterprise-automation/internal/auth"
 )
 
-// RunEvents wakes streams when a run has new events (see store.Notifier).
+// RunEvents tells streams what happens to their run, from any server instance or
+// worker (see store.Notifier): Subscribe wakes a stream when its run has new events, and
+// Watch ends it when its run is deleted or its user deleted, deactivated or demoted.
 type RunEvents interface {
 	Subscribe(runID int64) (<-chan struct{}, func())
+	Watch(runID, userID int64) (ended <-chan struct{}, stop func())
 }
 
-// How often a stream re-reads the log without a notification, and sends a keep-alive.
+// sseKeepAlive is how often an idle stream sends a comment (no database work), and
+// sseRetry how soon a stream whose read failed reads again.
 const (
-	ssePoll      = 2 * time.Second
 	sseKeepAlive = 15 * time.Second
+	sseRetry     = 2 * time.Second
 )
+
+// streamCounter bounds each user's concurrent event streams on this instance.
+type streamCounter struct {
+	max int // 0: unbounded
+	mu  sync.Mutex
+	n   map[int64]int
+}
+
+// acquire takes a slot for user, or returns RateLimited when all are taken; release
+// gives it back.
+func (c *streamCounter) acquire(user int64) (release func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.max > 0 && c.n[user] >= c.max {
+		return nil, &apperr.Error{Kind: apperr.RateLimited, RetryAfter: sseRetry,
+			Message: fmt.Sprintf("you already have %d open event streams (the limit per user); close one first", c.max)}
+	}
+	if c.n == nil {
+		c.n = map[int64]int{}
+	}
+	c.n[user]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.n[user]--; c.n[user] <= 0 {
+				delete(c.n, user)
+			}
+		})
+	}, nil
+}
 
 // StreamAgentRunEvents implements GET /api/v1/agent-runs/{run_id}/events as Server-Sent
 // Events read from the run's event log: replayed from the start (or after Last-Event-ID),
-// then followed live until the terminal event.
-func (s *Server) StreamAgentRunEvents(ctx context.Context, req api.StreamAgentRunEventsRequestObject) (api.StreamAgentRunEventsResponseObject, error) {
+// then followed live until the terminal event. A user has at most MaxStreamsPerUser
+// streams open on this instance (RateLimited beyond). A stream ends when its run is
+// deleted or its user deleted, deactivated or demoted; idle streams cost the database
+// nothing: they wait for notifications.
+func (s *Server) StreamAgentRunEvents(ctx context.Context, req api.StreamAgentRunEventsRequestObject) (_ api.StreamAgentRunEventsResponseObject, err error) {
 	a := actor(ctx)
-	if _, err := s.agents.GetRun(ctx, a, req.RunId); err != nil {
-		return nil, err
-	}
 	var after int64
 	if req.Params.LastEventID != nil {
 		v, err := strconv.ParseInt(*req.Params.LastEventID, 10, 64)
@@ -41,7 +78,33 @@ func (s *Server) StreamAgentRunEvents(ctx context.Context, req api.StreamAgentRu
 		}
 		after = v
 	}
-	return &eventStream{s: s, ctx: ctx, actor: a, runID: req.RunId, after: after}, nil
+	release, err := s.streams.acquire(a.UserID)
+	if err != nil {
+		return nil, err
+	}
+	// Watch before the checks below, so that a revocation committed after them is heard.
+	ended, stopWatch := s.runEvents.Watch(req.RunId, a.UserID)
+	defer func() {
+		if err != nil {
+			stopWatch()
+			release()
+		}
+	}()
+	if _, err := s.agents.GetRun(ctx, a, req.RunId); err != nil {
+		return nil, err
+	}
+	// The principal may come from a cache filled before a deactivation that committed
+	// just before the watch began: read the user once more, from the database.
+	if u, err := s.auth.LoadUser(ctx, a.UserID); err != nil || !u.IsActive || (a.IsAdmin && !u.IsAdmin) {
+		if err != nil && !apperr.Is(err, apperr.NotFound) {
+			return nil, err
+		}
+		return nil, apperr.E(apperr.Unauthorized, "the account is no longer active")
+	}
+	return &eventStream{s: s, ctx: ctx, actor: a, runID: req.RunId, after: after, ended: ended, stop: func() {
+		stopWatch()
+		release()
+	}}, nil
 }
 
 type eventStream struct {
@@ -50,9 +113,12 @@ type eventStream struct {
 	actor auth.Principal
 	runID int64
 	after int64
+	ended <-chan struct{} // closed when the stream's authorization is gone
+	stop  func()          // releases the watch and the user's slot
 }
 
 func (e *eventStream) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) error {
+	defer e.stop()
 	rc := http.NewResponseController(w)
 	// Streams outlive the server's write timeout, which guards ordinary responses.
 	_ = rc.SetWriteDeadline(time.Time{})
@@ -65,13 +131,19 @@ func (e *eventStream) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) e
 
 	wake, unsubscribe := e.s.runEvents.Subscribe(e.runID)
 	defer unsubscribe()
-	poll := time.NewTicker(ssePoll)
-	defer poll.Stop()
-	lastWrite := time.Now()
+	// Idle streams touch no database: they wait for a notification. Only a failed read
+	// is retried on a timer (the notification that prompted it has been spent).
+	keepAlive := time.NewTicker(sseKeepAlive)
+	defer keepAlive.Stop()
+	var retry <-chan time.Time
 	for {
-		done, err := e.drain(w)
-		if err != nil || done {
-			return err
+		done, ok := e.drain(w)
+		if done {
+			return nil
+		}
+		retry = nil
+		if !ok {
+			retry = time.After(sseRetry)
 		}
 		if err := rc.Flush(); err != nil {
 			return nil // the client went away
@@ -79,45 +151,55 @@ func (e *eventStream) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) e
 		select {
 		case <-e.ctx.Done():
 			return nil
+		case <-e.ended:
+			// The run was deleted or the user lost the right to see it (or notifications
+			// may have been missed): end the stream; a client that may still see the run
+			// resumes with Last-Event-ID.
+			return nil
 		case <-e.s.stopping:
 			// The server is shutting down: end the stream now rather than hold up the
 			// drain; the client resumes on another instance with Last-Event-ID.
 			return nil
 		case <-wake:
-		case <-poll.C:
-			if time.Since(lastWrite) >= sseKeepAlive {
-				if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
-					return nil
-				}
-				lastWrite = time.Now()
+		case <-retry:
+		case <-keepAlive.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return nil
 			}
 		}
 	}
 }
 
-// drain writes every event after e.after; done is true once the terminal event is out.
-func (e *eventStream) drain(w http.ResponseWriter) (done bool, err error) {
+// drain writes every event after e.after; done is true once the terminal event is out
+// (or the client is gone), ok false when reading failed and should be retried.
+func (e *eventStream) drain(w http.ResponseWriter) (done, ok bool) {
 	for {
 		evs, err := e.s.agents.EventsAfter(e.ctx, e.runID, e.after)
 		if err != nil {
 			if e.ctx.Err() != nil {
-				return true, nil
+				return true, true
 			}
 			e.s.log.Warn("reading run events", "run_id", e.runID, "error", err)
-			return false, nil
+			return false, false
 		}
 		if len(evs) == 0 {
 			r, err := e.s.agents.GetRun(e.ctx, e.actor, e.runID)
-			if err != nil || !agent.IsTerminal(r.Status) || e.after == 0 {
-				return false, nil
+			if apperr.Is(err, apperr.NotFound) {
+				return true, true // the run is gone (deleted with its agent)
+			}
+			if err != nil {
+				return false, false
+			}
+			if !agent.IsTerminal(r.Status) || e.after == 0 {
+				return false, true
 			}
 			// The terminal event commits together with the status, possibly between the
 			// two reads above: read the log again now that the status says it ended.
 			if evs, err = e.s.agents.EventsAfter(e.ctx, e.runID, e.after); err != nil {
-				return false, nil
+				return false, false
 			}
 			if len(evs) == 0 {
-				return true, nil // resumed after the terminal event: nothing more will come
+				return true, true // resumed after the terminal event: nothing more will come
 			}
 		}
 		for _, ev := range evs {
@@ -128,11 +210,11 @@ func (e *eventStream) drain(w http.ResponseWriter) (done bool, err error) {
 				data = e.withRun(data)
 			}
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, data); err != nil {
-				return true, nil
+				return true, true
 			}
 			e.after = ev.Seq
 			if terminal {
-				return true, nil
+				return true, true
 			}
 		}
 	}

@@ -506,6 +506,13 @@ export interface paths {
          *     `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
          *     `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
          *     TypeScript client's stream helper.
+         *
+         *     A user may hold at most `SSE_MAX_STREAMS_PER_USER` (default 20) streams open at
+         *     once; one more is refused with `429` and `Retry-After` until one closes. Streams
+         *     are counted per server instance: behind a load balancer the bound applies on each.
+         *     A stream also ends, without a terminal event, when its run is deleted (with its
+         *     agent) or its user is deleted, deactivated or loses the administrator role;
+         *     a client that may still see the run reconnects with `Last-Event-ID`.
          */
         get: operations["streamAgentRunEvents"];
         put?: never;

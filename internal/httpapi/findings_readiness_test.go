@@ -1,0 +1,113 @@
+package httpapi_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"enterprise-automation/internal/apitest"
+	"enterprise-automation/internal/httpapi"
+)
+
+// closedPort returns a local TCP port on which nothing listens.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	require.NoError(t, ln.Close())
+	return port
+}
+
+func TestFinding07_ReadinessSaysWhatFailedWithoutAddresses(t *testing.T) {
+	t.Parallel()
+	port := strconv.Itoa(closedPort(t))
+	env := apitest.Start(t, apitest.WithEnv("REDIS_URL", "redis://127.0.0.1:"+port+"/0"))
+
+	r := fetch(t, env.HTTP, http.MethodGet, env.BaseURL+"/api/health/ready", nil)
+	require.Equal(t, http.StatusOK, r.status, "Redis is optional: the service stays ready: %s", r.body)
+	body := decodeJSON(t, r.body)
+	cache := body["checks"].(map[string]any)["cache"].(map[string]any)
+	require.Equal(t, "degraded", cache["status"], "%s", r.body)
+	detail, _ := cache["detail"].(string)
+	require.Contains(t, detail, "redis is unreachable")
+	for _, leak := range []string{"127.0.0.1", port, "dial", "connection refused"} {
+		require.NotContains(t, string(r.body), leak, "the public readiness body must not carry the cause")
+	}
+	// The cause is in the log, for operators.
+	require.Eventually(t, func() bool {
+		logs := env.Logs.String()
+		return strings.Contains(logs, "readiness check failed") && strings.Contains(logs, "127.0.0.1:"+port)
+	}, 5*time.Second, 50*time.Millisecond, "the log names the cause")
+}
+
+func TestFinding07_ReadinessHidesAFailingCheckCause(t *testing.T) {
+	t.Parallel()
+	srv, err := httpapi.New(httpapi.Options{Checks: []httpapi.Check{
+		{Name: "database", Required: true, Run: func(context.Context) (string, error) {
+			return "", errors.New("dial tcp 10.1.2.3:5432: connect: connection refused")
+		}},
+	}})
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	r := fetch(t, plain, http.MethodGet, hs.URL+"/api/health/ready", nil)
+	require.Equal(t, http.StatusServiceUnavailable, r.status, "%s", r.body)
+	check := decodeJSON(t, r.body)["checks"].(map[string]any)["database"].(map[string]any)
+	require.Equal(t, "database unavailable", check["detail"])
+	require.NotContains(t, string(r.body), "10.1.2.3")
+}
+
+func TestFinding08_ReadinessProbesAtMostOncePerSecond(t *testing.T) {
+	t.Parallel()
+	var probes atomic.Int64
+	srv, err := httpapi.New(httpapi.Options{Checks: []httpapi.Check{
+		{Name: "database", Required: true, Run: func(context.Context) (string, error) {
+			probes.Add(1)
+			time.Sleep(20 * time.Millisecond) // callers arrive while the probe runs
+			return "", nil
+		}},
+	}})
+	require.NoError(t, err)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+
+	// 50 concurrent callers, again and again for 2.5 s.
+	start := time.Now()
+	var wg sync.WaitGroup
+	var answered atomic.Int64
+	for range 50 {
+		wg.Go(func() {
+			for time.Since(start) < 2500*time.Millisecond {
+				res, err := http.Get(hs.URL + "/api/health/ready")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_ = res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					t.Errorf("readiness answered %d", res.StatusCode)
+					return
+				}
+				answered.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	require.Greater(t, answered.Load(), int64(200), "the callers were answered")
+	// One probe per started second at most (the first at 0 s).
+	maxProbes := int64(elapsed/time.Second) + 1
+	require.LessOrEqual(t, probes.Load(), maxProbes, "%d probes for %d answers in %v", probes.Load(), answered.Load(), elapsed)
+	require.GreaterOrEqual(t, probes.Load(), int64(2), "the result is refreshed after a second")
+}
