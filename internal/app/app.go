@@ -151,7 +151,9 @@ func (p *Program) logger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(p.Stderr, opts))
 }
 
-func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+// openPool opens the database pool; with DATABASE_ECHO every statement's SQL is logged
+// at DEBUG level.
+func (p *Program) openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	if cfg.DatabaseURL == "" {
 		return nil, errors.New("config: DATABASE_URL is required (or use the dev command for a private database)")
 	}
@@ -159,7 +161,11 @@ func openPool(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: DATABASE_URL is invalid: %w", err)
 	}
-	return store.Open(ctx, url, 0)
+	opts := store.Options{}
+	if cfg.DatabaseEcho {
+		opts.QueryLog = p.logger(cfg)
+	}
+	return store.OpenWith(ctx, url, opts)
 }
 
 func (p *Program) migrate(ctx context.Context, cfg config.Config, args []string) error {
@@ -171,7 +177,7 @@ func (p *Program) migrate(ctx context.Context, cfg config.Config, args []string)
 	if fs.NArg() != 1 {
 		return errors.New("usage: migrate up|down|status")
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, err := p.openPool(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -198,7 +204,7 @@ func (p *Program) seed(ctx context.Context, cfg config.Config) error {
 	if cfg.FirstAdminEmail == "" {
 		return errors.New("config: FIRST_ADMIN_EMAIL and FIRST_ADMIN_PASSWORD are required for seed")
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, err := p.openPool(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -244,7 +250,7 @@ func (p *Program) serve(ctx context.Context, cfg config.Config) error {
 		cfg.SecretKey = randomSecret()
 		log.Warn("SECRET_KEY is not set; using a random key for this process (debug mode only)")
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, err := p.openPool(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -518,7 +524,7 @@ func (p *Program) worker(ctx context.Context, cfg config.Config) error {
 	if cfg.WorkerConcurrency < 1 {
 		return errors.New("config: WORKER_CONCURRENCY must be at least 1 for the worker command")
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, err := p.openPool(ctx, cfg)
 	if err != nil {
 		return err
 	}

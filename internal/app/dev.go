@@ -70,7 +70,7 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 		}
 		cfg.DatabaseURL = cluster.URL(devDatabase)
 	}
-	pool, err := openPool(ctx, cfg)
+	pool, err := p.openPool(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -123,14 +123,6 @@ func (m *Memory) Allow(_ context.Context, key string, l Limit) (Decision, error)
 	return d, nil
 }
 
-// Flush forgets every cached value (not the limiter state).
-func (m *Memory) Flush() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	clear(m.values)
-	clear(m.tombs)
-}
-
 // Len reports the number of cached values, tombstones and limiter keys held.
 func (m *Memory) Len() (values, tombs, rates int) {
 	m.mu.Lock()

@@ -38,9 +38,6 @@ func NewResilient(r *Redis, local *Memory, log *slog.Logger, m *metrics.Metrics)
 	return &Resilient{redis: r, local: local, log: log, metrics: m, now: time.Now}
 }
 
-// Redis returns the wrapped Redis.
-func (r *Resilient) Redis() *Redis { return r.redis }
-
 // Degraded reports whether Redis is currently bypassed.
 func (r *Resilient) Degraded() bool {
 	r.mu.Lock()

@@ -28,12 +28,6 @@ func requestID(c echo.Context) string {
 	return id
 }
 
-// RequestIDFrom returns the request id carried by ctx, if any.
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
 // saneRequestID accepts client ids of 1..128 characters from a conservative set, so
 // they are safe to log and echo.
 func saneRequestID(id string) bool {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -82,12 +83,29 @@ func (s *DB) Ping(ctx context.Context, timeout time.Duration) error {
 // Open connects a pool to url and checks it answers. The error says whether the URL
 // is malformed or the server unreachable.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	return OpenWith(ctx, url, Options{MaxConns: maxConns})
+}
+
+// Options configures OpenWith.
+type Options struct {
+	// MaxConns bounds the pool (0: pgx's default).
+	MaxConns int32
+	// QueryLog, when set, receives every statement's SQL at DEBUG level (DATABASE_ECHO);
+	// never its arguments.
+	QueryLog *slog.Logger
+}
+
+// OpenWith is Open with options. It fails like Open.
+func OpenWith(ctx context.Context, url string, opts Options) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("store: parse database URL: %w", err)
 	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	if opts.QueryLog != nil {
+		cfg.ConnConfig.Tracer = queryLog{log: opts.QueryLog}
 	}
 	// Fail fast when the database is gone instead of hanging requests.
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second

@@ -1,0 +1,56 @@
+package app_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"enterprise-automation/internal/dbtest"
+)
+
+func TestDatabaseEchoLogsStatementsWithoutArguments(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		echo     string
+		wantSQL  bool
+		logLevel string
+	}{
+		"on at debug level":    {echo: "true", logLevel: "DEBUG", wantSQL: true},
+		"off at debug level":   {echo: "false", logLevel: "DEBUG", wantSQL: false},
+		"on above debug level": {echo: "true", logLevel: "INFO", wantSQL: false},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.vars["DATABASE_URL"] = dbtest.URL(t)
+			b.vars["DATABASE_ECHO"] = tt.echo
+			b.vars["LOG_LEVEL"] = tt.logLevel
+			r := start(t, b.program(), "serve")
+
+			const probe = "echo-probe-7f3a@example.com"
+			status, _ := login(t, r.base, probe, "a-password-that-is-not-logged")
+			require.Equal(t, http.StatusUnauthorized, status)
+			require.NoError(t, r.stop(t))
+
+			var sqlLines []string
+			for _, line := range strings.Split(b.stderr.String(), "\n") {
+				if strings.Contains(line, `"msg":"sql"`) {
+					sqlLines = append(sqlLines, line)
+				}
+			}
+			if !tt.wantSQL {
+				require.Empty(t, sqlLines)
+				return
+			}
+			require.NotEmpty(t, sqlLines)
+			joined := strings.Join(sqlLines, "\n")
+			require.Contains(t, joined, "FROM users", "the login's lookup is logged")
+			require.Contains(t, joined, `"duration_ms"`)
+			require.NotContains(t, b.stderr.String(), probe, "arguments are never logged")
+			require.NotContains(t, b.stderr.String(), "a-password-that-is-not-logged")
+		})
+	}
+}
