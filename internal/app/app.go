@@ -50,6 +50,7 @@ Commands:
   seed                  create the first administrator from FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD
   dev                   start a private PostgreSQL under .data/postgres, migrate, seed and serve with DEBUG=true
   openapi               print the embedded OpenAPI document
+  routes                print each operation's request policy: authentication, role, rate limits, Idempotency-Key
 `
 
 // Program is one run of the binary. Tests set OnListen to learn the bound address.
@@ -79,7 +80,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "serve", "worker", "migrate", "seed", "dev", "openapi", "help", "-h", "--help":
+	case "serve", "worker", "migrate", "seed", "dev", "openapi", "routes", "help", "-h", "--help":
 	default:
 		fmt.Fprint(p.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
@@ -88,6 +89,12 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	case "openapi":
 		_, err := p.Stdout.Write(api.SpecYAML)
 		return err
+	case "routes":
+		policies, err := httpapi.ContractPolicies()
+		if err != nil {
+			return err
+		}
+		return httpapi.WritePolicies(p.Stdout, policies)
 	case "help", "-h", "--help":
 		fmt.Fprint(p.Stdout, usage)
 		return nil

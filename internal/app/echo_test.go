@@ -54,3 +54,14 @@ func TestDatabaseEchoLogsStatementsWithoutArguments(t *testing.T) {
 		})
 	}
 }
+
+func TestRoutesPrintsThePolicyOfEveryOperation(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.vars = map[string]string{} // needs no configuration
+	require.NoError(t, b.run(t, "routes"))
+	out := b.stdout.String()
+	require.True(t, strings.HasPrefix(out, "METHOD"), out)
+	require.Regexp(t, `(?m)^POST\s+/api/v1/tasks\s+createTask\s+bearer\s+user\s+user/ip\s+yes\s+application/json\s*$`, out)
+	require.Regexp(t, `(?m)^GET\s+/api/v1/users\s+listUsers\s+bearer\s+admin\s`, out)
+}

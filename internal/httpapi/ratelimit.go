@@ -35,6 +35,16 @@ type RateLimits struct {
 // loginOperation is the operation whose attempts the login policies count.
 const loginOperation = "POST /api/v1/auth/token"
 
+// passwordCheckingOps are the operations that check a password (the login, and updates
+// of the caller's own user that carry current_password): a wrong one spends the
+// account's login-account budget.
+var passwordCheckingOps = map[string]bool{
+	loginOperation:                 true,
+	"PATCH /api/v1/users/me":       true,
+	"PATCH /api/v1/users/:user_id": true,
+	"PUT /api/v1/users/:user_id":   true,
+}
+
 // check applies the named policies to their keys, in order, and sets the IETF
 // RateLimit-Policy and RateLimit headers (draft-ietf-httpapi-ratelimit-headers) for
 // each. It answers 429 with Retry-After when any policy is exhausted.
@@ -174,10 +184,13 @@ func (s *Server) passwordGuard(next echo.HandlerFunc) echo.HandlerFunc {
 // which of the handler's errors means the password was wrong.
 func (s *Server) passwordAttempt(c echo.Context) (account string, failed func(error) bool) {
 	req := c.Request()
-	switch routeKey(req.Method, c.Path()) {
-	case loginOperation:
+	key := routeKey(req.Method, c.Path())
+	switch {
+	case !passwordCheckingOps[key]:
+		return "", nil
+	case key == loginOperation:
 		return accountKey(c.FormValue("username")), func(err error) bool { return apperr.Is(err, apperr.Unauthorized) }
-	case "PATCH /api/v1/users/me", "PATCH /api/v1/users/:user_id", "PUT /api/v1/users/:user_id":
+	default: // an update of the caller's own user that may carry current_password
 		p, ok := auth.PrincipalFrom(req.Context())
 		if !ok || (c.Param("user_id") != "" && c.Param("user_id") != strconv.FormatInt(p.UserID, 10)) {
 			return "", nil
@@ -195,7 +208,6 @@ func (s *Server) passwordAttempt(c echo.Context) (account string, failed func(er
 		}
 		return accountKey(p.Email), func(err error) bool { return errors.Is(err, user.ErrWrongCurrentPassword) }
 	}
-	return "", nil
 }
 
 // accountKey is the limiter's name for the account with email ("" for none).
