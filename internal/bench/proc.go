@@ -277,15 +277,15 @@ func startServer(ctx context.Context, bin, dir, logName string, vars map[string]
 		}
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("the server exited during start-up (%v); last lines of %s:\n%s", s.waitErr, logPath, tail(logPath, 20))
+			return nil, fmt.Errorf("the server exited during start-up (%w); last lines of %s:\n%s", s.exitReason(), logPath, tail(logPath))
 		case <-ctx.Done():
-			s.stop(10 * time.Second)
+			_ = s.stop(10 * time.Second) // start-up is abandoned; its error says nothing more
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.stop(10 * time.Second)
-			return nil, fmt.Errorf("the server was not ready within 60s; last lines of %s:\n%s", logPath, tail(logPath, 20))
+			_ = s.stop(10 * time.Second) // the error below says why
+			return nil, fmt.Errorf("the server was not ready within 60s; last lines of %s:\n%s", logPath, tail(logPath))
 		}
 	}
 }
@@ -310,23 +310,35 @@ func (s *serverProc) stop(grace time.Duration) error {
 
 func (s *serverProc) exitError() error {
 	if s.waitErr != nil {
-		return fmt.Errorf("server exited: %w; last lines of %s:\n%s", s.waitErr, s.logPath, tail(s.logPath, 20))
+		return fmt.Errorf("server exited: %w; last lines of %s:\n%s", s.waitErr, s.logPath, tail(s.logPath))
 	}
 	return nil
+}
+
+// exitReason is how the exited server ended (a clean exit is still an error here).
+func (s *serverProc) exitReason() error {
+	if s.waitErr != nil {
+		return s.waitErr
+	}
+	return errors.New("exit status 0")
 }
 
 // alive reports whether the server is still running.
 func (s *serverProc) alive() error {
 	select {
 	case <-s.exited:
-		return fmt.Errorf("the server exited unexpectedly (%v); last lines of %s:\n%s", s.waitErr, s.logPath, tail(s.logPath, 20))
+		return fmt.Errorf("the server exited unexpectedly (%w); last lines of %s:\n%s", s.exitReason(), s.logPath, tail(s.logPath))
 	default:
 		return nil
 	}
 }
 
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
+// tailLines is how much of the server's log an error quotes.
+const tailLines = 20
+
+// tail returns the last lines of a file.
+func tail(path string) string {
+	const n = tailLines
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""

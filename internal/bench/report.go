@@ -304,11 +304,12 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 	}
 	b.WriteString("\n")
 	for _, line := range notes(rep) {
-		if strings.HasPrefix(line, "  ") {
+		switch {
+		case strings.HasPrefix(line, "  "):
 			b.WriteString("  - " + strings.TrimSpace(line) + "\n") // nested list item
-		} else if strings.HasPrefix(line, "- ") {
+		case strings.HasPrefix(line, "- "):
 			b.WriteString(line + "\n")
-		} else {
+		default:
 			b.WriteString(line + "\n\n")
 		}
 	}

@@ -68,7 +68,7 @@ func start(record bool) *Server {
 			s.mu.Unlock()
 		}
 	}
-	s.Server.Start()
+	s.Start()
 	return s
 }
 
