@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -79,20 +78,15 @@ type Service struct {
 	method    jwt.SigningMethod
 	parser    *jwt.Parser
 	dummyHash string // verified against when the email is unknown, so both paths cost the same
-	verified  verifiedTokens
+	verified  *cache.Bounded[string, verifiedToken]
 }
 
-// verifiedTokens remembers access tokens whose signature and claims were verified, so a
-// client's every request does not pay for decoding and verifying the same token again.
-// Only the exact token string verified is remembered, with its validity window, which is
-// checked on every use. Revocation is not its business: the user behind the token and
-// its session are still loaded (or read from their record caches) on every request, and
-// the token's generation and session checked against them.
-type verifiedTokens struct {
-	mu sync.Mutex
-	m  map[string]verifiedToken
-}
-
+// verifiedToken is what verify learnt from an access token's signature and claims. The
+// service remembers it under the exact token string (see cache.Bounded for what that
+// buys), with the token's validity window, which is checked on every use. Revocation is
+// not its business: the user behind the token and its session are still loaded (or read
+// from their record caches) on every request, and the token's generation and session
+// checked against them.
 type verifiedToken struct {
 	userID     int64
 	generation int64 // the user's token generation when the token was issued
@@ -101,35 +95,8 @@ type verifiedToken struct {
 	expiresAt  time.Time
 }
 
-// maxVerifiedTokens bounds the memory of verifiedTokens (about 300 bytes per token).
+// maxVerifiedTokens bounds the memory of the verified tokens (about 300 bytes per token).
 const maxVerifiedTokens = 10_000
-
-func (v *verifiedTokens) get(token string, now time.Time) (verifiedToken, bool) {
-	v.mu.Lock()
-	t, ok := v.m[token]
-	v.mu.Unlock()
-	if !ok || now.Before(t.notBefore) || !now.Before(t.expiresAt) {
-		return verifiedToken{}, false
-	}
-	return t, true
-}
-
-func (v *verifiedTokens) put(token string, t verifiedToken) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.m == nil {
-		v.m = make(map[string]verifiedToken)
-	}
-	if len(v.m) >= maxVerifiedTokens {
-		for k := range v.m { // forget an arbitrary eighth
-			delete(v.m, k)
-			if len(v.m) <= maxVerifiedTokens*7/8 {
-				break
-			}
-		}
-	}
-	v.m[token] = t
-}
 
 const issuer = "enterprise-automation"
 
@@ -169,6 +136,7 @@ func NewService(s store.Store, opts Options) (*Service, error) {
 			jwt.WithTimeFunc(opts.Now),
 		),
 		dummyHash: dummy,
+		verified:  cache.NewBounded[string, verifiedToken](maxVerifiedTokens),
 	}, nil
 }
 
@@ -411,7 +379,7 @@ func (s *Service) loadSession(ctx context.Context, id int64) (db.Session, error)
 // verify checks an access token's signature and claims.
 func (s *Service) verify(token string) (verifiedToken, error) {
 	now := s.opts.Now()
-	if vt, ok := s.verified.get(token, now); ok {
+	if vt, ok := s.verified.Get(token); ok && !now.Before(vt.notBefore) && now.Before(vt.expiresAt) {
 		return vt, nil
 	}
 	var claims accessClaims
@@ -444,7 +412,7 @@ func (s *Service) verify(token string) (verifiedToken, error) {
 	if claims.IssuedAt != nil && claims.IssuedAt.After(vt.notBefore) {
 		vt.notBefore = claims.IssuedAt.Time // the parser refuses tokens issued in the future
 	}
-	s.verified.put(token, vt)
+	s.verified.Put(token, vt)
 	return vt, nil
 }
 
