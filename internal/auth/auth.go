@@ -22,7 +22,6 @@ import (
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/password"
-	"enterprise-automation/internal/store"
 )
 
 // Principal is the authenticated caller of a request.
@@ -62,10 +61,10 @@ type Options struct {
 	Now        func() time.Time // defaults to time.Now
 	// Users caches the principal's user record between requests (nil: none); the user
 	// service invalidates it on every change, so deactivation and deletion apply at once.
-	Users *cache.Entity[db.User]
+	Users *cache.Entity[Account]
 	// Sessions caches the state of login sessions between requests (nil: none); logout
 	// and refresh-token reuse invalidate it, so a session's access tokens end at once.
-	Sessions *cache.Entity[db.Session]
+	Sessions *cache.Entity[Session]
 	// SessionMaxAge is the absolute lifetime of a login session, counted from the login
 	// (SESSION_MAX_DAYS); zero means none. Refreshing never extends a session past it.
 	SessionMaxAge time.Duration
@@ -73,7 +72,7 @@ type Options struct {
 
 // Service implements login, refresh, logout and token verification.
 type Service struct {
-	store     store.Store
+	store     store
 	opts      Options
 	method    jwt.SigningMethod
 	parser    *jwt.Parser
@@ -103,8 +102,9 @@ const issuer = "enterprise-automation"
 // refreshPrefix marks our refresh tokens so a leaked one is recognisable in secret scanners.
 const refreshPrefix = "rt_"
 
-// NewService builds a Service. It fails on an unsupported algorithm or an empty secret.
-func NewService(s store.Store, opts Options) (*Service, error) {
+// NewService builds a Service over s (a *store.DB). It fails on an unsupported algorithm
+// or an empty secret.
+func NewService(s store, opts Options) (*Service, error) {
 	method := jwt.GetSigningMethod(opts.Algorithm)
 	switch opts.Algorithm {
 	case "HS256", "HS384", "HS512":
@@ -145,11 +145,12 @@ func (s *Service) HashPassword(plain string) (string, error) {
 	return password.Hash(plain, s.opts.Password)
 }
 
-// CheckPassword reports whether plain is the user's password. Internal errors only.
-func (s *Service) CheckPassword(u db.User, plain string) (bool, error) {
-	ok, err := password.Verify(u.PasswordHash, plain)
+// CheckPassword reports whether plain is the password of c. Internal errors only (a
+// malformed stored hash).
+func (s *Service) CheckPassword(c Credentials, plain string) (bool, error) {
+	ok, err := password.Verify(c.passwordHash, plain)
 	if err != nil {
-		return false, apperr.Wrap(apperr.Internal, err, "auth: stored password hash of user %d", u.ID)
+		return false, apperr.Wrap(apperr.Internal, err, "auth: stored password hash of user %d", c.ID)
 	}
 	return ok, nil
 }
@@ -164,7 +165,7 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 		_, _ = password.Verify(s.dummyHash, plain)
 		return TokenPair{}, errBadCredentials
 	}
-	u, err := s.store.UserGetByEmail(ctx, email)
+	row, err := s.store.UserGetByEmail(ctx, email)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return TokenPair{}, fmt.Errorf("auth: login: %w", err)
 	}
@@ -172,20 +173,21 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 		_, _ = password.Verify(s.dummyHash, plain)
 		return TokenPair{}, errBadCredentials
 	}
-	ok, err := s.CheckPassword(u, plain)
+	c := CredentialsFromRow(row)
+	ok, err := s.CheckPassword(c, plain)
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if !ok || !u.IsActive {
+	if !ok || !c.IsActive {
 		return TokenPair{}, errBadCredentials
 	}
 	var pair TokenPair
 	err = s.store.InTx(ctx, func(q db.Querier) error {
-		sess, err := q.SessionCreate(ctx, db.SessionCreateParams{FamilyID: uuid.New(), UserID: u.ID})
+		sess, err := q.SessionCreate(ctx, db.SessionCreateParams{FamilyID: uuid.New(), UserID: c.ID})
 		if err != nil {
 			return err
 		}
-		pair, err = s.issue(ctx, q, u, sess)
+		pair, err = s.issue(ctx, q, c.Account, sessionFromRow(sess))
 		return err
 	})
 	if err != nil {
@@ -223,20 +225,21 @@ func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) 
 		}
 		// Locked, so that a concurrent password change or logout either sees this
 		// refresh's new token or is seen by it.
-		sess, err := q.SessionGetByFamilyForUpdate(ctx, rt.FamilyID)
+		row, err := q.SessionGetByFamilyForUpdate(ctx, rt.FamilyID)
 		if apperr.Is(err, apperr.NotFound) {
 			return apperr.E(apperr.Unauthorized, "invalid refresh token")
 		}
 		if err != nil {
 			return err
 		}
+		sess := sessionFromRow(row)
 		if sess.RevokedAt != nil {
 			return apperr.E(apperr.Unauthorized, "the session has ended; log in again")
 		}
 		if end, ok := s.sessionEnd(sess); ok && !now.Before(end) {
 			return apperr.E(apperr.Unauthorized, "the session has reached its maximum lifetime; log in again")
 		}
-		u, err := q.UserGetByID(ctx, rt.UserID)
+		u, err := LoadAccount(ctx, q, rt.UserID)
 		if err != nil {
 			return err
 		}
@@ -284,7 +287,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 
 // endFamily revokes a refresh-token family and ends its session; it returns the ids of
 // the sessions it ended, to invalidate once the transaction has committed.
-func endFamily(ctx context.Context, q db.Querier, family uuid.UUID) ([]int64, error) {
+func endFamily(ctx context.Context, q queries, family uuid.UUID) ([]int64, error) {
 	if err := q.RefreshTokenRevokeFamily(ctx, family); err != nil {
 		return nil, err
 	}
@@ -295,7 +298,7 @@ func endFamily(ctx context.Context, q db.Querier, family uuid.UUID) ([]int64, er
 // caller's transaction and returns their ids; pass them to ForgetSessions once it has
 // committed. Access tokens of those sessions are refused from then on (the caller also
 // moves the user's token generation on, which refuses them already).
-func EndUserSessions(ctx context.Context, q db.Querier, userID int64) ([]int64, error) {
+func EndUserSessions(ctx context.Context, q SessionQueries, userID int64) ([]int64, error) {
 	if err := q.RefreshTokenRevokeUser(ctx, userID); err != nil {
 		return nil, err
 	}
@@ -308,7 +311,7 @@ func (s *Service) ForgetSessions(ctx context.Context, ids ...int64) {
 }
 
 // sessionEnd is when a session reaches its absolute lifetime; ok is false without one.
-func (s *Service) sessionEnd(sess db.Session) (end time.Time, ok bool) {
+func (s *Service) sessionEnd(sess Session) (end time.Time, ok bool) {
 	if s.opts.SessionMaxAge <= 0 {
 		return time.Time{}, false
 	}
@@ -372,8 +375,12 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 }
 
 // loadSession reads a session for the session cache.
-func (s *Service) loadSession(ctx context.Context, id int64) (db.Session, error) {
-	return s.store.SessionGetByID(ctx, id)
+func (s *Service) loadSession(ctx context.Context, id int64) (Session, error) {
+	r, err := s.store.SessionGetByID(ctx, id)
+	if err != nil {
+		return Session{}, err
+	}
+	return sessionFromRow(r), nil
 }
 
 // verify checks an access token's signature and claims.
@@ -416,12 +423,11 @@ func (s *Service) verify(token string) (verifiedToken, error) {
 	return vt, nil
 }
 
-// LoadUser reads a user for the record cache: without its password hash, which never
-// leaves the database except to be verified.
-func (s *Service) LoadUser(ctx context.Context, id int64) (db.User, error) {
-	u, err := s.store.UserGetByID(ctx, id)
-	u.PasswordHash = ""
-	return u, err
+// LoadUser reads a user's account from the database, past the record cache (the
+// cache's loader). NotFound when there is no such user; Unavailable when the database
+// is down.
+func (s *Service) LoadUser(ctx context.Context, id int64) (Account, error) {
+	return LoadAccount(ctx, s.store, id)
 }
 
 // AccessToken signs an access token for a user outside any session; exported for tests
@@ -459,7 +465,7 @@ func (s *Service) accessToken(userID, generation, sessionID int64, expires time.
 
 // issue signs an access token and stores a new refresh token of the session; neither
 // outlives the session's absolute lifetime.
-func (s *Service) issue(ctx context.Context, q db.Querier, u db.User, sess db.Session) (TokenPair, error) {
+func (s *Service) issue(ctx context.Context, q queries, u Account, sess Session) (TokenPair, error) {
 	now := s.opts.Now()
 	accessExp, refreshExp := now.Add(s.opts.AccessTTL), now.Add(s.opts.RefreshTTL)
 	if end, ok := s.sessionEnd(sess); ok {
