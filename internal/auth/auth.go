@@ -1,6 +1,8 @@
 // Package auth logs users in, issues and verifies access tokens (JWT), rotates opaque
 // refresh tokens with reuse detection, and carries the authenticated principal through
-// a request's context.
+// a request's context. It is the only package that reads password hashes: the user
+// record cache holds an Account, which has none, and a hash travels only inside the
+// opaque Credentials.
 package auth
 
 import (
@@ -140,7 +142,8 @@ func NewService(s store, opts Options) (*Service, error) {
 	}, nil
 }
 
-// HashPassword hashes a new password with the service's parameters.
+// HashPassword hashes a new password with the service's parameters. It fails only when
+// the system's random source does.
 func (s *Service) HashPassword(plain string) (string, error) {
 	return password.Hash(plain, s.opts.Password)
 }
@@ -297,7 +300,8 @@ func endFamily(ctx context.Context, q queries, family uuid.UUID) ([]int64, error
 // EndUserSessions ends every session of a user (password change, deactivation) in the
 // caller's transaction and returns their ids; pass them to ForgetSessions once it has
 // committed. Access tokens of those sessions are refused from then on (the caller also
-// moves the user's token generation on, which refuses them already).
+// moves the user's token generation on, which refuses them already). It returns the
+// database's errors as they are.
 func EndUserSessions(ctx context.Context, q SessionQueries, userID int64) ([]int64, error) {
 	if err := q.RefreshTokenRevokeUser(ctx, userID); err != nil {
 		return nil, err
@@ -432,7 +436,7 @@ func (s *Service) LoadUser(ctx context.Context, id int64) (Account, error) {
 
 // AccessToken signs an access token for a user outside any session; exported for tests
 // and tools. It carries token generation 0, so it works until the user's first password
-// change or deactivation.
+// change or deactivation. Internal when signing fails.
 func (s *Service) AccessToken(userID int64) (string, error) {
 	now := s.opts.Now()
 	return s.accessToken(userID, 0, 0, now.Add(s.opts.AccessTTL))

@@ -29,7 +29,8 @@ type User struct {
 }
 
 // Passwords hashes and checks passwords, and forgets the sessions a password change or
-// deactivation ended (the auth service).
+// deactivation ended (the auth service). HashPassword fails only when the random source
+// does; CheckPassword only on a malformed stored hash (Internal).
 type Passwords interface {
 	HashPassword(plain string) (string, error)
 	CheckPassword(c auth.Credentials, plain string) (bool, error)
@@ -110,7 +111,9 @@ func (s *Service) create(ctx context.Context, p CreateParams) (User, error) {
 }
 
 // EnsureAdmin creates an administrator with the given email unless a user with that
-// email exists; it reports whether it created one. Used by the seed command.
+// email exists; it reports whether it created one. Used by the seed command. A user
+// created meanwhile by another seeder counts as existing; other errors are the
+// database's (Unavailable when it is down).
 func (s *Service) EnsureAdmin(ctx context.Context, email, plain string) (bool, error) {
 	_, err := s.store.UserGetByEmail(ctx, email)
 	if err == nil {
