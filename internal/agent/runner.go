@@ -34,7 +34,7 @@ type Runner struct {
 	maxTurn  int // tool calls per model turn
 	log      *slog.Logger
 	metrics  *metrics.Metrics
-	users    *cache.Entity[db.User]
+	users    *cache.Entity[auth.Account]
 	agents   *cache.Entity[db.Agent]
 	starts   *batcher[start, *db.AgentRun]  // concurrent attempts start in one statement
 	ends     *batcher[ending, *db.AgentRun] // and end in one statement (nil: already ended)
@@ -51,7 +51,7 @@ type RunnerOptions struct {
 	Logger              *slog.Logger
 	Metrics             *metrics.Metrics // counts runs by final status
 	// Users and Agents are the record caches of the API (nil: read the database).
-	Users  *cache.Entity[db.User]
+	Users  *cache.Entity[auth.Account]
 	Agents *cache.Entity[db.Agent]
 }
 
@@ -283,10 +283,8 @@ func (r *Runner) principal(ctx context.Context, userID *int64) (auth.Principal, 
 	if userID == nil {
 		return auth.Principal{}, apperr.E(apperr.NotFound, "creator deleted")
 	}
-	u, err := r.users.Get(ctx, *userID, func(ctx context.Context, id int64) (db.User, error) {
-		u, err := r.store.UserGetByID(ctx, id)
-		u.PasswordHash = "" // the record cache never holds password hashes
-		return u, err
+	u, err := r.users.Get(ctx, *userID, func(ctx context.Context, id int64) (auth.Account, error) {
+		return auth.LoadAccount(ctx, r.store, id)
 	})
 	if err != nil {
 		return auth.Principal{}, err

@@ -237,7 +237,7 @@ func (p *Program) seedAdmin(ctx context.Context, cfg config.Config, pool *pgxpoo
 	return user.NewService(s, authSvc).EnsureAdmin(ctx, cfg.FirstAdminEmail, cfg.FirstAdminPassword)
 }
 
-func (p *Program) authService(cfg config.Config, s store.Store, users *cache.Entity[db.User], sessions *cache.Entity[db.Session]) (*auth.Service, error) {
+func (p *Program) authService(cfg config.Config, s store.Store, users *cache.Entity[auth.Account], sessions *cache.Entity[auth.Session]) (*auth.Service, error) {
 	secret := cfg.SecretKey
 	if secret == "" {
 		// Only reachable with DEBUG=true (config rejects it otherwise).
@@ -311,11 +311,11 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	}()
 	// Users (the principal of every request) and agents are few and hot: kept as they are.
 	// Tasks are many, read at random, and pointer-rich: kept as JSON (see KeepObjects).
-	userCache := cache.NewEntity[db.User](shared.cache, "user", cfg.CacheTTL, m).KeepObjects()
+	userCache := cache.NewEntity[auth.Account](shared.cache, "user", cfg.CacheTTL, m).KeepObjects()
 	taskCache := cache.NewEntity[db.Task](shared.cache, "task", cfg.CacheTTL, m)
 	agentCache := cache.NewEntity[db.Agent](shared.cache, "agent", cfg.CacheTTL, m).KeepObjects()
 	// Sessions are read on every request too (is the token's session still open?).
-	sessionCache := cache.NewEntity[db.Session](shared.cache, "session", cfg.CacheTTL, m).KeepObjects()
+	sessionCache := cache.NewEntity[auth.Session](shared.cache, "session", cfg.CacheTTL, m).KeepObjects()
 	authSvc, err := p.authService(cfg, s, userCache, sessionCache)
 	if err != nil {
 		return nil, err

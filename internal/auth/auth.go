@@ -1,6 +1,8 @@
 // Package auth logs users in, issues and verifies access tokens (JWT), rotates opaque
 // refresh tokens with reuse detection, and carries the authenticated principal through
-// a request's context.
+// a request's context. It is the only package that reads password hashes: the user
+// record cache holds an Account, which has none, and a hash travels only inside the
+// opaque Credentials.
 package auth
 
 import (
@@ -12,7 +14,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -23,7 +24,6 @@ import (
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/password"
-	"enterprise-automation/internal/store"
 )
 
 // Principal is the authenticated caller of a request.
@@ -63,10 +63,10 @@ type Options struct {
 	Now        func() time.Time // defaults to time.Now
 	// Users caches the principal's user record between requests (nil: none); the user
 	// service invalidates it on every change, so deactivation and deletion apply at once.
-	Users *cache.Entity[db.User]
+	Users *cache.Entity[Account]
 	// Sessions caches the state of login sessions between requests (nil: none); logout
 	// and refresh-token reuse invalidate it, so a session's access tokens end at once.
-	Sessions *cache.Entity[db.Session]
+	Sessions *cache.Entity[Session]
 	// SessionMaxAge is the absolute lifetime of a login session, counted from the login
 	// (SESSION_MAX_DAYS); zero means none. Refreshing never extends a session past it.
 	SessionMaxAge time.Duration
@@ -74,25 +74,20 @@ type Options struct {
 
 // Service implements login, refresh, logout and token verification.
 type Service struct {
-	store     store.Store
+	store     store
 	opts      Options
 	method    jwt.SigningMethod
 	parser    *jwt.Parser
 	dummyHash string // verified against when the email is unknown, so both paths cost the same
-	verified  verifiedTokens
+	verified  *cache.Bounded[string, verifiedToken]
 }
 
-// verifiedTokens remembers access tokens whose signature and claims were verified, so a
-// client's every request does not pay for decoding and verifying the same token again.
-// Only the exact token string verified is remembered, with its validity window, which is
-// checked on every use. Revocation is not its business: the user behind the token and
-// its session are still loaded (or read from their record caches) on every request, and
-// the token's generation and session checked against them.
-type verifiedTokens struct {
-	mu sync.Mutex
-	m  map[string]verifiedToken
-}
-
+// verifiedToken is what verify learnt from an access token's signature and claims. The
+// service remembers it under the exact token string (see cache.Bounded for what that
+// buys), with the token's validity window, which is checked on every use. Revocation is
+// not its business: the user behind the token and its session are still loaded (or read
+// from their record caches) on every request, and the token's generation and session
+// checked against them.
 type verifiedToken struct {
 	userID     int64
 	generation int64 // the user's token generation when the token was issued
@@ -101,43 +96,17 @@ type verifiedToken struct {
 	expiresAt  time.Time
 }
 
-// maxVerifiedTokens bounds the memory of verifiedTokens (about 300 bytes per token).
+// maxVerifiedTokens bounds the memory of the verified tokens (about 300 bytes per token).
 const maxVerifiedTokens = 10_000
-
-func (v *verifiedTokens) get(token string, now time.Time) (verifiedToken, bool) {
-	v.mu.Lock()
-	t, ok := v.m[token]
-	v.mu.Unlock()
-	if !ok || now.Before(t.notBefore) || !now.Before(t.expiresAt) {
-		return verifiedToken{}, false
-	}
-	return t, true
-}
-
-func (v *verifiedTokens) put(token string, t verifiedToken) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.m == nil {
-		v.m = make(map[string]verifiedToken)
-	}
-	if len(v.m) >= maxVerifiedTokens {
-		for k := range v.m { // forget an arbitrary eighth
-			delete(v.m, k)
-			if len(v.m) <= maxVerifiedTokens*7/8 {
-				break
-			}
-		}
-	}
-	v.m[token] = t
-}
 
 const issuer = "enterprise-automation"
 
 // refreshPrefix marks our refresh tokens so a leaked one is recognisable in secret scanners.
 const refreshPrefix = "rt_"
 
-// NewService builds a Service. It fails on an unsupported algorithm or an empty secret.
-func NewService(s store.Store, opts Options) (*Service, error) {
+// NewService builds a Service over s (a *store.DB). It fails on an unsupported algorithm
+// or an empty secret.
+func NewService(s store, opts Options) (*Service, error) {
 	method := jwt.GetSigningMethod(opts.Algorithm)
 	switch opts.Algorithm {
 	case "HS256", "HS384", "HS512":
@@ -169,19 +138,22 @@ func NewService(s store.Store, opts Options) (*Service, error) {
 			jwt.WithTimeFunc(opts.Now),
 		),
 		dummyHash: dummy,
+		verified:  cache.NewBounded[string, verifiedToken](maxVerifiedTokens),
 	}, nil
 }
 
-// HashPassword hashes a new password with the service's parameters.
+// HashPassword hashes a new password with the service's parameters. It fails only when
+// the system's random source does.
 func (s *Service) HashPassword(plain string) (string, error) {
 	return password.Hash(plain, s.opts.Password)
 }
 
-// CheckPassword reports whether plain is the user's password. Internal errors only.
-func (s *Service) CheckPassword(u db.User, plain string) (bool, error) {
-	ok, err := password.Verify(u.PasswordHash, plain)
+// CheckPassword reports whether plain is the password of c. Internal errors only (a
+// malformed stored hash).
+func (s *Service) CheckPassword(c Credentials, plain string) (bool, error) {
+	ok, err := password.Verify(c.passwordHash, plain)
 	if err != nil {
-		return false, apperr.Wrap(apperr.Internal, err, "auth: stored password hash of user %d", u.ID)
+		return false, apperr.Wrap(apperr.Internal, err, "auth: stored password hash of user %d", c.ID)
 	}
 	return ok, nil
 }
@@ -196,7 +168,7 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 		_, _ = password.Verify(s.dummyHash, plain)
 		return TokenPair{}, errBadCredentials
 	}
-	u, err := s.store.UserGetByEmail(ctx, email)
+	row, err := s.store.UserGetByEmail(ctx, email)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return TokenPair{}, fmt.Errorf("auth: login: %w", err)
 	}
@@ -204,20 +176,21 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 		_, _ = password.Verify(s.dummyHash, plain)
 		return TokenPair{}, errBadCredentials
 	}
-	ok, err := s.CheckPassword(u, plain)
+	c := CredentialsFromRow(row)
+	ok, err := s.CheckPassword(c, plain)
 	if err != nil {
 		return TokenPair{}, err
 	}
-	if !ok || !u.IsActive {
+	if !ok || !c.IsActive {
 		return TokenPair{}, errBadCredentials
 	}
 	var pair TokenPair
 	err = s.store.InTx(ctx, func(q db.Querier) error {
-		sess, err := q.SessionCreate(ctx, db.SessionCreateParams{FamilyID: uuid.New(), UserID: u.ID})
+		sess, err := q.SessionCreate(ctx, db.SessionCreateParams{FamilyID: uuid.New(), UserID: c.ID})
 		if err != nil {
 			return err
 		}
-		pair, err = s.issue(ctx, q, u, sess)
+		pair, err = s.issue(ctx, q, c.Account, sessionFromRow(sess))
 		return err
 	})
 	if err != nil {
@@ -255,20 +228,21 @@ func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) 
 		}
 		// Locked, so that a concurrent password change or logout either sees this
 		// refresh's new token or is seen by it.
-		sess, err := q.SessionGetByFamilyForUpdate(ctx, rt.FamilyID)
+		row, err := q.SessionGetByFamilyForUpdate(ctx, rt.FamilyID)
 		if apperr.Is(err, apperr.NotFound) {
 			return apperr.E(apperr.Unauthorized, "invalid refresh token")
 		}
 		if err != nil {
 			return err
 		}
+		sess := sessionFromRow(row)
 		if sess.RevokedAt != nil {
 			return apperr.E(apperr.Unauthorized, "the session has ended; log in again")
 		}
 		if end, ok := s.sessionEnd(sess); ok && !now.Before(end) {
 			return apperr.E(apperr.Unauthorized, "the session has reached its maximum lifetime; log in again")
 		}
-		u, err := q.UserGetByID(ctx, rt.UserID)
+		u, err := LoadAccount(ctx, q, rt.UserID)
 		if err != nil {
 			return err
 		}
@@ -316,7 +290,7 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 
 // endFamily revokes a refresh-token family and ends its session; it returns the ids of
 // the sessions it ended, to invalidate once the transaction has committed.
-func endFamily(ctx context.Context, q db.Querier, family uuid.UUID) ([]int64, error) {
+func endFamily(ctx context.Context, q queries, family uuid.UUID) ([]int64, error) {
 	if err := q.RefreshTokenRevokeFamily(ctx, family); err != nil {
 		return nil, err
 	}
@@ -326,8 +300,9 @@ func endFamily(ctx context.Context, q db.Querier, family uuid.UUID) ([]int64, er
 // EndUserSessions ends every session of a user (password change, deactivation) in the
 // caller's transaction and returns their ids; pass them to ForgetSessions once it has
 // committed. Access tokens of those sessions are refused from then on (the caller also
-// moves the user's token generation on, which refuses them already).
-func EndUserSessions(ctx context.Context, q db.Querier, userID int64) ([]int64, error) {
+// moves the user's token generation on, which refuses them already). It returns the
+// database's errors as they are.
+func EndUserSessions(ctx context.Context, q SessionQueries, userID int64) ([]int64, error) {
 	if err := q.RefreshTokenRevokeUser(ctx, userID); err != nil {
 		return nil, err
 	}
@@ -340,7 +315,7 @@ func (s *Service) ForgetSessions(ctx context.Context, ids ...int64) {
 }
 
 // sessionEnd is when a session reaches its absolute lifetime; ok is false without one.
-func (s *Service) sessionEnd(sess db.Session) (end time.Time, ok bool) {
+func (s *Service) sessionEnd(sess Session) (end time.Time, ok bool) {
 	if s.opts.SessionMaxAge <= 0 {
 		return time.Time{}, false
 	}
@@ -404,14 +379,18 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 }
 
 // loadSession reads a session for the session cache.
-func (s *Service) loadSession(ctx context.Context, id int64) (db.Session, error) {
-	return s.store.SessionGetByID(ctx, id)
+func (s *Service) loadSession(ctx context.Context, id int64) (Session, error) {
+	r, err := s.store.SessionGetByID(ctx, id)
+	if err != nil {
+		return Session{}, err
+	}
+	return sessionFromRow(r), nil
 }
 
 // verify checks an access token's signature and claims.
 func (s *Service) verify(token string) (verifiedToken, error) {
 	now := s.opts.Now()
-	if vt, ok := s.verified.get(token, now); ok {
+	if vt, ok := s.verified.Get(token); ok && !now.Before(vt.notBefore) && now.Before(vt.expiresAt) {
 		return vt, nil
 	}
 	var claims accessClaims
@@ -444,21 +423,20 @@ func (s *Service) verify(token string) (verifiedToken, error) {
 	if claims.IssuedAt != nil && claims.IssuedAt.After(vt.notBefore) {
 		vt.notBefore = claims.IssuedAt.Time // the parser refuses tokens issued in the future
 	}
-	s.verified.put(token, vt)
+	s.verified.Put(token, vt)
 	return vt, nil
 }
 
-// LoadUser reads a user for the record cache: without its password hash, which never
-// leaves the database except to be verified.
-func (s *Service) LoadUser(ctx context.Context, id int64) (db.User, error) {
-	u, err := s.store.UserGetByID(ctx, id)
-	u.PasswordHash = ""
-	return u, err
+// LoadUser reads a user's account from the database, past the record cache (the
+// cache's loader). NotFound when there is no such user; Unavailable when the database
+// is down.
+func (s *Service) LoadUser(ctx context.Context, id int64) (Account, error) {
+	return LoadAccount(ctx, s.store, id)
 }
 
 // AccessToken signs an access token for a user outside any session; exported for tests
 // and tools. It carries token generation 0, so it works until the user's first password
-// change or deactivation.
+// change or deactivation. Internal when signing fails.
 func (s *Service) AccessToken(userID int64) (string, error) {
 	now := s.opts.Now()
 	return s.accessToken(userID, 0, 0, now.Add(s.opts.AccessTTL))
@@ -491,7 +469,7 @@ func (s *Service) accessToken(userID, generation, sessionID int64, expires time.
 
 // issue signs an access token and stores a new refresh token of the session; neither
 // outlives the session's absolute lifetime.
-func (s *Service) issue(ctx context.Context, q db.Querier, u db.User, sess db.Session) (TokenPair, error) {
+func (s *Service) issue(ctx context.Context, q queries, u Account, sess Session) (TokenPair, error) {
 	now := s.opts.Now()
 	accessExp, refreshExp := now.Add(s.opts.AccessTTL), now.Add(s.opts.RefreshTTL)
 	if end, ok := s.sessionEnd(sess); ok {

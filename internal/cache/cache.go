@@ -2,7 +2,8 @@
 // race-safe invalidation and a rate limiter. Each has an in-process implementation
 // (Memory) and a Redis one (Redis); Resilient puts Redis first and degrades to
 // in-process behaviour while Redis is unreachable. One contract test suite runs against
-// every implementation.
+// every implementation. Entity reads records through a Cache; Bounded is a plain bounded
+// in-process map for values that are costly to compute and need no invalidation.
 package cache
 
 import (

@@ -7,14 +7,13 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"enterprise-automation/gen/api"
-	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
 	"enterprise-automation/internal/user"
 )
 
-func toUser(u db.User) api.User {
+func toUser(u user.User) api.User {
 	return api.User{
 		Id: u.ID, Name: u.Name, Email: openapi_types.Email(u.Email), IsAdmin: u.IsAdmin, IsActive: u.IsActive,
 		CreatedAt: u.CreatedAt.UTC(), UpdatedAt: u.UpdatedAt.UTC(),

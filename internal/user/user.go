@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
@@ -12,43 +13,64 @@ import (
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
-	"enterprise-automation/internal/store"
 )
 
+// User is a user account. Its credentials are not part of it: only the auth service
+// reads password hashes.
+type User struct {
+	ID        int64
+	Name      string
+	Email     string
+	IsAdmin   bool
+	IsActive  bool
+	Version   int64 // moves on with every change (the ETag)
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
 // Passwords hashes and checks passwords, and forgets the sessions a password change or
-// deactivation ended (the auth service).
+// deactivation ended (the auth service). HashPassword fails only when the random source
+// does; CheckPassword only on a malformed stored hash (Internal).
 type Passwords interface {
 	HashPassword(plain string) (string, error)
-	CheckPassword(u db.User, plain string) (bool, error)
+	CheckPassword(c auth.Credentials, plain string) (bool, error)
 	ForgetSessions(ctx context.Context, ids ...int64)
 }
 
 // Service implements the user use cases.
 type Service struct {
-	store     store.Store
+	store     store
 	passwords Passwords
-	users     *cache.Entity[db.User]
-	tasks     *cache.Entity[db.Task]
-	agents    *cache.Entity[db.Agent]
+	users     *cache.Entity[auth.Account]
+	tasks     invalidator
+	agents    invalidator
 }
 
-// NewService builds a Service.
-func NewService(s store.Store, p Passwords) *Service {
+// invalidator drops records from a record cache (a *cache.Entity of any record type).
+type invalidator interface {
+	Invalidate(ctx context.Context, ids ...int64)
+}
+
+// NewService builds a Service over s (a *store.DB).
+func NewService(s store, p Passwords) *Service {
 	return &Service{store: s, passwords: p}
 }
 
 // WithCache makes Get read through the user record cache, and every change invalidate
 // the user's record (and, on deletion, the records of the tasks and agents it detaches).
-func (s *Service) WithCache(users *cache.Entity[db.User], tasks *cache.Entity[db.Task], agents *cache.Entity[db.Agent]) *Service {
+func (s *Service) WithCache(users *cache.Entity[auth.Account], tasks, agents invalidator) *Service {
 	s.users, s.tasks, s.agents = users, tasks, agents
 	return s
 }
 
-// loadUser reads a user for the cache, without its password hash.
-func (s *Service) loadUser(ctx context.Context, id int64) (db.User, error) {
-	u, err := s.store.UserGetByID(ctx, id)
-	u.PasswordHash = ""
-	return u, err
+// loadAccount reads a user for the record cache.
+func (s *Service) loadAccount(ctx context.Context, id int64) (auth.Account, error) {
+	return auth.LoadAccount(ctx, s.store, id)
+}
+
+// inTx runs fn in one transaction.
+func (s *Service) inTx(ctx context.Context, fn func(q txQueries) error) error {
+	return s.store.InTx(ctx, func(q db.Querier) error { return fn(q) })
 }
 
 // CreateParams are the fields of a new user.
@@ -61,35 +83,37 @@ type CreateParams struct {
 
 // Create adds a user. Forbidden unless actor is an admin; Conflict when the email is
 // taken in any letter case.
-func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreateParams) (db.User, error) {
+func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreateParams) (User, error) {
 	if !actor.IsAdmin {
-		return db.User{}, errAdminRequired
+		return User{}, errAdminRequired
 	}
 	return s.create(ctx, p)
 }
 
-func (s *Service) create(ctx context.Context, p CreateParams) (db.User, error) {
+func (s *Service) create(ctx context.Context, p CreateParams) (User, error) {
 	if strings.TrimSpace(p.Name) == "" {
-		return db.User{}, errBlankName
+		return User{}, errBlankName
 	}
 	hash, err := s.passwords.HashPassword(p.Password)
 	if err != nil {
-		return db.User{}, fmt.Errorf("user: create: %w", err)
+		return User{}, fmt.Errorf("user: create: %w", err)
 	}
-	u, err := s.store.UserCreate(ctx, db.UserCreateParams{
+	r, err := s.store.UserCreate(ctx, db.UserCreateParams{
 		Name: strings.TrimSpace(p.Name), Email: strings.TrimSpace(p.Email), PasswordHash: hash, IsAdmin: p.IsAdmin,
 	})
 	if apperr.Is(err, apperr.Conflict) {
-		return db.User{}, apperr.Wrap(apperr.Conflict, err, "a user with email %q already exists", p.Email)
+		return User{}, apperr.Wrap(apperr.Conflict, err, "a user with email %q already exists", p.Email)
 	}
 	if err != nil {
-		return db.User{}, fmt.Errorf("user: create: %w", err)
+		return User{}, fmt.Errorf("user: create: %w", err)
 	}
-	return u, nil
+	return userFromRow(r), nil
 }
 
 // EnsureAdmin creates an administrator with the given email unless a user with that
-// email exists; it reports whether it created one. Used by the seed command.
+// email exists; it reports whether it created one. Used by the seed command. A user
+// created meanwhile by another seeder counts as existing; other errors are the
+// database's (Unavailable when it is down).
 func (s *Service) EnsureAdmin(ctx context.Context, email, plain string) (bool, error) {
 	_, err := s.store.UserGetByEmail(ctx, email)
 	if err == nil {
@@ -111,15 +135,15 @@ var errAdminRequired = apperr.E(apperr.Forbidden, "administrator privileges requ
 
 // Get returns a user. Admins may read anyone; others only themselves (Forbidden).
 // NotFound when there is no such user.
-func (s *Service) Get(ctx context.Context, actor auth.Principal, id int64) (db.User, error) {
+func (s *Service) Get(ctx context.Context, actor auth.Principal, id int64) (User, error) {
 	if !actor.IsAdmin && actor.UserID != id {
-		return db.User{}, apperr.E(apperr.Forbidden, "you may only read your own account")
+		return User{}, apperr.E(apperr.Forbidden, "you may only read your own account")
 	}
-	u, err := s.users.Get(ctx, id, s.loadUser)
+	a, err := s.users.Get(ctx, id, s.loadAccount)
 	if err != nil {
-		return db.User{}, notFound(err, id)
+		return User{}, notFound(err, id)
 	}
-	return u, nil
+	return userFromAccount(a), nil
 }
 
 // ListParams filter and page a user list.
@@ -131,26 +155,30 @@ type ListParams struct {
 }
 
 // List returns a page of users. Forbidden unless actor is an admin.
-func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) (page.Page[db.User], error) {
+func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) (page.Page[User], error) {
 	if !actor.IsAdmin {
-		return page.Page[db.User]{}, errAdminRequired
+		return page.Page[User]{}, errAdminRequired
 	}
 	var q *string
 	if p.Q != nil {
 		escaped := page.EscapeLike(*p.Q)
 		q = &escaped
 	}
-	var items []db.User
+	var rows []db.User
 	// Count and page are two statements with their own snapshots (as they would be in a
 	// read-committed transaction, minus its two round trips).
 	total, err := s.store.UserCount(ctx, db.UserCountParams{Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin})
 	if err == nil && total > int64(p.Page.Skip) {
-		items, err = s.store.UserList(ctx, db.UserListParams{
+		rows, err = s.store.UserList(ctx, db.UserListParams{
 			Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
 		})
 	}
 	if err != nil {
-		return page.Page[db.User]{}, fmt.Errorf("user: list: %w", err)
+		return page.Page[User]{}, fmt.Errorf("user: list: %w", err)
+	}
+	items := make([]User, len(rows))
+	for i, r := range rows {
+		items[i] = userFromRow(r)
 	}
 	return page.New(items, total, p.Page), nil
 }
@@ -171,26 +199,26 @@ type UpdateParams struct {
 // ends every session of the user. Nobody can demote or deactivate themselves
 // (Conflict). PreconditionFailed when ifMatch does not match; NotFound, Conflict (email
 // taken) as usual.
-func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (db.User, error) {
+func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (User, error) {
 	if !actor.IsAdmin {
 		if actor.UserID != id {
-			return db.User{}, errAdminRequired
+			return User{}, errAdminRequired
 		}
 		if p.IsAdmin != nil || p.IsActive != nil {
-			return db.User{}, apperr.E(apperr.Forbidden, "only administrators may set is_admin or is_active")
+			return User{}, apperr.E(apperr.Forbidden, "only administrators may set is_admin or is_active")
 		}
 	}
 	if p.Name != nil && strings.TrimSpace(*p.Name) == "" {
-		return db.User{}, errBlankName
+		return User{}, errBlankName
 	}
 	if actor.UserID == id && ((p.IsAdmin != nil && !*p.IsAdmin && actor.IsAdmin) || (p.IsActive != nil && !*p.IsActive)) {
-		return db.User{}, apperr.E(apperr.Conflict, "you cannot demote or deactivate yourself")
+		return User{}, apperr.E(apperr.Conflict, "you cannot demote or deactivate yourself")
 	}
 	var newHash *string
 	if p.Password != nil {
 		h, err := s.passwords.HashPassword(*p.Password)
 		if err != nil {
-			return db.User{}, fmt.Errorf("user: update: %w", err)
+			return User{}, fmt.Errorf("user: update: %w", err)
 		}
 		newHash = &h
 	}
@@ -198,7 +226,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		updated db.User
 		ended   []int64
 	)
-	err := s.store.InTx(ctx, func(q db.Querier) error {
+	err := s.inTx(ctx, func(q txQueries) error {
 		cur, err := q.UserGetByIDForUpdate(ctx, id)
 		if err != nil {
 			return notFound(err, id)
@@ -211,7 +239,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 			if p.CurrentPassword == nil {
 				return apperr.Validation(apperr.FieldError{Location: "body", Field: "current_password", Message: "required to change your email or password"})
 			}
-			ok, err := s.passwords.CheckPassword(cur, *p.CurrentPassword)
+			ok, err := s.passwords.CheckPassword(auth.CredentialsFromRow(cur), *p.CurrentPassword)
 			if err != nil {
 				return err
 			}
@@ -249,11 +277,11 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		return nil
 	})
 	if err != nil {
-		return db.User{}, fmt.Errorf("user: update: %w", err)
+		return User{}, fmt.Errorf("user: update: %w", err)
 	}
 	s.users.Invalidate(ctx, id)
 	s.passwords.ForgetSessions(ctx, ended...)
-	return updated, nil
+	return userFromRow(updated), nil
 }
 
 // ErrWrongCurrentPassword is the Invalid error of an update whose current_password is
@@ -272,7 +300,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		return apperr.E(apperr.Conflict, "you cannot delete yourself")
 	}
 	var detached, detachedAgents []int64
-	err := s.store.InTx(ctx, func(q db.Querier) error {
+	err := s.inTx(ctx, func(q txQueries) error {
 		cur, err := q.UserGetByIDForUpdate(ctx, id)
 		if err != nil {
 			return notFound(err, id)
@@ -295,8 +323,8 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		return fmt.Errorf("user: delete: %w", err)
 	}
 	s.users.Invalidate(ctx, id)
-	s.tasks.Invalidate(ctx, detached...)
-	s.agents.Invalidate(ctx, detachedAgents...)
+	invalidate(ctx, s.tasks, detached)
+	invalidate(ctx, s.agents, detachedAgents)
 	return nil
 }
 
@@ -305,4 +333,11 @@ func notFound(err error, id int64) error {
 		return apperr.Wrap(apperr.NotFound, err, "user %d not found", id)
 	}
 	return err
+}
+
+// invalidate drops ids from c, when there is a cache.
+func invalidate(ctx context.Context, c invalidator, ids []int64) {
+	if c != nil {
+		c.Invalidate(ctx, ids...)
+	}
 }
