@@ -13,6 +13,7 @@ import (
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
 	"enterprise-automation/internal/store"
+	"enterprise-automation/internal/task"
 )
 
 // Passwords hashes and checks passwords, and forgets the sessions a password change or
@@ -28,7 +29,7 @@ type Service struct {
 	store     store.Store
 	passwords Passwords
 	users     *cache.Entity[db.User]
-	tasks     *cache.Entity[db.Task]
+	tasks     *cache.Entity[task.Task]
 	agents    *cache.Entity[db.Agent]
 }
 
@@ -39,7 +40,7 @@ func NewService(s store.Store, p Passwords) *Service {
 
 // WithCache makes Get read through the user record cache, and every change invalidate
 // the user's record (and, on deletion, the records of the tasks and agents it detaches).
-func (s *Service) WithCache(users *cache.Entity[db.User], tasks *cache.Entity[db.Task], agents *cache.Entity[db.Agent]) *Service {
+func (s *Service) WithCache(users *cache.Entity[db.User], tasks *cache.Entity[task.Task], agents *cache.Entity[db.Agent]) *Service {
 	s.users, s.tasks, s.agents = users, tasks, agents
 	return s
 }
