@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/etag"
@@ -76,11 +75,11 @@ var Tools = map[string]Tool{
 				p.Q = args.Q
 			}
 			if args.Status != nil {
-				st := db.TaskStatus(*args.Status)
+				st := task.Status(*args.Status)
 				if !st.Valid() {
 					return nil, apperr.E(apperr.Invalid, "unknown status %q", *args.Status)
 				}
-				p.Statuses = []db.TaskStatus{st}
+				p.Statuses = []task.Status{st}
 			}
 			res, err := tasks.List(ctx, actor, p)
 			if err != nil {
@@ -113,7 +112,7 @@ var Tools = map[string]Tool{
 			}
 			p := task.CreateParams{Title: args.Title, Description: args.Description}
 			if args.Priority != nil {
-				p.Priority = db.TaskPriority(*args.Priority)
+				p.Priority = task.Priority(*args.Priority)
 				if !p.Priority.Valid() {
 					return nil, apperr.E(apperr.Invalid, "unknown priority %q", *args.Priority)
 				}
@@ -144,7 +143,7 @@ var Tools = map[string]Tool{
 			if err := decodeArgs(raw, &args); err != nil {
 				return nil, err
 			}
-			st := db.TaskStatus(args.Status)
+			st := task.Status(args.Status)
 			if !st.Valid() {
 				return nil, apperr.E(apperr.Invalid, "unknown status %q", args.Status)
 			}
@@ -201,7 +200,7 @@ func decodeArgs(raw json.RawMessage, v any) error {
 }
 
 // TaskView is how a task is shown to the model.
-func TaskView(t db.Task) map[string]any {
+func TaskView(t task.Task) map[string]any {
 	v := map[string]any{
 		"id": t.ID, "title": t.Title, "description": t.Description, "status": t.Status,
 		"priority": t.Priority, "tags": t.Tags, "assignee_id": t.AssigneeID, "created_by": t.CreatedBy,

@@ -75,6 +75,7 @@ type Error struct {
 	Message    string
 	Fields     []FieldError  // Invalid only
 	RetryAfter time.Duration // RateLimited only
+	Constraint string        // the database constraint a write violated, when one did (see ConstraintOf)
 	Err        error         // the cause, for logs
 }
 
@@ -126,6 +127,17 @@ func KindOf(err error) Kind {
 		return e.Kind
 	}
 	return Internal
+}
+
+// ConstraintOf returns the name of the database constraint behind the first *Error in
+// err's chain (a foreign key, check or unique constraint the store translated), so that
+// a service can tell which rule a write broke without reading messages; "" when there
+// is none.
+func ConstraintOf(err error) string {
+	if e := As(err); e != nil {
+		return e.Constraint
+	}
+	return ""
 }
 
 // Is reports whether err is (or wraps) an *Error of the given kind.

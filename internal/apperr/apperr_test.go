@@ -126,3 +126,13 @@ func TestKindString(t *testing.T) {
 		seen[tt.want] = tt.kind
 	}
 }
+
+func TestConstraintOfNamesTheViolatedConstraint(t *testing.T) {
+	t.Parallel()
+	err := &apperr.Error{Kind: apperr.Invalid, Message: "refers to a missing record", Constraint: "tasks_assignee_id_fkey"}
+	require.Equal(t, "tasks_assignee_id_fkey", apperr.ConstraintOf(err))
+	require.Equal(t, "tasks_assignee_id_fkey", apperr.ConstraintOf(fmt.Errorf("task: create: %w", err)), "found through wrapping")
+	require.Empty(t, apperr.ConstraintOf(apperr.E(apperr.Invalid, "no constraint")))
+	require.Empty(t, apperr.ConstraintOf(errors.New("plain")))
+	require.Empty(t, apperr.ConstraintOf(nil))
+}

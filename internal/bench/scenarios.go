@@ -116,7 +116,7 @@ var scenarios = []scenarioDef{
 				assignee := e.randomUser()
 				_, err := e.tasks.List(ctx, e.admin.principal, task.ListParams{
 					Page:     page.Request{Skip: 0, Limit: 20},
-					Statuses: []db.TaskStatus{db.TaskStatus(randomStatus())}, AssigneeID: &assignee,
+					Statuses: []task.Status{task.Status(randomStatus())}, AssigneeID: &assignee,
 				})
 				return err
 			}
@@ -143,7 +143,7 @@ var scenarios = []scenarioDef{
 				actor := e.randomActor()
 				in := e.newTaskInput()
 				_, err := e.tasks.Create(ctx, actor.principal, task.CreateParams{
-					Title: in.title, Description: in.description, Priority: db.TaskPriority(in.priority),
+					Title: in.title, Description: in.description, Priority: task.Priority(in.priority),
 					AssigneeID: &in.assignee, DueAt: &in.due, Tags: in.tags,
 				})
 				return err
@@ -173,7 +173,7 @@ var scenarios = []scenarioDef{
 				if !ok {
 					return errExhausted
 				}
-				pr := db.TaskPriority(priorities[rand.IntN(len(priorities))])
+				pr := task.Priority(priorities[rand.IntN(len(priorities))])
 				_, err := e.tasks.Update(ctx, e.admin.principal, id, task.UpdateParams{Priority: &pr}, etag.IfMatch(&ifMatch))
 				return err
 			}

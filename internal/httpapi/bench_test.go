@@ -368,14 +368,14 @@ func BenchmarkRequestValidation(b *testing.B) {
 			{"post_task", func() error {
 				_, err := w.tasks.Create(ctx, w.admin, task.CreateParams{
 					Title: "Reconcile November invoices", Description: "Match every invoice against the bank statement.",
-					Priority: db.TaskPriorityHigh, AssigneeID: &w.postAssignee, DueAt: &due, Tags: []string{"billing", "q4"},
+					Priority: task.PriorityHigh, AssigneeID: &w.postAssignee, DueAt: &due, Tags: []string{"billing", "q4"},
 					Metadata: []byte(`{"source":"crm","ticket":4711}`),
 				})
 				return err
 			}, true},
 			{"list_tasks", func() error {
 				res, err := w.tasks.List(ctx, w.admin, task.ListParams{
-					Page: page.Request{Limit: 20}, Statuses: []db.TaskStatus{db.TaskStatusPending}, AssigneeID: &w.assignee,
+					Page: page.Request{Limit: 20}, Statuses: []task.Status{task.StatusPending}, AssigneeID: &w.assignee,
 				})
 				if err == nil && len(res.Items) != 20 {
 					err = fmt.Errorf("got %d tasks, want a full page of 20", len(res.Items))
@@ -463,15 +463,15 @@ func BenchmarkProblemMapping(b *testing.B) {
 }
 
 // benchDBTasks returns n stored tasks as the database gives them back.
-func benchDBTasks(n int) []db.Task {
+func benchDBTasks(n int) []task.Task {
 	base := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
-	out := make([]db.Task, n)
+	out := make([]task.Task, n)
 	for i := range out {
 		assignee, creator := int64(3+i%40), int64(1+i%7)
-		t := db.Task{
+		t := task.Task{
 			ID: int64(1000 + i), Title: fmt.Sprintf("Reconcile November invoices #%d", i),
 			Description: "Match every invoice against the bank statement and flag the differences for review.",
-			Status:      db.TaskStatusPending, Priority: db.TaskPriorityMedium,
+			Status:      task.StatusPending, Priority: task.PriorityMedium,
 			AssigneeID: &assignee, CreatedBy: &creator,
 			Tags:      []string{"billing", "q4"},
 			Metadata:  fmt.Appendf(nil, `{"source": "crm", "ticket": %d, "region": "eu"}`, 4711+i),

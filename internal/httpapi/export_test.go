@@ -3,7 +3,7 @@ package httpapi
 import (
 	"net/http"
 
-	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/task"
 
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/labstack/echo/v4"
@@ -14,8 +14,8 @@ var (
 	ToProblem = toProblem
 	ToTask    = toTask
 	// VisitTaskPage writes a page of tasks as ListTasks answers it.
-	VisitTaskPage = func(w http.ResponseWriter, items []db.Task) error {
-		return taskPageResponse{items: items, page: 1, pageSize: int32(len(items)), total: int64(len(items)) * 10, totalPages: 10}.VisitListTasksResponse(w)
+	VisitTaskPage = func(w http.ResponseWriter, items []task.Task) error {
+		return taskPageResponse{Items: items, Page: 1, PageSize: int32(len(items)), Total: int64(len(items)) * 10, TotalPages: 10}.VisitListTasksResponse(w)
 	}
 	ValidationError   = validationError
 	ValidationOptions = validationOptions

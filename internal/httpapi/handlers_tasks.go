@@ -3,20 +3,23 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/oapi-codegen/nullable"
 
 	"enterprise-automation/gen/api"
-	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/etag"
+	"enterprise-automation/internal/httpapi/taskjson"
 	"enterprise-automation/internal/page"
 	"enterprise-automation/internal/task"
 )
 
-func toTask(t db.Task) (api.Task, error) {
+// toTask converts a task to the generated type (for the responses the strict handler
+// encodes; GET answers are written by taskjson).
+func toTask(t task.Task) (api.Task, error) {
 	meta := api.TaskMetadata{}
 	if err := json.Unmarshal(t.Metadata, &meta); err != nil {
 		return api.Task{}, apperr.Wrap(apperr.Internal, err, "task %d: stored metadata", t.ID)
@@ -83,7 +86,7 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 		p.Description = *b.Description
 	}
 	if b.Priority != nil {
-		p.Priority = db.TaskPriority(*b.Priority)
+		p.Priority = task.Priority(*b.Priority)
 	}
 	if b.Tags != nil {
 		p.Tags = *b.Tags
@@ -112,11 +115,11 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 	}
 	if q.Status != nil {
 		for _, st := range *q.Status {
-			p.Statuses = append(p.Statuses, db.TaskStatus(st))
+			p.Statuses = append(p.Statuses, task.Status(st))
 		}
 	}
 	if q.Priority != nil {
-		pr := db.TaskPriority(*q.Priority)
+		pr := task.Priority(*q.Priority)
 		p.Priority = &pr
 	}
 	if q.Sort != nil {
@@ -126,8 +129,7 @@ func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) 
 	if err != nil {
 		return nil, err
 	}
-	return taskPageResponse{items: res.Items, total: res.Total, page: res.Page, pageSize: res.PageSize,
-		totalPages: res.TotalPages, totalIsEstimate: res.TotalIsEstimate}, nil
+	return taskPageResponse(res), nil
 }
 
 // GetTask implements GET /api/v1/tasks/{task_id}.
@@ -155,11 +157,11 @@ func (s *Server) UpdateTask(ctx context.Context, req api.UpdateTaskRequestObject
 		AssigneeID: optional(b.AssigneeId), DueAt: optional(b.DueAt),
 	}
 	if b.Status != nil {
-		st := db.TaskStatus(*b.Status)
+		st := task.Status(*b.Status)
 		p.Status = &st
 	}
 	if b.Priority != nil {
-		pr := db.TaskPriority(*b.Priority)
+		pr := task.Priority(*b.Priority)
 		p.Priority = &pr
 	}
 	if b.Tags != nil {
@@ -183,4 +185,36 @@ func (s *Server) DeleteTask(ctx context.Context, req api.DeleteTaskRequestObject
 		return nil, err
 	}
 	return api.DeleteTask204Response{}, nil
+}
+
+// taskResponse answers GET /api/v1/tasks/{task_id} with 200, written by taskjson.
+type taskResponse struct {
+	task task.Task
+	etag string
+}
+
+func (r taskResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
+	b, err := taskjson.AppendTask(make([]byte, 0, taskjson.TaskSizeHint), r.task)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("ETag", r.etag)
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// taskPageResponse answers GET /api/v1/tasks with 200, written by taskjson.
+type taskPageResponse page.Page[task.Task]
+
+func (r taskPageResponse) VisitListTasksResponse(w http.ResponseWriter) error {
+	b, err := taskjson.AppendPage(make([]byte, 0, taskjson.PageSizeHint(len(r.Items))), page.Page[task.Task](r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(append(b, '\n'))
+	return err
 }

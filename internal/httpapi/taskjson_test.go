@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"math/rand/v2"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -10,7 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"enterprise-automation/gen/api"
-	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/httpapi/taskjson"
+	"enterprise-automation/internal/task"
 )
 
 // awkwardStrings escape differently in careless encoders.
@@ -28,10 +28,10 @@ func TestTaskJSONMatchesTheGeneratedEncoding(t *testing.T) {
 	paris := time.FixedZone("Paris", 3600)
 	due := time.Date(2026, 12, 1, 17, 0, 0, 123456789, paris)
 	id7, id0 := int64(7), int64(0)
-	tasks := []db.Task{
-		{ID: 1, Title: "t", Status: db.TaskStatusPending, Priority: db.TaskPriorityLow, Metadata: []byte(`{}`),
+	tasks := []task.Task{
+		{ID: 1, Title: "t", Status: task.StatusPending, Priority: task.PriorityLow, Metadata: []byte(`{}`),
 			CreatedAt: time.Unix(0, 0).UTC(), UpdatedAt: time.Unix(1, 5).In(paris), Version: 1},
-		{ID: 1<<53 + 1, Title: "x", Status: db.TaskStatusCompleted, Priority: db.TaskPriorityUrgent, Tags: []string{"a", "b"},
+		{ID: 1<<53 + 1, Title: "x", Status: task.StatusCompleted, Priority: task.PriorityUrgent, Tags: []string{"a", "b"},
 			AssigneeID: &id7, CreatedBy: &id0, DueAt: &due, CompletedAt: &due,
 			Metadata:  []byte(`{"a": 1, "list": [1, 2.5, "three", null, true], "nested": {"k": "v \" \\ \n"}, "unicode": "é\u2028"}`),
 			CreatedAt: due, UpdatedAt: due, Version: 1<<62 + 3},
@@ -39,11 +39,11 @@ func TestTaskJSONMatchesTheGeneratedEncoding(t *testing.T) {
 	for i, s := range awkwardStrings {
 		meta, err := json.Marshal(map[string]any{s: s, "n": i})
 		require.NoError(t, err)
-		tasks = append(tasks, db.Task{ID: int64(i), Title: s, Description: s, Tags: []string{s, s + "x"},
-			Status: db.TaskStatusInProgress, Priority: db.TaskPriorityMedium, Metadata: meta, CreatedAt: due, UpdatedAt: due})
+		tasks = append(tasks, task.Task{ID: int64(i), Title: s, Description: s, Tags: []string{s, s + "x"},
+			Status: task.StatusInProgress, Priority: task.PriorityMedium, Metadata: meta, CreatedAt: due, UpdatedAt: due})
 	}
 	for _, tk := range tasks {
-		got, err := appendTask(nil, tk)
+		got, err := taskjson.AppendTask(nil, tk)
 		require.NoError(t, err)
 		require.True(t, json.Valid(got), "%s", got)
 		gen, err := toTask(tk)
@@ -59,35 +59,16 @@ func TestTaskJSONMatchesTheGeneratedEncoding(t *testing.T) {
 	}
 }
 
-// TestAppendStringEscapesLikeEncodingJSON compares the string encoder with encoding/json
-// byte for byte, on awkward strings and on random bytes.
-func TestAppendStringEscapesLikeEncodingJSON(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	inputs := append([]string(nil), awkwardStrings...)
-	for range 20000 {
-		b := make([]byte, r.IntN(24))
-		for i := range b {
-			b[i] = byte(r.IntN(256))
-		}
-		inputs = append(inputs, string(b))
-	}
-	for _, s := range inputs {
-		want, err := json.Marshal(s)
-		require.NoError(t, err)
-		require.Equal(t, string(want), string(appendString(nil, s)), "%q", s)
-	}
-}
-
 // TestTaskPageJSON checks the page encoder: the fields of api.TaskPage, an empty page as
 // an empty list, and the headers.
 func TestTaskPageJSON(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	for _, items := range [][]db.Task{nil, {
-		{ID: 1, Title: "a", Status: db.TaskStatusPending, Priority: db.TaskPriorityLow, Metadata: []byte(`{"k": [1]}`), CreatedAt: now, UpdatedAt: now},
-		{ID: 2, Title: "b", Status: db.TaskStatusFailed, Priority: db.TaskPriorityHigh, Metadata: []byte(`{}`), CreatedAt: now, UpdatedAt: now},
+	for _, items := range [][]task.Task{nil, {
+		{ID: 1, Title: "a", Status: task.StatusPending, Priority: task.PriorityLow, Metadata: []byte(`{"k": [1]}`), CreatedAt: now, UpdatedAt: now},
+		{ID: 2, Title: "b", Status: task.StatusFailed, Priority: task.PriorityHigh, Metadata: []byte(`{}`), CreatedAt: now, UpdatedAt: now},
 	}} {
 		w := httptest.NewRecorder()
-		require.NoError(t, taskPageResponse{items: items, page: 2, pageSize: 20, total: 12345, totalPages: 618, totalIsEstimate: true}.VisitListTasksResponse(w))
+		require.NoError(t, taskPageResponse{Items: items, Page: 2, PageSize: 20, Total: 12345, TotalPages: 618, TotalIsEstimate: true}.VisitListTasksResponse(w))
 		require.Equal(t, 200, w.Code)
 		require.Equal(t, "application/json", w.Header().Get("Content-Type"))
 		want := api.TaskPage{Items: []api.Task{}, Page: 2, PageSize: 20, Total: 12345, TotalPages: 618, TotalIsEstimate: true}
@@ -102,7 +83,7 @@ func TestTaskPageJSON(t *testing.T) {
 	}
 
 	w := httptest.NewRecorder()
-	require.Error(t, taskResponse{task: db.Task{ID: 9, Metadata: []byte(`{"broken"`)}, etag: `"1"`}.VisitGetTaskResponse(w),
+	require.Error(t, taskResponse{task: task.Task{ID: 9, Metadata: []byte(`{"broken"`)}, etag: `"1"`}.VisitGetTaskResponse(w),
 		"unreadable stored metadata is an error, not a response")
 	require.Empty(t, w.Body.String())
 }

@@ -124,7 +124,8 @@ func OpenWith(ctx context.Context, url string, opts Options) (*pgxpool.Pool, err
 
 // Translate maps a database error to a domain error: no rows → NotFound, unique
 // violation → Conflict, foreign key or check violation → Invalid, lost connection →
-// Unavailable; anything else → Internal. nil stays nil.
+// Unavailable; anything else → Internal. Constraint violations keep the constraint's
+// name (apperr.ConstraintOf). nil stays nil.
 func Translate(err error) error {
 	if err == nil {
 		return nil
@@ -139,13 +140,13 @@ func Translate(err error) error {
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "23505":
-			return apperr.Wrap(apperr.Conflict, err, "already exists (%s)", pgErr.ConstraintName)
+			return withConstraint(apperr.Wrap(apperr.Conflict, err, "already exists (%s)", pgErr.ConstraintName), pgErr)
 		case pgErr.Code == "23503":
-			return apperr.Wrap(apperr.Invalid, err, "refers to a missing record (%s)", pgErr.ConstraintName)
+			return withConstraint(apperr.Wrap(apperr.Invalid, err, "refers to a missing record (%s)", pgErr.ConstraintName), pgErr)
 		case pgErr.Code == "22021", pgErr.Code == "22P05":
 			return apperr.Wrap(apperr.Invalid, err, "text contains characters that cannot be stored (NUL bytes or invalid UTF-8)")
 		case pgErr.Code == "23514", pgErr.Code == "22001":
-			return apperr.Wrap(apperr.Invalid, err, "violates a constraint (%s)", pgErr.ConstraintName)
+			return withConstraint(apperr.Wrap(apperr.Invalid, err, "violates a constraint (%s)", pgErr.ConstraintName), pgErr)
 		case pgErr.Code == "40001", pgErr.Code == "40P01":
 			return apperr.Wrap(apperr.Conflict, err, "concurrent update; retry")
 		case strings.HasPrefix(pgErr.Code, "08"), pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", pgErr.Code == "53300":
@@ -160,6 +161,13 @@ func Translate(err error) error {
 		return apperr.Wrap(apperr.Unavailable, err, "the database is unavailable")
 	}
 	return apperr.Wrap(apperr.Internal, err, "database error")
+}
+
+// withConstraint keeps the violated constraint's name on e, so that services decide by
+// name (apperr.ConstraintOf) rather than by reading messages.
+func withConstraint(e *apperr.Error, pgErr *pgconn.PgError) *apperr.Error {
+	e.Constraint = pgErr.ConstraintName
+	return e
 }
 
 // translating wraps a pgx connection, pool or transaction so that every error the
@@ -183,19 +191,33 @@ func (t translating) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 	return translatingRow{t.inner.QueryRow(ctx, sql, withPlanMode(sql, args)...)}
 }
 
-// customPlanQueries take optional filters as "$n IS NULL OR …" and a sort parameter. Run
-// as unnamed statements they are planned for each call's values, which folds the unused
-// filters and sort cases away so every filter and order uses its index. Every other query
-// keeps pgx's cached prepared statement and its cheaper generic plan.
+// customPlanQueries names the queries (as sqlc names them) that take optional filters as
+// "$n IS NULL OR …" and a sort parameter. Run as unnamed statements they are planned for
+// each call's values, which folds the unused filters and sort cases away so every filter
+// and order uses its index. Every other query keeps pgx's cached prepared statement and
+// its cheaper generic plan. TestCustomPlanQueriesExistAndRunUnprepared fails when a name
+// here no longer matches a generated query.
 var customPlanQueries = []string{
-	"-- name: TaskList ", "-- name: TaskCount ", "-- name: TaskCountUpTo ", "-- name: TaskCountSample ",
-	"-- name: UserList ", "-- name: UserCount ",
-	"-- name: AgentList ", "-- name: AgentCount ",
-	"-- name: AgentRunList ", "-- name: AgentRunCount ",
+	"TaskList", "TaskCount", "TaskCountUpTo", "TaskCountSample",
+	"UserList", "UserCount",
+	"AgentList", "AgentCount",
+	"AgentRunList", "AgentRunCount",
 }
 
+// customPlanPrefixes are the first bytes of the SQL of customPlanQueries: sqlc starts
+// every statement with its "-- name: <Name> :<kind>" line.
+var customPlanPrefixes = func() []string {
+	p := make([]string, len(customPlanQueries))
+	for i, name := range customPlanQueries {
+		p[i] = "-- name: " + name + " "
+	}
+	return p
+}()
+
+// withPlanMode asks pgx to run sql as an unnamed statement, planned for its values, when
+// it is one of customPlanQueries.
 func withPlanMode(sql string, args []any) []any {
-	for _, prefix := range customPlanQueries {
+	for _, prefix := range customPlanPrefixes {
 		if strings.HasPrefix(sql, prefix) {
 			return append([]any{pgx.QueryExecModeExec}, args...)
 		}

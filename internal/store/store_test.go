@@ -117,6 +117,37 @@ func TestForeignKeyViolationIsInvalid(t *testing.T) {
 	require.Contains(t, err.Error(), "missing record")
 }
 
+func TestConstraintViolationsNameTheirConstraint(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	missing := int64(424242)
+	_, err := b.store.TaskCreate(ctx, db.TaskCreateParams{
+		Title: "t", Priority: db.TaskPriorityMedium, AssigneeID: &missing, Tags: []string{}, Metadata: []byte("{}"),
+	})
+	require.True(t, apperr.Is(err, apperr.Invalid), "got %v", err)
+	require.Equal(t, "tasks_assignee_id_fkey", apperr.ConstraintOf(err))
+
+	_, err = b.store.UserCreate(ctx, newUser("Cy", "cy@example.com"))
+	require.NoError(t, err)
+	_, err = b.store.UserCreate(ctx, newUser("Cy", "CY@example.com"))
+	require.True(t, apperr.Is(err, apperr.Conflict), "got %v", err)
+	require.Equal(t, "users_email_lower_key", apperr.ConstraintOf(err))
+
+	_, err = b.store.UserCreate(ctx, newUser("", "nameless@example.com"))
+	require.True(t, apperr.Is(err, apperr.Invalid), "got %v", err)
+	require.NotEmpty(t, apperr.ConstraintOf(err), "a check violation names its check")
+}
+
+func TestTranslateKeepsTheConstraintName(t *testing.T) {
+	t.Parallel()
+	for _, code := range []string{"23505", "23503", "23514"} {
+		err := store.Translate(&pgconn.PgError{Code: code, ConstraintName: "some_constraint"})
+		require.Equal(t, "some_constraint", apperr.ConstraintOf(err), "SQLSTATE %s", code)
+	}
+	require.Empty(t, apperr.ConstraintOf(store.Translate(pgx.ErrNoRows)))
+}
+
 func TestListQueriesReturnRowsAndTranslateTheirErrors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

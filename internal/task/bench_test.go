@@ -9,7 +9,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/dbtest"
 	"enterprise-automation/internal/page"
@@ -63,7 +62,7 @@ func BenchmarkTaskList(b *testing.B) {
 		p     task.ListParams
 	}{
 		{"default_sort_no_filter", admin, task.ListParams{Page: first}},
-		{"status_and_assignee", admin, task.ListParams{Page: first, Statuses: []db.TaskStatus{db.TaskStatusPending}, AssigneeID: &w.user}},
+		{"status_and_assignee", admin, task.ListParams{Page: first, Statuses: []task.Status{task.StatusPending}, AssigneeID: &w.user}},
 		{"q_search", admin, task.ListParams{Page: first, Q: ptr("migrate")}},
 		{"tag", admin, task.ListParams{Page: first, Tag: ptr("security")}},
 		{"non_admin_visibility", auth.Principal{UserID: w.user}, task.ListParams{Page: first}},

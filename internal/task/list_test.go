@@ -52,26 +52,26 @@ var listQueries = []string{
 
 var listTags = []string{"backend", "frontend", "ops", "data", "security"}
 
-var listStatuses = []db.TaskStatus{
-	db.TaskStatusPending, db.TaskStatusInProgress, db.TaskStatusCompleted, db.TaskStatusFailed, db.TaskStatusCancelled,
+var listStatuses = []task.Status{
+	task.StatusPending, task.StatusInProgress, task.StatusCompleted, task.StatusFailed, task.StatusCancelled,
 }
 
-var listPriorities = []db.TaskPriority{
-	db.TaskPriorityLow, db.TaskPriorityMedium, db.TaskPriorityHigh, db.TaskPriorityUrgent,
+var listPriorities = []task.Priority{
+	task.PriorityLow, task.PriorityMedium, task.PriorityHigh, task.PriorityUrgent,
 }
 
 // listSorts are the documented orders, plus "" for the default.
 var listSorts = []string{"created_at", "-created_at", "updated_at", "-updated_at", "due_at", "-due_at", "priority", "-priority", ""}
 
-var priorityRank = map[db.TaskPriority]int{
-	db.TaskPriorityLow: 0, db.TaskPriorityMedium: 1, db.TaskPriorityHigh: 2, db.TaskPriorityUrgent: 3,
+var priorityRank = map[task.Priority]int{
+	task.PriorityLow: 0, task.PriorityMedium: 1, task.PriorityHigh: 2, task.PriorityUrgent: 3,
 }
 
 // listWorld is the seeded data and what the model needs to know about it.
 type listWorld struct {
 	admin auth.Principal
 	users []auth.Principal // not administrators
-	rows  []db.Task        // every task, as stored
+	rows  []task.Task      // every task, as stored
 	dues  []time.Time      // the due dates tasks draw from (so many are equal)
 }
 
@@ -168,7 +168,7 @@ func seedListWorld(t *testing.T, ctx context.Context, pool *pgxpool.Pool, rng *r
 	rows, err := pool.Query(ctx, `SELECT id, title, description, status, priority, assignee_id, created_by, due_at,
 		tags, metadata, created_at, updated_at, completed_at, version FROM tasks ORDER BY id`)
 	require.NoError(t, err)
-	w.rows, err = pgx.CollectRows(rows, pgx.RowToStructByPos[db.Task])
+	w.rows, err = pgx.CollectRows(rows, pgx.RowToStructByPos[task.Task])
 	require.NoError(t, err)
 	require.Len(t, w.rows, listTasks)
 	return w
@@ -252,8 +252,8 @@ func randomDue(rng *rand.Rand, w *listWorld) time.Time {
 func containsFold(s, q string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(q)) }
 
 // expectedList is the brute-force model of List: every matching visible task in order.
-func expectedList(w *listWorld, actor auth.Principal, p task.ListParams) []db.Task {
-	var out []db.Task
+func expectedList(w *listWorld, actor auth.Principal, p task.ListParams) []task.Task {
+	var out []task.Task
 	for _, r := range w.rows {
 		switch {
 		case !actor.IsAdmin && !eqID(r.CreatedBy, actor.UserID) && !eqID(r.AssigneeID, actor.UserID),
@@ -270,7 +270,7 @@ func expectedList(w *listWorld, actor auth.Principal, p task.ListParams) []db.Ta
 		out = append(out, r)
 	}
 	sortKey := cmp.Or(p.Sort, "-created_at")
-	slices.SortFunc(out, func(a, b db.Task) int { return compareTasks(a, b, sortKey) })
+	slices.SortFunc(out, func(a, b task.Task) int { return compareTasks(a, b, sortKey) })
 	return out
 }
 
@@ -278,7 +278,7 @@ func eqID(id *int64, want int64) bool { return id != nil && *id == want }
 
 // compareTasks orders by the sort key, ties broken by id in the same direction, tasks
 // without a due date last in both directions of due_at.
-func compareTasks(a, b db.Task, sortKey string) int {
+func compareTasks(a, b task.Task, sortKey string) int {
 	var c int
 	switch strings.TrimPrefix(sortKey, "-") {
 	case "created_at":
@@ -338,7 +338,7 @@ func describeList(actor auth.Principal, p task.ListParams) string {
 	return b.String()
 }
 
-func taskIDs(ts []db.Task) []int64 {
+func taskIDs(ts []task.Task) []int64 {
 	ids := make([]int64, len(ts))
 	for i, t := range ts {
 		ids[i] = t.ID
@@ -394,7 +394,7 @@ func TestListMatchesBruteForceModel(t *testing.T) {
 				end := min(start+int(c.p.Page.Limit), len(want))
 				wantItems := slices.Clone(want[start:end])
 				if wantItems == nil {
-					wantItems = []db.Task{}
+					wantItems = []task.Task{}
 				}
 				require.Equal(t, taskIDs(wantItems), taskIDs(got.Items), msg)
 				require.Equal(t, wantItems, got.Items, msg)

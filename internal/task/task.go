@@ -14,45 +14,37 @@ import (
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
-	"enterprise-automation/internal/store"
 )
 
 // MaxMetadataBytes bounds a task's metadata once serialized as JSON.
 const MaxMetadataBytes = 64 << 10
 
-// transitions lists the legal status changes.
-var transitions = map[db.TaskStatus][]db.TaskStatus{
-	db.TaskStatusPending:    {db.TaskStatusInProgress, db.TaskStatusCancelled},
-	db.TaskStatusInProgress: {db.TaskStatusPending, db.TaskStatusCompleted, db.TaskStatusFailed, db.TaskStatusCancelled},
-	db.TaskStatusCompleted:  {db.TaskStatusPending},
-	db.TaskStatusFailed:     {db.TaskStatusPending},
-	db.TaskStatusCancelled:  {db.TaskStatusPending},
+// queries are the sqlc queries the service calls.
+type queries interface {
+	TaskCreate(ctx context.Context, arg db.TaskCreateParams) (db.Task, error)
+	TaskGetByID(ctx context.Context, id int64) (db.Task, error)
+	TaskGetByIDForUpdate(ctx context.Context, id int64) (db.Task, error)
+	TaskUpdate(ctx context.Context, arg db.TaskUpdateParams) (db.Task, error)
+	TaskDelete(ctx context.Context, arg db.TaskDeleteParams) (int64, error)
+	TaskList(ctx context.Context, arg db.TaskListParams) ([]db.Task, error)
+	TaskCount(ctx context.Context, arg db.TaskCountParams) (int64, error)
+	TaskCountUpTo(ctx context.Context, arg db.TaskCountUpToParams) (int64, error)
+	TaskCountSample(ctx context.Context, arg db.TaskCountSampleParams) (int64, error)
+	UserGetByID(ctx context.Context, id int64) (db.User, error)
 }
 
-// CanTransition reports whether a task may move from one status to another. Staying in
-// the same status is not a transition and is always allowed.
-func CanTransition(from, to db.TaskStatus) bool {
-	if from == to {
-		return true
-	}
-	for _, s := range transitions[from] {
-		if s == to {
-			return true
-		}
-	}
-	return false
-}
-
-// IsTerminal reports whether a status ends the task's work (completed_at is set).
-func IsTerminal(s db.TaskStatus) bool {
-	return s == db.TaskStatusCompleted || s == db.TaskStatusFailed || s == db.TaskStatusCancelled
+// store is what the service needs of the database: its queries, and transactions whose
+// Querier it uses as queries.
+type store interface {
+	queries
+	InTx(ctx context.Context, fn func(q db.Querier) error) error
 }
 
 // Service implements the task use cases.
 type Service struct {
-	store      store.Store
+	store      store
 	now        func() time.Time
-	cache      *cache.Entity[db.Task]
+	cache      *cache.Entity[Task]
 	exactTotal int64
 }
 
@@ -60,8 +52,8 @@ type Service struct {
 // total is estimated (see List).
 const DefaultExactTotalLimit = 10_000
 
-// NewService builds a Service.
-func NewService(s store.Store) *Service {
+// NewService builds a Service over s (a *store.DB in production).
+func NewService(s store) *Service {
 	return &Service{store: s, now: time.Now, exactTotal: DefaultExactTotalLimit}
 }
 
@@ -74,7 +66,7 @@ func (s *Service) WithExactTotalLimit(n int) *Service {
 // WithCache makes Get read through the task record cache; every change through the
 // service invalidates the task's record. Visibility is checked on every read, cached
 // or not, so a cached record is never shown to someone who may not see it.
-func (s *Service) WithCache(tasks *cache.Entity[db.Task]) *Service {
+func (s *Service) WithCache(tasks *cache.Entity[Task]) *Service {
 	s.cache = tasks
 	return s
 }
@@ -83,7 +75,7 @@ func (s *Service) WithCache(tasks *cache.Entity[db.Task]) *Service {
 type CreateParams struct {
 	Title       string
 	Description string
-	Priority    db.TaskPriority // empty means medium
+	Priority    Priority // empty means medium
 	AssigneeID  *int64
 	DueAt       *time.Time
 	Tags        []string
@@ -92,23 +84,23 @@ type CreateParams struct {
 
 // Create adds a task created by actor. Invalid when the assignee is not an active user
 // or the metadata is too large.
-func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreateParams) (db.Task, error) {
+func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreateParams) (Task, error) {
 	if err := checkMetadata(p.Metadata); err != nil {
-		return db.Task{}, err
+		return Task{}, err
 	}
 	if strings.TrimSpace(p.Title) == "" {
-		return db.Task{}, errBlankTitle
+		return Task{}, errBlankTitle
 	}
 	if err := checkDue(p.DueAt); err != nil {
-		return db.Task{}, err
+		return Task{}, err
 	}
 	if p.AssigneeID != nil {
 		if err := s.checkAssignee(ctx, s.store, *p.AssigneeID); err != nil {
-			return db.Task{}, err
+			return Task{}, err
 		}
 	}
 	if p.Priority == "" {
-		p.Priority = db.TaskPriorityMedium
+		p.Priority = PriorityMedium
 	}
 	if p.Tags == nil {
 		p.Tags = []string{}
@@ -116,33 +108,31 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	if p.Metadata == nil {
 		p.Metadata = []byte("{}")
 	}
-	t, err := s.store.TaskCreate(ctx, db.TaskCreateParams{
-		Title: strings.TrimSpace(p.Title), Description: p.Description, Priority: p.Priority,
+	t, err := fromRow(s.store.TaskCreate(ctx, db.TaskCreateParams{
+		Title: strings.TrimSpace(p.Title), Description: p.Description, Priority: db.TaskPriority(p.Priority),
 		AssigneeID: p.AssigneeID, CreatedBy: &actor.UserID, DueAt: utc(p.DueAt), Tags: p.Tags, Metadata: p.Metadata,
-	})
+	}))
 	if err != nil {
-		return db.Task{}, fmt.Errorf("task: create: %w", assigneeGone(err))
+		return Task{}, fmt.Errorf("task: create: %w", assigneeGone(err))
 	}
 	return t, nil
 }
-
-// Visible reports whether actor may see (and so change) t.
-func Visible(actor auth.Principal, t db.Task) bool {
-	return actor.IsAdmin || is(t.CreatedBy, actor.UserID) || is(t.AssigneeID, actor.UserID)
-}
-
-func is(id *int64, want int64) bool { return id != nil && *id == want }
 
 // Get returns a task visible to actor; NotFound otherwise (so ids don't leak).
-func (s *Service) Get(ctx context.Context, actor auth.Principal, id int64) (db.Task, error) {
-	t, err := s.cache.Get(ctx, id, s.store.TaskGetByID)
+func (s *Service) Get(ctx context.Context, actor auth.Principal, id int64) (Task, error) {
+	t, err := s.cache.Get(ctx, id, s.load)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
-		return db.Task{}, fmt.Errorf("task: get: %w", err)
+		return Task{}, fmt.Errorf("task: get: %w", err)
 	}
 	if err != nil || !Visible(actor, t) {
-		return db.Task{}, apperr.E(apperr.NotFound, "task %d not found", id)
+		return Task{}, apperr.E(apperr.NotFound, "task %d not found", id)
 	}
 	return t, nil
+}
+
+// load reads a task from the database (the cache's loader).
+func (s *Service) load(ctx context.Context, id int64) (Task, error) {
+	return fromRow(s.store.TaskGetByID(ctx, id))
 }
 
 // Sorts lists the accepted sort orders; the first is the default.
@@ -151,8 +141,8 @@ var Sorts = []string{"-created_at", "created_at", "updated_at", "-updated_at", "
 // ListParams filter, sort and page a task list.
 type ListParams struct {
 	Page       page.Request
-	Statuses   []db.TaskStatus
-	Priority   *db.TaskPriority
+	Statuses   []Status
+	Priority   *Priority
 	AssigneeID *int64
 	CreatedBy  *int64
 	Tag        *string
@@ -163,20 +153,17 @@ type ListParams struct {
 }
 
 // List returns the page of tasks visible to actor that match p. Invalid for an unknown sort.
-func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) (page.Page[db.Task], error) {
+func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) (page.Page[Task], error) {
 	if p.Sort == "" {
 		p.Sort = Sorts[0]
 	}
 	if !validSort(p.Sort) {
-		return page.Page[db.Task]{}, apperr.Validation(apperr.FieldError{Location: "query", Field: "sort",
+		return page.Page[Task]{}, apperr.Validation(apperr.FieldError{Location: "query", Field: "sort",
 			Message: "must be one of: " + strings.Join(Sorts, ", ")})
 	}
 	f := db.TaskCountParams{
-		Statuses: make([]string, len(p.Statuses)), Priority: p.Priority, AssigneeID: p.AssigneeID,
+		Statuses: statusStrings(p.Statuses), Priority: dbPriority(p.Priority), AssigneeID: p.AssigneeID,
 		CreatedBy: p.CreatedBy, Tag: p.Tag, DueBefore: p.DueBefore, DueAfter: p.DueAfter,
-	}
-	for i, st := range p.Statuses {
-		f.Statuses[i] = string(st)
 	}
 	if !actor.IsAdmin {
 		f.VisibleTo = &actor.UserID
@@ -185,21 +172,21 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 		q := page.EscapeLike(*p.Q)
 		f.Q = &q
 	}
-	var items []db.Task
+	var rows []db.Task
 	// Count and page are two statements with their own snapshots (as they would be in a
 	// read-committed transaction, minus its two round trips).
 	total, estimated, err := s.count(ctx, f)
 	if err == nil && (estimated || total > int64(p.Page.Skip)) {
-		items, err = s.store.TaskList(ctx, db.TaskListParams{
+		rows, err = s.store.TaskList(ctx, db.TaskListParams{
 			VisibleTo: f.VisibleTo, Statuses: f.Statuses, Priority: f.Priority, AssigneeID: f.AssigneeID,
 			CreatedBy: f.CreatedBy, Tag: f.Tag, Q: f.Q, DueBefore: f.DueBefore, DueAfter: f.DueAfter,
 			Sort: p.Sort, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
 		})
 	}
 	if err != nil {
-		return page.Page[db.Task]{}, fmt.Errorf("task: list: %w", err)
+		return page.Page[Task]{}, fmt.Errorf("task: list: %w", err)
 	}
-	pg := page.New(items, total, p.Page)
+	pg := page.New(tasksFromRows(rows), total, p.Page)
 	pg.TotalIsEstimate = estimated
 	return pg, nil
 }
@@ -247,8 +234,8 @@ type Optional[T any] struct {
 type UpdateParams struct {
 	Title       *string
 	Description *string
-	Status      *db.TaskStatus
-	Priority    *db.TaskPriority
+	Status      *Status
+	Priority    *Priority
 	AssigneeID  Optional[int64]
 	DueAt       Optional[time.Time]
 	Tags        *[]string
@@ -260,17 +247,17 @@ type UpdateParams struct {
 // Invalid for a blank title, an inactive assignee or oversized metadata;
 // PreconditionFailed when ifMatch does not match. The task is locked while it changes,
 // so concurrent updates apply one after the other and none is lost.
-func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (db.Task, error) {
+func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (Task, error) {
 	if err := checkMetadata(p.Metadata); err != nil {
-		return db.Task{}, err
+		return Task{}, err
 	}
 	if p.Title != nil && strings.TrimSpace(*p.Title) == "" {
-		return db.Task{}, errBlankTitle
+		return Task{}, errBlankTitle
 	}
 	if err := checkDue(p.DueAt.Value); err != nil {
-		return db.Task{}, err
+		return Task{}, err
 	}
-	var out db.Task
+	var out Task
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		cur, err := s.getForUpdate(ctx, q, actor, id)
 		if err != nil {
@@ -283,34 +270,31 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		if err != nil {
 			return err
 		}
-		out, err = q.TaskUpdate(ctx, next)
+		out, err = fromRow(q.TaskUpdate(ctx, updateParams(next)))
 		return assigneeGone(err)
 	})
 	if err != nil {
-		return db.Task{}, fmt.Errorf("task: update: %w", err)
+		return Task{}, fmt.Errorf("task: update: %w", err)
 	}
 	s.cache.Invalidate(ctx, id)
 	return out, nil
 }
 
-func (s *Service) getForUpdate(ctx context.Context, q db.Querier, actor auth.Principal, id int64) (db.Task, error) {
-	t, err := q.TaskGetByIDForUpdate(ctx, id)
+func (s *Service) getForUpdate(ctx context.Context, q queries, actor auth.Principal, id int64) (Task, error) {
+	t, err := fromRow(q.TaskGetByIDForUpdate(ctx, id))
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
-		return db.Task{}, err
+		return Task{}, err
 	}
 	if err != nil || !Visible(actor, t) {
-		return db.Task{}, apperr.E(apperr.NotFound, "task %d not found", id)
+		return Task{}, apperr.E(apperr.NotFound, "task %d not found", id)
 	}
 	return t, nil
 }
 
-// apply computes the task's new fields from the current state and checks the rules.
-func (s *Service) apply(ctx context.Context, q db.Querier, actor auth.Principal, cur db.Task, p UpdateParams) (db.TaskUpdateParams, error) {
-	next := db.TaskUpdateParams{
-		ID: cur.ID, Version: cur.Version, Title: cur.Title, Description: cur.Description, Status: cur.Status,
-		Priority: cur.Priority, AssigneeID: cur.AssigneeID, DueAt: cur.DueAt, Tags: cur.Tags, Metadata: cur.Metadata,
-		CompletedAt: cur.CompletedAt,
-	}
+// apply computes the task's new fields from the current state and checks the rules. The
+// result keeps cur's version, which the write checks.
+func (s *Service) apply(ctx context.Context, q queries, actor auth.Principal, cur Task, p UpdateParams) (Task, error) {
+	next := cur
 	if p.Title != nil {
 		next.Title = strings.TrimSpace(*p.Title)
 	}
@@ -379,7 +363,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	return nil
 }
 
-func (s *Service) checkAssignee(ctx context.Context, q db.Querier, id int64) error {
+func (s *Service) checkAssignee(ctx context.Context, q queries, id int64) error {
 	u, err := q.UserGetByID(ctx, id)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
 		return fmt.Errorf("task: assignee: %w", err)
@@ -390,10 +374,13 @@ func (s *Service) checkAssignee(ctx context.Context, q db.Querier, id int64) err
 	return nil
 }
 
-// assigneeGone reports a foreign key failure (the assignee was deleted meanwhile) as a
-// field error.
+// assigneeConstraint is the foreign key from a task to its assignee.
+const assigneeConstraint = "tasks_assignee_id_fkey"
+
+// assigneeGone reports a failure of the assignee's foreign key (the assignee was deleted
+// meanwhile) as a field error.
 func assigneeGone(err error) error {
-	if apperr.Is(err, apperr.Invalid) && strings.Contains(err.Error(), "assignee") {
+	if apperr.Is(err, apperr.Invalid) && apperr.ConstraintOf(err) == assigneeConstraint {
 		return apperr.Validation(apperr.FieldError{Location: "body", Field: "assignee_id", Message: "is not an active user"})
 	}
 	return err

@@ -33,7 +33,7 @@ func TestListTotalIsExactUpToTheLimitThenEstimated(t *testing.T) {
 		FROM generate_series(1, 120) AS g`, admin.ID)
 	require.NoError(t, err)
 
-	list := func(svc *task.Service, p task.ListParams) page.Page[db.Task] {
+	list := func(svc *task.Service, p task.ListParams) page.Page[task.Task] {
 		res, err := svc.List(ctx, actor, p)
 		require.NoError(t, err)
 		return res
@@ -55,7 +55,7 @@ func TestListTotalIsExactUpToTheLimitThenEstimated(t *testing.T) {
 	assert.Len(t, far.Items, 10, "the last 10 of 120 tasks")
 
 	// A filter that matches fewer than the limit is counted exactly.
-	done := list(capped, task.ListParams{Page: page.Request{Limit: 10}, Statuses: []db.TaskStatus{db.TaskStatusCompleted}})
+	done := list(capped, task.ListParams{Page: page.Request{Limit: 10}, Statuses: []task.Status{task.StatusCompleted}})
 	assert.EqualValues(t, 30, done.Total)
 	assert.False(t, done.TotalIsEstimate)
 	assert.EqualValues(t, 3, done.TotalPages)

@@ -1,80 +1,33 @@
-package httpapi
+// Package taskjson writes the API's Task and TaskPage objects straight from the domain
+// task, for the two hottest reads (GET a task, GET a page of tasks).
+//
+// What it buys: the generated types would decode each task's metadata into a map and
+// encode it again, field by field through reflection and nullable wrappers. Writing the
+// bytes directly, a page of 20 tasks went from 89 µs and 811 allocations to 14 µs and 2
+// (BenchmarkTaskPageJSON in internal/httpapi; tasks-list 1,304 → 1,845–1,982 req/s, see
+// internal/bench/FINDINGS.md). The metadata is copied from its stored JSON text, so large
+// integers keep every digit.
+//
+// The objects are the ones encoding/json writes for api.Task and api.TaskPage (same
+// fields and values, strings escaped alike); TestTaskJSONMatchesTheGeneratedEncoding in
+// internal/httpapi checks it on awkward values.
+package taskjson
 
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
-	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/task"
 )
 
-// The two hottest reads, GET a task and a page of tasks, write their JSON directly from
-// the stored rows: the generated types would decode each task's metadata into a map and
-// encode it again, field by field through reflection and nullable wrappers. The object is
-// the one encoding/json writes for api.Task (same fields and values, strings escaped
-// alike), which TestTaskJSONMatchesTheGeneratedEncoding checks on awkward values.
-
-// taskResponse answers GET /api/v1/tasks/{task_id} with 200.
-type taskResponse struct {
-	task db.Task
-	etag string
-}
-
-func (r taskResponse) VisitGetTaskResponse(w http.ResponseWriter) error {
-	b, err := appendTask(make([]byte, 0, 512), r.task)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("ETag", r.etag)
-	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(append(b, '\n'))
-	return err
-}
-
-// taskPageResponse answers GET /api/v1/tasks with 200.
-type taskPageResponse struct {
-	items                      []db.Task
-	page, pageSize, totalPages int32
-	total                      int64
-	totalIsEstimate            bool
-}
-
-func (r taskPageResponse) VisitListTasksResponse(w http.ResponseWriter) error {
-	b := make([]byte, 0, 256+512*len(r.items))
-	b = append(b, `{"items":[`...)
-	for i, t := range r.items {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		var err error
-		if b, err = appendTask(b, t); err != nil {
-			return err
-		}
-	}
-	b = append(b, `],"page":`...)
-	b = strconv.AppendInt(b, int64(r.page), 10)
-	b = append(b, `,"page_size":`...)
-	b = strconv.AppendInt(b, int64(r.pageSize), 10)
-	b = append(b, `,"total":`...)
-	b = strconv.AppendInt(b, r.total, 10)
-	b = append(b, `,"total_is_estimate":`...)
-	b = strconv.AppendBool(b, r.totalIsEstimate)
-	b = append(b, `,"total_pages":`...)
-	b = strconv.AppendInt(b, int64(r.totalPages), 10)
-	b = append(b, "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	_, err := w.Write(b)
-	return err
-}
-
-// appendTask appends t as the API's Task object.
-func appendTask(b []byte, t db.Task) ([]byte, error) {
+// AppendTask appends t as the API's Task object. It returns an Internal error when the
+// stored metadata is not valid JSON.
+func AppendTask(b []byte, t task.Task) ([]byte, error) {
 	b = append(b, `{"assignee_id":`...)
 	b = appendNullInt(b, t.AssigneeID)
 	b = append(b, `,"completed_at":`...)
@@ -113,6 +66,38 @@ func appendTask(b []byte, t db.Task) ([]byte, error) {
 	b = strconv.AppendInt(b, t.Version, 10)
 	return append(b, '}'), nil
 }
+
+// AppendPage appends p as the API's TaskPage object. It returns an Internal error when a
+// task's stored metadata is not valid JSON.
+func AppendPage(b []byte, p page.Page[task.Task]) ([]byte, error) {
+	b = append(b, `{"items":[`...)
+	for i, t := range p.Items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = AppendTask(b, t); err != nil {
+			return nil, err
+		}
+	}
+	b = append(b, `],"page":`...)
+	b = strconv.AppendInt(b, int64(p.Page), 10)
+	b = append(b, `,"page_size":`...)
+	b = strconv.AppendInt(b, int64(p.PageSize), 10)
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, p.Total, 10)
+	b = append(b, `,"total_is_estimate":`...)
+	b = strconv.AppendBool(b, p.TotalIsEstimate)
+	b = append(b, `,"total_pages":`...)
+	b = strconv.AppendInt(b, int64(p.TotalPages), 10)
+	return append(b, '}'), nil
+}
+
+// TaskSizeHint is a buffer capacity that holds a typical task without growing.
+const TaskSizeHint = 512
+
+// PageSizeHint is a buffer capacity that holds a page of n typical tasks without growing.
+func PageSizeHint(n int) int { return 256 + TaskSizeHint*n }
 
 // appendMetadata appends a stored JSON object without decoding it: PostgreSQL's jsonb
 // text, with its whitespace removed. Keys come in jsonb's order and numbers keep every
