@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
@@ -29,7 +30,7 @@ type Service struct {
 	passwords Passwords
 	users     *cache.Entity[db.User]
 	tasks     *cache.Entity[db.Task]
-	agents    *cache.Entity[db.Agent]
+	agents    *cache.Entity[agent.Agent]
 }
 
 // NewService builds a Service.
@@ -39,7 +40,7 @@ func NewService(s store.Store, p Passwords) *Service {
 
 // WithCache makes Get read through the user record cache, and every change invalidate
 // the user's record (and, on deletion, the records of the tasks and agents it detaches).
-func (s *Service) WithCache(users *cache.Entity[db.User], tasks *cache.Entity[db.Task], agents *cache.Entity[db.Agent]) *Service {
+func (s *Service) WithCache(users *cache.Entity[db.User], tasks *cache.Entity[db.Task], agents *cache.Entity[agent.Agent]) *Service {
 	s.users, s.tasks, s.agents = users, tasks, agents
 	return s
 }
