@@ -62,6 +62,8 @@ type Tasks interface {
 	Update(ctx context.Context, actor auth.Principal, id int64, p task.UpdateParams, ifMatch etag.Condition) (db.Task, error)
 }
 
+var _ Tasks = (*task.Service)(nil)
+
 // Queue enqueues and cancels the jobs that execute runs, inside the caller's transaction.
 type Queue interface {
 	// EnqueueRuns queues the execution of runs, in q's transaction. The worker that
