@@ -4,19 +4,65 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/batch"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
-	"enterprise-automation/internal/store"
 	"enterprise-automation/internal/task"
 )
+
+// Agent is an agent definition. Its fields keep the names of the agents table's
+// columns: the record cache may hold it as JSON in Redis, shared with processes of the
+// previous build during a deploy.
+type Agent struct {
+	ID              int64
+	Name            string
+	Description     string
+	Instructions    string
+	Model           string
+	Temperature     float64
+	MaxOutputTokens *int32 // nil: the model's own limit
+	Tools           []string
+	IsActive        bool
+	CreatedBy       *int64 // nil once its creator is deleted
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	Version         int64
+	ToolScope       ToolScope
+}
+
+// ToolScope is what an agent's writing tools may change in a run about a task.
+type ToolScope string
+
+// Tool scopes.
+const (
+	// ToolScopeTask limits writing tools to the run's task (in a run about a task).
+	ToolScopeTask ToolScope = "task"
+	// ToolScopeCreator lets writing tools change whatever the run's creator may.
+	ToolScopeCreator ToolScope = "creator"
+)
+
+func (s ToolScope) valid() bool { return s == ToolScopeTask || s == ToolScopeCreator }
+
+// Tasks is what agents need of the task service: a run reads its task, and the tools act
+// on tasks with the permissions of the run's creator. Its errors are the task service's.
+type Tasks interface {
+	Get(ctx context.Context, actor auth.Principal, id int64) (task.Task, error)
+	List(ctx context.Context, actor auth.Principal, p task.ListParams) (page.Page[task.Task], error)
+	Create(ctx context.Context, actor auth.Principal, p task.CreateParams) (task.Task, error)
+	Update(ctx context.Context, actor auth.Principal, id int64, p task.UpdateParams, ifMatch etag.Condition) (task.Task, error)
+}
+
+var _ Tasks = (*task.Service)(nil)
 
 // Queue enqueues and cancels the jobs that execute runs, inside the caller's transaction.
 type Queue interface {
@@ -30,25 +76,27 @@ type Queue interface {
 
 // Service implements the agent and run use cases.
 type Service struct {
-	store        store.Store
-	tasks        *task.Service
+	store        database
+	tasks        Tasks
 	queue        Queue
 	defaultModel string
-	cache        *cache.Entity[db.Agent]
-	creates      *batcher[newRun, created] // runs created at once share a transaction
-	activeRuns   int                       // most runs a user may have queued or in progress (0: no limit)
+	cache        *cache.Entity[Agent]
+	// insertRun writes one run with its first event and its job; the runs created at
+	// the same time share its transaction (package batch).
+	insertRun  func(context.Context, newRun) (created, error)
+	activeRuns int // most runs a user may have queued or in progress (0: no limit)
 }
 
 // NewService builds a Service; defaultModel is used when an agent names none.
-func NewService(s store.Store, tasks *task.Service, q Queue, defaultModel string) *Service {
+func NewService(s database, tasks Tasks, q Queue, defaultModel string) *Service {
 	svc := &Service{store: s, tasks: tasks, queue: q, defaultModel: defaultModel}
-	svc.creates = &batcher[newRun, created]{flush: svc.createRuns}
+	svc.insertRun = batch.New(svc.createRuns).Do
 	return svc
 }
 
 // WithCache makes Get (and run creation) read agents through the record cache; every
 // change through the service invalidates the agent's record.
-func (s *Service) WithCache(agents *cache.Entity[db.Agent]) *Service {
+func (s *Service) WithCache(agents *cache.Entity[Agent]) *Service {
 	s.cache = agents
 	return s
 }
@@ -71,23 +119,23 @@ type CreateParams struct {
 	Temperature     *float64
 	MaxOutputTokens *int32
 	Tools           []string
-	ToolScope       db.AgentToolScope // empty means task
+	ToolScope       ToolScope // empty means task
 	IsActive        *bool
 }
 
 // Create adds an agent. Forbidden unless actor is an admin; Conflict when the name is
 // taken (in any letter case); Invalid for a blank name or an unknown tool.
-func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreateParams) (db.Agent, error) {
+func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreateParams) (Agent, error) {
 	if !actor.IsAdmin {
-		return db.Agent{}, errAdminRequired
+		return Agent{}, errAdminRequired
 	}
 	if err := checkDefinition(&p.Name, p.Tools, &p.ToolScope); err != nil {
-		return db.Agent{}, err
+		return Agent{}, err
 	}
 	a := db.AgentCreateParams{
 		Name: strings.TrimSpace(p.Name), Description: p.Description, Instructions: p.Instructions,
-		Model: cmpOr(strings.TrimSpace(p.Model), s.defaultModel), Temperature: 0.2, MaxOutputTokens: p.MaxOutputTokens,
-		Tools: p.Tools, ToolScope: cmpOr(p.ToolScope, db.AgentToolScopeTask), IsActive: true, CreatedBy: &actor.UserID,
+		Model: cmp.Or(strings.TrimSpace(p.Model), s.defaultModel), Temperature: 0.2, MaxOutputTokens: p.MaxOutputTokens,
+		Tools: p.Tools, ToolScope: db.AgentToolScope(cmp.Or(p.ToolScope, ToolScopeTask)), IsActive: true, CreatedBy: &actor.UserID,
 	}
 	if p.Temperature != nil {
 		a.Temperature = *p.Temperature
@@ -100,22 +148,22 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	}
 	out, err := s.store.AgentCreate(ctx, a)
 	if apperr.Is(err, apperr.Conflict) {
-		return db.Agent{}, apperr.Wrap(apperr.Conflict, err, "an agent named %q already exists", a.Name)
+		return Agent{}, apperr.Wrap(apperr.Conflict, err, "an agent named %q already exists", a.Name)
 	}
 	if err != nil {
-		return db.Agent{}, fmt.Errorf("agent: create: %w", err)
+		return Agent{}, fmt.Errorf("agent: create: %w", err)
 	}
-	return out, nil
+	return agentFromRow(out), nil
 }
 
 // checkDefinition validates a (new or changed) name, tool list and tool scope; nil name
 // or scope means unchanged, and an empty scope the default.
-func checkDefinition(name *string, tools []string, scope *db.AgentToolScope) error {
+func checkDefinition(name *string, tools []string, scope *ToolScope) error {
 	var fields []apperr.FieldError
 	if name != nil && strings.TrimSpace(*name) == "" {
 		fields = append(fields, apperr.FieldError{Location: "body", Field: "name", Message: "must not be blank"})
 	}
-	if scope != nil && *scope != "" && !scope.Valid() {
+	if scope != nil && *scope != "" && !scope.valid() {
 		fields = append(fields, apperr.FieldError{Location: "body", Field: "tool_scope", Message: "must be one of: task, creator"})
 	}
 	for i, t := range tools {
@@ -131,31 +179,35 @@ func checkDefinition(name *string, tools []string, scope *db.AgentToolScope) err
 }
 
 // Get returns an agent; NotFound when there is none.
-func (s *Service) Get(ctx context.Context, id int64) (db.Agent, error) {
+func (s *Service) Get(ctx context.Context, id int64) (Agent, error) {
 	return s.get(ctx, id, s.cache)
 }
 
 // get reads an agent through c (nil: from the database).
-func (s *Service) get(ctx context.Context, id int64, c *cache.Entity[db.Agent]) (db.Agent, error) {
-	a, err := c.Get(ctx, id, s.store.AgentGetByID)
+func (s *Service) get(ctx context.Context, id int64, c *cache.Entity[Agent]) (Agent, error) {
+	a, err := cachedAgent(ctx, c, s.store, id)
 	if apperr.Is(err, apperr.NotFound) {
-		return db.Agent{}, apperr.Wrap(apperr.NotFound, err, "agent %d not found", id)
+		return Agent{}, apperr.Wrap(apperr.NotFound, err, "agent %d not found", id)
 	}
 	if err != nil {
-		return db.Agent{}, fmt.Errorf("agent: get: %w", err)
+		return Agent{}, fmt.Errorf("agent: get: %w", err)
 	}
 	return a, nil
 }
 
 // List returns a page of agents, optionally only active or inactive ones.
-func (s *Service) List(ctx context.Context, r page.Request, isActive *bool) (page.Page[db.Agent], error) {
-	var items []db.Agent
+func (s *Service) List(ctx context.Context, r page.Request, isActive *bool) (page.Page[Agent], error) {
+	var rows []db.Agent
 	total, err := s.store.AgentCount(ctx, isActive)
 	if err == nil && total > int64(r.Skip) {
-		items, err = s.store.AgentList(ctx, db.AgentListParams{IsActive: isActive, SkipRows: r.Skip, MaxRows: r.Limit})
+		rows, err = s.store.AgentList(ctx, db.AgentListParams{IsActive: isActive, SkipRows: r.Skip, MaxRows: r.Limit})
 	}
 	if err != nil {
-		return page.Page[db.Agent]{}, fmt.Errorf("agent: list: %w", err)
+		return page.Page[Agent]{}, fmt.Errorf("agent: list: %w", err)
+	}
+	items := make([]Agent, len(rows))
+	for i, row := range rows {
+		items[i] = agentFromRow(row)
 	}
 	return page.New(items, total, r), nil
 }
@@ -167,29 +219,35 @@ type UpdateParams struct {
 	Instructions    *string
 	Model           *string
 	Temperature     *float64
-	MaxOutputTokens task.Optional[int32]
+	MaxOutputTokens Optional[int32]
 	Tools           *[]string
-	ToolScope       *db.AgentToolScope
+	ToolScope       *ToolScope
 	IsActive        *bool
+}
+
+// Optional is a field of a partial update that can be left out, set, or set to null.
+type Optional[T any] struct {
+	Set   bool // false: leave the field as it is
+	Value *T   // nil: set to null
 }
 
 // Update changes an agent. Forbidden unless actor is an admin; NotFound; Conflict for a
 // taken name; Invalid for a blank name or unknown tool; PreconditionFailed on If-Match.
-func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (db.Agent, error) {
+func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p UpdateParams, ifMatch etag.Condition) (Agent, error) {
 	if !actor.IsAdmin {
-		return db.Agent{}, errAdminRequired
+		return Agent{}, errAdminRequired
 	}
 	var tools []string
 	if p.Tools != nil {
 		tools = *p.Tools
 	}
 	if err := checkDefinition(p.Name, tools, p.ToolScope); err != nil {
-		return db.Agent{}, err
+		return Agent{}, err
 	}
 	if p.Model != nil && strings.TrimSpace(*p.Model) == "" {
-		return db.Agent{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "model", Message: "must not be blank"})
+		return Agent{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "model", Message: "must not be blank"})
 	}
-	var out db.Agent
+	var out Agent
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		cur, err := q.AgentGetByID(ctx, id)
 		if apperr.Is(err, apperr.NotFound) {
@@ -204,7 +262,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		next := db.AgentUpdateParams{
 			ID: id, Version: cur.Version, Name: cur.Name, Description: cur.Description, Instructions: cur.Instructions,
 			Model: cur.Model, Temperature: cur.Temperature, MaxOutputTokens: cur.MaxOutputTokens, Tools: cur.Tools,
-			ToolScope: cmpOr(cur.ToolScope, db.AgentToolScopeTask), IsActive: cur.IsActive,
+			ToolScope: cmp.Or(cur.ToolScope, db.AgentToolScopeTask), IsActive: cur.IsActive,
 		}
 		if p.Name != nil {
 			next.Name = strings.TrimSpace(*p.Name)
@@ -228,22 +286,23 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 			next.Tools = *p.Tools
 		}
 		if p.ToolScope != nil && *p.ToolScope != "" {
-			next.ToolScope = *p.ToolScope
+			next.ToolScope = db.AgentToolScope(*p.ToolScope)
 		}
 		if p.IsActive != nil {
 			next.IsActive = *p.IsActive
 		}
-		out, err = q.AgentUpdate(ctx, next)
+		row, err := q.AgentUpdate(ctx, next)
 		if apperr.Is(err, apperr.Conflict) {
 			return apperr.Wrap(apperr.Conflict, err, "an agent named %q already exists", next.Name)
 		}
 		if apperr.Is(err, apperr.NotFound) {
 			return apperr.E(apperr.PreconditionFailed, "agent %d changed concurrently; fetch it again", id)
 		}
+		out = agentFromRow(row)
 		return err
 	})
 	if err != nil {
-		return db.Agent{}, fmt.Errorf("agent: update: %w", err)
+		return Agent{}, fmt.Errorf("agent: update: %w", err)
 	}
 	s.cache.Invalidate(ctx, id)
 	return out, nil
@@ -271,16 +330,4 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		return apperr.E(apperr.PreconditionFailed, "agent %d changed concurrently; fetch it again", id)
 	}
 	return nil
-}
-
-// ToolScopeOf returns an agent's tool scope (task for a record written before it had one).
-func ToolScopeOf(a db.Agent) db.AgentToolScope {
-	return cmpOr(a.ToolScope, db.AgentToolScopeTask)
-}
-
-func cmpOr[S ~string](a, b S) S {
-	if a != "" {
-		return a
-	}
-	return b
 }

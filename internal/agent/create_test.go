@@ -52,7 +52,7 @@ func (q *recordingQueue) enqueued() []int64 {
 	return slices.Concat(q.batches...)
 }
 
-func newTestService(t *testing.T) (*Service, *store.DB, *recordingQueue, auth.Principal, db.Agent) {
+func newTestService(t *testing.T) (*Service, *store.DB, *recordingQueue, auth.Principal, Agent) {
 	t.Helper()
 	ctx := context.Background()
 	pool, err := store.Open(ctx, dbtest.URL(t), 8)
@@ -90,10 +90,10 @@ func TestCreateRunsAloneWhenTheirBatchFails(t *testing.T) {
 	require.Equal(t, "first", out[0].run.Input)
 	require.JSONEq(t, `{"n":1}`, string(out[0].run.Metadata))
 	require.Equal(t, "third", out[2].run.Input)
-	require.Equal(t, db.AgentRunStatusQueued, out[2].run.Status)
+	require.Equal(t, RunQueued, out[2].run.Status)
 	require.Equal(t, []int64{out[0].run.ID, out[2].run.ID}, q.enqueued(), "only the created runs have jobs")
 
-	for _, r := range []db.AgentRun{out[0].run, out[2].run} {
+	for _, r := range []Run{out[0].run, out[2].run} {
 		evs, err := s.AgentRunEventsAfter(ctx, db.AgentRunEventsAfterParams{RunID: r.ID, After: 0})
 		require.NoError(t, err)
 		require.Len(t, evs, 1)
@@ -133,7 +133,7 @@ func TestConcurrentCreatesShareTransactions(t *testing.T) {
 		CreatedBy: &actor.UserID, Tags: []string{}, Metadata: []byte(`{}`)})
 	require.NoError(t, err)
 	const n = 200
-	runs := make([]db.AgentRun, n)
+	runs := make([]Run, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {

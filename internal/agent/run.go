@@ -5,13 +5,65 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/page"
-	"enterprise-automation/internal/task"
 )
+
+// Run is one execution of an agent on an input, and optionally a task.
+type Run struct {
+	ID        int64
+	AgentID   int64
+	TaskID    *int64
+	Status    RunStatus
+	Input     string
+	Output    *string // the final answer, once completed
+	Steps     []Step
+	Error     *RunError // why it failed or ended incomplete (nil: no error)
+	Model     string
+	Usage     llm.Usage
+	Attempt   int32
+	Metadata  json.RawMessage // a JSON object
+	CreatedBy *int64          // nil once its creator is deleted
+	// CancelRequestedAt is when a cancel was asked of the worker running it (nil: never).
+	CancelRequestedAt *time.Time
+	CreatedAt         time.Time
+	StartedAt         *time.Time
+	CompletedAt       *time.Time
+}
+
+// RunError is the error a run ended with.
+type RunError struct {
+	Code    string
+	Message string
+}
+
+// RunStatus is where a run is in its life.
+type RunStatus string
+
+// Run statuses.
+const (
+	RunQueued     RunStatus = "queued"
+	RunInProgress RunStatus = "in_progress"
+	RunCompleted  RunStatus = "completed"
+	RunFailed     RunStatus = "failed"
+	RunCancelled  RunStatus = "cancelled"
+	RunIncomplete RunStatus = "incomplete"
+)
+
+// Event is one entry of a run's event stream.
+type Event struct {
+	Seq  int64 // increasing within the run, from 1
+	Type string
+	Data json.RawMessage // a JSON object
+}
+
+// maxRunMetadataBytes bounds a run's metadata once serialized as JSON.
+const maxRunMetadataBytes = 64 << 10
 
 // Event types of a run's stream.
 const (
@@ -25,22 +77,22 @@ const (
 )
 
 // TerminalEvent returns the event that ends a run in the given status ("" if it is not terminal).
-func TerminalEvent(s db.AgentRunStatus) string {
+func TerminalEvent(s RunStatus) string {
 	switch s {
-	case db.AgentRunStatusCompleted:
+	case RunCompleted:
 		return EventCompleted
-	case db.AgentRunStatusFailed:
+	case RunFailed:
 		return EventFailed
-	case db.AgentRunStatusCancelled:
+	case RunCancelled:
 		return EventCancelled
-	case db.AgentRunStatusIncomplete:
+	case RunIncomplete:
 		return EventIncomplete
 	}
 	return ""
 }
 
 // IsTerminal reports whether a run has ended.
-func IsTerminal(s db.AgentRunStatus) bool { return TerminalEvent(s) != "" }
+func IsTerminal(s RunStatus) bool { return TerminalEvent(s) != "" }
 
 // Step is one recorded tool call. CallID and Turn are kept (not shown by the API) so
 // that a retried attempt can rebuild the conversation and resume after it.
@@ -53,20 +105,8 @@ type Step struct {
 	Turn      int             `json:"turn"`
 }
 
-// DecodeSteps reads a run's stored steps.
-func DecodeSteps(raw []byte) ([]Step, error) {
-	var steps []Step
-	if len(raw) == 0 {
-		return steps, nil
-	}
-	if err := json.Unmarshal(raw, &steps); err != nil {
-		return nil, apperr.Wrap(apperr.Internal, err, "agent: stored steps")
-	}
-	return steps, nil
-}
-
 // appendEvent records the next event of a run and notifies listeners on commit.
-func appendEvent(ctx context.Context, q db.Querier, runID int64, typ string, data map[string]any) error {
+func appendEvent(ctx context.Context, q queries, runID int64, typ string, data map[string]any) error {
 	data["type"] = typ
 	data["run_id"] = runID
 	b, err := json.Marshal(data)
@@ -90,37 +130,37 @@ type RunParams struct {
 // for an inactive one; Invalid when the task is not visible to actor or the metadata is
 // too large; QuotaExceeded when actor already has as many runs queued or in progress as
 // WithActiveRunLimit allows.
-func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID int64, p RunParams) (db.AgentRun, error) {
+func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID int64, p RunParams) (Run, error) {
 	a, err := s.Get(ctx, agentID)
 	if err != nil {
-		return db.AgentRun{}, err
+		return Run{}, err
 	}
 	if !a.IsActive {
-		return db.AgentRun{}, apperr.E(apperr.Conflict, "agent %d is inactive", agentID)
+		return Run{}, apperr.E(apperr.Conflict, "agent %d is inactive", agentID)
 	}
-	if len(p.Metadata) > task.MaxMetadataBytes {
-		return db.AgentRun{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "metadata",
-			Message: fmt.Sprintf("must be at most %d bytes as JSON", task.MaxMetadataBytes)})
+	if len(p.Metadata) > maxRunMetadataBytes {
+		return Run{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "metadata",
+			Message: fmt.Sprintf("must be at most %d bytes as JSON", maxRunMetadataBytes)})
 	}
 	if p.TaskID != nil {
 		if _, err := s.tasks.Get(ctx, actor, *p.TaskID); err != nil {
 			if apperr.Is(err, apperr.NotFound) {
-				return db.AgentRun{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "task_id",
+				return Run{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "task_id",
 					Message: fmt.Sprintf("task %d does not exist or is not visible to you", *p.TaskID)})
 			}
-			return db.AgentRun{}, err
+			return Run{}, err
 		}
 	}
 	if p.Metadata == nil {
 		p.Metadata = []byte("{}")
 	}
-	res, err := s.creates.do(ctx, newRun{agentID: agentID, taskID: p.TaskID, input: p.Input, model: a.Model,
+	res, err := s.insertRun(ctx, newRun{agentID: agentID, taskID: p.TaskID, input: p.Input, model: a.Model,
 		metadata: p.Metadata, createdBy: actor.UserID})
 	if err == nil {
 		err = res.err
 	}
 	if err != nil {
-		return db.AgentRun{}, fmt.Errorf("agent: create run: %w", err)
+		return Run{}, fmt.Errorf("agent: create run: %w", err)
 	}
 	return res.run, nil
 }
@@ -137,7 +177,7 @@ type newRun struct {
 
 // created is the outcome of one run's creation.
 type created struct {
-	run db.AgentRun
+	run Run
 	err error
 }
 
@@ -201,7 +241,9 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 			if r := rs[keep[i]]; row.AgentID != r.agentID || row.Input != r.input || row.CreatedBy == nil || *row.CreatedBy != r.createdBy {
 				return fmt.Errorf("agent: created run %d does not match its request", row.ID)
 			}
-			out[keep[i]].run = db.AgentRun(row)
+			if out[keep[i]].run, err = runFromRow(db.AgentRun(row)); err != nil {
+				return err
+			}
 			ids[i] = row.ID
 		}
 		// The worker that starts a run records its job on it; a queued run is
@@ -218,7 +260,7 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 // in order, and sets a QuotaExceeded error in out for the others. It takes each creator's
 // quota lock for the rest of q's transaction first, so that concurrent creations (in
 // other batches or processes) count each other's runs; the batch's own runs count too.
-func (s *Service) withinQuota(ctx context.Context, q db.Querier, rs []newRun, out []created) ([]int, error) {
+func (s *Service) withinQuota(ctx context.Context, q queries, rs []newRun, out []created) ([]int, error) {
 	keep := make([]int, 0, len(rs))
 	if s.activeRuns <= 0 {
 		for i := range rs {
@@ -259,20 +301,21 @@ func (s *Service) withinQuota(ctx context.Context, q db.Querier, rs []newRun, ou
 
 // canSee reports whether actor may see a run: runs are private to their creator (their
 // input and output may hold anything), and administrators see all.
-func canSee(actor auth.Principal, r db.AgentRun) bool {
-	return actor.IsAdmin || (r.CreatedBy != nil && *r.CreatedBy == actor.UserID)
+func canSee(actor auth.Principal, createdBy *int64) bool {
+	return actor.IsAdmin || (createdBy != nil && *createdBy == actor.UserID)
 }
 
-// GetRun returns a run visible to actor; NotFound otherwise.
-func (s *Service) GetRun(ctx context.Context, actor auth.Principal, id int64) (db.AgentRun, error) {
+// GetRun returns a run visible to actor; NotFound otherwise, Internal when its stored
+// steps are unreadable.
+func (s *Service) GetRun(ctx context.Context, actor auth.Principal, id int64) (Run, error) {
 	r, err := s.store.AgentRunGetByID(ctx, id)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
-		return db.AgentRun{}, fmt.Errorf("agent: get run: %w", err)
+		return Run{}, fmt.Errorf("agent: get run: %w", err)
 	}
-	if err != nil || !canSee(actor, r) {
-		return db.AgentRun{}, apperr.E(apperr.NotFound, "agent run %d not found", id)
+	if err != nil || !canSee(actor, r.CreatedBy) {
+		return Run{}, apperr.E(apperr.NotFound, "agent run %d not found", id)
 	}
-	return r, nil
+	return runFromRow(r)
 }
 
 // RunListParams filter a run list.
@@ -280,11 +323,12 @@ type RunListParams struct {
 	Page    page.Request
 	AgentID *int64
 	TaskID  *int64
-	Status  *db.AgentRunStatus
+	Status  *RunStatus
 }
 
-// ListRuns returns actor's runs (every run for admins), newest first.
-func (s *Service) ListRuns(ctx context.Context, actor auth.Principal, p RunListParams) (page.Page[db.AgentRun], error) {
+// ListRuns returns actor's runs (every run for admins), newest first; Internal when a
+// run's stored steps are unreadable.
+func (s *Service) ListRuns(ctx context.Context, actor auth.Principal, p RunListParams) (page.Page[Run], error) {
 	f := db.AgentRunCountParams{AgentID: p.AgentID, TaskID: p.TaskID}
 	if !actor.IsAdmin {
 		f.CreatedBy = &actor.UserID
@@ -294,9 +338,9 @@ func (s *Service) ListRuns(ctx context.Context, actor auth.Principal, p RunListP
 
 // ListTaskRuns returns actor's runs (every run for admins) on a task visible to actor
 // (NotFound otherwise), newest first.
-func (s *Service) ListTaskRuns(ctx context.Context, actor auth.Principal, taskID int64, r page.Request) (page.Page[db.AgentRun], error) {
+func (s *Service) ListTaskRuns(ctx context.Context, actor auth.Principal, taskID int64, r page.Request) (page.Page[Run], error) {
 	if _, err := s.tasks.Get(ctx, actor, taskID); err != nil {
-		return page.Page[db.AgentRun]{}, err
+		return page.Page[Run]{}, err
 	}
 	f := db.AgentRunCountParams{TaskID: &taskID}
 	if !actor.IsAdmin {
@@ -305,21 +349,27 @@ func (s *Service) ListTaskRuns(ctx context.Context, actor auth.Principal, taskID
 	return s.listRuns(ctx, f, RunListParams{Page: r})
 }
 
-func (s *Service) listRuns(ctx context.Context, f db.AgentRunCountParams, p RunListParams) (page.Page[db.AgentRun], error) {
+func (s *Service) listRuns(ctx context.Context, f db.AgentRunCountParams, p RunListParams) (page.Page[Run], error) {
 	if p.Status != nil {
 		st := string(*p.Status)
 		f.Status = &st
 	}
-	var items []db.AgentRun
+	var rows []db.AgentRun
 	total, err := s.store.AgentRunCount(ctx, f)
 	if err == nil && total > int64(p.Page.Skip) {
-		items, err = s.store.AgentRunList(ctx, db.AgentRunListParams{
+		rows, err = s.store.AgentRunList(ctx, db.AgentRunListParams{
 			CreatedBy: f.CreatedBy, AgentID: f.AgentID, TaskID: f.TaskID, Status: f.Status,
 			SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
 		})
 	}
 	if err != nil {
-		return page.Page[db.AgentRun]{}, fmt.Errorf("agent: list runs: %w", err)
+		return page.Page[Run]{}, fmt.Errorf("agent: list runs: %w", err)
+	}
+	items := make([]Run, len(rows))
+	for i, r := range rows {
+		if items[i], err = runFromRow(r); err != nil {
+			return page.Page[Run]{}, err
+		}
 	}
 	return page.New(items, total, p.Page), nil
 }
@@ -328,9 +378,9 @@ func (s *Service) listRuns(ctx context.Context, f db.AgentRunCountParams, p RunL
 // stop (its worker's context is cancelled and it ends cancelled), a cancelled one is
 // returned as it is. NotFound when invisible; Conflict when it already completed, failed
 // or ended incomplete.
-func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64) (db.AgentRun, error) {
+func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64) (Run, error) {
 	if _, err := s.GetRun(ctx, actor, id); err != nil {
-		return db.AgentRun{}, err
+		return Run{}, err
 	}
 	var out db.AgentRun
 	err := s.store.InTx(ctx, func(q db.Querier) error {
@@ -372,15 +422,15 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 		return nil
 	})
 	if err != nil {
-		return db.AgentRun{}, fmt.Errorf("agent: cancel run: %w", err)
+		return Run{}, fmt.Errorf("agent: cancel run: %w", err)
 	}
-	return out, nil
+	return runFromRow(out)
 }
 
 // finishCancelled ends a run that no worker is executing as cancelled, keeping its steps
 // and usage, and appends its terminal event (in q's transaction).
-func finishCancelled(ctx context.Context, q db.Querier, r db.AgentRun) (db.AgentRun, error) {
-	runs, err := finishRuns(ctx, q, []ending{{runID: r.ID, status: db.AgentRunStatusCancelled, steps: r.Steps, usage: usageOf(r)}})
+func finishCancelled(ctx context.Context, q queries, r db.AgentRun) (db.AgentRun, error) {
+	runs, err := finishRuns(ctx, q, []ending{{runID: r.ID, status: RunCancelled, steps: r.Steps, usage: usageOf(r)}})
 	if err != nil {
 		return db.AgentRun{}, err
 	}
@@ -390,11 +440,16 @@ func finishCancelled(ctx context.Context, q db.Querier, r db.AgentRun) (db.Agent
 	return *runs[0], nil
 }
 
-// EventsAfter returns a run's events after seq, for a caller that may see the run.
-func (s *Service) EventsAfter(ctx context.Context, runID, seq int64) ([]db.AgentRunEvent, error) {
-	evs, err := s.store.AgentRunEventsAfter(ctx, db.AgentRunEventsAfterParams{RunID: runID, After: seq})
+// EventsAfter returns a run's events after seq, in order, for a caller that may see the
+// run. Its errors are the database's.
+func (s *Service) EventsAfter(ctx context.Context, runID, seq int64) ([]Event, error) {
+	rows, err := s.store.AgentRunEventsAfter(ctx, db.AgentRunEventsAfterParams{RunID: runID, After: seq})
 	if err != nil {
 		return nil, fmt.Errorf("agent: events: %w", err)
+	}
+	evs := make([]Event, len(rows))
+	for i, e := range rows {
+		evs[i] = eventFromRow(e)
 	}
 	return evs, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -16,18 +17,17 @@ import (
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/batch"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/metrics"
-	"enterprise-automation/internal/store"
-	"enterprise-automation/internal/task"
 )
 
 // Runner executes runs: it drives the conversation with the model, runs the tools the
 // model calls, records every step and event, and ends the run in a terminal status.
 type Runner struct {
-	store    store.Store
-	tasks    *task.Service
+	store    database
+	tasks    Tasks
 	llm      *llm.Client
 	maxSteps int
 	maxCalls int // tool calls per run
@@ -35,9 +35,11 @@ type Runner struct {
 	log      *slog.Logger
 	metrics  *metrics.Metrics
 	users    *cache.Entity[auth.Account]
-	agents   *cache.Entity[db.Agent]
-	starts   *batcher[start, *db.AgentRun]  // concurrent attempts start in one statement
-	ends     *batcher[ending, *db.AgentRun] // and end in one statement (nil: already ended)
+	agents   *cache.Entity[Agent]
+	// startRun and endRun write one run's start or end (nil: it had already ended); the
+	// attempts starting or ending at the same time share their statement (package batch).
+	startRun func(context.Context, start) (*db.AgentRun, error)
+	endRun   func(context.Context, ending) (*db.AgentRun, error)
 }
 
 // RunnerOptions configures a Runner.
@@ -52,11 +54,11 @@ type RunnerOptions struct {
 	Metrics             *metrics.Metrics // counts runs by final status
 	// Users and Agents are the record caches of the API (nil: read the database).
 	Users  *cache.Entity[auth.Account]
-	Agents *cache.Entity[db.Agent]
+	Agents *cache.Entity[Agent]
 }
 
 // NewRunner builds a Runner.
-func NewRunner(s store.Store, tasks *task.Service, client *llm.Client, opts RunnerOptions) *Runner {
+func NewRunner(s database, tasks Tasks, client *llm.Client, opts RunnerOptions) *Runner {
 	if opts.MaxSteps <= 0 {
 		opts.MaxSteps = 8
 	}
@@ -72,12 +74,12 @@ func NewRunner(s store.Store, tasks *task.Service, client *llm.Client, opts Runn
 	r := &Runner{store: s, tasks: tasks, llm: client, maxSteps: opts.MaxSteps, maxCalls: opts.MaxToolCalls,
 		maxTurn: opts.MaxToolCallsPerTurn, log: opts.Logger, metrics: opts.Metrics,
 		users: opts.Users, agents: opts.Agents}
-	r.starts = &batcher[start, *db.AgentRun]{flush: func(ctx context.Context, b []start) ([]*db.AgentRun, error) {
+	r.startRun = batch.New(func(ctx context.Context, b []start) ([]*db.AgentRun, error) {
 		return startRuns(ctx, s, b)
-	}}
-	r.ends = &batcher[ending, *db.AgentRun]{flush: func(ctx context.Context, b []ending) ([]*db.AgentRun, error) {
+	}).Do
+	r.endRun = batch.New(func(ctx context.Context, b []ending) ([]*db.AgentRun, error) {
 		return finishRuns(ctx, s, b)
-	}}
+	}).Do
 	return r
 }
 
@@ -89,7 +91,7 @@ func (e *RetryableError) Unwrap() error { return e.Err }
 
 // outcome is how a run ends.
 type outcome struct {
-	status    db.AgentRunStatus
+	status    RunStatus
 	output    *string
 	delta     string // output text not yet sent as an event, written with the ending
 	errCode   string
@@ -114,25 +116,28 @@ type Job struct {
 func (r *Runner) Execute(ctx context.Context, job Job) error {
 	attempt, maxAttempts := job.Attempt, job.MaxAttempts
 	bg := context.WithoutCancel(ctx)
-	// One statement (shared with the attempts starting meanwhile) marks the attempt and
-	// appends its run.status event.
-	started, err := r.starts.do(ctx, start{runID: job.RunID, jobID: job.JobID, attempt: attempt})
+	// One statement marks the attempt and appends its run.status event.
+	started, err := r.startRun(ctx, start{runID: job.RunID, jobID: job.JobID, attempt: attempt})
 	if err != nil {
 		return &RetryableError{err}
 	}
 	if started == nil {
 		return nil // already ended, or deleted with its agent
 	}
-	run := *started
+	// Unreadable steps leave run.Steps nil: a cancelled run then ends with none.
+	run, stepsErr := runFromRow(*started)
 	if run.CancelRequestedAt != nil {
-		return r.finish(bg, run, outcome{status: db.AgentRunStatusCancelled, usage: usageOf(run), steps: mustSteps(run)})
+		return r.finish(bg, run, outcome{status: RunCancelled, usage: run.Usage, steps: run.Steps})
+	}
+	if stepsErr != nil {
+		return r.finish(bg, run, outcome{status: RunFailed, errCode: "internal_error", errMsg: "the run's recorded steps are unreadable"})
 	}
 	o := r.converse(ctx, run, attempt, maxAttempts)
 	if o.retryable != nil {
 		// A cancel that arrived during this attempt wins over the retry: the queue
 		// would drop the retry and leave the run unfinished.
 		if cur, err := r.store.AgentRunGetByID(bg, run.ID); err == nil && cur.CancelRequestedAt != nil {
-			return r.finish(bg, run, outcome{status: db.AgentRunStatusCancelled, steps: o.steps, usage: o.usage})
+			return r.finish(bg, run, outcome{status: RunCancelled, steps: o.steps, usage: o.usage})
 		}
 		r.saveProgress(bg, run.ID, o.steps, o.usage)
 		if ctx.Err() != nil && !errors.Is(o.retryable, errRunTimeout) {
@@ -146,20 +151,17 @@ func (r *Runner) Execute(ctx context.Context, job Job) error {
 var errRunTimeout = errors.New("the run took too long")
 
 // converse drives the model until it answers without tool calls, fails, or runs out of turns.
-func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAttempts int) outcome {
-	steps, err := DecodeSteps(run.Steps)
-	if err != nil {
-		return outcome{status: db.AgentRunStatusFailed, errCode: "internal_error", errMsg: "the run's recorded steps are unreadable"}
-	}
-	o := outcome{steps: steps, usage: usageOf(run)}
+func (r *Runner) converse(ctx context.Context, run Run, attempt, maxAttempts int) outcome {
+	steps := run.Steps
+	o := outcome{steps: steps, usage: run.Usage}
 	fail := func(code, msg string) outcome {
-		o.status, o.errCode, o.errMsg = db.AgentRunStatusFailed, code, msg
+		o.status, o.errCode, o.errMsg = RunFailed, code, msg
 		return o
 	}
 	if !r.llm.Configured() {
 		return fail("llm_not_configured", "no LLM is configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an OpenAI-compatible provider) and start the run again")
 	}
-	a, err := r.agents.Get(ctx, run.AgentID, r.store.AgentGetByID)
+	a, err := cachedAgent(ctx, r.agents, r.store, run.AgentID)
 	if err != nil {
 		return r.transientOr(ctx, o, err, "agent_unavailable", "the agent could not be loaded", attempt, maxAttempts)
 	}
@@ -174,7 +176,7 @@ func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAtte
 	// the task's text reaches the model, and whoever wrote it must not steer the tools
 	// into the rest of what the run's creator may change.
 	var onlyTask int64
-	if run.TaskID != nil && ToolScopeOf(a) == db.AgentToolScopeTask {
+	if run.TaskID != nil && a.ToolScope == ToolScopeTask {
 		onlyTask = *run.TaskID
 	}
 	messages := r.conversation(ctx, actor, a, run, steps, onlyTask)
@@ -204,7 +206,7 @@ func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAtte
 			"prompt_tokens", res.Usage.PromptTokens, "completion_tokens", res.Usage.CompletionTokens,
 			"latency_ms", res.Latency.Milliseconds(), "tool_calls", len(res.ToolCalls))
 		if len(res.ToolCalls) == 0 {
-			o.status, o.output = db.AgentRunStatusCompleted, &res.Content
+			o.status, o.output = RunCompleted, &res.Content
 			return o
 		}
 		messages = append(messages, res.Message)
@@ -220,7 +222,7 @@ func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAtte
 				continue
 			}
 			if len(o.steps) >= r.maxCalls {
-				o.status, o.errCode = db.AgentRunStatusIncomplete, "max_tool_calls"
+				o.status, o.errCode = RunIncomplete, "max_tool_calls"
 				o.errMsg = fmt.Sprintf("the model asked for more than %d tool calls, the most one run may make", r.maxCalls)
 				return o
 			}
@@ -232,11 +234,11 @@ func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAtte
 			}
 		}
 		if cur, err := r.store.AgentRunGetByID(ctx, run.ID); err == nil && cur.CancelRequestedAt != nil {
-			o.status = db.AgentRunStatusCancelled
+			o.status = RunCancelled
 			return o
 		}
 	}
-	o.status, o.errCode = db.AgentRunStatusIncomplete, "max_steps_exceeded"
+	o.status, o.errCode = RunIncomplete, "max_steps_exceeded"
 	o.errMsg = fmt.Sprintf("the model did not give a final answer within %d turns", r.maxSteps)
 	return o
 }
@@ -245,7 +247,7 @@ func (r *Runner) converse(ctx context.Context, run db.AgentRun, attempt, maxAtte
 func (r *Runner) llmFailure(ctx context.Context, o outcome, runID int64, err error, attempt, maxAttempts int) outcome {
 	if ctx.Err() != nil {
 		if cur, gerr := r.store.AgentRunGetByID(context.WithoutCancel(ctx), runID); gerr == nil && cur.CancelRequestedAt != nil {
-			o.status = db.AgentRunStatusCancelled
+			o.status = RunCancelled
 			return o
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -261,7 +263,7 @@ func (r *Runner) llmFailure(ctx context.Context, o outcome, runID int64, err err
 		if le.Transient {
 			return r.transientOr(ctx, o, le, le.Code, le.Message, attempt, maxAttempts)
 		}
-		o.status, o.errCode, o.errMsg = db.AgentRunStatusFailed, le.Code, le.Message
+		o.status, o.errCode, o.errMsg = RunFailed, le.Code, le.Message
 		return o
 	}
 	r.log.Warn("llm completion failed", "run_id", runID, "attempt", attempt, "error_code", "llm_unavailable", "error", err.Error())
@@ -274,7 +276,7 @@ func (r *Runner) transientOr(_ context.Context, o outcome, err error, code, msg 
 		o.retryable = err
 		return o
 	}
-	o.status, o.errCode = db.AgentRunStatusFailed, code
+	o.status, o.errCode = RunFailed, code
 	o.errMsg = fmt.Sprintf("%s (after %d attempts)", msg, attempt)
 	return o
 }
@@ -322,7 +324,7 @@ func taskData(view map[string]any) (string, error) {
 // already recorded (so a retried attempt resumes where the last one stopped). The system
 // message holds only the agent's instructions and fixed text; the task, written by any
 // user who can reach it, comes as delimited data in a user message.
-func (r *Runner) conversation(ctx context.Context, actor auth.Principal, a db.Agent, run db.AgentRun, steps []Step, onlyTask int64) []openai.ChatCompletionMessageParamUnion {
+func (r *Runner) conversation(ctx context.Context, actor auth.Principal, a Agent, run Run, steps []Step, onlyTask int64) []openai.ChatCompletionMessageParamUnion {
 	system := strings.TrimSpace(a.Instructions)
 	if system == "" {
 		system = "You are a helpful automation agent."
@@ -392,7 +394,7 @@ func (r *Runner) runTool(ctx context.Context, actor auth.Principal, allowed []st
 	var result any
 	t, ok := Tools[call.Name]
 	switch {
-	case !ok || !contains(allowed, call.Name):
+	case !ok || !slices.Contains(allowed, call.Name):
 		result = map[string]any{"error": fmt.Sprintf("unknown tool %q", call.Name)}
 	case !json.Valid([]byte(call.Arguments)):
 		result = map[string]any{"error": "the arguments are not valid JSON"}
@@ -412,15 +414,6 @@ func (r *Runner) runTool(ctx context.Context, actor auth.Principal, allowed []st
 	}
 	step.Result = b
 	return step
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // StepView is how a step appears in the API and in events (without its bookkeeping).
@@ -458,14 +451,13 @@ func (r *Runner) saveProgress(ctx context.Context, runID int64, steps []Step, u 
 }
 
 // finish ends the run (unless it ended meanwhile) and appends its terminal event.
-func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
+func (r *Runner) finish(ctx context.Context, run Run, o outcome) error {
 	steps, err := json.Marshal(o.steps)
 	if err != nil || o.steps == nil {
 		steps = []byte("[]")
 	}
-	// One statement (shared with the runs ending meanwhile) ends the run and appends the
-	// last output delta and the terminal event.
-	ended, err := r.ends.do(ctx, ending{runID: run.ID, status: o.status, output: o.output, steps: steps,
+	// One statement ends the run and appends the last output delta and the terminal event.
+	ended, err := r.endRun(ctx, ending{runID: run.ID, status: o.status, output: o.output, steps: steps,
 		errorCode: o.errCode, errorMessage: o.errMsg, usage: o.usage, delta: o.delta})
 	if err != nil {
 		return &RetryableError{err}
@@ -476,16 +468,6 @@ func (r *Runner) finish(ctx context.Context, run db.AgentRun, o outcome) error {
 	r.metrics.JobOutcome(string(o.status))
 	r.log.Info("agent run ended", "run_id", run.ID, "status", o.status, "error_code", o.errCode)
 	return nil
-}
-
-func usageOf(run db.AgentRun) llm.Usage {
-	return llm.Usage{PromptTokens: run.PromptTokens, CompletionTokens: run.CompletionTokens, TotalTokens: run.TotalTokens,
-		CachedCompletions: run.CachedCompletions}
-}
-
-func mustSteps(run db.AgentRun) []Step {
-	s, _ := DecodeSteps(run.Steps)
-	return s
 }
 
 // deltaWriter batches output text into run.output.delta events, at most one every

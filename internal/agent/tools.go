@@ -24,7 +24,7 @@ type Tool struct {
 	// Changes, for a tool that writes, returns the id of the task a call would change (0
 	// for a new task); nil for a tool that only reads.
 	Changes func(args json.RawMessage) int64
-	Run     func(ctx context.Context, tasks *task.Service, actor auth.Principal, args json.RawMessage) (any, error)
+	Run     func(ctx context.Context, tasks Tasks, actor auth.Principal, args json.RawMessage) (any, error)
 }
 
 // Tools is the built-in registry, by name. The contract's AgentTool enum lists the same names.
@@ -35,7 +35,7 @@ var Tools = map[string]Tool{
 		Parameters: object(map[string]any{
 			"task_id": map[string]any{"type": "integer", "minimum": 1},
 		}, "task_id"),
-		Run: func(ctx context.Context, tasks *task.Service, actor auth.Principal, raw json.RawMessage) (any, error) {
+		Run: func(ctx context.Context, tasks Tasks, actor auth.Principal, raw json.RawMessage) (any, error) {
 			var args struct {
 				TaskID int64 `json:"task_id"`
 			}
@@ -57,7 +57,7 @@ var Tools = map[string]Tool{
 			"status": map[string]any{"type": "string", "enum": statusNames()},
 			"limit":  map[string]any{"type": "integer", "minimum": 1, "maximum": 20},
 		}),
-		Run: func(ctx context.Context, tasks *task.Service, actor auth.Principal, raw json.RawMessage) (any, error) {
+		Run: func(ctx context.Context, tasks Tasks, actor auth.Principal, raw json.RawMessage) (any, error) {
 			var args struct {
 				Q      *string `json:"q"`
 				Status *string `json:"status"`
@@ -101,7 +101,7 @@ var Tools = map[string]Tool{
 			"priority":    map[string]any{"type": "string", "enum": []string{"low", "medium", "high", "urgent"}},
 		}, "title"),
 		Changes: func(json.RawMessage) int64 { return 0 },
-		Run: func(ctx context.Context, tasks *task.Service, actor auth.Principal, raw json.RawMessage) (any, error) {
+		Run: func(ctx context.Context, tasks Tasks, actor auth.Principal, raw json.RawMessage) (any, error) {
 			var args struct {
 				Title       string  `json:"title"`
 				Description string  `json:"description"`
@@ -135,7 +135,7 @@ var Tools = map[string]Tool{
 			"status":  map[string]any{"type": "string", "enum": statusNames()},
 		}, "task_id", "status"),
 		Changes: taskIDArg,
-		Run: func(ctx context.Context, tasks *task.Service, actor auth.Principal, raw json.RawMessage) (any, error) {
+		Run: func(ctx context.Context, tasks Tasks, actor auth.Principal, raw json.RawMessage) (any, error) {
 			var args struct {
 				TaskID int64  `json:"task_id"`
 				Status string `json:"status"`

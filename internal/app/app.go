@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"enterprise-automation/gen/api"
-	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
@@ -313,7 +312,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	// Tasks are many, read at random, and pointer-rich: kept as JSON (see KeepObjects).
 	userCache := cache.NewEntity[auth.Account](shared.cache, "user", cfg.CacheTTL, m).KeepObjects()
 	taskCache := cache.NewEntity[task.Task](shared.cache, "task", cfg.CacheTTL, m)
-	agentCache := cache.NewEntity[db.Agent](shared.cache, "agent", cfg.CacheTTL, m).KeepObjects()
+	agentCache := cache.NewEntity[agent.Agent](shared.cache, "agent", cfg.CacheTTL, m).KeepObjects()
 	// Sessions are read on every request too (is the token's session still open?).
 	sessionCache := cache.NewEntity[auth.Session](shared.cache, "session", cfg.CacheTTL, m).KeepObjects()
 	authSvc, err := p.authService(cfg, s, userCache, sessionCache)

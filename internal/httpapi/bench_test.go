@@ -671,7 +671,7 @@ func BenchmarkListSQL(b *testing.B) {
 	agents := agent.NewService(s, tasks, nil, "gpt-4o-mini")
 	q, inactive := "user12", false
 	completed := "completed"
-	completedStatus := db.AgentRunStatusCompleted
+	completedStatus := agent.RunCompleted
 	const limit = 20
 
 	type listCase struct {

@@ -6,14 +6,13 @@ import (
 	"strconv"
 
 	"enterprise-automation/gen/api"
-	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
 )
 
-func toAgent(a db.Agent) api.Agent {
+func toAgent(a agent.Agent) api.Agent {
 	tools := make(api.AgentTools, len(a.Tools))
 	for i, t := range a.Tools {
 		tools[i] = api.AgentTool(t)
@@ -21,32 +20,28 @@ func toAgent(a db.Agent) api.Agent {
 	return api.Agent{
 		Id: a.ID, Name: a.Name, Description: a.Description, Instructions: a.Instructions, Model: a.Model,
 		Temperature: a.Temperature, MaxOutputTokens: nullableOf(a.MaxOutputTokens), Tools: tools,
-		ToolScope: api.AgentToolScope(agent.ToolScopeOf(a)), IsActive: a.IsActive,
+		ToolScope: api.AgentToolScope(a.ToolScope), IsActive: a.IsActive,
 		CreatedBy: nullableOf(a.CreatedBy), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
 	}
 }
 
-func toRun(r db.AgentRun) (api.AgentRun, error) {
-	steps, err := agent.DecodeSteps(r.Steps)
-	if err != nil {
-		return api.AgentRun{}, err
-	}
+func toRun(r agent.Run) (api.AgentRun, error) {
 	out := api.AgentRun{
 		Id: r.ID, AgentId: r.AgentID, TaskId: nullableOf(r.TaskID), Status: api.AgentRunStatus(r.Status),
-		Input: r.Input, Output: nullableOf(r.Output), Steps: make([]api.AgentRunStep, len(steps)), Model: r.Model,
-		Usage: api.AgentRunUsage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.TotalTokens,
-			CachedCompletions: r.CachedCompletions},
+		Input: r.Input, Output: nullableOf(r.Output), Steps: make([]api.AgentRunStep, len(r.Steps)), Model: r.Model,
+		Usage: api.AgentRunUsage{PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens,
+			TotalTokens: r.Usage.TotalTokens, CachedCompletions: r.Usage.CachedCompletions},
 		Attempt: r.Attempt, CreatedBy: nullableOf(r.CreatedBy), CreatedAt: r.CreatedAt.UTC(),
 		StartedAt: nullableTime(r.StartedAt), CompletedAt: nullableTime(r.CompletedAt), Metadata: api.TaskMetadata{},
 	}
-	for i, s := range steps {
+	for i, s := range r.Steps {
 		st := api.AgentRunStep{Type: api.AgentRunStepType(s.Type), Name: s.Name, Arguments: map[string]any{}}
 		_ = json.Unmarshal(s.Arguments, &st.Arguments)
 		_ = json.Unmarshal(s.Result, &st.Result)
 		out.Steps[i] = st
 	}
-	if r.ErrorCode != nil && r.ErrorMessage != nil {
-		out.Error = nullableOf(&api.AgentRunError{Code: *r.ErrorCode, Message: *r.ErrorMessage})
+	if r.Error != nil {
+		out.Error = nullableOf(&api.AgentRunError{Code: r.Error.Code, Message: r.Error.Message})
 	} else {
 		out.Error = nullableOf[api.AgentRunError](nil)
 	}
@@ -56,7 +51,7 @@ func toRun(r db.AgentRun) (api.AgentRun, error) {
 	return out, nil
 }
 
-func runPage(p page.Page[db.AgentRun]) (api.AgentRunPage, error) {
+func runPage(p page.Page[agent.Run]) (api.AgentRunPage, error) {
 	items := make([]api.AgentRun, len(p.Items))
 	for i, r := range p.Items {
 		var err error
@@ -95,7 +90,7 @@ func (s *Server) CreateAgent(ctx context.Context, req api.CreateAgentRequestObje
 		p.Model = *b.Model
 	}
 	if b.ToolScope != nil {
-		p.ToolScope = db.AgentToolScope(*b.ToolScope)
+		p.ToolScope = agent.ToolScope(*b.ToolScope)
 	}
 	a, err := s.agents.Create(ctx, actor(ctx), p)
 	if err != nil {
@@ -132,16 +127,17 @@ func (s *Server) GetAgent(ctx context.Context, req api.GetAgentRequestObject) (a
 // UpdateAgent implements PATCH /api/v1/agents/{agent_id}.
 func (s *Server) UpdateAgent(ctx context.Context, req api.UpdateAgentRequestObject) (api.UpdateAgentResponseObject, error) {
 	b := req.Body
+	maxTokens := optional(b.MaxOutputTokens)
 	p := agent.UpdateParams{
-		Name: b.Name, Description: b.Description, Instructions: b.Instructions, Model: b.Model,
-		Temperature: b.Temperature, MaxOutputTokens: optional(b.MaxOutputTokens), IsActive: b.IsActive,
+		Name: b.Name, Description: b.Description, Instructions: b.Instructions, Model: b.Model, Temperature: b.Temperature,
+		MaxOutputTokens: agent.Optional[int32]{Set: maxTokens.Set, Value: maxTokens.Value}, IsActive: b.IsActive,
 	}
 	if b.Tools != nil {
 		t := toolNames(b.Tools)
 		p.Tools = &t
 	}
 	if b.ToolScope != nil {
-		sc := db.AgentToolScope(*b.ToolScope)
+		sc := agent.ToolScope(*b.ToolScope)
 		p.ToolScope = &sc
 	}
 	a, err := s.agents.Update(ctx, actor(ctx), req.AgentId, p, etag.IfMatch(req.Params.IfMatch))
@@ -186,7 +182,7 @@ func (s *Server) ListAgentRuns(ctx context.Context, req api.ListAgentRunsRequest
 	q := req.Params
 	p := agent.RunListParams{Page: page.NewRequest(q.Skip, q.Limit), AgentID: q.AgentId, TaskID: q.TaskId}
 	if q.Status != nil {
-		st := db.AgentRunStatus(*q.Status)
+		st := agent.RunStatus(*q.Status)
 		p.Status = &st
 	}
 	res, err := s.agents.ListRuns(ctx, actor(ctx), p)
