@@ -36,8 +36,6 @@ const (
 
 var agtSeq atomic.Int64
 
-func agtPtr[T any](v T) *T { return &v }
-
 func agtJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -97,7 +95,7 @@ func agtNewAgent(t *testing.T, f *agtFixture, tools ...client.AgentTool) client.
 	ts = append(ts, tools...)
 	return agtCreateAgent(t, f.admin, client.AgentCreate{
 		Name:         fmt.Sprintf("agent-%d", agtSeq.Add(1)),
-		Instructions: agtPtr("You help with tasks."),
+		Instructions: apitest.Ptr("You help with tasks."),
 		Tools:        &ts,
 	})
 }
@@ -105,7 +103,7 @@ func agtNewAgent(t *testing.T, f *agtFixture, tools ...client.AgentTool) client.
 // agtCreateTask creates a task as c and requires 201.
 func agtCreateTask(t *testing.T, c *client.ClientWithResponses, title string) client.Task {
 	t.Helper()
-	res, err := c.CreateTaskWithResponse(context.Background(), nil, client.TaskCreate{Title: title, Description: agtPtr("Details of " + title)})
+	res, err := c.CreateTaskWithResponse(context.Background(), nil, client.TaskCreate{Title: title, Description: apitest.Ptr("Details of " + title)})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, res.StatusCode(), "create task: %s", res.Body)
 	return *res.JSON201
@@ -203,67 +201,6 @@ func agtRunIDs(items []client.AgentRun) []int64 {
 		ids[i] = r.Id
 	}
 	return ids
-}
-
-// agtResp is a raw response, read in full.
-type agtResp struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// agtDo sends a raw request through the contract-validating client; headers are
-// name/value pairs. A non-empty body is sent as application/json.
-func agtDo(t *testing.T, env *apitest.Env, token, method, path, body string, headers ...string) agtResp {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, env.BaseURL+path, rd)
-	require.NoError(t, err)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	require.Zero(t, len(headers)%2, "headers come in name/value pairs")
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := env.HTTP.Do(req)
-	require.NoError(t, err)
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return agtResp{Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
-// agtProblem requires a problem response with the given status and decodes it.
-func agtProblem(t *testing.T, r agtResp, status int) client.Problem {
-	t.Helper()
-	require.Equal(t, status, r.Status, "body: %s", r.Body)
-	var p client.Problem
-	require.NoError(t, json.Unmarshal(r.Body, &p), "body: %s", r.Body)
-	require.Equal(t, int32(status), p.Status)
-	require.True(t, strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json"), "content type %q", r.Header.Get("Content-Type"))
-	return p
-}
-
-// agtRequireField requires a field error for field (or one of its items, tools.0 for tools).
-func agtRequireField(t *testing.T, p client.Problem, location, field string) {
-	t.Helper()
-	require.NotNil(t, p.Errors, "want a field error %s:%s, got %s", location, field, agtJSON(p))
-	var got []string
-	for _, e := range *p.Errors {
-		got = append(got, string(e.Location)+":"+e.Field)
-		if string(e.Location) == location && (e.Field == field || strings.HasPrefix(e.Field, field+".")) {
-			require.NotEmpty(t, e.Message)
-			return
-		}
-	}
-	require.Failf(t, "missing field error", "want %s:%s, got %v", location, field, got)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -768,7 +705,7 @@ func TestAgentRunEventsStreamAcrossInstances(t *testing.T) {
 	})
 	t.Run("a Last-Event-ID that is not an id is rejected", func(t *testing.T) {
 		t.Parallel()
-		res, err := user.Client.StreamAgentRunEventsWithResponse(ctx, run.Id, &client.StreamAgentRunEventsParams{LastEventID: agtPtr("abc")})
+		res, err := user.Client.StreamAgentRunEventsWithResponse(ctx, run.Id, &client.StreamAgentRunEventsParams{LastEventID: apitest.Ptr("abc")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode(), "%s", res.Body)
 	})
@@ -947,8 +884,8 @@ func TestAgentRunCancellation(t *testing.T) {
 		f.llm.Script(llmtest.Reply{Content: []string{"done"}})
 		run := agtWaitRun(t, user.Client, agtStartRun(t, user.Client, ag.Id, client.AgentRunCreate{Input: "quick"}).Id)
 		require.Equal(t, client.AgentRunStatusCompleted, run.Status)
-		r := agtDo(t, f.env, user.Token, http.MethodPost, fmt.Sprintf("/api/v1/agent-runs/%d/cancel", run.Id), "")
-		agtProblem(t, r, http.StatusConflict)
+		r := f.env.Do(t, http.MethodPost, fmt.Sprintf("/api/v1/agent-runs/%d/cancel", run.Id), user.Token, "")
+		apitest.RequireProblem(t, r, http.StatusConflict)
 		require.Equal(t, run, agtGetRun(t, user.Client, run.Id), "the run is unchanged")
 	})
 
@@ -1150,7 +1087,7 @@ func TestAgentAuthorizationMatrix(t *testing.T) {
 		}},
 		{"update agent", [4]int{401, 403, 403, 200}, func(t *testing.T, actor string, c *client.ClientWithResponses) int {
 			target := agtNewAgent(t, f)
-			res, err := c.UpdateAgentWithResponse(ctx, target.Id, nil, client.AgentUpdate{Description: agtPtr("changed by " + actor)})
+			res, err := c.UpdateAgentWithResponse(ctx, target.Id, nil, client.AgentUpdate{Description: apitest.Ptr("changed by " + actor)})
 			require.NoError(t, err)
 			res2, err := f.admin.GetAgentWithResponse(ctx, target.Id, nil)
 			require.NoError(t, err)
@@ -1207,7 +1144,7 @@ func TestAgentAuthorizationMatrix(t *testing.T) {
 			return res.StatusCode()
 		}},
 		{"list runs", [4]int{401, 200, 200, 200}, func(t *testing.T, actor string, c *client.ClientWithResponses) int {
-			res, err := c.ListAgentRunsWithResponse(ctx, &client.ListAgentRunsParams{Limit: agtPtr[client.Limit](1000)})
+			res, err := c.ListAgentRunsWithResponse(ctx, &client.ListAgentRunsParams{Limit: apitest.Ptr[client.Limit](1000)})
 			require.NoError(t, err)
 			if res.JSON200 == nil {
 				return res.StatusCode()
@@ -1261,13 +1198,13 @@ func TestAgentRunPrivacyOnSharedTask(t *testing.T) {
 
 	t.Run("get", func(t *testing.T) {
 		t.Parallel()
-		r := agtDo(t, f.env, assignee.Token, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d", run.Id), "")
-		agtProblem(t, r, http.StatusNotFound)
+		r := f.env.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d", run.Id), assignee.Token, "")
+		apitest.RequireProblem(t, r, http.StatusNotFound)
 	})
 	t.Run("cancel", func(t *testing.T) {
 		t.Parallel()
-		r := agtDo(t, f.env, assignee.Token, http.MethodPost, fmt.Sprintf("/api/v1/agent-runs/%d/cancel", run.Id), "")
-		agtProblem(t, r, http.StatusNotFound)
+		r := f.env.Do(t, http.MethodPost, fmt.Sprintf("/api/v1/agent-runs/%d/cancel", run.Id), assignee.Token, "")
+		apitest.RequireProblem(t, r, http.StatusNotFound)
 		require.Equal(t, client.AgentRunStatusQueued, agtGetRun(t, owner.Client, run.Id).Status, "someone else cannot stop the owner's run")
 	})
 	t.Run("events", func(t *testing.T) {
@@ -1296,7 +1233,7 @@ func TestAgentRunCreationRules(t *testing.T) {
 	stranger := f.env.CreateUser(t, "Kim", false)
 	theirs := agtCreateTask(t, stranger.Client, "Theirs")
 	active := agtNewAgent(t, f, client.GetTask)
-	inactive := agtCreateAgent(t, f.admin, client.AgentCreate{Name: "sleeper", IsActive: agtPtr(false)})
+	inactive := agtCreateAgent(t, f.admin, client.AgentCreate{Name: "sleeper", IsActive: apitest.Ptr(false)})
 	require.False(t, inactive.IsActive)
 
 	t.Run("refused", func(t *testing.T) {
@@ -1310,32 +1247,32 @@ func TestAgentRunCreationRules(t *testing.T) {
 		})
 		t.Run("an inactive agent cannot run", func(t *testing.T) {
 			t.Parallel()
-			r := agtDo(t, f.env, refused.Token, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", inactive.Id), `{"input":"wake up"}`)
-			agtProblem(t, r, http.StatusConflict)
+			r := f.env.Do(t, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", inactive.Id), refused.Token, `{"input":"wake up"}`)
+			apitest.RequireProblem(t, r, http.StatusConflict)
 		})
 		t.Run("an unknown agent is not found", func(t *testing.T) {
 			t.Parallel()
-			r := agtDo(t, f.env, refused.Token, http.MethodPost, "/api/v1/agents/999999/runs", `{"input":"hello"}`)
-			agtProblem(t, r, http.StatusNotFound)
+			r := f.env.Do(t, http.MethodPost, "/api/v1/agents/999999/runs", refused.Token, `{"input":"hello"}`)
+			apitest.RequireProblem(t, r, http.StatusNotFound)
 		})
 		t.Run("another user's task is an invalid task_id", func(t *testing.T) {
 			t.Parallel()
-			r := agtDo(t, f.env, refused.Token, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", active.Id), fmt.Sprintf(`{"input":"look","task_id":%d}`, theirs.Id))
-			agtRequireField(t, agtProblem(t, r, http.StatusUnprocessableEntity), "body", "task_id")
+			r := f.env.Do(t, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", active.Id), refused.Token, fmt.Sprintf(`{"input":"look","task_id":%d}`, theirs.Id))
+			apitest.RequireFieldError(t, apitest.RequireProblem(t, r, http.StatusUnprocessableEntity), "body", "task_id")
 		})
 		t.Run("a missing task is an invalid task_id", func(t *testing.T) {
 			t.Parallel()
-			r := agtDo(t, f.env, refused.Token, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", active.Id), `{"input":"look","task_id":999999}`)
-			agtRequireField(t, agtProblem(t, r, http.StatusUnprocessableEntity), "body", "task_id")
+			r := f.env.Do(t, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", active.Id), refused.Token, `{"input":"look","task_id":999999}`)
+			apitest.RequireFieldError(t, apitest.RequireProblem(t, r, http.StatusUnprocessableEntity), "body", "task_id")
 		})
 	})
 
 	t.Run("reactivating an agent lets it run", func(t *testing.T) {
 		t.Parallel()
-		dormant := agtCreateAgent(t, f.admin, client.AgentCreate{Name: "dormant", IsActive: agtPtr(false)})
-		r := agtDo(t, f.env, user.Token, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", dormant.Id), `{"input":"wake up"}`)
-		agtProblem(t, r, http.StatusConflict)
-		res, err := f.admin.UpdateAgentWithResponse(ctx, dormant.Id, nil, client.AgentUpdate{IsActive: agtPtr(true)})
+		dormant := agtCreateAgent(t, f.admin, client.AgentCreate{Name: "dormant", IsActive: apitest.Ptr(false)})
+		r := f.env.Do(t, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", dormant.Id), user.Token, `{"input":"wake up"}`)
+		apitest.RequireProblem(t, r, http.StatusConflict)
+		res, err := f.admin.UpdateAgentWithResponse(ctx, dormant.Id, nil, client.AgentUpdate{IsActive: apitest.Ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		agtStartRun(t, stranger.Client, dormant.Id, client.AgentRunCreate{Input: "wake up"})
@@ -1363,9 +1300,9 @@ func TestAgentRunCreationRules(t *testing.T) {
 		}
 		require.Equal(t, []int64{withTask.Id}, list(client.ListAgentRunsParams{TaskId: &mine.Id}))
 		require.Equal(t, []int64{cancelled.Id, plain.Id, withTask.Id}, list(client.ListAgentRunsParams{AgentId: &active.Id}), "newest first")
-		require.Equal(t, []int64{cancelled.Id}, list(client.ListAgentRunsParams{Status: agtPtr(client.AgentRunStatusCancelled)}))
-		require.Equal(t, []int64{plain.Id, withTask.Id}, list(client.ListAgentRunsParams{AgentId: &active.Id, Status: agtPtr(client.AgentRunStatusQueued)}))
-		require.Empty(t, list(client.ListAgentRunsParams{Status: agtPtr(client.AgentRunStatusCompleted)}))
+		require.Equal(t, []int64{cancelled.Id}, list(client.ListAgentRunsParams{Status: apitest.Ptr(client.AgentRunStatusCancelled)}))
+		require.Equal(t, []int64{plain.Id, withTask.Id}, list(client.ListAgentRunsParams{AgentId: &active.Id, Status: apitest.Ptr(client.AgentRunStatusQueued)}))
+		require.Empty(t, list(client.ListAgentRunsParams{Status: apitest.Ptr(client.AgentRunStatusCompleted)}))
 		require.Empty(t, list(client.ListAgentRunsParams{AgentId: &inactive.Id}))
 	})
 }
@@ -1418,10 +1355,10 @@ func TestAgentBadInput(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				r := agtDo(t, f.env, f.adminToken, http.MethodPost, "/api/v1/agents", c.body)
-				p := agtProblem(t, r, c.status)
+				r := f.env.Do(t, http.MethodPost, "/api/v1/agents", f.adminToken, c.body)
+				p := apitest.RequireProblem(t, r, c.status)
 				if c.field != "" {
-					agtRequireField(t, p, "body", c.field)
+					apitest.RequireFieldError(t, p, "body", c.field)
 				}
 			})
 		}
@@ -1456,10 +1393,10 @@ func TestAgentBadInput(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				r := agtDo(t, f.env, f.adminToken, http.MethodPatch, path, c.body)
-				p := agtProblem(t, r, c.status)
+				r := f.env.Do(t, http.MethodPatch, path, f.adminToken, c.body)
+				p := apitest.RequireProblem(t, r, c.status)
 				if c.field != "" {
-					agtRequireField(t, p, "body", c.field)
+					apitest.RequireFieldError(t, p, "body", c.field)
 				}
 			})
 		}
@@ -1486,10 +1423,10 @@ func TestAgentBadInput(t *testing.T) {
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				r := agtDo(t, f.env, user.Token, http.MethodPost, path, c.body)
-				p := agtProblem(t, r, c.status)
+				r := f.env.Do(t, http.MethodPost, path, user.Token, c.body)
+				p := apitest.RequireProblem(t, r, c.status)
 				if c.field != "" {
-					agtRequireField(t, p, "body", c.field)
+					apitest.RequireFieldError(t, p, "body", c.field)
 				}
 			})
 		}
@@ -1510,22 +1447,22 @@ func TestAgentBadInput(t *testing.T) {
 		} {
 			t.Run(c.query, func(t *testing.T) {
 				t.Parallel()
-				r := agtDo(t, f.env, user.Token, http.MethodGet, "/api/v1/agent-runs?"+c.query, "")
-				agtRequireField(t, agtProblem(t, r, http.StatusUnprocessableEntity), "query", c.field)
+				r := f.env.Do(t, http.MethodGet, "/api/v1/agent-runs?"+c.query, user.Token, "")
+				apitest.RequireFieldError(t, apitest.RequireProblem(t, r, http.StatusUnprocessableEntity), "query", c.field)
 			})
 		}
 		t.Run("run id abc", func(t *testing.T) {
 			t.Parallel()
-			r := agtDo(t, f.env, user.Token, http.MethodGet, "/api/v1/agent-runs/abc", "")
-			agtRequireField(t, agtProblem(t, r, http.StatusUnprocessableEntity), "path", "run_id")
+			r := f.env.Do(t, http.MethodGet, "/api/v1/agent-runs/abc", user.Token, "")
+			apitest.RequireFieldError(t, apitest.RequireProblem(t, r, http.StatusUnprocessableEntity), "path", "run_id")
 		})
 		t.Run("unknown run", func(t *testing.T) {
 			t.Parallel()
-			agtProblem(t, agtDo(t, f.env, user.Token, http.MethodGet, "/api/v1/agent-runs/999999", ""), http.StatusNotFound)
+			apitest.RequireProblem(t, f.env.Do(t, http.MethodGet, "/api/v1/agent-runs/999999", user.Token, ""), http.StatusNotFound)
 		})
 		t.Run("unknown agent", func(t *testing.T) {
 			t.Parallel()
-			agtProblem(t, agtDo(t, f.env, user.Token, http.MethodGet, "/api/v1/agents/999999", ""), http.StatusNotFound)
+			apitest.RequireProblem(t, f.env.Do(t, http.MethodGet, "/api/v1/agents/999999", user.Token, ""), http.StatusNotFound)
 		})
 	})
 }
@@ -1547,10 +1484,10 @@ func TestAgentETag(t *testing.T) {
 	require.Equal(t, tag, notModified.HTTPResponse.Header.Get("ETag"))
 
 	stale := `"999"`
-	r := agtDo(t, f.env, f.adminToken, http.MethodPatch, fmt.Sprintf("/api/v1/agents/%d", ag.Id), `{"description":"nope"}`, "If-Match", stale)
-	agtProblem(t, r, http.StatusPreconditionFailed)
+	r := f.env.Do(t, http.MethodPatch, fmt.Sprintf("/api/v1/agents/%d", ag.Id), f.adminToken, `{"description":"nope"}`, "If-Match", stale)
+	apitest.RequireProblem(t, r, http.StatusPreconditionFailed)
 
-	upd, err := f.admin.UpdateAgentWithResponse(ctx, ag.Id, &client.UpdateAgentParams{IfMatch: &tag}, client.AgentUpdate{Description: agtPtr("v2"), MaxOutputTokens: nullable.NewNullableWithValue[int32](256)})
+	upd, err := f.admin.UpdateAgentWithResponse(ctx, ag.Id, &client.UpdateAgentParams{IfMatch: &tag}, client.AgentUpdate{Description: apitest.Ptr("v2"), MaxOutputTokens: nullable.NewNullableWithValue[int32](256)})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, upd.StatusCode(), "%s", upd.Body)
 	newTag := upd.HTTPResponse.Header.Get("ETag")
@@ -1568,10 +1505,10 @@ func TestAgentETag(t *testing.T) {
 	current := cleared.HTTPResponse.Header.Get("ETag")
 
 	for _, old := range []string{tag, newTag} {
-		r := agtDo(t, f.env, f.adminToken, http.MethodPatch, fmt.Sprintf("/api/v1/agents/%d", ag.Id), `{"description":"lost update"}`, "If-Match", old)
-		agtProblem(t, r, http.StatusPreconditionFailed)
-		r = agtDo(t, f.env, f.adminToken, http.MethodDelete, fmt.Sprintf("/api/v1/agents/%d", ag.Id), "", "If-Match", old)
-		agtProblem(t, r, http.StatusPreconditionFailed)
+		r := f.env.Do(t, http.MethodPatch, fmt.Sprintf("/api/v1/agents/%d", ag.Id), f.adminToken, `{"description":"lost update"}`, "If-Match", old)
+		apitest.RequireProblem(t, r, http.StatusPreconditionFailed)
+		r = f.env.Do(t, http.MethodDelete, fmt.Sprintf("/api/v1/agents/%d", ag.Id), f.adminToken, "", "If-Match", old)
+		apitest.RequireProblem(t, r, http.StatusPreconditionFailed)
 	}
 	still, err := f.admin.GetAgentWithResponse(ctx, ag.Id, nil)
 	require.NoError(t, err)

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -34,103 +33,20 @@ func authStart(t *testing.T, opts ...apitest.Option) *apitest.Env {
 	return apitest.Start(t, append([]apitest.Option{apitest.WithEnv("LOGIN_RATE_LIMIT_PER_MINUTE", "0")}, opts...)...)
 }
 
-// authResponse is a raw response, read in full.
-type authResponse struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// authDo sends a raw request through the contract-validating client. headers are
-// name/value pairs.
-func authDo(t *testing.T, env *apitest.Env, method, path, contentType, body string, headers ...string) authResponse {
-	t.Helper()
-	return authDoWith(t, env.HTTP, env, method, path, contentType, body, headers...)
-}
-
-func authDoWith(t *testing.T, hc *http.Client, env *apitest.Env, method, path, contentType, body string, headers ...string) authResponse {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, env.BaseURL+path, rd)
-	require.NoError(t, err)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	require.Zero(t, len(headers)%2, "headers come in name/value pairs")
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := hc.Do(req)
-	require.NoError(t, err)
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return authResponse{Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
 // authLoginForm posts a raw form to the token endpoint.
-func authLoginForm(t *testing.T, env *apitest.Env, form url.Values) authResponse {
+func authLoginForm(t *testing.T, env *apitest.Env, form url.Values) *apitest.Response {
 	t.Helper()
-	return authDo(t, env, http.MethodPost, "/api/v1/auth/token", "application/x-www-form-urlencoded", form.Encode())
+	return env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/token", ContentType: apitest.Form, Body: form.Encode()})
 }
 
 // authMe calls GET /api/v1/users/me with the given Authorization header value (none
 // when empty).
-func authMe(t *testing.T, env *apitest.Env, authorization string) authResponse {
+func authMe(t *testing.T, env *apitest.Env, authorization string) *apitest.Response {
 	t.Helper()
 	if authorization == "" {
-		return authDo(t, env, http.MethodGet, "/api/v1/users/me", "", "")
+		return env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me"})
 	}
-	return authDo(t, env, http.MethodGet, "/api/v1/users/me", "", "", "Authorization", authorization)
-}
-
-// authProblem checks that a response is a problem of the given status and decodes it.
-func authProblem(t *testing.T, status int, header http.Header, body []byte) client.Problem {
-	t.Helper()
-	require.Equal(t, status, func() int {
-		var p struct {
-			Status int `json:"status"`
-		}
-		_ = json.Unmarshal(body, &p)
-		return p.Status
-	}(), "problem status; body: %s", body)
-	require.True(t, strings.HasPrefix(header.Get("Content-Type"), "application/problem+json"),
-		"content type %q", header.Get("Content-Type"))
-	var p client.Problem
-	require.NoError(t, json.Unmarshal(body, &p), "body: %s", body)
-	require.Equal(t, int32(status), p.Status)
-	require.NotEmpty(t, p.Type)
-	require.NotEmpty(t, p.Title)
-	require.NotEmpty(t, p.RequestId)
-	require.Equal(t, header.Get("X-Request-ID"), p.RequestId)
-	if status == http.StatusUnauthorized {
-		require.True(t, strings.HasPrefix(header.Get("WWW-Authenticate"), "Bearer"),
-			"WWW-Authenticate %q", header.Get("WWW-Authenticate"))
-		require.Equal(t, "/problems/unauthorized", p.Type)
-	}
-	return p
-}
-
-// authRequire401 checks a raw response is a 401 problem with WWW-Authenticate.
-func authRequire401(t *testing.T, r authResponse) client.Problem {
-	t.Helper()
-	require.Equal(t, http.StatusUnauthorized, r.Status, "body: %s", r.Body)
-	return authProblem(t, r.Status, r.Header, r.Body)
-}
-
-// authFieldErrors returns "location:field" for each field error of a problem.
-func authFieldErrors(p client.Problem) []string {
-	if p.Errors == nil {
-		return nil
-	}
-	out := make([]string, 0, len(*p.Errors))
-	for _, e := range *p.Errors {
-		out = append(out, string(e.Location)+":"+e.Field)
-	}
-	return out
+	return env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me", Header: map[string]string{"Authorization": authorization}})
 }
 
 // authClaims decodes a JWT's claims without verifying it.
@@ -199,7 +115,7 @@ func authRequireRefresh401(t *testing.T, env *apitest.Env, token, why string) {
 	t.Helper()
 	res := authRefresh(t, env, token)
 	require.Equal(t, http.StatusUnauthorized, res.StatusCode(), "%s; body: %s", why, res.Body)
-	authProblem(t, res.StatusCode(), res.HTTPResponse.Header, res.Body)
+	apitest.RequireProblem(t, res, res.StatusCode())
 }
 
 func authRequireRefresh200(t *testing.T, env *apitest.Env, token, why string) client.TokenPair {
@@ -271,8 +187,8 @@ func TestLogin(t *testing.T) {
 		wrong := authLogin(t, env, apitest.AdminEmail, "not-the-admin-password")
 		require.Equal(t, http.StatusUnauthorized, wrong.StatusCode(), "body: %s", wrong.Body)
 
-		pu := authProblem(t, unknown.StatusCode(), unknown.HTTPResponse.Header, unknown.Body)
-		pw := authProblem(t, wrong.StatusCode(), wrong.HTTPResponse.Header, wrong.Body)
+		pu := apitest.RequireProblem(t, unknown, unknown.StatusCode())
+		pw := apitest.RequireProblem(t, wrong, wrong.StatusCode())
 		require.NotNil(t, pw.Detail)
 		require.NotEqual(t, pu.RequestId, pw.RequestId)
 		authSameProblem(t, pu, pw)
@@ -311,16 +227,16 @@ func TestLogin(t *testing.T) {
 			"grant_type": {"client_credentials"}, "username": {apitest.AdminEmail}, "password": {apitest.AdminPassword},
 		})
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		p := authProblem(t, r.Status, r.Header, r.Body)
-		require.Contains(t, authFieldErrors(p), "body:grant_type")
+		p := apitest.RequireProblem(t, r, r.Status)
+		require.Contains(t, apitest.FieldErrors(p), "body:grant_type")
 	})
 
 	t.Run("missing_username_and_password_are_422_naming_both_fields", func(t *testing.T) {
 		t.Parallel()
 		r := authLoginForm(t, env, url.Values{"scope": {""}})
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		p := authProblem(t, r.Status, r.Header, r.Body)
-		require.ElementsMatch(t, []string{"body:username", "body:password"}, authFieldErrors(p))
+		p := apitest.RequireProblem(t, r, r.Status)
+		require.ElementsMatch(t, []string{"body:username", "body:password"}, apitest.FieldErrors(p))
 		for _, e := range *p.Errors {
 			require.NotEmpty(t, e.Message)
 		}
@@ -330,32 +246,32 @@ func TestLogin(t *testing.T) {
 		t.Parallel()
 		r := authLoginForm(t, env, url.Values{"username": {apitest.AdminEmail}})
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		p := authProblem(t, r.Status, r.Header, r.Body)
-		require.Equal(t, []string{"body:password"}, authFieldErrors(p))
+		p := apitest.RequireProblem(t, r, r.Status)
+		require.Equal(t, []string{"body:password"}, apitest.FieldErrors(p))
 	})
 
 	t.Run("empty_username_is_422", func(t *testing.T) {
 		t.Parallel()
 		r := authLoginForm(t, env, url.Values{"username": {""}, "password": {apitest.AdminPassword}})
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		p := authProblem(t, r.Status, r.Header, r.Body)
-		require.Contains(t, authFieldErrors(p), "body:username")
+		p := apitest.RequireProblem(t, r, r.Status)
+		require.Contains(t, apitest.FieldErrors(p), "body:username")
 	})
 
 	t.Run("empty_body_is_422", func(t *testing.T) {
 		t.Parallel()
-		r := authDo(t, env, http.MethodPost, "/api/v1/auth/token", "application/x-www-form-urlencoded", "")
+		r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/token", ContentType: apitest.Form})
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		authProblem(t, r.Status, r.Header, r.Body)
+		apitest.RequireProblem(t, r, r.Status)
 	})
 
 	t.Run("bodies_that_are_not_a_form_are_415", func(t *testing.T) {
 		t.Parallel()
 		for _, ct := range []string{"application/json", "text/plain", "", "multipart/form-data; boundary=x"} {
 			body := `{"username":"` + apitest.AdminEmail + `","password":"` + apitest.AdminPassword + `"}`
-			r := authDo(t, env, http.MethodPost, "/api/v1/auth/token", ct, body)
+			r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/token", ContentType: ct, Body: body})
 			require.Equal(t, http.StatusUnsupportedMediaType, r.Status, "content type %q; body: %s", ct, r.Body)
-			p := authProblem(t, r.Status, r.Header, r.Body)
+			p := apitest.RequireProblem(t, r, r.Status)
 			require.Equal(t, "/problems/unsupported-media-type", p.Type)
 		}
 	})
@@ -377,10 +293,10 @@ func TestLogin(t *testing.T) {
 		for i, body := range bodies {
 			t.Run(strconv.Itoa(i), func(t *testing.T) {
 				t.Parallel()
-				r := authDo(t, env, http.MethodPost, "/api/v1/auth/token", "application/x-www-form-urlencoded", body)
+				r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/token", ContentType: apitest.Form, Body: body})
 				require.Contains(t, []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusUnprocessableEntity}, r.Status,
 					"body %q → %d %s", body, r.Status, r.Body)
-				authProblem(t, r.Status, r.Header, r.Body)
+				apitest.RequireProblem(t, r, r.Status)
 			})
 		}
 	})
@@ -399,7 +315,7 @@ func TestLogin(t *testing.T) {
 				r := authLoginForm(t, env, url.Values{"username": {username}, "password": {apitest.AdminPassword}})
 				require.Contains(t, []int{http.StatusBadRequest, http.StatusUnauthorized, http.StatusUnprocessableEntity}, r.Status,
 					"username %q → %d %s", username, r.Status, r.Body)
-				authProblem(t, r.Status, r.Header, r.Body)
+				apitest.RequireProblem(t, r, r.Status)
 			})
 		}
 	})
@@ -410,10 +326,10 @@ func TestLogin(t *testing.T) {
 		for name, q := range map[string]string{"bad_percent_escape": "%zz", "semicolon_separator": "a=1;b=2"} {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				r := authDo(t, env, http.MethodPost, "/api/v1/auth/token?"+q, "application/x-www-form-urlencoded", form)
+				r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/token?" + q, ContentType: apitest.Form, Body: form})
 				require.Less(t, r.Status, 500, "query %q → %d %s", q, r.Status, r.Body)
 				if r.Status >= 400 {
-					authProblem(t, r.Status, r.Header, r.Body)
+					apitest.RequireProblem(t, r, r.Status)
 				}
 			})
 		}
@@ -519,9 +435,9 @@ func TestRefresh(t *testing.T) {
 	t.Run("malformed_json_is_400", func(t *testing.T) {
 		t.Parallel()
 		for _, body := range []string{`{"refresh_token":`, `not json`, `[`, `{"refresh_token":"rt_x",}`} {
-			r := authDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "application/json", body)
+			r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/refresh", ContentType: apitest.JSON, Body: body})
 			require.Equal(t, http.StatusBadRequest, r.Status, "body %q → %s", body, r.Body)
-			p := authProblem(t, r.Status, r.Header, r.Body)
+			p := apitest.RequireProblem(t, r, r.Status)
 			require.Equal(t, "/problems/malformed-request", p.Type)
 		}
 	})
@@ -531,26 +447,26 @@ func TestRefresh(t *testing.T) {
 		// RFC 8259: a JSON text is one value; `{...}}` or `{...}{...}` is not valid JSON.
 		for _, suffix := range []string{"}", ` {"refresh_token":"rt_y"}`, " garbage"} {
 			body := `{"refresh_token":"rt_x"}` + suffix
-			r := authDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "application/json", body)
+			r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/refresh", ContentType: apitest.JSON, Body: body})
 			require.Equal(t, http.StatusBadRequest, r.Status, "body %q → %s", body, r.Body)
-			authProblem(t, r.Status, r.Header, r.Body)
+			apitest.RequireProblem(t, r, r.Status)
 		}
 	})
 
 	t.Run("missing_refresh_token_is_422_naming_the_field", func(t *testing.T) {
 		t.Parallel()
-		r := authDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "application/json", `{}`)
+		r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/refresh", ContentType: apitest.JSON, Body: `{}`})
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		p := authProblem(t, r.Status, r.Header, r.Body)
-		require.Equal(t, []string{"body:refresh_token"}, authFieldErrors(p))
+		p := apitest.RequireProblem(t, r, r.Status)
+		require.Equal(t, []string{"body:refresh_token"}, apitest.FieldErrors(p))
 	})
 
 	t.Run("wrong_type_or_empty_refresh_token_is_422", func(t *testing.T) {
 		t.Parallel()
 		for _, body := range []string{`{"refresh_token":""}`, `{"refresh_token":42}`, `{"refresh_token":null}`, `"rt_x"`, `[]`} {
-			r := authDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "application/json", body)
+			r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/refresh", ContentType: apitest.JSON, Body: body})
 			require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body %q → %s", body, r.Body)
-			authProblem(t, r.Status, r.Header, r.Body)
+			apitest.RequireProblem(t, r, r.Status)
 		}
 	})
 
@@ -558,20 +474,20 @@ func TestRefresh(t *testing.T) {
 		t.Parallel()
 		pair := login(t)
 		body := `{"refresh_token":"` + pair.RefreshToken + `","grant_type":"refresh_token"}`
-		r := authDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "application/json", body)
+		r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/refresh", ContentType: apitest.JSON, Body: body})
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		p := authProblem(t, r.Status, r.Header, r.Body)
-		require.Equal(t, []string{"body:grant_type"}, authFieldErrors(p))
+		p := apitest.RequireProblem(t, r, r.Status)
+		require.Equal(t, []string{"body:grant_type"}, apitest.FieldErrors(p))
 		authRequireRefresh200(t, env, pair.RefreshToken, "a rejected request does not spend the token")
 	})
 
 	t.Run("a_form_body_is_415", func(t *testing.T) {
 		t.Parallel()
 		pair := login(t)
-		r := authDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "application/x-www-form-urlencoded",
-			url.Values{"refresh_token": {pair.RefreshToken}}.Encode())
+		r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/refresh", ContentType: apitest.Form, Body: url.Values{"refresh_token": {pair.RefreshToken}}.Encode()})
+
 		require.Equal(t, http.StatusUnsupportedMediaType, r.Status, "body: %s", r.Body)
-		authProblem(t, r.Status, r.Header, r.Body)
+		apitest.RequireProblem(t, r, r.Status)
 	})
 }
 
@@ -629,9 +545,9 @@ func TestLogout(t *testing.T) {
 			`{"refresh_token":["rt_a"]}`:    http.StatusUnprocessableEntity,
 			`{"refresh_token":"rt_a","":0}`: http.StatusUnprocessableEntity,
 		} {
-			r := authDo(t, env, http.MethodPost, "/api/v1/auth/logout", "application/json", body)
+			r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/logout", ContentType: apitest.JSON, Body: body})
 			require.Equal(t, status, r.Status, "body %q → %s", body, r.Body)
-			authProblem(t, r.Status, r.Header, r.Body)
+			apitest.RequireProblem(t, r, r.Status)
 		}
 	})
 }
@@ -746,7 +662,7 @@ func TestAccessToken(t *testing.T) {
 	for _, tc := range cases {
 		t.Run("rejects_"+tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := authRequire401(t, authMe(t, env, tc.header(t)))
+			p := apitest.RequireProblem(t, authMe(t, env, tc.header(t)), http.StatusUnauthorized)
 			require.NotNil(t, p.Detail)
 			require.NotEmpty(t, *p.Detail)
 		})
@@ -761,7 +677,7 @@ func TestAccessToken(t *testing.T) {
 		claims := authClaims(t, u.Token)
 		claims["sub"] = strconv.FormatInt(adminID, 10) // escalate to the administrator
 		tampered := parts[0] + "." + authB64(t, claims) + "." + parts[2]
-		authRequire401(t, authMe(t, env, "Bearer "+tampered))
+		apitest.RequireProblem(t, authMe(t, env, "Bearer "+tampered), http.StatusUnauthorized)
 	})
 
 	t.Run("rejects_tokens_of_a_deleted_user", func(t *testing.T) {
@@ -773,8 +689,8 @@ func TestAccessToken(t *testing.T) {
 		res, err := env.AsAdmin(t).DeleteUserWithResponse(context.Background(), u.Id, nil)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNoContent, res.StatusCode(), "body: %s", res.Body)
-		authRequire401(t, authMe(t, env, "Bearer "+u.Token))
-		authRequire401(t, authMe(t, env, "Bearer "+forged))
+		apitest.RequireProblem(t, authMe(t, env, "Bearer "+u.Token), http.StatusUnauthorized)
+		apitest.RequireProblem(t, authMe(t, env, "Bearer "+forged), http.StatusUnauthorized)
 		authRequireRefresh401(t, env, pair.RefreshToken, "refresh token of a deleted user")
 		login := authLogin(t, env, string(u.Email), u.Password)
 		require.Equal(t, http.StatusUnauthorized, login.StatusCode(), "body: %s", login.Body)
@@ -805,7 +721,7 @@ func TestAccessTokenAlgorithm(t *testing.T) {
 		t.Parallel()
 		for _, m := range []jwt.SigningMethod{jwt.SigningMethodHS256, jwt.SigningMethodHS512} {
 			tok := authSign(t, m, authKnownSecret, authValidClaims(adminID))
-			authRequire401(t, authMe(t, env, "Bearer "+tok))
+			apitest.RequireProblem(t, authMe(t, env, "Bearer "+tok), http.StatusUnauthorized)
 		}
 	})
 }
@@ -827,8 +743,8 @@ func TestInactiveUser(t *testing.T) {
 
 	setActive(false)
 
-	authRequire401(t, authMe(t, env, "Bearer "+u.Token))
-	authRequire401(t, authMe(t, env, "Bearer "+pair.AccessToken))
+	apitest.RequireProblem(t, authMe(t, env, "Bearer "+u.Token), http.StatusUnauthorized)
+	apitest.RequireProblem(t, authMe(t, env, "Bearer "+pair.AccessToken), http.StatusUnauthorized)
 	authRequireRefresh401(t, env, pair.RefreshToken, "refresh of a deactivated user")
 
 	inactive := authLogin(t, env, string(u.Email), u.Password)
@@ -836,8 +752,8 @@ func TestInactiveUser(t *testing.T) {
 	wrong := authLogin(t, env, string(u.Email), u.Password+"-wrong")
 	require.Equal(t, http.StatusUnauthorized, wrong.StatusCode(), "body: %s", wrong.Body)
 	authSameProblem(t,
-		authProblem(t, wrong.StatusCode(), wrong.HTTPResponse.Header, wrong.Body),
-		authProblem(t, inactive.StatusCode(), inactive.HTTPResponse.Header, inactive.Body))
+		apitest.RequireProblem(t, wrong, wrong.StatusCode()),
+		apitest.RequireProblem(t, inactive, inactive.StatusCode()))
 
 	setActive(true)
 
@@ -886,8 +802,8 @@ func TestPasswordChange(t *testing.T) {
 		res, err := u.Client.UpdateCurrentUserWithResponse(ctx, nil, client.UserUpdate{Password: &newPW, CurrentPassword: &wrongCurrent})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode(), "body: %s", res.Body)
-		p := authProblem(t, res.StatusCode(), res.HTTPResponse.Header, res.Body)
-		require.Contains(t, authFieldErrors(p), "body:current_password")
+		p := apitest.RequireProblem(t, res, res.StatusCode())
+		require.Contains(t, apitest.FieldErrors(p), "body:current_password")
 
 		res, err = u.Client.UpdateCurrentUserWithResponse(ctx, nil, client.UserUpdate{Password: &newPW})
 		require.NoError(t, err)
@@ -919,25 +835,25 @@ func TestTrailingSlash(t *testing.T) {
 	noRedirect.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	form := url.Values{"username": {apitest.AdminEmail}, "password": {apitest.AdminPassword}}.Encode()
 
-	r := authDoWith(t, &noRedirect, env, http.MethodPost, "/api/v1/auth/token/", "application/x-www-form-urlencoded", form)
+	r := env.Send(t, apitest.Request{Client: &noRedirect, Method: http.MethodPost, Path: "/api/v1/auth/token/", ContentType: apitest.Form, Body: form})
 	require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
 	require.Equal(t, "no-store", r.Header.Get("Cache-Control"))
 	var pair client.TokenPair
 	require.NoError(t, json.Unmarshal(r.Body, &pair))
 	require.Equal(t, client.Bearer, pair.TokenType)
 
-	r = authDoWith(t, &noRedirect, env, http.MethodGet, "/api/v1/users/me/", "", "", "Authorization", "Bearer "+pair.AccessToken)
+	r = env.Send(t, apitest.Request{Client: &noRedirect, Method: http.MethodGet, Path: "/api/v1/users/me/", Token: pair.AccessToken})
 	require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
 
-	r = authDoWith(t, &noRedirect, env, http.MethodGet, "/api/v1/users/me/", "", "")
-	authRequire401(t, r)
+	r = env.Send(t, apitest.Request{Client: &noRedirect, Method: http.MethodGet, Path: "/api/v1/users/me/"})
+	apitest.RequireProblem(t, r, http.StatusUnauthorized)
 
-	r = authDoWith(t, &noRedirect, env, http.MethodPost, "/api/v1/auth/refresh/", "application/json", `{"refresh_token":"`+pair.RefreshToken+`"}`)
+	r = env.Send(t, apitest.Request{Client: &noRedirect, Method: http.MethodPost, Path: "/api/v1/auth/refresh/", ContentType: apitest.JSON, Body: `{"refresh_token":"` + pair.RefreshToken + `"}`})
 	require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
 	var next client.TokenPair
 	require.NoError(t, json.Unmarshal(r.Body, &next))
 
-	r = authDoWith(t, &noRedirect, env, http.MethodPost, "/api/v1/auth/logout/", "application/json", `{"refresh_token":"`+next.RefreshToken+`"}`)
+	r = env.Send(t, apitest.Request{Client: &noRedirect, Method: http.MethodPost, Path: "/api/v1/auth/logout/", ContentType: apitest.JSON, Body: `{"refresh_token":"` + next.RefreshToken + `"}`})
 	require.Equal(t, http.StatusNoContent, r.Status, "body: %s", r.Body)
 	authRequireRefresh401(t, env, next.RefreshToken, "logged out through the slashed path")
 }
@@ -949,9 +865,9 @@ func TestRequestID(t *testing.T) {
 	t.Run("a_sane_id_is_echoed_in_the_header_the_problem_and_the_log", func(t *testing.T) {
 		t.Parallel()
 		id := "client-req_42.Abc-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		r := authDo(t, env, http.MethodGet, "/api/v1/users/me", "", "", "X-Request-ID", id)
+		r := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me", Header: map[string]string{"X-Request-ID": id}})
 		require.Equal(t, id, r.Header.Get("X-Request-ID"))
-		p := authRequire401(t, r)
+		p := apitest.RequireProblem(t, r, http.StatusUnauthorized)
 		require.Equal(t, id, p.RequestId)
 		require.Eventually(t, func() bool { return strings.Contains(env.Logs.String(), id) }, 5*time.Second, 20*time.Millisecond,
 			"the access log line carries the request id")
@@ -961,7 +877,7 @@ func TestRequestID(t *testing.T) {
 		t.Parallel()
 		id := "ok-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		form := url.Values{"username": {apitest.AdminEmail}, "password": {apitest.AdminPassword}}.Encode()
-		r := authDo(t, env, http.MethodPost, "/api/v1/auth/token", "application/x-www-form-urlencoded", form, "X-Request-ID", id)
+		r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/token", ContentType: apitest.Form, Body: form, Header: map[string]string{"X-Request-ID": id}})
 		require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
 		require.Equal(t, id, r.Header.Get("X-Request-ID"))
 	})
@@ -969,9 +885,9 @@ func TestRequestID(t *testing.T) {
 	t.Run("an_id_of_the_maximum_length_is_kept", func(t *testing.T) {
 		t.Parallel()
 		id := strings.Repeat("k", 128)
-		r := authDo(t, env, http.MethodGet, "/api/v1/users/me", "", "", "X-Request-ID", id)
+		r := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me", Header: map[string]string{"X-Request-ID": id}})
 		require.Equal(t, id, r.Header.Get("X-Request-ID"))
-		require.Equal(t, id, authRequire401(t, r).RequestId)
+		require.Equal(t, id, apitest.RequireProblem(t, r, http.StatusUnauthorized).RequestId)
 	})
 
 	t.Run("an_insane_id_is_replaced_by_a_generated_one", func(t *testing.T) {
@@ -985,13 +901,13 @@ func TestRequestID(t *testing.T) {
 			"semi;colon",
 			"ünïcödé",
 		} {
-			r := authDo(t, env, http.MethodGet, "/api/v1/users/me", "", "", "X-Request-ID", id)
+			r := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me", Header: map[string]string{"X-Request-ID": id}})
 			got := r.Header.Get("X-Request-ID")
 			require.NotEmpty(t, got)
 			require.NotEqual(t, id, got, "id %q must not be echoed", id)
 			require.LessOrEqual(t, len(got), 128)
 			require.Regexp(t, `^[A-Za-z0-9._-]+$`, got)
-			p := authRequire401(t, r)
+			p := apitest.RequireProblem(t, r, http.StatusUnauthorized)
 			require.Equal(t, got, p.RequestId)
 			require.NotContains(t, string(r.Body), id)
 		}
@@ -1003,6 +919,6 @@ func TestRequestID(t *testing.T) {
 		b := authMe(t, env, "")
 		require.NotEmpty(t, a.Header.Get("X-Request-ID"))
 		require.NotEqual(t, a.Header.Get("X-Request-ID"), b.Header.Get("X-Request-ID"))
-		require.Equal(t, a.Header.Get("X-Request-ID"), authRequire401(t, a).RequestId)
+		require.Equal(t, a.Header.Get("X-Request-ID"), apitest.RequireProblem(t, a, http.StatusUnauthorized).RequestId)
 	})
 }

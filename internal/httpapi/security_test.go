@@ -61,74 +61,8 @@ func secRandom(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// secResponse is a raw response, read in full.
-type secResponse struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// secDo sends a raw request through hc. A body of unknown length (chunked) is sent when
-// chunked is set. headers are name/value pairs.
-func secDo(t *testing.T, hc *http.Client, baseURL, method, path, contentType string, body io.Reader, chunked bool, headers ...string) secResponse {
-	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, baseURL+path, body)
-	require.NoError(t, err)
-	if chunked {
-		req.ContentLength = -1
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	require.Zero(t, len(headers)%2, "headers come in name/value pairs")
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Add(headers[i], headers[i+1])
-	}
-	res, err := hc.Do(req)
-	require.NoError(t, err)
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return secResponse{Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
-// secJSON sends a JSON body (or none when body is "") as token through the
-// contract-validating client.
-func secJSON(t *testing.T, env *apitest.Env, token, method, path, body string, headers ...string) secResponse {
-	t.Helper()
-	var rd io.Reader
-	ct := ""
-	if body != "" {
-		rd, ct = strings.NewReader(body), "application/json"
-	}
-	if token != "" {
-		headers = append(headers, "Authorization", "Bearer "+token)
-	}
-	return secDo(t, env.HTTP, env.BaseURL, method, path, ct, rd, false, headers...)
-}
-
-// secProblem requires a problem response of the given status and decodes it.
-func secProblem(t *testing.T, r secResponse, status int) client.Problem {
-	t.Helper()
-	require.Equal(t, status, r.Status, "body: %s", r.Body)
-	return authProblem(t, r.Status, r.Header, r.Body)
-}
-
-// secHasField reports whether a problem names field at location.
-func secHasField(p client.Problem, location, field string) bool {
-	if p.Errors == nil {
-		return false
-	}
-	for _, e := range *p.Errors {
-		if string(e.Location) == location && (e.Field == field || strings.HasPrefix(e.Field, field+".")) {
-			return true
-		}
-	}
-	return false
-}
-
 // secDecode decodes a JSON body into v.
-func secDecode[T any](t *testing.T, r secResponse) T {
+func secDecode[T any](t *testing.T, r *apitest.Response) T {
 	t.Helper()
 	var v T
 	require.NoError(t, json.Unmarshal(r.Body, &v), "body: %s", r.Body)
@@ -195,21 +129,22 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 	}
 	var want []logged
 	seq := 0
-	do := func(name, method, path, route string, userID int64, contentType, body string, headers ...string) secResponse {
+	do := func(name, method, path, route string, userID int64, contentType, body string, headers ...string) *apitest.Response {
 		t.Helper()
 		seq++
 		id := fmt.Sprintf("sec-log-%02d-%s", seq, name)
-		var rd io.Reader
-		if body != "" {
-			rd = strings.NewReader(body)
+		require.Zero(t, len(headers)%2, "headers come in name/value pairs")
+		h := map[string]string{"X-Request-ID": id}
+		for i := 0; i < len(headers); i += 2 {
+			h[headers[i]] = headers[i+1]
 		}
-		r := secDo(t, env.HTTP, env.BaseURL, method, path, contentType, rd, false, append(headers, "X-Request-ID", id)...)
+		r := env.Send(t, apitest.Request{Method: method, Path: path, ContentType: contentType, Body: body, Header: h})
 		require.Equal(t, id, r.Header.Get("X-Request-ID"))
 		want = append(want, logged{id: id, method: method, route: route, status: r.Status, userID: userID})
 		return r
 	}
 	const form = "application/x-www-form-urlencoded"
-	login := func(name, email, pw string) secResponse {
+	login := func(name, email, pw string) *apitest.Response {
 		t.Helper()
 		return do(name, http.MethodPost, "/api/v1/auth/token", "/api/v1/auth/token", 0, form,
 			url.Values{"username": {email}, "password": {pw}, "grant_type": {"password"}}.Encode())
@@ -289,17 +224,17 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 	expired := authSign(t, jwt.SigningMethodHS256, secSecretKey, expiredClaims)
 	secret(expired, secSignature(t, expired), "Bearer "+expired)
 	r = do("expired-bearer", http.MethodGet, "/api/v1/users/me", "/api/v1/users/me", 0, "", "", bearer(expired)...)
-	authRequire401(t, authResponse(r))
+	apitest.RequireProblem(t, r, http.StatusUnauthorized)
 	garbage := "sec-garbage-token-" + secRandom(16)
 	secret(garbage, "Bearer "+garbage)
 	r = do("garbage-bearer", http.MethodGet, "/api/v1/users/me", "/api/v1/users/me", 0, "", "", bearer(garbage)...)
-	authRequire401(t, authResponse(r))
+	apitest.RequireProblem(t, r, http.StatusUnauthorized)
 	r = do("refresh-token-as-bearer", http.MethodGet, "/api/v1/users/me", "/api/v1/users/me", 0, "", "", bearer(user3.RefreshToken)...)
-	authRequire401(t, authResponse(r))
+	apitest.RequireProblem(t, r, http.StatusUnauthorized)
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte(email+":"+newPW))
 	secret(basic, basic[len("Basic "):])
 	r = do("basic-credentials", http.MethodGet, "/api/v1/users/me", "/api/v1/users/me", 0, "", "", "Authorization", basic)
-	authRequire401(t, authResponse(r))
+	apitest.RequireProblem(t, r, http.StatusUnauthorized)
 
 	// A wrong password and overlong ones.
 	wrongPW := "sec-wrong-login-password-" + secRandom(8)
@@ -323,7 +258,7 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 		bearer(user3.AccessToken)...)
 	require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
 	r = do("access-token-in-query", http.MethodGet, "/api/v1/users/me?access_token="+url.QueryEscape(user3.AccessToken), "/api/v1/users/me", 0, "", "")
-	authRequire401(t, authResponse(r))
+	apitest.RequireProblem(t, r, http.StatusUnauthorized)
 
 	// A task under an Idempotency-Key.
 	taskKey := "sec-task-idempotency-" + secRandom(8)
@@ -386,7 +321,7 @@ func TestSecretsNeverReachTheLogs(t *testing.T) {
 	require.NotContains(t, logs, "$argon2", "the log contains a password hash")
 
 	// The other observability sink, /metrics, labels by route template only.
-	m := secDo(t, env.HTTP, env.BaseURL, http.MethodGet, "/metrics", "", nil, false)
+	m := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/metrics"})
 	require.Equal(t, http.StatusOK, m.Status, "body: %s", m.Body)
 	for _, s := range secrets {
 		for _, f := range secForms(s) {
@@ -491,12 +426,12 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	const served = 3 * time.Second
 	for i := range 4 {
 		began := time.Now()
-		h := secDo(t, fresh, env.BaseURL, http.MethodGet, "/api/health", "", nil, false)
+		h := env.Send(t, apitest.Request{Client: fresh, Method: http.MethodGet, Path: "/api/health"})
 		require.Equal(t, http.StatusOK, h.Status, "health #%d: %s", i, h.Body)
 		require.Less(t, time.Since(began), served, "health #%d took %s while slow clients hang on", i, time.Since(began))
 
 		began = time.Now()
-		me := secDo(t, fresh, env.BaseURL, http.MethodGet, "/api/v1/users/me", "", nil, false, "Authorization", "Bearer "+token)
+		me := env.Send(t, apitest.Request{Client: fresh, Method: http.MethodGet, Path: "/api/v1/users/me", Token: token})
 		require.Equal(t, http.StatusOK, me.Status, "users/me #%d: %s", i, me.Body)
 		require.Less(t, time.Since(began), served, "users/me #%d took %s while slow clients hang on", i, time.Since(began))
 		time.Sleep(700 * time.Millisecond)
@@ -525,7 +460,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	t.Logf("%d slow connections cut off after %s to %s", trickled+silent, fastest.Round(time.Millisecond), slowest.Round(time.Millisecond))
 
 	// The server is still healthy afterwards.
-	h := secDo(t, fresh, env.BaseURL, http.MethodGet, "/api/health", "", nil, false)
+	h := env.Send(t, apitest.Request{Client: fresh, Method: http.MethodGet, Path: "/api/health"})
 	require.Equal(t, http.StatusOK, h.Status)
 }
 
@@ -601,10 +536,10 @@ func TestHeaderAndBodySizeLimits(t *testing.T) {
 	t.Run("headers_just_under_MaxHeaderBytes_are_served", func(t *testing.T) {
 		t.Parallel()
 		pad := strings.Repeat("p", 60<<10)
-		r := secDo(t, env.HTTP, env.BaseURL, http.MethodGet, "/api/health", "", nil, false, "X-Padding", pad)
+		r := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/health", Header: map[string]string{"X-Padding": pad}})
 		require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
-		r = secDo(t, env.HTTP, env.BaseURL, http.MethodGet, "/api/v1/users/me", "", nil, false,
-			"Authorization", "Bearer "+owner.Token, "Cookie", "session="+pad)
+		r = env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me", Token: owner.Token, Header: map[string]string{"Cookie": "session=" + pad}})
+
 		require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
 	})
 
@@ -622,9 +557,9 @@ func TestHeaderAndBodySizeLimits(t *testing.T) {
 		t.Run("create_task_body_over_1MiB_is_413/"+c.name, func(t *testing.T) {
 			t.Parallel()
 			u := env.CreateUser(t, "Big", false)
-			r := secDo(t, env.HTTP, env.BaseURL, http.MethodPost, "/api/v1/tasks", "application/json",
-				strings.NewReader(taskBody(c.size)), c.chunked, "Authorization", "Bearer "+u.Token)
-			p := secProblem(t, r, http.StatusRequestEntityTooLarge)
+			r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/tasks", ContentType: apitest.JSON, Body: strings.NewReader(taskBody(c.size)), Chunked: c.chunked, Token: u.Token})
+
+			p := apitest.RequireProblem(t, r, http.StatusRequestEntityTooLarge)
 			require.Equal(t, "/problems/payload-too-large", p.Type)
 			requireNoTasks(t, u)
 		})
@@ -633,11 +568,11 @@ func TestHeaderAndBodySizeLimits(t *testing.T) {
 		t.Parallel()
 		u := env.CreateUser(t, "BigKey", false)
 		key := "sec-big-" + secRandom(6)
-		r := secDo(t, env.HTTP, env.BaseURL, http.MethodPost, "/api/v1/tasks", "application/json",
-			strings.NewReader(taskBody(limit+1)), true, "Authorization", "Bearer "+u.Token, "Idempotency-Key", key)
-		secProblem(t, r, http.StatusRequestEntityTooLarge)
+		r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/tasks", ContentType: apitest.JSON, Body: strings.NewReader(taskBody(limit + 1)), Chunked: true, Token: u.Token, Header: map[string]string{"Idempotency-Key": key}})
+
+		apitest.RequireProblem(t, r, http.StatusRequestEntityTooLarge)
 		requireNoTasks(t, u)
-		r = secJSON(t, env, u.Token, http.MethodPost, "/api/v1/tasks", `{"title":"small"}`, "Idempotency-Key", key)
+		r = env.Do(t, http.MethodPost, "/api/v1/tasks", u.Token, `{"title":"small"}`, "Idempotency-Key", key)
 		require.Equal(t, http.StatusCreated, r.Status, "the key is still free: %s", r.Body)
 	})
 	for _, c := range []struct {
@@ -656,10 +591,10 @@ func TestHeaderAndBodySizeLimits(t *testing.T) {
 		t.Run("create_task_body_at_the_limit_is_validated_not_413/"+c.name, func(t *testing.T) {
 			t.Parallel()
 			u := env.CreateUser(t, "Edge", false)
-			r := secDo(t, env.HTTP, env.BaseURL, http.MethodPost, "/api/v1/tasks", "application/json",
-				strings.NewReader(taskBody(c.size)), c.chunked, "Authorization", "Bearer "+u.Token)
-			p := secProblem(t, r, http.StatusUnprocessableEntity)
-			require.True(t, secHasField(p, "body", "description"), "errors %+v", p.Errors)
+			r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/tasks", ContentType: apitest.JSON, Body: strings.NewReader(taskBody(c.size)), Chunked: c.chunked, Token: u.Token})
+
+			p := apitest.RequireProblem(t, r, http.StatusUnprocessableEntity)
+			require.True(t, apitest.HasFieldError(p, "body", "description"), "errors %+v", p.Errors)
 			requireNoTasks(t, u)
 		})
 	}
@@ -668,9 +603,9 @@ func TestHeaderAndBodySizeLimits(t *testing.T) {
 		u := env.CreateUser(t, "Broken", false)
 		b := taskBody(limit - 1)
 		b = b[:len(b)-1] // drop the closing brace
-		r := secDo(t, env.HTTP, env.BaseURL, http.MethodPost, "/api/v1/tasks", "application/json",
-			strings.NewReader(b), false, "Authorization", "Bearer "+u.Token)
-		secProblem(t, r, http.StatusBadRequest)
+		r := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/tasks", ContentType: apitest.JSON, Body: strings.NewReader(b), Token: u.Token})
+
+		apitest.RequireProblem(t, r, http.StatusBadRequest)
 		requireNoTasks(t, u)
 	})
 	t.Run("update_task_body_over_1MiB_is_413_and_changes_nothing", func(t *testing.T) {
@@ -680,9 +615,9 @@ func TestHeaderAndBodySizeLimits(t *testing.T) {
 		path := "/api/v1/tasks/" + strconv.FormatInt(task.Id, 10)
 		for _, chunked := range []bool{false, true} {
 			body := `{"title":"changed","description":"` + strings.Repeat("u", limit) + `"}`
-			r := secDo(t, env.HTTP, env.BaseURL, http.MethodPatch, path, "application/json",
-				strings.NewReader(body), chunked, "Authorization", "Bearer "+u.Token)
-			secProblem(t, r, http.StatusRequestEntityTooLarge)
+			r := env.Send(t, apitest.Request{Method: http.MethodPatch, Path: path, ContentType: apitest.JSON, Body: strings.NewReader(body), Chunked: chunked, Token: u.Token})
+
+			apitest.RequireProblem(t, r, http.StatusRequestEntityTooLarge)
 		}
 		after := taskGet(t, u.Client, task.Id)
 		require.Equal(t, task, after)
@@ -788,7 +723,7 @@ func TestSQLMetacharactersAndUnicodeRoundTrip(t *testing.T) {
 	listTasks := func(t *testing.T, query url.Values) client.TaskPage {
 		t.Helper()
 		query.Set("limit", "1000")
-		r := secJSON(t, env, owner.Token, http.MethodGet, "/api/v1/tasks?"+query.Encode(), "")
+		r := env.Do(t, http.MethodGet, "/api/v1/tasks?"+query.Encode(), owner.Token, "")
 		require.Equal(t, http.StatusOK, r.Status, "query %q: %s", query.Encode(), r.Body)
 		return secDecode[client.TaskPage](t, r)
 	}
@@ -898,7 +833,7 @@ func TestSQLMetacharactersAndUnicodeRoundTrip(t *testing.T) {
 			if q != "" {
 				v.Set("q", q)
 			}
-			r := secJSON(t, env, adminToken, http.MethodGet, "/api/v1/users?"+v.Encode(), "")
+			r := env.Do(t, http.MethodGet, "/api/v1/users?"+v.Encode(), adminToken, "")
 			require.Equal(t, http.StatusOK, r.Status, "q=%q: %s", q, r.Body)
 			return secDecode[client.UserPage](t, r)
 		}
@@ -958,7 +893,7 @@ func TestSQLMetacharactersAndUnicodeRoundTrip(t *testing.T) {
 			require.Equal(t, newInstr, up.JSON200.Instructions)
 			require.Equal(t, s, up.JSON200.Description)
 		}
-		res, err := admin.ListAgentsWithResponse(ctx, &client.ListAgentsParams{Limit: taskPtr[client.Limit](1000)})
+		res, err := admin.ListAgentsWithResponse(ctx, &client.ListAgentsParams{Limit: apitest.Ptr[client.Limit](1000)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "body: %s", res.Body)
 		require.EqualValues(t, len(secNasty), res.JSON200.Total)
@@ -1136,7 +1071,7 @@ func TestJWTAttacks(t *testing.T) {
 	for _, tc := range cases {
 		t.Run("rejects_"+tc.name, func(t *testing.T) {
 			t.Parallel()
-			p := authRequire401(t, authMe(t, env, "Bearer "+tc.token(t)))
+			p := apitest.RequireProblem(t, authMe(t, env, "Bearer "+tc.token(t)), http.StatusUnauthorized)
 			require.NotNil(t, p.Detail)
 			require.NotEmpty(t, *p.Detail)
 		})
@@ -1151,8 +1086,8 @@ func TestJWTAttacks(t *testing.T) {
 		res, err := env.AsAdmin(t).UpdateUserWithResponse(context.Background(), u.Id, nil, client.UserUpdate{IsActive: &no})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "body: %s", res.Body)
-		authRequire401(t, authMe(t, env, "Bearer "+forged))
-		authRequire401(t, authMe(t, env, "Bearer "+u.Token))
+		apitest.RequireProblem(t, authMe(t, env, "Bearer "+forged), http.StatusUnauthorized)
+		apitest.RequireProblem(t, authMe(t, env, "Bearer "+u.Token), http.StatusUnauthorized)
 	})
 
 	t.Run("rejects_a_valid_token_of_a_demoted_admin_on_admin_operations", func(t *testing.T) {
@@ -1167,24 +1102,24 @@ func TestJWTAttacks(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "body: %s", res.Body)
 		for _, tok := range []string{u.Token, forged} {
-			r := secJSON(t, env, tok, http.MethodGet, "/api/v1/users", "")
-			secProblem(t, r, http.StatusForbidden)
+			r := env.Do(t, http.MethodGet, "/api/v1/users", tok, "")
+			apitest.RequireProblem(t, r, http.StatusForbidden)
 		}
 	})
 
 	t.Run("tokens_outside_the_authorization_header_are_ignored", func(t *testing.T) {
 		t.Parallel()
 		tok := authSign(t, jwt.SigningMethodHS256, secSecretKey, valid())
-		for name, r := range map[string]secResponse{
-			"query_access_token": secJSON(t, env, "", http.MethodGet, "/api/v1/users/me?access_token="+tok, ""),
-			"query_token":        secJSON(t, env, "", http.MethodGet, "/api/v1/users/me?token="+tok, ""),
-			"cookie":             secJSON(t, env, "", http.MethodGet, "/api/v1/users/me", "", "Cookie", "access_token="+tok),
-			"x_access_token":     secJSON(t, env, "", http.MethodGet, "/api/v1/users/me", "", "X-Access-Token", tok),
-			"proxy_authorization": secJSON(t, env, "", http.MethodGet, "/api/v1/users/me", "",
+		for name, r := range map[string]*apitest.Response{
+			"query_access_token": env.Do(t, http.MethodGet, "/api/v1/users/me?access_token="+tok, "", ""),
+			"query_token":        env.Do(t, http.MethodGet, "/api/v1/users/me?token="+tok, "", ""),
+			"cookie":             env.Do(t, http.MethodGet, "/api/v1/users/me", "", "", "Cookie", "access_token="+tok),
+			"x_access_token":     env.Do(t, http.MethodGet, "/api/v1/users/me", "", "", "X-Access-Token", tok),
+			"proxy_authorization": env.Do(t, http.MethodGet, "/api/v1/users/me", "", "",
 				"Proxy-Authorization", "Bearer "+tok),
 		} {
 			require.Equal(t, http.StatusUnauthorized, r.Status, "%s: %s", name, r.Body)
-			authRequire401(t, authResponse(r))
+			apitest.RequireProblem(t, r, http.StatusUnauthorized)
 		}
 	})
 }
@@ -1220,15 +1155,15 @@ func TestMassAssignment(t *testing.T) {
 	}
 	// refused requires a 422 (naming field when given) or, for privileged fields a
 	// non-admin may not touch, a 403.
-	refused := func(t *testing.T, r secResponse, field string, statuses ...int) {
+	refused := func(t *testing.T, r *apitest.Response, field string, statuses ...int) {
 		t.Helper()
 		if len(statuses) == 0 {
 			statuses = []int{http.StatusUnprocessableEntity}
 		}
 		require.Contains(t, statuses, r.Status, "body: %s", r.Body)
-		p := authProblem(t, r.Status, r.Header, r.Body)
+		p := apitest.RequireProblem(t, r, r.Status)
 		if r.Status == http.StatusUnprocessableEntity && field != "" {
-			require.True(t, secHasField(p, "body", field), "want a field error for %q, got %+v", field, p.Errors)
+			require.True(t, apitest.HasFieldError(p, "body", field), "want a field error for %q, got %+v", field, p.Errors)
 		}
 	}
 
@@ -1260,7 +1195,7 @@ func TestMassAssignment(t *testing.T) {
 				`{"` + f.field + `":` + f.value + `}`,
 				`{"name":"Sneaky","` + f.field + `":` + f.value + `}`,
 			} {
-				r := secJSON(t, env, u.Token, http.MethodPatch, "/api/v1/users/me", body)
+				r := env.Do(t, http.MethodPatch, "/api/v1/users/me", u.Token, body)
 				refused(t, r, f.field)
 				after := snapUser(t, u.Id)
 				require.Equal(t, before, after, "body %s changed the user", body)
@@ -1280,7 +1215,7 @@ func TestMassAssignment(t *testing.T) {
 		path := "/api/v1/users/" + strconv.FormatInt(u.Id, 10)
 		for _, method := range []string{http.MethodPatch, http.MethodPut} {
 			for _, body := range []string{`{"is_admin":true}`, `{"IS_ADMIN":true}`, `{"name":"x","id":1}`} {
-				r := secJSON(t, env, u.Token, method, path, body)
+				r := env.Do(t, method, path, u.Token, body)
 				refused(t, r, "", http.StatusForbidden, http.StatusUnprocessableEntity)
 				require.Equal(t, before, snapUser(t, u.Id), "%s %s changed the user", method, body)
 			}
@@ -1295,7 +1230,7 @@ func TestMassAssignment(t *testing.T) {
 			for _, f := range userFields {
 				before := snapUser(t, u.Id)
 				body := `{"name":"Renamed","` + f.field + `":` + f.value + `}`
-				r := secJSON(t, env, adminToken, method, path, body)
+				r := env.Do(t, method, path, adminToken, body)
 				refused(t, r, f.field)
 				require.Equal(t, before, snapUser(t, u.Id), "%s %s changed the user", method, body)
 			}
@@ -1307,7 +1242,7 @@ func TestMassAssignment(t *testing.T) {
 		for _, f := range append(slices.Clone(userFields), struct{ field, value string }{"is_active", "false"}) {
 			email := "sec-mass-" + secRandom(4) + "@example.com"
 			body := `{"name":"Made","email":"` + email + `","password":"long-enough-pw","` + f.field + `":` + f.value + `}`
-			r := secJSON(t, env, adminToken, http.MethodPost, "/api/v1/users", body)
+			r := env.Do(t, http.MethodPost, "/api/v1/users", adminToken, body)
 			refused(t, r, f.field)
 			res, err := admin.ListUsersWithResponse(ctx, &client.ListUsersParams{Q: &email})
 			require.NoError(t, err)
@@ -1334,11 +1269,11 @@ func TestMassAssignment(t *testing.T) {
 		u := env.CreateUser(t, "Forger", false)
 		victim := env.CreateUser(t, "Victim", false)
 		for _, f := range append(slices.Clone(taskFields), struct{ field, value string }{"Status", `"completed"`}) {
-			r := secJSON(t, env, u.Token, http.MethodPost, taskPath, `{"title":"forged","`+f.field+`":`+f.value+`}`)
+			r := env.Do(t, http.MethodPost, taskPath, u.Token, `{"title":"forged","`+f.field+`":`+f.value+`}`)
 			refused(t, r, f.field)
 		}
 		// created_by pointing at another user is refused and nothing lands in their list.
-		r := secJSON(t, env, u.Token, http.MethodPost, taskPath, `{"title":"planted","created_by":`+strconv.FormatInt(victim.Id, 10)+`}`)
+		r := env.Do(t, http.MethodPost, taskPath, u.Token, `{"title":"planted","created_by":`+strconv.FormatInt(victim.Id, 10)+`}`)
 		refused(t, r, "created_by")
 		require.Zero(t, taskVisibleTotal(t, u.Client), "a refused create wrote a task")
 		require.Zero(t, taskVisibleTotal(t, victim.Client), "a task was planted on the victim")
@@ -1349,7 +1284,7 @@ func TestMassAssignment(t *testing.T) {
 			struct{ field, value string }{"created_by", strconv.FormatInt(victim.Id, 10)},
 			struct{ field, value string }{"id", "999999"},
 			struct{ field, value string }{"version", "0"}) {
-			r := secJSON(t, env, u.Token, http.MethodPatch, path, `{"title":"changed","`+f.field+`":`+f.value+`}`)
+			r := env.Do(t, http.MethodPatch, path, u.Token, `{"title":"changed","`+f.field+`":`+f.value+`}`)
 			refused(t, r, f.field)
 			require.Equal(t, task, taskGet(t, u.Client, task.Id), "field %s changed the task", f.field)
 		}
@@ -1369,7 +1304,7 @@ func TestMassAssignment(t *testing.T) {
 		before, err := admin.ListAgentsWithResponse(ctx, nil)
 		require.NoError(t, err)
 		for _, f := range fields {
-			r := secJSON(t, env, adminToken, http.MethodPost, "/api/v1/agents", `{"name":"mass-`+secRandom(3)+`","`+f.field+`":`+f.value+`}`)
+			r := env.Do(t, http.MethodPost, "/api/v1/agents", adminToken, `{"name":"mass-`+secRandom(3)+`","`+f.field+`":`+f.value+`}`)
 			refused(t, r, f.field)
 		}
 		after, err := admin.ListAgentsWithResponse(ctx, nil)
@@ -1382,7 +1317,7 @@ func TestMassAssignment(t *testing.T) {
 		agent := *res.JSON201
 		path := "/api/v1/agents/" + strconv.FormatInt(agent.Id, 10)
 		for _, f := range fields {
-			r := secJSON(t, env, adminToken, http.MethodPatch, path, `{"description":"changed","`+f.field+`":`+f.value+`}`)
+			r := env.Do(t, http.MethodPatch, path, adminToken, `{"description":"changed","`+f.field+`":`+f.value+`}`)
 			refused(t, r, f.field)
 			got, err := admin.GetAgentWithResponse(ctx, agent.Id, nil)
 			require.NoError(t, err)
@@ -1414,7 +1349,7 @@ func TestMassAssignment(t *testing.T) {
 			{"completed_at", `"` + ts + `"`},
 			{"Status", `"completed"`},
 		} {
-			r := secJSON(t, env, u.Token, http.MethodPost, path, `{"input":"go","`+f.field+`":`+f.value+`}`)
+			r := env.Do(t, http.MethodPost, path, u.Token, `{"input":"go","`+f.field+`":`+f.value+`}`)
 			refused(t, r, f.field)
 		}
 		for _, who := range []apitest.User{u, victim} {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -66,8 +65,6 @@ func (f *taskFixture) deactivate(t *testing.T, id int64) {
 	require.False(t, res.JSON200.IsActive)
 }
 
-func taskPtr[T any](v T) *T { return &v }
-
 func taskETag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
 func taskTerminal(s client.TaskStatus) bool {
@@ -119,7 +116,7 @@ func taskMove(t *testing.T, c *client.ClientWithResponses, id int64, path ...cli
 	t.Helper()
 	cur := taskGet(t, c, id)
 	for _, s := range path {
-		cur = taskUpdate(t, c, id, client.TaskUpdate{Status: taskPtr(s)})
+		cur = taskUpdate(t, c, id, client.TaskUpdate{Status: apitest.Ptr(s)})
 		require.Equal(t, s, cur.Status)
 	}
 	return cur
@@ -129,7 +126,7 @@ func taskMove(t *testing.T, c *client.ClientWithResponses, id int64, path ...cli
 func taskList(t *testing.T, c *client.ClientWithResponses, p client.ListTasksParams) client.TaskPage {
 	t.Helper()
 	if p.Limit == nil {
-		p.Limit = taskPtr[client.Limit](1000)
+		p.Limit = apitest.Ptr[client.Limit](1000)
 	}
 	res, err := c.ListTasksWithResponse(context.Background(), &p)
 	require.NoError(t, err)
@@ -144,80 +141,6 @@ func taskIDs(p client.TaskPage) []int64 {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// taskResponse is a raw response, read in full.
-type taskResponse struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// taskDo sends a raw request through the contract-validating client. A non-empty body
-// is sent as application/json unless headers set another Content-Type; headers are
-// name/value pairs.
-func taskDo(t *testing.T, env *apitest.Env, token, method, path, body string, headers ...string) taskResponse {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, env.BaseURL+path, rd)
-	require.NoError(t, err)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	require.Zero(t, len(headers)%2, "headers come in name/value pairs")
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := env.HTTP.Do(req)
-	require.NoError(t, err)
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return taskResponse{Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
-// taskProblem requires a problem response of the given status and decodes it.
-func taskProblem(t *testing.T, status int, header http.Header, body []byte) client.Problem {
-	t.Helper()
-	var p client.Problem
-	require.NoError(t, json.Unmarshal(body, &p), "status %d, body: %s", status, body)
-	require.Equal(t, int32(status), p.Status, "body: %s", body)
-	require.True(t, strings.HasPrefix(header.Get("Content-Type"), "application/problem+json"),
-		"content type %q", header.Get("Content-Type"))
-	require.NotEmpty(t, p.Type)
-	require.NotEmpty(t, p.Title)
-	require.NotEmpty(t, p.RequestId)
-	require.Empty(t, header.Get("ETag"), "an error carries no ETag")
-	return p
-}
-
-// taskRequireField requires a field error at location for field (or one of its items,
-// such as tags.3 for tags).
-func taskRequireField(t *testing.T, p client.Problem, location, field string) {
-	t.Helper()
-	require.NotNil(t, p.Errors, "want a field error %s:%s, got a problem without errors: %s (detail %q)", location, field, p.Type, taskStr(p.Detail))
-	var got []string
-	for _, e := range *p.Errors {
-		got = append(got, string(e.Location)+":"+e.Field)
-		if string(e.Location) == location && (e.Field == field || strings.HasPrefix(e.Field, field+".")) {
-			require.NotEmpty(t, e.Message)
-			return
-		}
-	}
-	require.Failf(t, "missing field error", "want %s:%s, got %v (detail %v)", location, field, got, taskStr(p.Detail))
-}
-
-func taskStr(s *string) string {
-	if s == nil {
-		return "<nil>"
-	}
-	return *s
 }
 
 // taskVisibleTotal is how many tasks the user behind c can see.
@@ -272,10 +195,10 @@ func TestTaskTransition(t *testing.T) {
 				require.Equal(t, from, before.Status)
 				require.Equal(t, taskTerminal(from), !before.CompletedAt.IsNull(), "completed_at in %s", from)
 
-				res, err := u.Client.UpdateTaskWithResponse(ctx, created.Id, nil, client.TaskUpdate{Status: taskPtr(to)})
+				res, err := u.Client.UpdateTaskWithResponse(ctx, created.Id, nil, client.TaskUpdate{Status: apitest.Ptr(to)})
 				require.NoError(t, err)
 				if !allowed {
-					p := taskProblem(t, http.StatusConflict, res.HTTPResponse.Header, res.Body)
+					p := apitest.RequireProblem(t, res, http.StatusConflict)
 					require.NotNil(t, p.Detail)
 					require.Contains(t, *p.Detail, string(from), "the detail names the current state")
 					require.Contains(t, *p.Detail, string(to), "the detail names the requested state")
@@ -368,7 +291,7 @@ func TestTaskAuthorization(t *testing.T) {
 			expect: map[string]int{"anonymous": 401, "creator": 200, "assignee": 200, "other_user": 200, "admin": 200},
 			run: func(t *testing.T, r role, want int) {
 				task := newTask(t)
-				res, err := r.c.ListTasksWithResponse(ctx, &client.ListTasksParams{Limit: taskPtr[client.Limit](1000)})
+				res, err := r.c.ListTasksWithResponse(ctx, &client.ListTasksParams{Limit: apitest.Ptr[client.Limit](1000)})
 				require.NoError(t, err)
 				require.Equal(t, want, res.StatusCode(), "%s", res.Body)
 				if want != http.StatusOK {
@@ -398,7 +321,7 @@ func TestTaskAuthorization(t *testing.T) {
 					require.Equal(t, task.Id, res.JSON200.Id)
 					require.Equal(t, taskETag(task.Version), res.HTTPResponse.Header.Get("ETag"))
 				} else {
-					taskProblem(t, want, res.HTTPResponse.Header, res.Body)
+					apitest.RequireProblem(t, res, want)
 				}
 			},
 		},
@@ -409,7 +332,7 @@ func TestTaskAuthorization(t *testing.T) {
 				task := newTask(t)
 				title := "changed by " + r.name
 				res, err := r.c.UpdateTaskWithResponse(ctx, task.Id, nil, client.TaskUpdate{
-					Title: &title, Status: taskPtr(client.TaskStatusInProgress),
+					Title: &title, Status: apitest.Ptr(client.TaskStatusInProgress),
 				})
 				require.NoError(t, err)
 				require.Equal(t, want, res.StatusCode(), "%s", res.Body)
@@ -419,7 +342,7 @@ func TestTaskAuthorization(t *testing.T) {
 					require.Equal(t, client.TaskStatusInProgress, after.Status)
 					require.Equal(t, task.Version+1, after.Version)
 				} else {
-					taskProblem(t, want, res.HTTPResponse.Header, res.Body)
+					apitest.RequireProblem(t, res, want)
 					require.Equal(t, task.Title, after.Title, "nothing changed")
 					require.Equal(t, task.Version, after.Version)
 				}
@@ -439,7 +362,7 @@ func TestTaskAuthorization(t *testing.T) {
 				if want == http.StatusOK {
 					require.Equal(t, spare.Id, after.AssigneeId.MustGet())
 				} else {
-					taskProblem(t, want, res.HTTPResponse.Header, res.Body)
+					apitest.RequireProblem(t, res, want)
 					require.Equal(t, assignee.Id, after.AssigneeId.MustGet(), "the assignee did not change")
 					require.Equal(t, task.Version, after.Version)
 				}
@@ -457,7 +380,7 @@ func TestTaskAuthorization(t *testing.T) {
 					require.Empty(t, res.Body)
 					require.Equal(t, http.StatusNotFound, taskGetStatus(t, f.admin, task.Id), "the task is gone")
 				} else {
-					taskProblem(t, want, res.HTTPResponse.Header, res.Body)
+					apitest.RequireProblem(t, res, want)
 					require.Equal(t, http.StatusOK, taskGetStatus(t, f.admin, task.Id), "the task still exists")
 				}
 			},
@@ -474,7 +397,7 @@ func TestTaskAuthorization(t *testing.T) {
 					require.Zero(t, res.JSON200.Total)
 					require.Empty(t, res.JSON200.Items)
 				} else {
-					taskProblem(t, want, res.HTTPResponse.Header, res.Body)
+					apitest.RequireProblem(t, res, want)
 				}
 			},
 		},
@@ -497,14 +420,14 @@ func TestTaskAuthorization(t *testing.T) {
 		task := newTask(t)
 		res, err := assignee.Client.UpdateTaskWithResponse(ctx, task.Id, nil, client.TaskUpdate{AssigneeId: nullable.NewNullNullable[int64]()})
 		require.NoError(t, err)
-		taskProblem(t, http.StatusForbidden, res.HTTPResponse.Header, res.Body)
+		apitest.RequireProblem(t, res, http.StatusForbidden)
 		require.Equal(t, assignee.Id, taskGet(t, f.admin, task.Id).AssigneeId.MustGet())
 	})
 	t.Run("assignee_may_resend_the_current_assignee", func(t *testing.T) {
 		t.Parallel()
 		task := newTask(t)
 		got := taskUpdate(t, assignee.Client, task.Id, client.TaskUpdate{
-			AssigneeId: nullable.NewNullableWithValue(assignee.Id), Title: taskPtr("same assignee"),
+			AssigneeId: nullable.NewNullableWithValue(assignee.Id), Title: apitest.Ptr("same assignee"),
 		})
 		require.Equal(t, assignee.Id, got.AssigneeId.MustGet())
 		require.Equal(t, "same assignee", got.Title)
@@ -522,21 +445,21 @@ func TestTaskAuthorization(t *testing.T) {
 		taskUpdate(t, creator.Client, task.Id, client.TaskUpdate{AssigneeId: nullable.NewNullableWithValue(spare.Id)})
 		require.Equal(t, http.StatusNotFound, taskGetStatus(t, assignee.Client, task.Id))
 		require.Equal(t, http.StatusOK, taskGetStatus(t, spare.Client, task.Id))
-		res, err := assignee.Client.UpdateTaskWithResponse(ctx, task.Id, nil, client.TaskUpdate{Title: taskPtr("late")})
+		res, err := assignee.Client.UpdateTaskWithResponse(ctx, task.Id, nil, client.TaskUpdate{Title: apitest.Ptr("late")})
 		require.NoError(t, err)
-		taskProblem(t, http.StatusNotFound, res.HTTPResponse.Header, res.Body)
+		apitest.RequireProblem(t, res, http.StatusNotFound)
 	})
 	t.Run("invisible_task_404_looks_like_a_missing_one", func(t *testing.T) {
 		t.Parallel()
 		task := newTask(t)
-		hidden := taskDo(t, f.env, other.Token, http.MethodGet, fmt.Sprintf("%s/%d", taskPath, task.Id), "")
-		missing := taskDo(t, f.env, other.Token, http.MethodGet, fmt.Sprintf("%s/%d", taskPath, task.Id+1_000_000), "")
-		ph := taskProblem(t, http.StatusNotFound, hidden.Header, hidden.Body)
-		pm := taskProblem(t, http.StatusNotFound, missing.Header, missing.Body)
+		hidden := f.env.Do(t, http.MethodGet, fmt.Sprintf("%s/%d", taskPath, task.Id), other.Token, "")
+		missing := f.env.Do(t, http.MethodGet, fmt.Sprintf("%s/%d", taskPath, task.Id+1_000_000), other.Token, "")
+		ph := apitest.RequireProblem(t, hidden, http.StatusNotFound)
+		pm := apitest.RequireProblem(t, missing, http.StatusNotFound)
 		require.Equal(t, pm.Type, ph.Type)
 		require.Equal(t, pm.Title, ph.Title)
-		require.Equal(t, strings.ReplaceAll(taskStr(pm.Detail), strconv.FormatInt(task.Id+1_000_000, 10), "N"),
-			strings.ReplaceAll(taskStr(ph.Detail), strconv.FormatInt(task.Id, 10), "N"), "no hint that the task exists")
+		require.Equal(t, strings.ReplaceAll(apitest.Deref(pm.Detail), strconv.FormatInt(task.Id+1_000_000, 10), "N"),
+			strings.ReplaceAll(apitest.Deref(ph.Detail), strconv.FormatInt(task.Id, 10), "N"), "no hint that the task exists")
 	})
 	t.Run("list_filters_cannot_widen_visibility", func(t *testing.T) {
 		t.Parallel()
@@ -583,8 +506,8 @@ func TestTaskAuthorizationList(t *testing.T) {
 	}
 	t.Run("anonymous_gets_401", func(t *testing.T) {
 		t.Parallel()
-		r := taskDo(t, f.env, "", http.MethodGet, taskPath, "")
-		p := taskProblem(t, http.StatusUnauthorized, r.Header, r.Body)
+		r := f.env.Do(t, http.MethodGet, taskPath, "", "")
+		p := apitest.RequireProblem(t, r, http.StatusUnauthorized)
 		require.Equal(t, "/problems/unauthorized", p.Type)
 		require.True(t, strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer"))
 	})
@@ -650,14 +573,14 @@ func TestTaskConcurrency(t *testing.T) {
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "merge"})
 		due := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 		changes := []client.TaskUpdate{
-			{Title: taskPtr("merged title")},
-			{Description: taskPtr("merged description")},
-			{Priority: taskPtr(client.Urgent)},
+			{Title: apitest.Ptr("merged title")},
+			{Description: apitest.Ptr("merged description")},
+			{Priority: apitest.Ptr(client.Urgent)},
 			{Tags: &client.TaskTags{"merged", "tags"}},
 			{Metadata: &client.TaskMetadata{"merged": true}},
 			{DueAt: nullable.NewNullableWithValue(due)},
 			{AssigneeId: nullable.NewNullableWithValue(spare.Id)},
-			{Status: taskPtr(client.TaskStatusInProgress)},
+			{Status: apitest.Ptr(client.TaskStatusInProgress)},
 		}
 		statuses := make([]int, len(changes))
 		bodies := make([][]byte, len(changes))
@@ -733,7 +656,7 @@ func TestTaskIdempotency(t *testing.T) {
 		require.Equal(t, http.StatusCreated, first.StatusCode(), "%s", first.Body)
 		second, err := create(u.Client, "reused-key", "second body")
 		require.NoError(t, err)
-		p := taskProblem(t, http.StatusUnprocessableEntity, second.HTTPResponse.Header, second.Body)
+		p := apitest.RequireProblem(t, second, http.StatusUnprocessableEntity)
 		require.NotNil(t, p.Errors)
 		require.NotEmpty(t, *p.Errors)
 		require.Equal(t, client.FieldErrorLocation("header"), (*p.Errors)[0].Location)
@@ -778,12 +701,12 @@ func TestTaskIdempotency(t *testing.T) {
 
 		second, err := create(u.Client, key, "slow")
 		require.NoError(t, err)
-		p := taskProblem(t, http.StatusConflict, second.HTTPResponse.Header, second.Body)
+		p := apitest.RequireProblem(t, second, http.StatusConflict)
 		require.Equal(t, "/problems/conflict", p.Type)
 		require.Empty(t, second.HTTPResponse.Header.Get("Idempotent-Replayed"))
 		other, err := create(u.Client, key, "different")
 		require.NoError(t, err)
-		taskProblem(t, http.StatusUnprocessableEntity, other.HTTPResponse.Header, other.Body)
+		apitest.RequireProblem(t, other, http.StatusUnprocessableEntity)
 
 		require.NoError(t, tx.Rollback(ctx))
 		var first result
@@ -874,20 +797,20 @@ func TestTaskIdempotency(t *testing.T) {
 		// A different body under b's key is still rejected for b only.
 		rb2, err := create(b.Client, "shared-key", "other body")
 		require.NoError(t, err)
-		taskProblem(t, http.StatusUnprocessableEntity, rb2.HTTPResponse.Header, rb2.Body)
+		apitest.RequireProblem(t, rb2, http.StatusUnprocessableEntity)
 	})
 
 	t.Run("rejected_request_does_not_claim_the_key", func(t *testing.T) {
 		t.Parallel()
 		u := f.env.CreateUser(t, "Rejected", false)
 		const key = "fix-and-retry-key"
-		r := taskDo(t, f.env, u.Token, http.MethodPost, taskPath, `{"title":""}`, "Idempotency-Key", key)
-		p := taskProblem(t, http.StatusUnprocessableEntity, r.Header, r.Body)
-		taskRequireField(t, p, "body", "title")
-		r = taskDo(t, f.env, u.Token, http.MethodPost, taskPath, `{"title":`, "Idempotency-Key", key)
-		taskProblem(t, http.StatusBadRequest, r.Header, r.Body)
-		r = taskDo(t, f.env, u.Token, http.MethodPost, taskPath, `{"title":"ok"}`, "Idempotency-Key", key, "Content-Type", "text/plain")
-		taskProblem(t, http.StatusUnsupportedMediaType, r.Header, r.Body)
+		r := f.env.Do(t, http.MethodPost, taskPath, u.Token, `{"title":""}`, "Idempotency-Key", key)
+		p := apitest.RequireProblem(t, r, http.StatusUnprocessableEntity)
+		apitest.RequireFieldError(t, p, "body", "title")
+		r = f.env.Do(t, http.MethodPost, taskPath, u.Token, `{"title":`, "Idempotency-Key", key)
+		apitest.RequireProblem(t, r, http.StatusBadRequest)
+		r = f.env.Do(t, http.MethodPost, taskPath, u.Token, `{"title":"ok"}`, "Idempotency-Key", key, "Content-Type", "text/plain")
+		apitest.RequireProblem(t, r, http.StatusUnsupportedMediaType)
 		require.Zero(t, taskVisibleTotal(t, u.Client))
 
 		ok, err := create(u.Client, key, "fixed")
@@ -903,8 +826,8 @@ func TestTaskIdempotency(t *testing.T) {
 
 	t.Run("anonymous_with_a_key_is_401", func(t *testing.T) {
 		t.Parallel()
-		r := taskDo(t, f.env, "", http.MethodPost, taskPath, `{"title":"anon"}`, "Idempotency-Key", "anon-key")
-		taskProblem(t, http.StatusUnauthorized, r.Header, r.Body)
+		r := f.env.Do(t, http.MethodPost, taskPath, "", `{"title":"anon"}`, "Idempotency-Key", "anon-key")
+		apitest.RequireProblem(t, r, http.StatusUnauthorized)
 		require.Empty(t, r.Header.Get("Idempotent-Replayed"))
 	})
 	// POST /api/v1/users declares no Idempotency-Key (the generated CreateUserParams has
@@ -1003,16 +926,16 @@ func TestTaskBadInput(t *testing.T) {
 		c.body = "{" + c.body + "}"
 		updateCases = append(updateCases, c)
 	}
-	check := func(t *testing.T, c taskBadCase, r taskResponse) {
+	check := func(t *testing.T, c taskBadCase, r *apitest.Response) {
 		t.Helper()
 		status := c.status
 		if status == 0 {
 			status = http.StatusUnprocessableEntity
 		}
 		require.Equal(t, status, r.Status, "body: %s", r.Body)
-		p := taskProblem(t, status, r.Header, r.Body)
+		p := apitest.RequireProblem(t, r, status)
 		if c.loc != "" {
-			taskRequireField(t, p, c.loc, c.field)
+			apitest.RequireFieldError(t, p, c.loc, c.field)
 		}
 	}
 
@@ -1021,7 +944,7 @@ func TestTaskBadInput(t *testing.T) {
 		for _, c := range createCases {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				r := taskDo(t, f.env, bad.Token, http.MethodPost, taskPath, c.body, c.header...)
+				r := f.env.Do(t, http.MethodPost, taskPath, bad.Token, c.body, c.header...)
 				check(t, c, r)
 				require.Zero(t, taskVisibleTotal(t, bad.Client), "nothing is written")
 			})
@@ -1032,7 +955,7 @@ func TestTaskBadInput(t *testing.T) {
 		for _, c := range updateCases {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
-				r := taskDo(t, f.env, owner.Token, http.MethodPatch, targetPath, c.body, c.header...)
+				r := f.env.Do(t, http.MethodPatch, targetPath, owner.Token, c.body, c.header...)
 				check(t, c, r)
 				after := taskGet(t, owner.Client, target.Id)
 				require.Equal(t, target.Version, after.Version, "nothing is written")
@@ -1068,10 +991,10 @@ func TestTaskBadInput(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				r := taskDo(t, f.env, owner.Token, http.MethodGet, taskPath+"?"+c.query, "")
+				r := f.env.Do(t, http.MethodGet, taskPath+"?"+c.query, owner.Token, "")
 				require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-				p := taskProblem(t, http.StatusUnprocessableEntity, r.Header, r.Body)
-				taskRequireField(t, p, "query", c.field)
+				p := apitest.RequireProblem(t, r, http.StatusUnprocessableEntity)
+				apitest.RequireFieldError(t, p, "query", c.field)
 			})
 		}
 	})
@@ -1100,11 +1023,11 @@ func TestTaskBadInput(t *testing.T) {
 			for _, id := range ids {
 				t.Run(o.name+"_"+id.name, func(t *testing.T) {
 					t.Parallel()
-					r := taskDo(t, f.env, owner.Token, o.method, taskPath+"/"+id.id+o.suffix, o.body)
+					r := f.env.Do(t, o.method, taskPath+"/"+id.id+o.suffix, owner.Token, o.body)
 					require.Equal(t, id.status, r.Status, "body: %s", r.Body)
-					p := taskProblem(t, id.status, r.Header, r.Body)
+					p := apitest.RequireProblem(t, r, id.status)
 					if id.status == http.StatusUnprocessableEntity {
-						taskRequireField(t, p, "path", "task_id")
+						apitest.RequireFieldError(t, p, "path", "task_id")
 					}
 				})
 			}
@@ -1137,15 +1060,15 @@ func TestTaskBadInput(t *testing.T) {
 		t.Parallel()
 		// The service trims titles; one that trims to nothing must be reported like an
 		// empty one, not as a database constraint.
-		r := taskDo(t, f.env, bad.Token, http.MethodPost, taskPath, `{"title":"   "}`)
+		r := f.env.Do(t, http.MethodPost, taskPath, bad.Token, `{"title":"   "}`)
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		p := taskProblem(t, http.StatusUnprocessableEntity, r.Header, r.Body)
-		taskRequireField(t, p, "body", "title")
+		p := apitest.RequireProblem(t, r, http.StatusUnprocessableEntity)
+		apitest.RequireFieldError(t, p, "body", "title")
 		require.Zero(t, taskVisibleTotal(t, bad.Client))
-		r = taskDo(t, f.env, owner.Token, http.MethodPatch, targetPath, `{"title":"   "}`)
+		r = f.env.Do(t, http.MethodPatch, targetPath, owner.Token, `{"title":"   "}`)
 		require.Equal(t, http.StatusUnprocessableEntity, r.Status, "body: %s", r.Body)
-		p = taskProblem(t, http.StatusUnprocessableEntity, r.Header, r.Body)
-		taskRequireField(t, p, "body", "title")
+		p = apitest.RequireProblem(t, r, http.StatusUnprocessableEntity)
+		apitest.RequireFieldError(t, p, "body", "title")
 		require.Equal(t, target.Version, taskGet(t, owner.Client, target.Id).Version)
 	})
 }
@@ -1186,7 +1109,7 @@ func TestTaskUserDeleted(t *testing.T) {
 		require.Contains(t, taskIDs(taskList(t, f.admin, client.ListTasksParams{})), task.Id)
 
 		// The orphan can still be changed and deleted by an administrator.
-		upd := taskUpdate(t, f.admin, task.Id, client.TaskUpdate{Status: taskPtr(client.TaskStatusInProgress)})
+		upd := taskUpdate(t, f.admin, task.Id, client.TaskUpdate{Status: apitest.Ptr(client.TaskStatusInProgress)})
 		require.Equal(t, client.TaskStatusInProgress, upd.Status)
 		res, err := f.admin.DeleteTaskWithResponse(ctx, task.Id, nil)
 		require.NoError(t, err)
@@ -1197,9 +1120,9 @@ func TestTaskUserDeleted(t *testing.T) {
 		t.Parallel()
 		gone := f.env.CreateUser(t, "Gone", false)
 		deleteUser(t, gone.Id)
-		r := taskDo(t, f.env, f.adminToken, http.MethodPost, taskPath, fmt.Sprintf(`{"title":"t","assignee_id":%d}`, gone.Id))
-		p := taskProblem(t, http.StatusUnprocessableEntity, r.Header, r.Body)
-		taskRequireField(t, p, "body", "assignee_id")
+		r := f.env.Do(t, http.MethodPost, taskPath, f.adminToken, fmt.Sprintf(`{"title":"t","assignee_id":%d}`, gone.Id))
+		p := apitest.RequireProblem(t, r, http.StatusUnprocessableEntity)
+		apitest.RequireFieldError(t, p, "body", "assignee_id")
 	})
 
 	t.Run("etag_changes_when_a_reference_is_cleared", func(t *testing.T) {
@@ -1244,12 +1167,12 @@ func TestTaskETag(t *testing.T) {
 		t.Parallel()
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "conditional get"})
 		for _, h := range []string{`"1"`, `W/"1"`, `"7", "1"`, `*`} {
-			r := taskDo(t, f.env, u.Token, http.MethodGet, path(task.Id), "", "If-None-Match", h)
+			r := f.env.Do(t, http.MethodGet, path(task.Id), u.Token, "", "If-None-Match", h)
 			require.Equal(t, http.StatusNotModified, r.Status, "If-None-Match %s", h)
 			require.Empty(t, r.Body, "304 has no body")
 			require.Equal(t, `"1"`, r.Header.Get("ETag"))
 		}
-		r := taskDo(t, f.env, u.Token, http.MethodGet, path(task.Id), "", "If-None-Match", `"2"`)
+		r := f.env.Do(t, http.MethodGet, path(task.Id), u.Token, "", "If-None-Match", `"2"`)
 		require.Equal(t, http.StatusOK, r.Status)
 		require.Equal(t, `"1"`, r.Header.Get("ETag"))
 	})
@@ -1257,19 +1180,19 @@ func TestTaskETag(t *testing.T) {
 	t.Run("invisible_task_is_404_even_with_if_none_match", func(t *testing.T) {
 		t.Parallel()
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "private"})
-		r := taskDo(t, f.env, other.Token, http.MethodGet, path(task.Id), "", "If-None-Match", `"1"`)
-		taskProblem(t, http.StatusNotFound, r.Header, r.Body)
+		r := f.env.Do(t, http.MethodGet, path(task.Id), other.Token, "", "If-None-Match", `"1"`)
+		apitest.RequireProblem(t, r, http.StatusNotFound)
 	})
 
 	t.Run("patch_returns_the_new_etag", func(t *testing.T) {
 		t.Parallel()
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "v1"})
-		res, err := u.Client.UpdateTaskWithResponse(ctx, task.Id, nil, client.TaskUpdate{Title: taskPtr("v2")})
+		res, err := u.Client.UpdateTaskWithResponse(ctx, task.Id, nil, client.TaskUpdate{Title: apitest.Ptr("v2")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.Equal(t, `"2"`, res.HTTPResponse.Header.Get("ETag"))
 		require.Equal(t, int64(2), res.JSON200.Version)
-		r := taskDo(t, f.env, u.Token, http.MethodGet, path(task.Id), "", "If-None-Match", `"1"`)
+		r := f.env.Do(t, http.MethodGet, path(task.Id), u.Token, "", "If-None-Match", `"1"`)
 		require.Equal(t, http.StatusOK, r.Status, "the old ETag no longer matches")
 		require.Equal(t, `"2"`, r.Header.Get("ETag"))
 	})
@@ -1277,11 +1200,11 @@ func TestTaskETag(t *testing.T) {
 	t.Run("stale_if_match_on_patch_is_412", func(t *testing.T) {
 		t.Parallel()
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "v1"})
-		taskUpdate(t, u.Client, task.Id, client.TaskUpdate{Title: taskPtr("v2")})
+		taskUpdate(t, u.Client, task.Id, client.TaskUpdate{Title: apitest.Ptr("v2")})
 		for _, h := range []string{`"1"`, `W/"2"`, `"3"`, `garbage`} {
-			res, err := u.Client.UpdateTaskWithResponse(ctx, task.Id, &client.UpdateTaskParams{IfMatch: taskPtr(h)}, client.TaskUpdate{Title: taskPtr("lost update")})
+			res, err := u.Client.UpdateTaskWithResponse(ctx, task.Id, &client.UpdateTaskParams{IfMatch: apitest.Ptr(h)}, client.TaskUpdate{Title: apitest.Ptr("lost update")})
 			require.NoError(t, err)
-			p := taskProblem(t, http.StatusPreconditionFailed, res.HTTPResponse.Header, res.Body)
+			p := apitest.RequireProblem(t, res, http.StatusPreconditionFailed)
 			require.Equal(t, "/problems/precondition-failed", p.Type, "If-Match %s", h)
 		}
 		after := taskGet(t, u.Client, task.Id)
@@ -1292,24 +1215,24 @@ func TestTaskETag(t *testing.T) {
 	t.Run("stale_if_match_on_delete_is_412", func(t *testing.T) {
 		t.Parallel()
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "v1"})
-		taskUpdate(t, u.Client, task.Id, client.TaskUpdate{Title: taskPtr("v2")})
-		res, err := u.Client.DeleteTaskWithResponse(ctx, task.Id, &client.DeleteTaskParams{IfMatch: taskPtr(`"1"`)})
+		taskUpdate(t, u.Client, task.Id, client.TaskUpdate{Title: apitest.Ptr("v2")})
+		res, err := u.Client.DeleteTaskWithResponse(ctx, task.Id, &client.DeleteTaskParams{IfMatch: apitest.Ptr(`"1"`)})
 		require.NoError(t, err)
-		taskProblem(t, http.StatusPreconditionFailed, res.HTTPResponse.Header, res.Body)
+		apitest.RequireProblem(t, res, http.StatusPreconditionFailed)
 		require.Equal(t, int64(2), taskGet(t, u.Client, task.Id).Version, "the task still exists unchanged")
 	})
 
 	t.Run("matching_if_match_applies", func(t *testing.T) {
 		t.Parallel()
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "v1"})
-		res, err := u.Client.UpdateTaskWithResponse(ctx, task.Id, &client.UpdateTaskParams{IfMatch: taskPtr(`"1"`)}, client.TaskUpdate{Title: taskPtr("v2")})
+		res, err := u.Client.UpdateTaskWithResponse(ctx, task.Id, &client.UpdateTaskParams{IfMatch: apitest.Ptr(`"1"`)}, client.TaskUpdate{Title: apitest.Ptr("v2")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
-		res, err = u.Client.UpdateTaskWithResponse(ctx, task.Id, &client.UpdateTaskParams{IfMatch: taskPtr(`"9", "2"`)}, client.TaskUpdate{Title: taskPtr("v3")})
+		res, err = u.Client.UpdateTaskWithResponse(ctx, task.Id, &client.UpdateTaskParams{IfMatch: apitest.Ptr(`"9", "2"`)}, client.TaskUpdate{Title: apitest.Ptr("v3")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "a list containing the current ETag matches: %s", res.Body)
 		require.Equal(t, `"3"`, res.HTTPResponse.Header.Get("ETag"))
-		del, err := u.Client.DeleteTaskWithResponse(ctx, task.Id, &client.DeleteTaskParams{IfMatch: taskPtr(`"3"`)})
+		del, err := u.Client.DeleteTaskWithResponse(ctx, task.Id, &client.DeleteTaskParams{IfMatch: apitest.Ptr(`"3"`)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNoContent, del.StatusCode(), "%s", del.Body)
 		require.Equal(t, http.StatusNotFound, taskGetStatus(t, u.Client, task.Id))
@@ -1318,12 +1241,12 @@ func TestTaskETag(t *testing.T) {
 	t.Run("if_match_star_applies", func(t *testing.T) {
 		t.Parallel()
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "v1"})
-		taskUpdate(t, u.Client, task.Id, client.TaskUpdate{Title: taskPtr("v2")})
-		res, err := u.Client.UpdateTaskWithResponse(ctx, task.Id, &client.UpdateTaskParams{IfMatch: taskPtr("*")}, client.TaskUpdate{Title: taskPtr("v3")})
+		taskUpdate(t, u.Client, task.Id, client.TaskUpdate{Title: apitest.Ptr("v2")})
+		res, err := u.Client.UpdateTaskWithResponse(ctx, task.Id, &client.UpdateTaskParams{IfMatch: apitest.Ptr("*")}, client.TaskUpdate{Title: apitest.Ptr("v3")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.Equal(t, `"3"`, res.HTTPResponse.Header.Get("ETag"))
-		del, err := u.Client.DeleteTaskWithResponse(ctx, task.Id, &client.DeleteTaskParams{IfMatch: taskPtr("*")})
+		del, err := u.Client.DeleteTaskWithResponse(ctx, task.Id, &client.DeleteTaskParams{IfMatch: apitest.Ptr("*")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNoContent, del.StatusCode(), "%s", del.Body)
 		require.Equal(t, http.StatusNotFound, taskGetStatus(t, u.Client, task.Id))
@@ -1331,9 +1254,9 @@ func TestTaskETag(t *testing.T) {
 
 	t.Run("if_match_on_a_missing_task_is_404", func(t *testing.T) {
 		t.Parallel()
-		res, err := u.Client.UpdateTaskWithResponse(ctx, 999_999_999, &client.UpdateTaskParams{IfMatch: taskPtr("*")}, client.TaskUpdate{Title: taskPtr("x")})
+		res, err := u.Client.UpdateTaskWithResponse(ctx, 999_999_999, &client.UpdateTaskParams{IfMatch: apitest.Ptr("*")}, client.TaskUpdate{Title: apitest.Ptr("x")})
 		require.NoError(t, err)
-		taskProblem(t, http.StatusNotFound, res.HTTPResponse.Header, res.Body)
+		apitest.RequireProblem(t, res, http.StatusNotFound)
 	})
 
 	t.Run("runs_of_a_visible_task_is_an_empty_page", func(t *testing.T) {
@@ -1357,9 +1280,9 @@ func TestTaskETag(t *testing.T) {
 		task := taskCreate(t, u.Client, client.TaskCreate{Title: "someone else's runs"})
 		res, err := other.Client.ListTaskRunsWithResponse(ctx, task.Id, nil)
 		require.NoError(t, err)
-		taskProblem(t, http.StatusNotFound, res.HTTPResponse.Header, res.Body)
+		apitest.RequireProblem(t, res, http.StatusNotFound)
 		res, err = u.Client.ListTaskRunsWithResponse(ctx, 999_999_999, nil)
 		require.NoError(t, err)
-		taskProblem(t, http.StatusNotFound, res.HTTPResponse.Header, res.Body)
+		apitest.RequireProblem(t, res, http.StatusNotFound)
 	})
 }

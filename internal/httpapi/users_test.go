@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -35,8 +34,6 @@ var usersSeq atomic.Int64
 func usersEmail(prefix string) string {
 	return fmt.Sprintf("%s-%d@example.com", prefix, usersSeq.Add(1))
 }
-
-func usersPtr[T any](v T) *T { return &v }
 
 // usersFixture is one running server with a logged-in administrator.
 type usersFixture struct {
@@ -131,105 +128,14 @@ func usersRequireNoPassword(t *testing.T, body []byte) {
 	require.NotContains(t, s, usersPassword)
 }
 
-// usersReq is a raw request, for bodies and parameters the generated client cannot send.
-type usersReq struct {
-	method      string
-	path        string
-	token       string
-	contentType string
-	body        []byte // nil: no body at all
-	header      map[string]string
-}
-
-// usersRaw is a raw response; it satisfies usersResponse.
-type usersRaw struct {
-	res  *http.Response
-	body []byte
-}
-
-func (r usersRaw) StatusCode() int { return r.res.StatusCode }
-func (r usersRaw) GetBody() []byte { return r.body }
-
-// usersResponse is what every generated response and usersRaw have in common.
-type usersResponse interface {
-	StatusCode() int
-	GetBody() []byte
-}
-
-// usersDo sends a raw request through the contract-validating client, without following
-// redirects (so a redirect shows up as what it is).
-func usersDo(t *testing.T, env *apitest.Env, r usersReq) usersRaw {
+// usersDo sends a raw request without following redirects (so a redirect shows up as
+// what it is), and requires that it caused no 5xx.
+func usersDo(t *testing.T, env *apitest.Env, r apitest.Request) *apitest.Response {
 	t.Helper()
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), r.method, env.BaseURL+r.path, body)
-	require.NoError(t, err)
-	if r.contentType != "" {
-		req.Header.Set("Content-Type", r.contentType)
-	}
-	if r.token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.token)
-	}
-	for k, v := range r.header {
-		req.Header.Set(k, v)
-	}
-	hc := *env.HTTP
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	res, err := hc.Do(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	require.Less(t, res.StatusCode, 500, "%s %s: a client's request must never cause a 5xx: %s", r.method, r.path, b)
-	return usersRaw{res: res, body: b}
-}
-
-type usersFieldError struct {
-	Location string `json:"location"`
-	Field    string `json:"field"`
-	Message  string `json:"message"`
-}
-
-type usersProblem struct {
-	Type      string            `json:"type"`
-	Title     string            `json:"title"`
-	Status    int               `json:"status"`
-	Detail    string            `json:"detail"`
-	RequestID string            `json:"request_id"`
-	Errors    []usersFieldError `json:"errors"`
-}
-
-// usersRequireProblem asserts the status and returns the problem body; typ is the last
-// segment of the problem type ("" to skip that check).
-func usersRequireProblem(t *testing.T, r usersResponse, status int, typ string) usersProblem {
-	t.Helper()
-	require.Equal(t, status, r.StatusCode(), "body: %s", r.GetBody())
-	var p usersProblem
-	require.NoError(t, json.Unmarshal(r.GetBody(), &p), "problem body: %s", r.GetBody())
-	require.Equal(t, status, p.Status)
-	require.NotEmpty(t, p.Title)
-	require.NotEmpty(t, p.RequestID)
-	if typ != "" {
-		require.Equal(t, "/problems/"+typ, p.Type)
-	}
-	return p
-}
-
-// requireFields fails unless errors has an entry for every given field at location.
-func (p usersProblem) requireFields(t *testing.T, location string, fields ...string) {
-	t.Helper()
-	for _, field := range fields {
-		found := false
-		for _, e := range p.Errors {
-			if e.Location == location && e.Field == field {
-				found = true
-				require.NotEmpty(t, e.Message, "error for %s %q has no message", location, field)
-			}
-		}
-		require.True(t, found, "no %s error for field %q in %+v (detail: %q)", location, field, p.Errors, p.Detail)
-	}
+	r.NoRedirect = true
+	res := env.Send(t, r)
+	require.Less(t, res.Status, 500, "%s %s: a client's request must never cause a 5xx: %s", r.Method, r.Path, res.Body)
+	return res
 }
 
 func usersIDs(items []client.User) []int64 {
@@ -251,14 +157,14 @@ func TestUsersCRUD(t *testing.T) {
 	t.Run("create answers 201 with Location, ETag \"1\", non-admin default and no password", func(t *testing.T) {
 		t.Parallel()
 		email := usersEmail("created")
-		r := usersDo(t, f.env, usersReq{method: http.MethodPost, path: "/api/v1/users", token: f.adminToken,
-			contentType: "application/json",
-			body:        []byte(fmt.Sprintf(`{"name":"Ada Lovelace","email":%q,"password":%q}`, email, usersPassword))})
-		require.Equal(t, http.StatusCreated, r.res.StatusCode, "%s", r.body)
-		usersRequireNoPassword(t, r.body)
+		r := usersDo(t, f.env, apitest.Request{Method: http.MethodPost, Path: "/api/v1/users", Token: f.adminToken,
+			ContentType: "application/json",
+			Body:        []byte(fmt.Sprintf(`{"name":"Ada Lovelace","email":%q,"password":%q}`, email, usersPassword))})
+		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+		usersRequireNoPassword(t, r.Body)
 
 		var fields map[string]any
-		require.NoError(t, json.Unmarshal(r.body, &fields))
+		require.NoError(t, json.Unmarshal(r.Body, &fields))
 		keys := make([]string, 0, len(fields))
 		for k := range fields {
 			keys = append(keys, k)
@@ -269,7 +175,7 @@ func TestUsersCRUD(t *testing.T) {
 		require.True(t, strings.HasSuffix(fields["updated_at"].(string), "Z"), "updated_at in UTC: %v", fields["updated_at"])
 
 		var u client.User
-		require.NoError(t, json.Unmarshal(r.body, &u))
+		require.NoError(t, json.Unmarshal(r.Body, &u))
 		require.Positive(t, u.Id)
 		require.Equal(t, "Ada Lovelace", u.Name)
 		require.Equal(t, email, string(u.Email))
@@ -277,14 +183,14 @@ func TestUsersCRUD(t *testing.T) {
 		require.True(t, u.IsActive, "new users are active")
 		require.WithinDuration(t, time.Now(), u.CreatedAt, time.Minute)
 		require.Equal(t, u.CreatedAt, u.UpdatedAt)
-		require.Equal(t, "/api/v1/users/"+strconv.FormatInt(u.Id, 10), r.res.Header.Get("Location"))
-		require.Equal(t, `"1"`, r.res.Header.Get("ETag"))
+		require.Equal(t, "/api/v1/users/"+strconv.FormatInt(u.Id, 10), r.Header.Get("Location"))
+		require.Equal(t, `"1"`, r.Header.Get("ETag"))
 
 		// The Location answers with the same user.
-		g := usersDo(t, f.env, usersReq{method: http.MethodGet, path: r.res.Header.Get("Location"), token: f.adminToken})
-		require.Equal(t, http.StatusOK, g.res.StatusCode, "%s", g.body)
+		g := usersDo(t, f.env, apitest.Request{Method: http.MethodGet, Path: r.Header.Get("Location"), Token: f.adminToken})
+		require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
 		var got client.User
-		require.NoError(t, json.Unmarshal(g.body, &got))
+		require.NoError(t, json.Unmarshal(g.Body, &got))
 		require.Equal(t, u, got)
 
 		// The new user can log in with the password given.
@@ -343,7 +249,7 @@ func TestUsersCRUD(t *testing.T) {
 	t.Run("PATCH changes the name and keeps every other field", func(t *testing.T) {
 		t.Parallel()
 		u := usersNew(t, f, "Old Name", false)
-		res, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Name: usersPtr("New Name")})
+		res, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Name: apitest.Ptr("New Name")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		usersRequireNoPassword(t, res.Body)
@@ -364,7 +270,7 @@ func TestUsersCRUD(t *testing.T) {
 	t.Run("PATCH /me changes your own name", func(t *testing.T) {
 		t.Parallel()
 		u := f.env.CreateUser(t, "Selfish", false)
-		res, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), nil, client.UserUpdate{Name: usersPtr("Renamed Me")})
+		res, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), nil, client.UserUpdate{Name: apitest.Ptr("Renamed Me")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.Equal(t, "Renamed Me", res.JSON200.Name)
@@ -378,7 +284,7 @@ func TestUsersCRUD(t *testing.T) {
 		t.Parallel()
 		u := usersNew(t, f, "Put Target", false)
 
-		res, err := f.admin.ReplaceUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Name: usersPtr("Put Renamed")})
+		res, err := f.admin.ReplaceUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Name: apitest.Ptr("Put Renamed")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.Equal(t, "Put Renamed", res.JSON200.Name)
@@ -387,7 +293,7 @@ func TestUsersCRUD(t *testing.T) {
 		require.True(t, res.JSON200.IsActive, "is_active left out must be kept")
 		require.Equal(t, `"2"`, res.HTTPResponse.Header.Get("ETag"))
 
-		res, err = f.admin.ReplaceUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsAdmin: usersPtr(true)})
+		res, err = f.admin.ReplaceUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsAdmin: apitest.Ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.Equal(t, "Put Renamed", res.JSON200.Name, "name left out must be kept")
@@ -410,17 +316,17 @@ func TestUsersCRUD(t *testing.T) {
 
 		g, err := f.admin.GetUserWithResponse(t.Context(), u.Id, nil)
 		require.NoError(t, err)
-		usersRequireProblem(t, g, http.StatusNotFound, "not-found")
+		apitest.RequireProblem(t, g, http.StatusNotFound, "not-found")
 
 		again, err := f.admin.DeleteUserWithResponse(t.Context(), u.Id, nil)
 		require.NoError(t, err)
-		usersRequireProblem(t, again, http.StatusNotFound, "not-found")
+		apitest.RequireProblem(t, again, http.StatusNotFound, "not-found")
 
-		require.Zero(t, usersTotal(t, f, usersPtr(string(u.Email))))
+		require.Zero(t, usersTotal(t, f, apitest.Ptr(string(u.Email))))
 
 		me, err := u.Client.GetCurrentUserWithResponse(t.Context(), nil)
 		require.NoError(t, err)
-		usersRequireProblem(t, me, http.StatusUnauthorized, "unauthorized")
+		apitest.RequireProblem(t, me, http.StatusUnauthorized, "unauthorized")
 	})
 }
 
@@ -436,7 +342,7 @@ func TestUsersList(t *testing.T) {
 	sure := usersCreateWith(t, f, "100%_sure", "percent@example.com", false)
 	linus := usersCreateWith(t, f, "Linus O'Neil", "linus@example.com", false)
 	alan := usersCreateWith(t, f, "Alan Turing", "alan@example.com", false)
-	deact, err := f.admin.UpdateUserWithResponse(t.Context(), linus.Id, nil, client.UserUpdate{IsActive: usersPtr(false)})
+	deact, err := f.admin.UpdateUserWithResponse(t.Context(), linus.Id, nil, client.UserUpdate{IsActive: apitest.Ptr(false)})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, deact.StatusCode(), "%s", deact.Body)
 	all := []int64{f.adminID, ada.Id, grace.Id, sure.Id, linus.Id, alan.Id}
@@ -469,17 +375,17 @@ func TestUsersList(t *testing.T) {
 			page, totalPages int32
 			pageSize         int32
 		}{
-			{nil, usersPtr[int32](2), all[0:2], 1, 3, 2},
-			{usersPtr[int32](2), usersPtr[int32](2), all[2:4], 2, 3, 2},
-			{usersPtr[int32](4), usersPtr[int32](2), all[4:6], 3, 3, 2},
-			{usersPtr[int32](3), usersPtr[int32](2), all[3:5], 2, 3, 2},
-			{usersPtr[int32](6), usersPtr[int32](2), []int64{}, 4, 3, 2},
-			{usersPtr[int32](100), usersPtr[int32](2), []int64{}, 51, 3, 2},
-			{usersPtr[int32](0), usersPtr[int32](4), all[0:4], 1, 2, 4},
-			{nil, usersPtr[int32](1), all[0:1], 1, 6, 1},
-			{usersPtr[int32](5), usersPtr[int32](1), all[5:6], 6, 6, 1},
-			{nil, usersPtr[int32](1000), all, 1, 1, 1000},
-			{usersPtr[int32](2), nil, all[2:], 1, 1, 100},
+			{nil, apitest.Ptr[int32](2), all[0:2], 1, 3, 2},
+			{apitest.Ptr[int32](2), apitest.Ptr[int32](2), all[2:4], 2, 3, 2},
+			{apitest.Ptr[int32](4), apitest.Ptr[int32](2), all[4:6], 3, 3, 2},
+			{apitest.Ptr[int32](3), apitest.Ptr[int32](2), all[3:5], 2, 3, 2},
+			{apitest.Ptr[int32](6), apitest.Ptr[int32](2), []int64{}, 4, 3, 2},
+			{apitest.Ptr[int32](100), apitest.Ptr[int32](2), []int64{}, 51, 3, 2},
+			{apitest.Ptr[int32](0), apitest.Ptr[int32](4), all[0:4], 1, 2, 4},
+			{nil, apitest.Ptr[int32](1), all[0:1], 1, 6, 1},
+			{apitest.Ptr[int32](5), apitest.Ptr[int32](1), all[5:6], 6, 6, 1},
+			{nil, apitest.Ptr[int32](1000), all, 1, 1, 1000},
+			{apitest.Ptr[int32](2), nil, all[2:], 1, 1, 100},
 		}
 		for _, c := range cases {
 			res := list(t, client.ListUsersParams{Skip: c.skip, Limit: c.limit})
@@ -516,7 +422,7 @@ func TestUsersList(t *testing.T) {
 			{"EXAMPLE", all},
 		}
 		for _, c := range cases {
-			res := list(t, client.ListUsersParams{Q: usersPtr(c.q)})
+			res := list(t, client.ListUsersParams{Q: apitest.Ptr(c.q)})
 			require.Equal(t, c.want, usersIDs(res.JSON200.Items), "q=%q", c.q)
 			require.EqualValues(t, len(c.want), res.JSON200.Total, "q=%q", c.q)
 		}
@@ -531,13 +437,13 @@ func TestUsersList(t *testing.T) {
 			p    client.ListUsersParams
 			want []int64
 		}{
-			{"inactive", client.ListUsersParams{IsActive: usersPtr(false)}, []int64{linus.Id}},
-			{"active", client.ListUsersParams{IsActive: usersPtr(true)}, []int64{f.adminID, ada.Id, grace.Id, sure.Id, alan.Id}},
-			{"admins", client.ListUsersParams{IsAdmin: usersPtr(true)}, []int64{f.adminID, grace.Id}},
-			{"non-admins", client.ListUsersParams{IsAdmin: usersPtr(false)}, []int64{ada.Id, sure.Id, linus.Id, alan.Id}},
-			{"active non-admins", client.ListUsersParams{IsAdmin: usersPtr(false), IsActive: usersPtr(true)}, []int64{ada.Id, sure.Id, alan.Id}},
-			{"inactive matching q", client.ListUsersParams{Q: usersPtr("example.com"), IsActive: usersPtr(false)}, []int64{linus.Id}},
-			{"admins matching q", client.ListUsersParams{Q: usersPtr("NAVY"), IsAdmin: usersPtr(true)}, []int64{grace.Id}},
+			{"inactive", client.ListUsersParams{IsActive: apitest.Ptr(false)}, []int64{linus.Id}},
+			{"active", client.ListUsersParams{IsActive: apitest.Ptr(true)}, []int64{f.adminID, ada.Id, grace.Id, sure.Id, alan.Id}},
+			{"admins", client.ListUsersParams{IsAdmin: apitest.Ptr(true)}, []int64{f.adminID, grace.Id}},
+			{"non-admins", client.ListUsersParams{IsAdmin: apitest.Ptr(false)}, []int64{ada.Id, sure.Id, linus.Id, alan.Id}},
+			{"active non-admins", client.ListUsersParams{IsAdmin: apitest.Ptr(false), IsActive: apitest.Ptr(true)}, []int64{ada.Id, sure.Id, alan.Id}},
+			{"inactive matching q", client.ListUsersParams{Q: apitest.Ptr("example.com"), IsActive: apitest.Ptr(false)}, []int64{linus.Id}},
+			{"admins matching q", client.ListUsersParams{Q: apitest.Ptr("NAVY"), IsAdmin: apitest.Ptr(true)}, []int64{grace.Id}},
 		}
 		for _, c := range cases {
 			res := list(t, c.p)
@@ -550,9 +456,9 @@ func TestUsersList(t *testing.T) {
 	t.Run("an empty result has total 0, total_pages 0 and an empty items array", func(t *testing.T) {
 		t.Parallel()
 		for _, p := range []client.ListUsersParams{
-			{Q: usersPtr("no-such-user")},
-			{IsActive: usersPtr(false), IsAdmin: usersPtr(true)},
-			{Q: usersPtr("no-such-user"), Skip: usersPtr[int32](10), Limit: usersPtr[int32](5)},
+			{Q: apitest.Ptr("no-such-user")},
+			{IsActive: apitest.Ptr(false), IsAdmin: apitest.Ptr(true)},
+			{Q: apitest.Ptr("no-such-user"), Skip: apitest.Ptr[int32](10), Limit: apitest.Ptr[int32](5)},
 		} {
 			res := list(t, p)
 			require.Empty(t, res.JSON200.Items)
@@ -564,7 +470,7 @@ func TestUsersList(t *testing.T) {
 
 	t.Run("filtered results are paged over the filtered total", func(t *testing.T) {
 		t.Parallel()
-		res := list(t, client.ListUsersParams{IsAdmin: usersPtr(false), Skip: usersPtr[int32](3), Limit: usersPtr[int32](3)})
+		res := list(t, client.ListUsersParams{IsAdmin: apitest.Ptr(false), Skip: apitest.Ptr[int32](3), Limit: apitest.Ptr[int32](3)})
 		p := res.JSON200
 		require.Equal(t, []int64{alan.Id}, usersIDs(p.Items))
 		require.EqualValues(t, 4, p.Total)
@@ -642,7 +548,7 @@ func usersMatrixOps() []usersMatrixOp {
 				if ok {
 					want = 1
 				}
-				require.Equal(t, want, usersTotal(t, f, usersPtr(marker)), "users created")
+				require.Equal(t, want, usersTotal(t, f, apitest.Ptr(marker)), "users created")
 			},
 		},
 		{
@@ -677,7 +583,7 @@ func usersMatrixOps() []usersMatrixOp {
 		{
 			key: "PATCH /api/v1/users/me", success: http.StatusOK,
 			call: func(ctx context.Context, c *client.ClientWithResponses, _ int64, marker string) (*http.Response, []byte, error) {
-				r, err := c.UpdateCurrentUserWithResponse(ctx, nil, client.UserUpdate{Name: usersPtr(usersRenamed(marker))})
+				r, err := c.UpdateCurrentUserWithResponse(ctx, nil, client.UserUpdate{Name: apitest.Ptr(usersRenamed(marker))})
 				if err != nil {
 					return nil, nil, err
 				}
@@ -699,7 +605,7 @@ func usersMatrixOps() []usersMatrixOp {
 		{
 			key: "PATCH /api/v1/users/:user_id", targeted: true, success: http.StatusOK,
 			call: func(ctx context.Context, c *client.ClientWithResponses, target int64, marker string) (*http.Response, []byte, error) {
-				r, err := c.UpdateUserWithResponse(ctx, target, nil, client.UserUpdate{Name: usersPtr(usersRenamed(marker))})
+				r, err := c.UpdateUserWithResponse(ctx, target, nil, client.UserUpdate{Name: apitest.Ptr(usersRenamed(marker))})
 				if err != nil {
 					return nil, nil, err
 				}
@@ -710,7 +616,7 @@ func usersMatrixOps() []usersMatrixOp {
 		{
 			key: "PUT /api/v1/users/:user_id", targeted: true, success: http.StatusOK,
 			call: func(ctx context.Context, c *client.ClientWithResponses, target int64, marker string) (*http.Response, []byte, error) {
-				r, err := c.ReplaceUserWithResponse(ctx, target, nil, client.UserUpdate{Name: usersPtr(usersRenamed(marker))})
+				r, err := c.ReplaceUserWithResponse(ctx, target, nil, client.UserUpdate{Name: apitest.Ptr(usersRenamed(marker))})
 				if err != nil {
 					return nil, nil, err
 				}
@@ -845,9 +751,9 @@ func TestUsersAuthorizationMatrix(t *testing.T) {
 				case http.StatusUnauthorized:
 					require.True(t, strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer"),
 						"401 needs WWW-Authenticate: Bearer, got %q", res.Header.Get("WWW-Authenticate"))
-					usersRequireProblem(t, usersRaw{res: res, body: body}, want, "unauthorized")
+					apitest.RequireProblem(t, apitest.ResponseOf(res, body), want, "unauthorized")
 				case http.StatusForbidden:
-					usersRequireProblem(t, usersRaw{res: res, body: body}, want, "forbidden")
+					apitest.RequireProblem(t, apitest.ResponseOf(res, body), want, "forbidden")
 				}
 				op.effect(t, f, whose, marker, want == op.success, body)
 			})
@@ -868,15 +774,15 @@ func TestUsersPrivilegeRules(t *testing.T) {
 		u := f.env.CreateUser(t, "Climber", false)
 		before := usersSnap(t, f, u.Id)
 		for _, body := range []client.UserUpdate{
-			{IsAdmin: usersPtr(true)},
-			{IsAdmin: usersPtr(false)},
-			{IsActive: usersPtr(false)},
-			{IsActive: usersPtr(true)},
-			{Name: usersPtr("Sneaky"), IsAdmin: usersPtr(true)},
+			{IsAdmin: apitest.Ptr(true)},
+			{IsAdmin: apitest.Ptr(false)},
+			{IsActive: apitest.Ptr(false)},
+			{IsActive: apitest.Ptr(true)},
+			{Name: apitest.Ptr("Sneaky"), IsAdmin: apitest.Ptr(true)},
 		} {
 			res, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), nil, body)
 			require.NoError(t, err)
-			usersRequireProblem(t, res, http.StatusForbidden, "forbidden")
+			apitest.RequireProblem(t, res, http.StatusForbidden, "forbidden")
 			usersRequireUnchanged(t, f, before)
 		}
 		// Still not an administrator.
@@ -889,18 +795,18 @@ func TestUsersPrivilegeRules(t *testing.T) {
 		t.Parallel()
 		root := f.env.CreateUser(t, "Root", true)
 		before := usersSnap(t, f, root.Id)
-		demote := client.UserUpdate{IsAdmin: usersPtr(false)}
-		deactivate := client.UserUpdate{IsActive: usersPtr(false)}
+		demote := client.UserUpdate{IsAdmin: apitest.Ptr(false)}
+		deactivate := client.UserUpdate{IsActive: apitest.Ptr(false)}
 		for _, body := range []client.UserUpdate{demote, deactivate} {
 			r1, err := root.Client.UpdateCurrentUserWithResponse(t.Context(), nil, body)
 			require.NoError(t, err)
-			usersRequireProblem(t, r1, http.StatusConflict, "conflict")
+			apitest.RequireProblem(t, r1, http.StatusConflict, "conflict")
 			r2, err := root.Client.UpdateUserWithResponse(t.Context(), root.Id, nil, body)
 			require.NoError(t, err)
-			usersRequireProblem(t, r2, http.StatusConflict, "conflict")
+			apitest.RequireProblem(t, r2, http.StatusConflict, "conflict")
 			r3, err := root.Client.ReplaceUserWithResponse(t.Context(), root.Id, nil, body)
 			require.NoError(t, err)
-			usersRequireProblem(t, r3, http.StatusConflict, "conflict")
+			apitest.RequireProblem(t, r3, http.StatusConflict, "conflict")
 			usersRequireUnchanged(t, f, before)
 		}
 		l, err := root.Client.ListUsersWithResponse(t.Context(), nil)
@@ -911,7 +817,7 @@ func TestUsersPrivilegeRules(t *testing.T) {
 	t.Run("an admin promotes a user, who then has admin rights, and demotes them again", func(t *testing.T) {
 		t.Parallel()
 		u := f.env.CreateUser(t, "Promoted", false)
-		res, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsAdmin: usersPtr(true)})
+		res, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsAdmin: apitest.Ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.True(t, res.JSON200.IsAdmin)
@@ -919,7 +825,7 @@ func TestUsersPrivilegeRules(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, l.StatusCode(), "a promoted user's token carries admin rights")
 
-		res, err = f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsAdmin: usersPtr(false)})
+		res, err = f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsAdmin: apitest.Ptr(false)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.False(t, res.JSON200.IsAdmin)
@@ -931,15 +837,15 @@ func TestUsersPrivilegeRules(t *testing.T) {
 	t.Run("an admin deactivates a user, whose token stops working until reactivated", func(t *testing.T) {
 		t.Parallel()
 		u := f.env.CreateUser(t, "Sleeper", false)
-		res, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsActive: usersPtr(false)})
+		res, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsActive: apitest.Ptr(false)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.False(t, res.JSON200.IsActive)
 		me, err := u.Client.GetCurrentUserWithResponse(t.Context(), nil)
 		require.NoError(t, err)
-		usersRequireProblem(t, me, http.StatusUnauthorized, "unauthorized")
+		apitest.RequireProblem(t, me, http.StatusUnauthorized, "unauthorized")
 
-		res, err = f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsActive: usersPtr(true)})
+		res, err = f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{IsActive: apitest.Ptr(true)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.True(t, res.JSON200.IsActive)
@@ -964,9 +870,9 @@ func TestUsersRules(t *testing.T) {
 				Name: "Other Bob", Email: openapi_types.Email(email), Password: usersPassword,
 			})
 			require.NoError(t, err)
-			usersRequireProblem(t, res, http.StatusConflict, "conflict")
+			apitest.RequireProblem(t, res, http.StatusConflict, "conflict")
 		}
-		require.EqualValues(t, 1, usersTotal(t, f, usersPtr("example-case.com")))
+		require.EqualValues(t, 1, usersTotal(t, f, apitest.Ptr("example-case.com")))
 	})
 
 	t.Run("changing a user's email to another user's in any case is a conflict", func(t *testing.T) {
@@ -978,15 +884,15 @@ func TestUsersRules(t *testing.T) {
 
 		r1, err := f.admin.UpdateUserWithResponse(t.Context(), b.Id, nil, client.UserUpdate{Email: &taken})
 		require.NoError(t, err)
-		usersRequireProblem(t, r1, http.StatusConflict, "conflict")
+		apitest.RequireProblem(t, r1, http.StatusConflict, "conflict")
 		r2, err := f.admin.ReplaceUserWithResponse(t.Context(), b.Id, nil, client.UserUpdate{Email: &a.Email})
 		require.NoError(t, err)
-		usersRequireProblem(t, r2, http.StatusConflict, "conflict")
+		apitest.RequireProblem(t, r2, http.StatusConflict, "conflict")
 		r3, err := b.Client.UpdateCurrentUserWithResponse(t.Context(), nil, client.UserUpdate{
-			Email: &taken, CurrentPassword: usersPtr(b.Password),
+			Email: &taken, CurrentPassword: apitest.Ptr(b.Password),
 		})
 		require.NoError(t, err)
-		usersRequireProblem(t, r3, http.StatusConflict, "conflict")
+		apitest.RequireProblem(t, r3, http.StatusConflict, "conflict")
 		usersRequireUnchanged(t, f, before)
 	})
 
@@ -1005,13 +911,13 @@ func TestUsersRules(t *testing.T) {
 		root := f.env.CreateUser(t, "RootSelf", true)
 		res, err := root.Client.DeleteUserWithResponse(t.Context(), root.Id, nil)
 		require.NoError(t, err)
-		usersRequireProblem(t, res, http.StatusConflict, "conflict")
+		apitest.RequireProblem(t, res, http.StatusConflict, "conflict")
 		status, _, _ := usersGet(t, f, root.Id)
 		require.Equal(t, http.StatusOK, status)
 
-		res, err = f.admin.DeleteUserWithResponse(t.Context(), f.adminID, &client.DeleteUserParams{IfMatch: usersPtr("*")})
+		res, err = f.admin.DeleteUserWithResponse(t.Context(), f.adminID, &client.DeleteUserParams{IfMatch: apitest.Ptr("*")})
 		require.NoError(t, err)
-		usersRequireProblem(t, res, http.StatusConflict, "conflict")
+		apitest.RequireProblem(t, res, http.StatusConflict, "conflict")
 	})
 
 	t.Run("an unknown user id is 404 for get, update, replace and delete", func(t *testing.T) {
@@ -1019,16 +925,16 @@ func TestUsersRules(t *testing.T) {
 		const unknown = int64(987654321)
 		g, err := f.admin.GetUserWithResponse(t.Context(), unknown, nil)
 		require.NoError(t, err)
-		usersRequireProblem(t, g, http.StatusNotFound, "not-found")
-		p, err := f.admin.UpdateUserWithResponse(t.Context(), unknown, nil, client.UserUpdate{Name: usersPtr("Ghost")})
+		apitest.RequireProblem(t, g, http.StatusNotFound, "not-found")
+		p, err := f.admin.UpdateUserWithResponse(t.Context(), unknown, nil, client.UserUpdate{Name: apitest.Ptr("Ghost")})
 		require.NoError(t, err)
-		usersRequireProblem(t, p, http.StatusNotFound, "not-found")
-		r, err := f.admin.ReplaceUserWithResponse(t.Context(), unknown, nil, client.UserUpdate{Name: usersPtr("Ghost")})
+		apitest.RequireProblem(t, p, http.StatusNotFound, "not-found")
+		r, err := f.admin.ReplaceUserWithResponse(t.Context(), unknown, nil, client.UserUpdate{Name: apitest.Ptr("Ghost")})
 		require.NoError(t, err)
-		usersRequireProblem(t, r, http.StatusNotFound, "not-found")
+		apitest.RequireProblem(t, r, http.StatusNotFound, "not-found")
 		d, err := f.admin.DeleteUserWithResponse(t.Context(), unknown, nil)
 		require.NoError(t, err)
-		usersRequireProblem(t, d, http.StatusNotFound, "not-found")
+		apitest.RequireProblem(t, d, http.StatusNotFound, "not-found")
 	})
 
 	t.Run("changing your own password or email needs your correct current_password", func(t *testing.T) {
@@ -1040,22 +946,22 @@ func TestUsersRules(t *testing.T) {
 			name string
 			body client.UserUpdate
 		}{
-			{"password without current_password", client.UserUpdate{Password: usersPtr("brand-new-password")}},
+			{"password without current_password", client.UserUpdate{Password: apitest.Ptr("brand-new-password")}},
 			{"email without current_password", client.UserUpdate{Email: &newEmail}},
-			{"password with wrong current_password", client.UserUpdate{Password: usersPtr("brand-new-password"), CurrentPassword: usersPtr("wrong-password")}},
-			{"email with wrong current_password", client.UserUpdate{Email: &newEmail, CurrentPassword: usersPtr("wrong-password")}},
-			{"name and password with wrong current_password", client.UserUpdate{Name: usersPtr("Changed"), Password: usersPtr("brand-new-password"), CurrentPassword: usersPtr("wrong-password")}},
+			{"password with wrong current_password", client.UserUpdate{Password: apitest.Ptr("brand-new-password"), CurrentPassword: apitest.Ptr("wrong-password")}},
+			{"email with wrong current_password", client.UserUpdate{Email: &newEmail, CurrentPassword: apitest.Ptr("wrong-password")}},
+			{"name and password with wrong current_password", client.UserUpdate{Name: apitest.Ptr("Changed"), Password: apitest.Ptr("brand-new-password"), CurrentPassword: apitest.Ptr("wrong-password")}},
 		} {
 			res, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), nil, c.body)
 			require.NoError(t, err, c.name)
-			p := usersRequireProblem(t, res, http.StatusUnprocessableEntity, "validation")
-			p.requireFields(t, "body", "current_password")
+			p := apitest.RequireProblem(t, res, http.StatusUnprocessableEntity, "validation")
+			apitest.RequireExactFieldErrors(t, p, "body", "current_password")
 			usersRequireUnchanged(t, f, before)
 		}
 		f.env.Login(t, string(u.Email), u.Password) // the old password still works
 
 		res, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), nil, client.UserUpdate{
-			Password: usersPtr("brand-new-password"), Email: &newEmail, CurrentPassword: usersPtr(u.Password),
+			Password: apitest.Ptr("brand-new-password"), Email: &newEmail, CurrentPassword: apitest.Ptr(u.Password),
 		})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
@@ -1073,17 +979,17 @@ func TestUsersRules(t *testing.T) {
 	t.Run("an admin changing their own password through /users/{id} also needs current_password", func(t *testing.T) {
 		t.Parallel()
 		root := f.env.CreateUser(t, "RootPw", true)
-		res, err := root.Client.UpdateUserWithResponse(t.Context(), root.Id, nil, client.UserUpdate{Password: usersPtr("another-password")})
+		res, err := root.Client.UpdateUserWithResponse(t.Context(), root.Id, nil, client.UserUpdate{Password: apitest.Ptr("another-password")})
 		require.NoError(t, err)
-		p := usersRequireProblem(t, res, http.StatusUnprocessableEntity, "validation")
-		p.requireFields(t, "body", "current_password")
+		p := apitest.RequireProblem(t, res, http.StatusUnprocessableEntity, "validation")
+		apitest.RequireExactFieldErrors(t, p, "body", "current_password")
 		f.env.Login(t, string(root.Email), root.Password)
 	})
 
 	t.Run("an admin resets another user's password without knowing it", func(t *testing.T) {
 		t.Parallel()
 		u := f.env.CreateUser(t, "Forgetful", false)
-		res, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Password: usersPtr("reset-by-admin")})
+		res, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Password: apitest.Ptr("reset-by-admin")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		usersRequireNoPassword(t, res.Body)
@@ -1109,18 +1015,18 @@ func TestUsersETags(t *testing.T) {
 		require.Equal(t, `"1"`, tag)
 
 		for _, inm := range []string{tag, `W/"1"`, `"9", "1"`, "*"} {
-			nm, err := f.admin.GetUserWithResponse(t.Context(), u.Id, &client.GetUserParams{IfNoneMatch: usersPtr(inm)})
+			nm, err := f.admin.GetUserWithResponse(t.Context(), u.Id, &client.GetUserParams{IfNoneMatch: apitest.Ptr(inm)})
 			require.NoError(t, err)
 			require.Equal(t, http.StatusNotModified, nm.StatusCode(), "If-None-Match: %s", inm)
 			require.Empty(t, nm.Body)
 			require.Equal(t, tag, nm.HTTPResponse.Header.Get("ETag"))
 		}
-		other, err := f.admin.GetUserWithResponse(t.Context(), u.Id, &client.GetUserParams{IfNoneMatch: usersPtr(`"2"`)})
+		other, err := f.admin.GetUserWithResponse(t.Context(), u.Id, &client.GetUserParams{IfNoneMatch: apitest.Ptr(`"2"`)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, other.StatusCode())
 
 		// The same on /me.
-		me, err := u.Client.GetCurrentUserWithResponse(t.Context(), &client.GetCurrentUserParams{IfNoneMatch: usersPtr(tag)})
+		me, err := u.Client.GetCurrentUserWithResponse(t.Context(), &client.GetCurrentUserParams{IfNoneMatch: apitest.Ptr(tag)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNotModified, me.StatusCode())
 		require.Empty(t, me.Body)
@@ -1130,24 +1036,24 @@ func TestUsersETags(t *testing.T) {
 	t.Run("an update changes the ETag and the old one no longer answers 304", func(t *testing.T) {
 		t.Parallel()
 		u := f.env.CreateUser(t, "Changing", false)
-		up, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Name: usersPtr("Changed")})
+		up, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Name: apitest.Ptr("Changed")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, up.StatusCode())
 		newTag := up.HTTPResponse.Header.Get("ETag")
 		require.NotEqual(t, `"1"`, newTag)
 
-		res, err := f.admin.GetUserWithResponse(t.Context(), u.Id, &client.GetUserParams{IfNoneMatch: usersPtr(`"1"`)})
+		res, err := f.admin.GetUserWithResponse(t.Context(), u.Id, &client.GetUserParams{IfNoneMatch: apitest.Ptr(`"1"`)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode())
 		require.Equal(t, "Changed", res.JSON200.Name)
 		require.Equal(t, newTag, res.HTTPResponse.Header.Get("ETag"))
 
-		me, err := u.Client.GetCurrentUserWithResponse(t.Context(), &client.GetCurrentUserParams{IfNoneMatch: usersPtr(`"1"`)})
+		me, err := u.Client.GetCurrentUserWithResponse(t.Context(), &client.GetCurrentUserParams{IfNoneMatch: apitest.Ptr(`"1"`)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, me.StatusCode())
 		require.Equal(t, newTag, me.HTTPResponse.Header.Get("ETag"))
 
-		nm, err := f.admin.GetUserWithResponse(t.Context(), u.Id, &client.GetUserParams{IfNoneMatch: usersPtr(newTag)})
+		nm, err := f.admin.GetUserWithResponse(t.Context(), u.Id, &client.GetUserParams{IfNoneMatch: apitest.Ptr(newTag)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNotModified, nm.StatusCode())
 	})
@@ -1155,32 +1061,32 @@ func TestUsersETags(t *testing.T) {
 	t.Run("PATCH, PUT and DELETE with a stale or weak If-Match get 412 and change nothing", func(t *testing.T) {
 		t.Parallel()
 		u := f.env.CreateUser(t, "Contended", false)
-		up, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Name: usersPtr("Version Two")})
+		up, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, nil, client.UserUpdate{Name: apitest.Ptr("Version Two")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, up.StatusCode())
 		require.Equal(t, `"2"`, up.HTTPResponse.Header.Get("ETag"))
 		before := usersSnap(t, f, u.Id)
 
 		for _, stale := range []string{`"1"`, `W/"2"`, `"3"`} {
-			p, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, &client.UpdateUserParams{IfMatch: usersPtr(stale)},
-				client.UserUpdate{Name: usersPtr("Lost Update")})
+			p, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, &client.UpdateUserParams{IfMatch: apitest.Ptr(stale)},
+				client.UserUpdate{Name: apitest.Ptr("Lost Update")})
 			require.NoError(t, err)
-			usersRequireProblem(t, p, http.StatusPreconditionFailed, "precondition-failed")
+			apitest.RequireProblem(t, p, http.StatusPreconditionFailed, "precondition-failed")
 			require.Empty(t, p.HTTPResponse.Header.Get("ETag"))
 
-			r, err := f.admin.ReplaceUserWithResponse(t.Context(), u.Id, &client.ReplaceUserParams{IfMatch: usersPtr(stale)},
-				client.UserUpdate{Name: usersPtr("Lost Update")})
+			r, err := f.admin.ReplaceUserWithResponse(t.Context(), u.Id, &client.ReplaceUserParams{IfMatch: apitest.Ptr(stale)},
+				client.UserUpdate{Name: apitest.Ptr("Lost Update")})
 			require.NoError(t, err)
-			usersRequireProblem(t, r, http.StatusPreconditionFailed, "precondition-failed")
+			apitest.RequireProblem(t, r, http.StatusPreconditionFailed, "precondition-failed")
 
-			me, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), &client.UpdateCurrentUserParams{IfMatch: usersPtr(stale)},
-				client.UserUpdate{Name: usersPtr("Lost Update")})
+			me, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), &client.UpdateCurrentUserParams{IfMatch: apitest.Ptr(stale)},
+				client.UserUpdate{Name: apitest.Ptr("Lost Update")})
 			require.NoError(t, err)
-			usersRequireProblem(t, me, http.StatusPreconditionFailed, "precondition-failed")
+			apitest.RequireProblem(t, me, http.StatusPreconditionFailed, "precondition-failed")
 
-			d, err := f.admin.DeleteUserWithResponse(t.Context(), u.Id, &client.DeleteUserParams{IfMatch: usersPtr(stale)})
+			d, err := f.admin.DeleteUserWithResponse(t.Context(), u.Id, &client.DeleteUserParams{IfMatch: apitest.Ptr(stale)})
 			require.NoError(t, err)
-			usersRequireProblem(t, d, http.StatusPreconditionFailed, "precondition-failed")
+			apitest.RequireProblem(t, d, http.StatusPreconditionFailed, "precondition-failed")
 
 			usersRequireUnchanged(t, f, before)
 		}
@@ -1190,49 +1096,49 @@ func TestUsersETags(t *testing.T) {
 		t.Parallel()
 		u := f.env.CreateUser(t, "Agreed", false)
 
-		p, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, &client.UpdateUserParams{IfMatch: usersPtr(`"1"`)},
-			client.UserUpdate{Name: usersPtr("Two")})
+		p, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, &client.UpdateUserParams{IfMatch: apitest.Ptr(`"1"`)},
+			client.UserUpdate{Name: apitest.Ptr("Two")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, p.StatusCode(), "%s", p.Body)
 		require.Equal(t, `"2"`, p.HTTPResponse.Header.Get("ETag"))
 
-		r, err := f.admin.ReplaceUserWithResponse(t.Context(), u.Id, &client.ReplaceUserParams{IfMatch: usersPtr(`"2"`)},
-			client.UserUpdate{Name: usersPtr("Three")})
+		r, err := f.admin.ReplaceUserWithResponse(t.Context(), u.Id, &client.ReplaceUserParams{IfMatch: apitest.Ptr(`"2"`)},
+			client.UserUpdate{Name: apitest.Ptr("Three")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, r.StatusCode(), "%s", r.Body)
 		require.Equal(t, `"3"`, r.HTTPResponse.Header.Get("ETag"))
 
-		me, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), &client.UpdateCurrentUserParams{IfMatch: usersPtr(`"3"`)},
-			client.UserUpdate{Name: usersPtr("Four")})
+		me, err := u.Client.UpdateCurrentUserWithResponse(t.Context(), &client.UpdateCurrentUserParams{IfMatch: apitest.Ptr(`"3"`)},
+			client.UserUpdate{Name: apitest.Ptr("Four")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, me.StatusCode(), "%s", me.Body)
 		require.Equal(t, `"4"`, me.HTTPResponse.Header.Get("ETag"))
 
-		star, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, &client.UpdateUserParams{IfMatch: usersPtr("*")},
-			client.UserUpdate{Name: usersPtr("Five")})
+		star, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, &client.UpdateUserParams{IfMatch: apitest.Ptr("*")},
+			client.UserUpdate{Name: apitest.Ptr("Five")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, star.StatusCode(), "%s", star.Body)
 		require.Equal(t, "Five", star.JSON200.Name)
 
-		starPut, err := f.admin.ReplaceUserWithResponse(t.Context(), u.Id, &client.ReplaceUserParams{IfMatch: usersPtr("*")},
-			client.UserUpdate{Name: usersPtr("Six")})
+		starPut, err := f.admin.ReplaceUserWithResponse(t.Context(), u.Id, &client.ReplaceUserParams{IfMatch: apitest.Ptr("*")},
+			client.UserUpdate{Name: apitest.Ptr("Six")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, starPut.StatusCode(), "%s", starPut.Body)
 		require.Equal(t, `"6"`, starPut.HTTPResponse.Header.Get("ETag"))
 
-		list, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, &client.UpdateUserParams{IfMatch: usersPtr(`"1", "6"`)},
-			client.UserUpdate{Name: usersPtr("Seven")})
+		list, err := f.admin.UpdateUserWithResponse(t.Context(), u.Id, &client.UpdateUserParams{IfMatch: apitest.Ptr(`"1", "6"`)},
+			client.UserUpdate{Name: apitest.Ptr("Seven")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, list.StatusCode(), "If-Match with a list including the current tag: %s", list.Body)
 
-		d, err := f.admin.DeleteUserWithResponse(t.Context(), u.Id, &client.DeleteUserParams{IfMatch: usersPtr(`"7"`)})
+		d, err := f.admin.DeleteUserWithResponse(t.Context(), u.Id, &client.DeleteUserParams{IfMatch: apitest.Ptr(`"7"`)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNoContent, d.StatusCode(), "%s", d.Body)
 		status, _, _ := usersGet(t, f, u.Id)
 		require.Equal(t, http.StatusNotFound, status)
 
 		v := usersNew(t, f, "Starred", false)
-		d, err = f.admin.DeleteUserWithResponse(t.Context(), v.Id, &client.DeleteUserParams{IfMatch: usersPtr("*")})
+		d, err = f.admin.DeleteUserWithResponse(t.Context(), v.Id, &client.DeleteUserParams{IfMatch: apitest.Ptr("*")})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNoContent, d.StatusCode(), "%s", d.Body)
 		status, _, _ = usersGet(t, f, v.Id)
@@ -1375,9 +1281,9 @@ func TestUsersRejectBadInput(t *testing.T) {
 		t.Run("createUser rejects "+c.name, func(t *testing.T) {
 			t.Parallel()
 			before := usersSnap(t, f, keeper.Id)
-			r := usersDo(t, f.env, usersReq{method: http.MethodPost, path: "/api/v1/users", token: f.adminToken, contentType: c.contentType, body: c.body})
-			p := usersRequireProblem(t, r, c.status, c.typ)
-			p.requireFields(t, "body", c.fields...)
+			r := usersDo(t, f.env, apitest.Request{Method: http.MethodPost, Path: "/api/v1/users", Token: f.adminToken, ContentType: c.contentType, Body: c.body})
+			p := apitest.RequireProblem(t, r, c.status, c.typ)
+			apitest.RequireExactFieldErrors(t, p, "body", c.fields...)
 			if c.status == http.StatusUnprocessableEntity {
 				require.NotEmpty(t, p.Errors, "a 422 lists the bad fields")
 			}
@@ -1414,9 +1320,9 @@ func TestUsersRejectBadInput(t *testing.T) {
 					path = "/api/v1/users/" + strconv.FormatInt(victim, 10)
 				}
 				before := usersSnap(t, f, victim)
-				r := usersDo(t, f.env, usersReq{method: op.method, path: path, token: token, contentType: c.contentType, body: c.body})
-				p := usersRequireProblem(t, r, c.status, c.typ)
-				p.requireFields(t, "body", c.fields...)
+				r := usersDo(t, f.env, apitest.Request{Method: op.method, Path: path, Token: token, ContentType: c.contentType, Body: c.body})
+				p := apitest.RequireProblem(t, r, c.status, c.typ)
+				apitest.RequireExactFieldErrors(t, p, "body", c.fields...)
 				if c.status == http.StatusUnprocessableEntity {
 					require.NotEmpty(t, p.Errors, "a 422 lists the bad fields")
 				}
@@ -1446,16 +1352,16 @@ func TestUsersRejectBadInput(t *testing.T) {
 			{"q=", []string{"q"}},
 			{"q=" + strings.Repeat("x", 201), []string{"q"}},
 		} {
-			r := usersDo(t, f.env, usersReq{method: http.MethodGet, path: "/api/v1/users?" + c.query, token: f.adminToken})
-			p := usersRequireProblem(t, r, http.StatusUnprocessableEntity, "validation")
-			p.requireFields(t, "query", c.fields...)
+			r := usersDo(t, f.env, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users?" + c.query, Token: f.adminToken})
+			p := apitest.RequireProblem(t, r, http.StatusUnprocessableEntity, "validation")
+			apitest.RequireExactFieldErrors(t, p, "query", c.fields...)
 		}
 	})
 
 	t.Run("listUsers rejects a malformed query string with 400", func(t *testing.T) {
 		t.Parallel()
-		r := usersDo(t, f.env, usersReq{method: http.MethodGet, path: "/api/v1/users?limit=%zz", token: f.adminToken})
-		usersRequireProblem(t, r, http.StatusBadRequest, "malformed-request")
+		r := usersDo(t, f.env, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users?limit=%zz", Token: f.adminToken})
+		apitest.RequireProblem(t, r, http.StatusBadRequest, "malformed-request")
 	})
 
 	t.Run("operations on /users/{user_id} reject a bad id with 422 naming the path parameter", func(t *testing.T) {
@@ -1475,12 +1381,12 @@ func TestUsersRejectBadInput(t *testing.T) {
 				if m.body != nil {
 					ct = "application/json"
 				}
-				r := usersDo(t, f.env, usersReq{method: m.method, path: "/api/v1/users/" + id, token: f.adminToken, contentType: ct, body: m.body})
-				p := usersRequireProblem(t, r, http.StatusUnprocessableEntity, "validation")
-				p.requireFields(t, "path", "user_id")
+				r := usersDo(t, f.env, apitest.Request{Method: m.method, Path: "/api/v1/users/" + id, Token: f.adminToken, ContentType: ct, Body: m.body})
+				p := apitest.RequireProblem(t, r, http.StatusUnprocessableEntity, "validation")
+				apitest.RequireExactFieldErrors(t, p, "path", "user_id")
 			}
 		}
-		require.Zero(t, usersTotal(t, f, usersPtr("Bad Id")))
+		require.Zero(t, usersTotal(t, f, apitest.Ptr("Bad Id")))
 		usersRequireUnchanged(t, f, before)
 	})
 
@@ -1506,10 +1412,10 @@ func TestUsersRejectBadInput(t *testing.T) {
 			if c.body != nil {
 				ct = "application/json"
 			}
-			r := usersDo(t, f.env, usersReq{method: c.method, path: c.path, token: c.token, contentType: ct, body: c.body,
-				header: map[string]string{c.header: long}})
-			p := usersRequireProblem(t, r, http.StatusUnprocessableEntity, "validation")
-			p.requireFields(t, "header", c.header)
+			r := usersDo(t, f.env, apitest.Request{Method: c.method, Path: c.path, Token: c.token, ContentType: ct, Body: c.body,
+				Header: map[string]string{c.header: long}})
+			p := apitest.RequireProblem(t, r, http.StatusUnprocessableEntity, "validation")
+			apitest.RequireExactFieldErrors(t, p, "header", c.header)
 		}
 		usersRequireUnchanged(t, f, beforeSelf)
 		usersRequireUnchanged(t, f, beforeVictim)
@@ -1527,8 +1433,8 @@ func TestUsersRouting(t *testing.T) {
 	t.Run("unknown routes are 404 problems", func(t *testing.T) {
 		t.Parallel()
 		for _, path := range []string{"/api/v1/nope", "/api/v1/users/1/extra", "/api/v2/users"} {
-			r := usersDo(t, f.env, usersReq{method: http.MethodGet, path: path, token: f.adminToken})
-			usersRequireProblem(t, r, http.StatusNotFound, "not-found")
+			r := usersDo(t, f.env, apitest.Request{Method: http.MethodGet, Path: path, Token: f.adminToken})
+			apitest.RequireProblem(t, r, http.StatusNotFound, "not-found")
 		}
 	})
 
@@ -1543,42 +1449,42 @@ func TestUsersRouting(t *testing.T) {
 			{http.MethodPatch, "/api/v1/users"},
 			{http.MethodPost, "/api/v1/users/1"},
 		} {
-			r := usersDo(t, f.env, usersReq{method: c.method, path: c.path, token: f.adminToken})
-			usersRequireProblem(t, r, http.StatusMethodNotAllowed, "method-not-allowed")
+			r := usersDo(t, f.env, apitest.Request{Method: c.method, Path: c.path, Token: f.adminToken})
+			apitest.RequireProblem(t, r, http.StatusMethodNotAllowed, "method-not-allowed")
 		}
 		require.Equal(t, before, usersTotal(t, f, nil))
 	})
 
 	t.Run("paths with a trailing slash are answered directly, not redirected", func(t *testing.T) {
 		t.Parallel()
-		l := usersDo(t, f.env, usersReq{method: http.MethodGet, path: "/api/v1/users/", token: f.adminToken})
-		require.Equal(t, http.StatusOK, l.res.StatusCode, "%s", l.body)
+		l := usersDo(t, f.env, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/", Token: f.adminToken})
+		require.Equal(t, http.StatusOK, l.Status, "%s", l.Body)
 		var page client.UserPage
-		require.NoError(t, json.Unmarshal(l.body, &page))
+		require.NoError(t, json.Unmarshal(l.Body, &page))
 		require.NotEmpty(t, page.Items)
 
-		lq := usersDo(t, f.env, usersReq{method: http.MethodGet, path: "/api/v1/users/?limit=1&q=" + url.QueryEscape("admin"), token: f.adminToken})
-		require.Equal(t, http.StatusOK, lq.res.StatusCode, "%s", lq.body)
-		require.NoError(t, json.Unmarshal(lq.body, &page))
+		lq := usersDo(t, f.env, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/?limit=1&q=" + url.QueryEscape("admin"), Token: f.adminToken})
+		require.Equal(t, http.StatusOK, lq.Status, "%s", lq.Body)
+		require.NoError(t, json.Unmarshal(lq.Body, &page))
 		require.EqualValues(t, 1, page.PageSize, "query parameters survive the trailing slash")
 
 		email := usersEmail("slash")
-		c := usersDo(t, f.env, usersReq{method: http.MethodPost, path: "/api/v1/users/", token: f.adminToken, contentType: "application/json",
-			body: []byte(fmt.Sprintf(`{"name":"Slash","email":%q,"password":%q}`, email, usersPassword))})
-		require.Equal(t, http.StatusCreated, c.res.StatusCode, "%s", c.body)
+		c := usersDo(t, f.env, apitest.Request{Method: http.MethodPost, Path: "/api/v1/users/", Token: f.adminToken, ContentType: "application/json",
+			Body: []byte(fmt.Sprintf(`{"name":"Slash","email":%q,"password":%q}`, email, usersPassword))})
+		require.Equal(t, http.StatusCreated, c.Status, "%s", c.Body)
 		var u client.User
-		require.NoError(t, json.Unmarshal(c.body, &u))
+		require.NoError(t, json.Unmarshal(c.Body, &u))
 		require.Equal(t, email, string(u.Email))
 
-		g := usersDo(t, f.env, usersReq{method: http.MethodGet, path: "/api/v1/users/" + strconv.FormatInt(u.Id, 10) + "/", token: f.adminToken})
-		require.Equal(t, http.StatusOK, g.res.StatusCode, "%s", g.body)
+		g := usersDo(t, f.env, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/" + strconv.FormatInt(u.Id, 10) + "/", Token: f.adminToken})
+		require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
 
-		me := usersDo(t, f.env, usersReq{method: http.MethodGet, path: "/api/v1/users/me/", token: f.adminToken})
-		require.Equal(t, http.StatusOK, me.res.StatusCode, "%s", me.body)
+		me := usersDo(t, f.env, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me/", Token: f.adminToken})
+		require.Equal(t, http.StatusOK, me.Status, "%s", me.Body)
 
-		p := usersDo(t, f.env, usersReq{method: http.MethodPatch, path: "/api/v1/users/" + strconv.FormatInt(u.Id, 10) + "/", token: f.adminToken,
-			contentType: "application/json", body: usersJSON(`{"name":"Slashed"}`)})
-		require.Equal(t, http.StatusOK, p.res.StatusCode, "%s", p.body)
+		p := usersDo(t, f.env, apitest.Request{Method: http.MethodPatch, Path: "/api/v1/users/" + strconv.FormatInt(u.Id, 10) + "/", Token: f.adminToken,
+			ContentType: "application/json", Body: usersJSON(`{"name":"Slashed"}`)})
+		require.Equal(t, http.StatusOK, p.Status, "%s", p.Body)
 		_, stored, _ := usersGet(t, f, u.Id)
 		require.Equal(t, "Slashed", stored.Name)
 	})
