@@ -32,7 +32,7 @@ func TestFinding09_CacheInvalidationReachesOtherInstancesWithoutRedis(t *testing
 		}
 
 		// A demotes the admin.
-		demoted, err := adminA.UpdateUserWithResponse(ctx, boss.Id, nil, client.UserUpdate{IsAdmin: ptr(false)})
+		demoted, err := adminA.UpdateUserWithResponse(ctx, boss.Id, nil, client.UserUpdate{IsAdmin: apitest.Ptr(false)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, demoted.StatusCode(), "%s", demoted.Body)
 
@@ -42,7 +42,7 @@ func TestFinding09_CacheInvalidationReachesOtherInstancesWithoutRedis(t *testing
 		require.Equal(t, http.StatusForbidden, res.StatusCode(), "round %d: instance B still serves the demoted admin from its cache: %s", round, res.Body)
 
 		// Deactivation too: B refuses the token at once.
-		off, err := adminA.UpdateUserWithResponse(ctx, boss.Id, nil, client.UserUpdate{IsActive: ptr(false)})
+		off, err := adminA.UpdateUserWithResponse(ctx, boss.Id, nil, client.UserUpdate{IsActive: apitest.Ptr(false)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, off.StatusCode(), "%s", off.Body)
 		me, err := onB.GetCurrentUserWithResponse(ctx, nil)
@@ -50,5 +50,3 @@ func TestFinding09_CacheInvalidationReachesOtherInstancesWithoutRedis(t *testing
 		require.Equal(t, http.StatusUnauthorized, me.StatusCode(), "round %d: %s", round, me.Body)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -68,7 +67,7 @@ type azmCall struct {
 	contentType string           // defaults to application/json when body is set
 	// after, when set, checks the effect (or the absence of one) once the response is in;
 	// allowed reports whether the status was one of the operation's success statuses.
-	after func(t *testing.T, allowed bool, res azmResponse)
+	after func(t *testing.T, allowed bool, res *apitest.Response)
 }
 
 // azmOp is the matrix entry of one operationId.
@@ -76,14 +75,6 @@ type azmOp struct {
 	success []int    // the statuses that mean "allowed" for this operation
 	other   azmScope // what `other` gets when the role is `user`
 	build   func(t *testing.T, f *azmFixture, p string) azmCall
-}
-
-// azmResponse is one response, read in full (the validating transport has checked it
-// against the contract already).
-type azmResponse struct {
-	status int
-	header http.Header
-	body   []byte
 }
 
 // azmAccount is a user the fixture can log in as.
@@ -185,7 +176,7 @@ func (f *azmFixture) getRun(t *testing.T, id int64) client.AgentRun {
 }
 
 // adminGet reads a path as the admin and returns its status and body.
-func (f *azmFixture) adminGet(t *testing.T, path string) azmResponse {
+func (f *azmFixture) adminGet(t *testing.T, path string) *apitest.Response {
 	t.Helper()
 	return azmSend(t, f.env, http.MethodGet, path, azmCall{token: f.accounts[azmAdmin].token})
 }
@@ -244,34 +235,19 @@ func azmPath(t *testing.T, template string, params map[string]int64) string {
 }
 
 // azmSend sends one request through the contract-validating client and reads the answer.
-func azmSend(t *testing.T, env *apitest.Env, method, path string, c azmCall) azmResponse {
+func azmSend(t *testing.T, env *apitest.Env, method, path string, c azmCall) *apitest.Response {
 	t.Helper()
-	u := env.BaseURL + path
 	if len(c.query) > 0 {
-		u += "?" + c.query.Encode()
+		path += "?" + c.query.Encode()
 	}
-	var body io.Reader
+	r := apitest.Request{Method: method, Path: path, Token: c.token}
 	if c.body != "" {
-		body = strings.NewReader(c.body)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, u, body)
-	require.NoError(t, err)
-	if c.body != "" {
-		ct := c.contentType
-		if ct == "" {
-			ct = "application/json"
+		r.Body, r.ContentType = c.body, c.contentType
+		if r.ContentType == "" {
+			r.ContentType = apitest.JSON
 		}
-		req.Header.Set("Content-Type", ct)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	res, err := env.HTTP.Do(req)
-	require.NoError(t, err)
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return azmResponse{status: res.StatusCode, header: res.Header, body: b}
+	return env.Send(t, r)
 }
 
 // azmExpected derives the statuses principal p may get from the operation's role.
@@ -334,14 +310,14 @@ func azmOps() map[string]azmOp {
 			if method != http.MethodDelete {
 				c.body = azmJSON(t, map[string]any{"name": name})
 			}
-			c.after = func(t *testing.T, allowed bool, _ azmResponse) {
+			c.after = func(t *testing.T, allowed bool, _ *apitest.Response) {
 				got := f.adminGet(t, "/api/v1/users/"+strconv.FormatInt(subject.id, 10))
 				if method == http.MethodDelete {
-					require.Equal(t, allowed, got.status == http.StatusNotFound, "deleted only when allowed (status %d)", got.status)
+					require.Equal(t, allowed, got.Status == http.StatusNotFound, "deleted only when allowed (status %d)", got.Status)
 					return
 				}
-				require.Equal(t, http.StatusOK, got.status, "%s", got.body)
-				require.Equal(t, allowed, azmField(t, got.body, "name") == name, "renamed only when allowed")
+				require.Equal(t, http.StatusOK, got.Status, "%s", got.Body)
+				require.Equal(t, allowed, azmField(t, got.Body, "name") == name, "renamed only when allowed")
 			}
 			return c
 		}}
@@ -362,9 +338,9 @@ func azmOps() map[string]azmOp {
 			acc := f.login(p)
 			form := url.Values{"grant_type": {"password"}, "username": {acc.email}, "password": {acc.password}}
 			return azmCall{token: f.token(p), body: form.Encode(), contentType: "application/x-www-form-urlencoded",
-				after: func(t *testing.T, allowed bool, res azmResponse) {
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
 					if allowed {
-						require.NotEmpty(t, azmField(t, res.body, "access_token"))
+						require.NotEmpty(t, azmField(t, res.Body, "access_token"))
 					}
 				}}
 		}},
@@ -404,9 +380,9 @@ func azmOps() map[string]azmOp {
 				name = "Administrator" // the shared admin: a harmless rename
 			}
 			return azmCall{token: tok, body: azmJSON(t, map[string]string{"name": name}),
-				after: func(t *testing.T, allowed bool, res azmResponse) {
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
 					if allowed {
-						require.Equal(t, name, azmField(t, res.body, "name"))
+						require.Equal(t, name, azmField(t, res.Body, "name"))
 					}
 				}}
 		}},
@@ -423,9 +399,9 @@ func azmOps() map[string]azmOp {
 		}},
 		"listAgents": {success: ok, other: azmUnscoped, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p), query: url.Values{"limit": {"1000"}},
-				after: func(t *testing.T, allowed bool, res azmResponse) {
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
 					if allowed {
-						require.Contains(t, azmItemIDs(t, res.body), f.agent.Id)
+						require.Contains(t, azmItemIDs(t, res.Body), f.agent.Id)
 					}
 				}}
 		}},
@@ -437,18 +413,18 @@ func azmOps() map[string]azmOp {
 			desc := fmt.Sprintf("changed by %s %d", p, f.next())
 			return azmCall{token: f.token(p), params: map[string]int64{"agent_id": target.Id},
 				body: azmJSON(t, map[string]string{"description": desc}),
-				after: func(t *testing.T, allowed bool, _ azmResponse) {
+				after: func(t *testing.T, allowed bool, _ *apitest.Response) {
 					got := f.adminGet(t, "/api/v1/agents/"+strconv.FormatInt(target.Id, 10))
-					require.Equal(t, http.StatusOK, got.status, "%s", got.body)
-					require.Equal(t, allowed, azmField(t, got.body, "description") == desc, "changed only when allowed")
+					require.Equal(t, http.StatusOK, got.Status, "%s", got.Body)
+					require.Equal(t, allowed, azmField(t, got.Body, "description") == desc, "changed only when allowed")
 				}}
 		}},
 		"deleteAgent": {success: noContent, build: func(t *testing.T, f *azmFixture, p string) azmCall {
 			target := f.newAgent(t)
 			return azmCall{token: f.token(p), params: map[string]int64{"agent_id": target.Id},
-				after: func(t *testing.T, allowed bool, _ azmResponse) {
+				after: func(t *testing.T, allowed bool, _ *apitest.Response) {
 					got := f.adminGet(t, "/api/v1/agents/"+strconv.FormatInt(target.Id, 10))
-					require.Equal(t, allowed, got.status == http.StatusNotFound, "deleted only when allowed (status %d)", got.status)
+					require.Equal(t, allowed, got.Status == http.StatusNotFound, "deleted only when allowed (status %d)", got.Status)
 				}}
 		}},
 
@@ -460,9 +436,9 @@ func azmOps() map[string]azmOp {
 		}},
 		"listAgentRuns": {success: ok, other: azmUnscoped, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p), query: url.Values{"limit": {"1000"}, "task_id": {strconv.FormatInt(f.task.Id, 10)}},
-				after: func(t *testing.T, allowed bool, res azmResponse) {
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
 					if allowed {
-						require.Equal(t, p != azmOther, slices.Contains(azmItemIDs(t, res.body), f.run.Id),
+						require.Equal(t, p != azmOther, slices.Contains(azmItemIDs(t, res.Body), f.run.Id),
 							"only the owner and administrators see the run")
 					}
 				}}
@@ -475,7 +451,7 @@ func azmOps() map[string]azmOp {
 		"cancelAgentRun": {success: []int{http.StatusOK, http.StatusConflict}, other: azmOwned, build: func(t *testing.T, f *azmFixture, p string) azmCall {
 			target := f.newRun(t, client.AgentRunCreate{Input: "to cancel"})
 			return azmCall{token: f.token(p), params: map[string]int64{"run_id": target.Id},
-				after: func(t *testing.T, allowed bool, _ azmResponse) {
+				after: func(t *testing.T, allowed bool, _ *apitest.Response) {
 					if !allowed {
 						require.NotEqual(t, client.AgentRunStatusCancelled, f.getRun(t, target.Id).Status, "cancelled although denied")
 					}
@@ -484,10 +460,10 @@ func azmOps() map[string]azmOp {
 		// The run has ended, so the stream replays its events and ends.
 		"streamAgentRunEvents": {success: ok, other: azmOwned, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p), params: map[string]int64{"run_id": f.run.Id},
-				after: func(t *testing.T, allowed bool, res azmResponse) {
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
 					if allowed {
-						require.True(t, strings.HasPrefix(res.header.Get("Content-Type"), "text/event-stream"), "content type %q", res.header.Get("Content-Type"))
-						require.Contains(t, string(res.body), "event: run.")
+						require.True(t, strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream"), "content type %q", res.Header.Get("Content-Type"))
+						require.Contains(t, string(res.Body), "event: run.")
 					}
 				}}
 		}},
@@ -498,9 +474,9 @@ func azmOps() map[string]azmOp {
 		}},
 		"listTasks": {success: ok, other: azmUnscoped, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p), query: url.Values{"limit": {"1000"}, "created_by": {strconv.FormatInt(f.accounts[azmUser].id, 10)}},
-				after: func(t *testing.T, allowed bool, res azmResponse) {
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
 					if allowed {
-						require.Equal(t, p != azmOther, slices.Contains(azmItemIDs(t, res.body), f.task.Id),
+						require.Equal(t, p != azmOther, slices.Contains(azmItemIDs(t, res.Body), f.task.Id),
 							"only the owner and administrators see the task")
 					}
 				}}
@@ -513,25 +489,25 @@ func azmOps() map[string]azmOp {
 			title := fmt.Sprintf("Updated by %s %d", p, f.next())
 			return azmCall{token: f.token(p), params: map[string]int64{"task_id": target.Id},
 				body: azmJSON(t, map[string]string{"title": title}),
-				after: func(t *testing.T, allowed bool, _ azmResponse) {
+				after: func(t *testing.T, allowed bool, _ *apitest.Response) {
 					got := f.adminGet(t, "/api/v1/tasks/"+strconv.FormatInt(target.Id, 10))
-					require.Equal(t, http.StatusOK, got.status, "%s", got.body)
-					require.Equal(t, allowed, azmField(t, got.body, "title") == title, "changed only when allowed")
+					require.Equal(t, http.StatusOK, got.Status, "%s", got.Body)
+					require.Equal(t, allowed, azmField(t, got.Body, "title") == title, "changed only when allowed")
 				}}
 		}},
 		"deleteTask": {success: noContent, other: azmOwned, build: func(t *testing.T, f *azmFixture, p string) azmCall {
 			target := f.newTask(t, "To delete")
 			return azmCall{token: f.token(p), params: map[string]int64{"task_id": target.Id},
-				after: func(t *testing.T, allowed bool, _ azmResponse) {
+				after: func(t *testing.T, allowed bool, _ *apitest.Response) {
 					got := f.adminGet(t, "/api/v1/tasks/"+strconv.FormatInt(target.Id, 10))
-					require.Equal(t, allowed, got.status == http.StatusNotFound, "deleted only when allowed (status %d)", got.status)
+					require.Equal(t, allowed, got.Status == http.StatusNotFound, "deleted only when allowed (status %d)", got.Status)
 				}}
 		}},
 		"listTaskRuns": {success: ok, other: azmOwned, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p), params: map[string]int64{"task_id": f.task.Id},
-				after: func(t *testing.T, allowed bool, res azmResponse) {
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
 					if allowed {
-						require.Contains(t, azmItemIDs(t, res.body), f.run.Id)
+						require.Contains(t, azmItemIDs(t, res.Body), f.run.Id)
 					}
 				}}
 		}},
@@ -621,17 +597,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 					call := entry.build(t, f, p)
 					require.Equal(t, p == azmAnonymous, call.token == "", "anonymous, and only anonymous, sends no token")
 					res := azmSend(t, f.env, so.method, azmPath(t, so.path, call.params), call)
-					require.Contains(t, want, res.status, "%s %s (%s, role %s) as %s: got %d, want one of %v\nbody: %s",
-						so.method, so.path, so.id, so.role, p, res.status, want, res.body)
+					require.Contains(t, want, res.Status, "%s %s (%s, role %s) as %s: got %d, want one of %v\nbody: %s",
+						so.method, so.path, so.id, so.role, p, res.Status, want, res.Body)
 					if so.role == "public" {
-						require.NotContains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, res.status, "a public operation")
+						require.NotContains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, res.Status, "a public operation")
 					}
-					if res.status == http.StatusUnauthorized {
-						require.True(t, strings.HasPrefix(res.header.Get("WWW-Authenticate"), "Bearer"),
-							"401 needs WWW-Authenticate: Bearer, got %q", res.header.Get("WWW-Authenticate"))
+					if res.Status == http.StatusUnauthorized {
+						require.True(t, strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer"),
+							"401 needs WWW-Authenticate: Bearer, got %q", res.Header.Get("WWW-Authenticate"))
 					}
 					if call.after != nil {
-						call.after(t, slices.Contains(entry.success, res.status), res)
+						call.after(t, slices.Contains(entry.success, res.Status), res)
 					}
 				})
 			}

@@ -242,7 +242,7 @@ func TestFinding04_TaskScopedRunChangesOnlyItsTask(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 		require.Equal(t, client.AgentToolScopeCreator, res.JSON200.ToolScope)
-		bad := agtDo(t, f.env, f.adminToken, http.MethodPatch, "/api/v1/agents/"+strconv.FormatInt(scoped.Id, 10), `{"tool_scope":"everything"}`)
+		bad := f.env.Do(t, http.MethodPatch, "/api/v1/agents/"+strconv.FormatInt(scoped.Id, 10), f.adminToken, `{"tool_scope":"everything"}`)
 		require.Equal(t, http.StatusUnprocessableEntity, bad.Status, "%s", bad.Body)
 	})
 }
@@ -271,11 +271,11 @@ func TestFinding06_ActiveRunsPerUserAreCapped(t *testing.T) {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
-		resps []agtResp
+		resps []*apitest.Response
 	)
 	for i := range limit + 1 {
 		wg.Go(func() {
-			r := agtDo(t, f.env, user.Token, http.MethodPost, path, fmt.Sprintf(`{"input":"run %d"}`, i))
+			r := f.env.Do(t, http.MethodPost, path, user.Token, fmt.Sprintf(`{"input":"run %d"}`, i))
 			mu.Lock()
 			resps = append(resps, r)
 			mu.Unlock()
@@ -283,7 +283,7 @@ func TestFinding06_ActiveRunsPerUserAreCapped(t *testing.T) {
 	}
 	wg.Wait()
 	var ids []int64
-	var refused []agtResp
+	var refused []*apitest.Response
 	for _, r := range resps {
 		switch r.Status {
 		case http.StatusAccepted:
@@ -296,7 +296,7 @@ func TestFinding06_ActiveRunsPerUserAreCapped(t *testing.T) {
 	}
 	require.Len(t, ids, limit, "responses: %v", resps)
 	require.Len(t, refused, 1)
-	p := agtProblem(t, refused[0], http.StatusTooManyRequests)
+	p := apitest.RequireProblem(t, refused[0], http.StatusTooManyRequests)
 	require.Equal(t, "/problems/quota-exceeded", p.Type)
 	require.Contains(t, *p.Detail, strconv.Itoa(limit))
 
@@ -305,14 +305,14 @@ func TestFinding06_ActiveRunsPerUserAreCapped(t *testing.T) {
 	agtStartRun(t, other.Client, ag.Id, client.AgentRunCreate{Input: "mine"})
 
 	// Still full; then two runs end and two more fit, but not three.
-	r := agtDo(t, f.env, user.Token, http.MethodPost, path, `{"input":"still full"}`)
-	require.Equal(t, "/problems/quota-exceeded", agtProblem(t, r, http.StatusTooManyRequests).Type)
+	r := f.env.Do(t, http.MethodPost, path, user.Token, `{"input":"still full"}`)
+	require.Equal(t, "/problems/quota-exceeded", apitest.RequireProblem(t, r, http.StatusTooManyRequests).Type)
 	agtCancel(t, user.Client, ids[0])
 	agtCancel(t, user.Client, ids[1])
 	agtStartRun(t, user.Client, ag.Id, client.AgentRunCreate{Input: "again 1"})
 	agtStartRun(t, user.Client, ag.Id, client.AgentRunCreate{Input: "again 2"})
-	r = agtDo(t, f.env, user.Token, http.MethodPost, path, `{"input":"one too many"}`)
-	require.Equal(t, "/problems/quota-exceeded", agtProblem(t, r, http.StatusTooManyRequests).Type)
+	r = f.env.Do(t, http.MethodPost, path, user.Token, `{"input":"one too many"}`)
+	require.Equal(t, "/problems/quota-exceeded", apitest.RequireProblem(t, r, http.StatusTooManyRequests).Type)
 }
 
 // TestFinding07_LLMFailureHidesProviderAddress: a model provider that cannot be reached

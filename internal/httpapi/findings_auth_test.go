@@ -22,11 +22,7 @@ import (
 // the status.
 func faStatus(t *testing.T, env *apitest.Env, token, method, path, body string, header ...string) int {
 	t.Helper()
-	h := map[string]string{}
-	for i := 0; i+1 < len(header); i += 2 {
-		h[header[i]] = header[i+1]
-	}
-	return rlDo(t, env, method, path, token, body, h).StatusCode
+	return env.Do(t, method, path, token, body, header...).Status
 }
 
 // faRequireWorks checks that an access token reads and writes.
@@ -41,10 +37,10 @@ func faRequireWorks(t *testing.T, env *apitest.Env, token, why string) {
 // faRequireRefused checks that an access token neither reads nor writes.
 func faRequireRefused(t *testing.T, env *apitest.Env, token, why string) {
 	t.Helper()
-	res := rlDo(t, env, http.MethodGet, "/api/v1/users/me", token, "", nil)
-	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "read: %s", why)
+	res := env.Do(t, http.MethodGet, "/api/v1/users/me", token, "")
+	require.Equal(t, http.StatusUnauthorized, res.Status, "read: %s", why)
 	require.Contains(t, res.Header.Get("WWW-Authenticate"), "Bearer")
-	rlProblem(t, res)
+	apitest.RequireProblem(t, res, http.StatusUnauthorized)
 	require.Equal(t, http.StatusUnauthorized, faStatus(t, env, token, http.MethodPost, "/api/v1/tasks", `{"title":"t"}`), "write: %s", why)
 }
 
@@ -159,27 +155,27 @@ func TestFinding03_CurrentPasswordIsThrottled(t *testing.T) {
 	env := rlLimits(t, 1000, 10)
 	u := env.CreateUser(t, "Guessed", false)
 	newPW := "a-brand-new-passphrase"
-	guess := func(current string) *http.Response {
-		return rlDo(t, env, http.MethodPatch, "/api/v1/users/me", u.Token,
-			fmt.Sprintf(`{"password":%q,"current_password":%q}`, newPW, current), nil)
+	guess := func(current string) *apitest.Response {
+		return env.Do(t, http.MethodPatch, "/api/v1/users/me", u.Token,
+			fmt.Sprintf(`{"password":%q,"current_password":%q}`, newPW, current))
 	}
 	for i := range 10 {
 		res := guess(fmt.Sprintf("guess-%d", i))
-		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode, "guess %d", i+1)
+		require.Equal(t, http.StatusUnprocessableEntity, res.Status, "guess %d", i+1)
 	}
 	res := guess("guess-10")
-	require.Equal(t, http.StatusTooManyRequests, res.StatusCode, "the 11th guess is refused, as the 11th login would be")
+	require.Equal(t, http.StatusTooManyRequests, res.Status, "the 11th guess is refused, as the 11th login would be")
 	retry, err := strconv.Atoi(res.Header.Get("Retry-After"))
 	require.NoError(t, err)
 	require.True(t, retry >= 1 && retry <= 60, "Retry-After=%d", retry)
-	p := rlProblem(t, res)
-	require.Equal(t, "/problems/rate-limited", p["type"])
-	require.Contains(t, p["detail"], "login-account")
+	p := apitest.RequireProblem(t, res, http.StatusTooManyRequests)
+	require.Equal(t, "/problems/rate-limited", p.Type)
+	require.Contains(t, apitest.Deref(p.Detail), "login-account")
 
 	res = guess(u.Password)
-	require.Equal(t, http.StatusTooManyRequests, res.StatusCode, "the right password does not get through a spent budget")
-	res = rlDo(t, env, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(string(u.Email), u.Password), nil)
-	require.Equal(t, http.StatusTooManyRequests, res.StatusCode, "the guessing client's logins share the account's budget")
+	require.Equal(t, http.StatusTooManyRequests, res.Status, "the right password does not get through a spent budget")
+	res = env.Do(t, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(string(u.Email), u.Password))
+	require.Equal(t, http.StatusTooManyRequests, res.Status, "the guessing client's logins share the account's budget")
 
 	// Other updates are not throttled.
 	name := "Renamed"
@@ -246,27 +242,27 @@ func TestFinding11_AccountLockoutSparesTheOwner(t *testing.T) {
 	env := rlLimits(t, 1000, 3, apitest.WithEnv("TRUSTED_PROXIES", "127.0.0.1"))
 	victim := env.CreateUser(t, "Victim", false)
 	email := string(victim.Email)
-	from := func(ip string) map[string]string { return map[string]string{"X-Forwarded-For": ip} }
-	login := func(pw, ip string) *http.Response {
-		return rlDo(t, env, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(email, pw), from(ip))
+	from := func(ip string) []string { return []string{"X-Forwarded-For", ip} }
+	login := func(pw, ip string) *apitest.Response {
+		return env.Do(t, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(email, pw), from(ip)...)
 	}
 	// The attacker spends the account's budget from three addresses.
 	for i := range 3 {
 		res := login("wrong", fmt.Sprintf("198.51.100.%d", i+1))
-		require.Equal(t, http.StatusUnauthorized, res.StatusCode, "guess %d", i+1)
+		require.Equal(t, http.StatusUnauthorized, res.Status, "guess %d", i+1)
 	}
 	res := login("wrong", "198.51.100.1")
-	require.Equal(t, http.StatusTooManyRequests, res.StatusCode, "the attacker is throttled")
-	require.Contains(t, rlProblem(t, res)["detail"], "login-account")
+	require.Equal(t, http.StatusTooManyRequests, res.Status, "the attacker is throttled")
+	require.Contains(t, apitest.Deref(apitest.RequireProblem(t, res, http.StatusTooManyRequests).Detail), "login-account")
 
 	// The owner, from another address, logs in.
 	res = login(victim.Password, "203.0.113.50")
-	require.Equal(t, http.StatusOK, res.StatusCode, "the owner is not locked out")
+	require.Equal(t, http.StatusOK, res.Status, "the owner is not locked out")
 
 	// The attacker still is, whichever of its addresses it uses, even with the right password.
 	for i := range 3 {
 		res := login(victim.Password, fmt.Sprintf("198.51.100.%d", i+1))
-		require.Equal(t, http.StatusTooManyRequests, res.StatusCode, "attacker address %d", i+1)
+		require.Equal(t, http.StatusTooManyRequests, res.Status, "attacker address %d", i+1)
 		require.NotEmpty(t, res.Header.Get("Retry-After"))
 	}
 }
@@ -277,8 +273,8 @@ func TestFinding12_IPv6ClientsAreKeyedByTheir64(t *testing.T) {
 	t.Parallel()
 	env := rlLimits(t, 3, 1000, apitest.WithEnv("TRUSTED_PROXIES", "127.0.0.1"))
 	refresh := func(ip string) int {
-		return rlDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "", `{"refresh_token":"rt_unknown"}`,
-			map[string]string{"X-Forwarded-For": ip}).StatusCode
+		return env.Do(t, http.MethodPost, "/api/v1/auth/refresh", "", `{"refresh_token":"rt_unknown"}`,
+			"X-Forwarded-For", ip).Status
 	}
 	for i := range 3 {
 		require.Equal(t, http.StatusUnauthorized, refresh(fmt.Sprintf("2001:db8:1:2::%x", i+1)), "request %d", i+1)

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -24,45 +23,6 @@ import (
 // Helpers (prefixed with "fnd" so they cannot clash with other test files of the package)
 // ---------------------------------------------------------------------------------------
 
-// fndResponse is a raw response, read in full.
-type fndResponse struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// fndDo sends a raw request through the contract-validating client; headers are
-// name/value pairs.
-func fndDo(t *testing.T, env *apitest.Env, method, path, contentType, body string, headers ...string) fndResponse {
-	t.Helper()
-	return fndDoWith(t, env.HTTP, env, method, path, contentType, body, headers...)
-}
-
-// fndDoWith is fndDo through hc, for the answers the contract does not describe (the
-// documentation's assets, the empty body of a HEAD problem).
-func fndDoWith(t *testing.T, hc *http.Client, env *apitest.Env, method, path, contentType, body string, headers ...string) fndResponse {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(context.Background(), method, env.BaseURL+path, rd)
-	require.NoError(t, err)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	require.Zero(t, len(headers)%2, "headers come in name/value pairs")
-	for i := 0; i < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := hc.Do(req)
-	require.NoError(t, err)
-	defer func() { _ = res.Body.Close() }()
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return fndResponse{Status: res.StatusCode, Header: res.Header, Body: b}
-}
-
 func fndRandom(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
@@ -72,7 +32,7 @@ func fndRandom(n int) string {
 // fndMetrics returns the text of /metrics.
 func fndMetrics(t *testing.T, env *apitest.Env) string {
 	t.Helper()
-	r := fndDo(t, env, http.MethodGet, "/metrics", "", "")
+	r := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/metrics"})
 	require.Equal(t, http.StatusOK, r.Status)
 	return string(r.Body)
 }
@@ -119,7 +79,7 @@ func TestFinding01_MetricsSeriesStayBoundedUnderInventedMethodsAndPaths(t *testi
 
 	inventedMethod := func() string { return "X" + strings.ToUpper(fndRandom(6)) + "AAAA" }
 	randomPath := func() string { return "/" + fndRandom(4) + "/" + fndRandom(3) }
-	requireMethodNotAllowed := func(r fndResponse, allow string) {
+	requireMethodNotAllowed := func(r *apitest.Response, allow string) {
 		t.Helper()
 		require.Equal(t, http.StatusMethodNotAllowed, r.Status, "body: %s", r.Body)
 		require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
@@ -134,11 +94,11 @@ func TestFinding01_MetricsSeriesStayBoundedUnderInventedMethodsAndPaths(t *testi
 	}
 
 	// One request of each kind first, so every series the flood can touch exists.
-	requireMethodNotAllowed(fndDo(t, env, inventedMethod(), "/api/health", "", ""), "GET")
-	requireMethodNotAllowed(fndDo(t, env, inventedMethod(), randomPath(), "", ""), "")
-	requireMethodNotAllowed(fndDo(t, env, http.MethodTrace, "/api/v1/tasks", "", ""), "GET, POST")
-	require.Equal(t, http.StatusNotFound, fndDo(t, env, http.MethodGet, randomPath(), "", "").Status)
-	require.Equal(t, http.StatusNotFound, fndDo(t, env, http.MethodPost, randomPath(), "", "").Status)
+	requireMethodNotAllowed(env.Send(t, apitest.Request{Method: inventedMethod(), Path: "/api/health"}), "GET")
+	requireMethodNotAllowed(env.Send(t, apitest.Request{Method: inventedMethod(), Path: randomPath()}), "")
+	requireMethodNotAllowed(env.Send(t, apitest.Request{Method: http.MethodTrace, Path: "/api/v1/tasks"}), "GET, POST")
+	require.Equal(t, http.StatusNotFound, env.Send(t, apitest.Request{Method: http.MethodGet, Path: randomPath()}).Status)
+	require.Equal(t, http.StatusNotFound, env.Send(t, apitest.Request{Method: http.MethodPost, Path: randomPath()}).Status)
 	fndMetrics(t, env)
 	var before string
 	require.Eventually(t, func() bool {
@@ -155,12 +115,12 @@ func TestFinding01_MetricsSeriesStayBoundedUnderInventedMethodsAndPaths(t *testi
 		if i%2 == 1 {
 			path = randomPath()
 		}
-		r := fndDo(t, env, inventedMethod(), path, "", "", "X-Request-ID", "flood-"+fndRandom(8))
+		r := env.Send(t, apitest.Request{Method: inventedMethod(), Path: path, Header: map[string]string{"X-Request-ID": "flood-" + fndRandom(8)}})
 		require.Equal(t, http.StatusMethodNotAllowed, r.Status, "body: %s", r.Body)
 	}
 	for range 100 {
-		require.Equal(t, http.StatusNotFound, fndDo(t, env, http.MethodGet, randomPath(), "", "").Status)
-		require.Equal(t, http.StatusNotFound, fndDo(t, env, http.MethodPost, randomPath(), "", "").Status)
+		require.Equal(t, http.StatusNotFound, env.Send(t, apitest.Request{Method: http.MethodGet, Path: randomPath()}).Status)
+		require.Equal(t, http.StatusNotFound, env.Send(t, apitest.Request{Method: http.MethodPost, Path: randomPath()}).Status)
 	}
 
 	var after string
@@ -185,18 +145,18 @@ func TestFinding01_MetricsSeriesStayBoundedUnderInventedMethodsAndPaths(t *testi
 func TestFinding13_NoStoreOnPersonalDataAndNosniffEverywhere(t *testing.T) {
 	t.Parallel()
 	env := apitest.Start(t, apitest.WithEnv("DEBUG", "true"))
-	requireNosniff := func(r fndResponse, what string) {
+	requireNosniff := func(r *apitest.Response, what string) {
 		t.Helper()
 		require.Equal(t, "nosniff", r.Header.Get("X-Content-Type-Options"), what)
 	}
-	requireNoStore := func(r fndResponse, what string) {
+	requireNoStore := func(r *apitest.Response, what string) {
 		t.Helper()
 		requireNosniff(r, what)
 		require.Equal(t, "no-store", r.Header.Get("Cache-Control"), what)
 	}
 
 	form := url.Values{"username": {apitest.AdminEmail}, "password": {apitest.AdminPassword}}.Encode()
-	login := fndDo(t, env, http.MethodPost, "/api/v1/auth/token", "application/x-www-form-urlencoded", form)
+	login := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/token", ContentType: apitest.Form, Body: form})
 	require.Equal(t, http.StatusOK, login.Status, "body: %s", login.Body)
 	requireNoStore(login, "token response")
 	require.Equal(t, "no-cache", login.Header.Get("Pragma"), "token response (RFC 6749 §5.1)")
@@ -206,42 +166,42 @@ func TestFinding13_NoStoreOnPersonalDataAndNosniffEverywhere(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(login.Body, &pair))
 
-	refresh := fndDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "application/json",
-		`{"refresh_token":"`+pair.RefreshToken+`"}`)
+	refresh := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/refresh", ContentType: apitest.JSON, Body: `{"refresh_token":"` + pair.RefreshToken + `"}`})
+
 	require.Equal(t, http.StatusOK, refresh.Status, "body: %s", refresh.Body)
 	requireNoStore(refresh, "refresh response")
 	require.NoError(t, json.Unmarshal(refresh.Body, &pair))
 	bearer := "Bearer " + pair.AccessToken
 
-	badLogin := fndDo(t, env, http.MethodPost, "/api/v1/auth/token", "application/x-www-form-urlencoded",
-		url.Values{"username": {apitest.AdminEmail}, "password": {"wrong-password"}}.Encode())
+	badLogin := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/auth/token", ContentType: apitest.Form, Body: url.Values{"username": {apitest.AdminEmail}, "password": {"wrong-password"}}.Encode()})
+
 	require.Equal(t, http.StatusUnauthorized, badLogin.Status)
 	requireNoStore(badLogin, "failed login")
 
-	me := fndDo(t, env, http.MethodGet, "/api/v1/users/me", "", "", "Authorization", bearer)
+	me := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me", Header: map[string]string{"Authorization": bearer}})
 	require.Equal(t, http.StatusOK, me.Status)
 	requireNoStore(me, "GET /users/me")
 	require.Contains(t, string(me.Body), apitest.AdminEmail)
 	etag := me.Header.Get("ETag")
 	require.NotEmpty(t, etag, "resources keep their ETag")
-	notModified := fndDo(t, env, http.MethodGet, "/api/v1/users/me", "", "", "Authorization", bearer, "If-None-Match", etag)
+	notModified := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me", Header: map[string]string{"Authorization": bearer, "If-None-Match": etag}})
 	require.Equal(t, http.StatusNotModified, notModified.Status, "If-None-Match still answers 304")
 	requireNoStore(notModified, "304")
 
-	created := fndDo(t, env, http.MethodPost, "/api/v1/tasks", "application/json", `{"title":"private"}`, "Authorization", bearer)
+	created := env.Send(t, apitest.Request{Method: http.MethodPost, Path: "/api/v1/tasks", ContentType: apitest.JSON, Body: `{"title":"private"}`, Header: map[string]string{"Authorization": bearer}})
 	require.Equal(t, http.StatusCreated, created.Status, "body: %s", created.Body)
 	requireNoStore(created, "POST /tasks")
-	list := fndDo(t, env, http.MethodGet, "/api/v1/tasks/", "", "", "Authorization", bearer)
+	list := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/tasks/", Header: map[string]string{"Authorization": bearer}})
 	require.Equal(t, http.StatusOK, list.Status)
 	requireNoStore(list, "GET /tasks/")
-	users := fndDo(t, env, http.MethodGet, "/api/v1/users?q=admin", "", "", "Authorization", bearer)
+	users := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users?q=admin", Header: map[string]string{"Authorization": bearer}})
 	require.Equal(t, http.StatusOK, users.Status)
 	requireNoStore(users, "GET /users")
 
-	anonymous := fndDo(t, env, http.MethodGet, "/api/v1/users/me", "", "")
+	anonymous := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/users/me"})
 	require.Equal(t, http.StatusUnauthorized, anonymous.Status)
 	requireNoStore(anonymous, "401")
-	missing := fndDo(t, env, http.MethodGet, "/api/v1/tasks/987654", "", "", "Authorization", bearer)
+	missing := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/tasks/987654", Header: map[string]string{"Authorization": bearer}})
 	require.Equal(t, http.StatusNotFound, missing.Status)
 	requireNoStore(missing, "404 of a resource")
 
@@ -270,7 +230,7 @@ func TestFinding13_NoStoreOnPersonalDataAndNosniffEverywhere(t *testing.T) {
 		if c.raw {
 			hc = http.DefaultClient
 		}
-		r := fndDoWith(t, hc, env, c.method, c.path, "", "")
+		r := env.Send(t, apitest.Request{Client: hc, Method: c.method, Path: c.path})
 		require.Equal(t, c.status, r.Status, "%s %s: %s", c.method, c.path, r.Body)
 		requireNosniff(r, c.method+" "+c.path)
 		if !strings.HasPrefix(c.path, "/api/v1") {
@@ -359,6 +319,6 @@ func TestFinding14_ClientHangUpIsLogged499NotServerError(t *testing.T) {
 	require.NotRegexp(t, `http_requests_total\{method="GET",route="/api/v1/tasks",status="5\d\d"\}`, text)
 
 	// The server is unharmed: the same request now answers.
-	list := fndDo(t, env, http.MethodGet, "/api/v1/tasks", "", "", "Authorization", "Bearer "+token)
+	list := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/v1/tasks", Token: token})
 	require.Equal(t, http.StatusOK, list.Status, "body: %s", list.Body)
 }

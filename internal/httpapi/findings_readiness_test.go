@@ -34,15 +34,15 @@ func TestFinding07_ReadinessSaysWhatFailedWithoutAddresses(t *testing.T) {
 	port := strconv.Itoa(closedPort(t))
 	env := apitest.Start(t, apitest.WithEnv("REDIS_URL", "redis://127.0.0.1:"+port+"/0"))
 
-	r := fetch(t, env.HTTP, http.MethodGet, env.BaseURL+"/api/health/ready", nil)
-	require.Equal(t, http.StatusOK, r.status, "Redis is optional: the service stays ready: %s", r.body)
-	body := decodeJSON(t, r.body)
+	r := env.Send(t, apitest.Request{Method: http.MethodGet, Path: "/api/health/ready"})
+	require.Equal(t, http.StatusOK, r.Status, "Redis is optional: the service stays ready: %s", r.Body)
+	body := decodeJSON(t, r.Body)
 	cache := body["checks"].(map[string]any)["cache"].(map[string]any)
-	require.Equal(t, "degraded", cache["status"], "%s", r.body)
+	require.Equal(t, "degraded", cache["status"], "%s", r.Body)
 	detail, _ := cache["detail"].(string)
 	require.Contains(t, detail, "redis is unreachable")
 	for _, leak := range []string{"127.0.0.1", port, "dial", "connection refused"} {
-		require.NotContains(t, string(r.body), leak, "the public readiness body must not carry the cause")
+		require.NotContains(t, string(r.Body), leak, "the public readiness body must not carry the cause")
 	}
 	// The cause is in the log, for operators.
 	require.Eventually(t, func() bool {
@@ -61,11 +61,11 @@ func TestFinding07_ReadinessHidesAFailingCheckCause(t *testing.T) {
 	require.NoError(t, err)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	r := fetch(t, plain, http.MethodGet, hs.URL+"/api/health/ready", nil)
-	require.Equal(t, http.StatusServiceUnavailable, r.status, "%s", r.body)
-	check := decodeJSON(t, r.body)["checks"].(map[string]any)["database"].(map[string]any)
+	r := apitest.Send(t, hs.URL, apitest.Request{Client: plain, Method: http.MethodGet, Path: "/api/health/ready"})
+	require.Equal(t, http.StatusServiceUnavailable, r.Status, "%s", r.Body)
+	check := decodeJSON(t, r.Body)["checks"].(map[string]any)["database"].(map[string]any)
 	require.Equal(t, "database unavailable", check["detail"])
-	require.NotContains(t, string(r.body), "10.1.2.3")
+	require.NotContains(t, string(r.Body), "10.1.2.3")
 }
 
 func TestFinding08_ReadinessProbesAtMostOncePerSecond(t *testing.T) {

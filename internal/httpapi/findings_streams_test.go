@@ -85,8 +85,8 @@ func TestFinding05_StreamsPerUserAreBounded(t *testing.T) {
 	}
 
 	// The 21st is refused with a contract-valid 429 problem and Retry-After.
-	over := agtDo(t, f.env, f.user.Token, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d/events", f.run.Id), "")
-	p := agtProblem(t, over, http.StatusTooManyRequests)
+	over := f.env.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d/events", f.run.Id), f.user.Token, "")
+	p := apitest.RequireProblem(t, over, http.StatusTooManyRequests)
 	require.Equal(t, "/problems/rate-limited", p.Type)
 	require.NotEmpty(t, over.Header.Get("Retry-After"))
 
@@ -102,8 +102,8 @@ func TestFinding05_StreamsPerUserAreBounded(t *testing.T) {
 		s := openRawStream(t, f.env.BaseURL, f.user.Token, f.run.Id)
 		return s.status == http.StatusOK
 	}, 5*time.Second, 50*time.Millisecond, "a closed stream gives its slot back")
-	again := agtDo(t, f.env, f.user.Token, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d/events", f.run.Id), "")
-	agtProblem(t, again, http.StatusTooManyRequests)
+	again := f.env.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d/events", f.run.Id), f.user.Token, "")
+	apitest.RequireProblem(t, again, http.StatusTooManyRequests)
 }
 
 // requireEnds waits for the server to end the stream.
@@ -127,7 +127,7 @@ func TestFinding05_StreamEndsWhenItsUserIsDeactivated(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 
-	res, err := f.admin.UpdateUserWithResponse(context.Background(), f.user.Id, nil, client.UserUpdate{IsActive: agtPtr(false)})
+	res, err := f.admin.UpdateUserWithResponse(context.Background(), f.user.Id, nil, client.UserUpdate{IsActive: apitest.Ptr(false)})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 	requireEnds(t, s, 5*time.Second, "after its user was deactivated")

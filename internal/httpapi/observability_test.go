@@ -43,7 +43,7 @@ func TestMetricsExposeRequestsPoolQueueAndLLM(t *testing.T) {
 	res, err := f.admin.GetTaskWithResponse(ctx, 987654, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, res.StatusCode())
-	rlDo(t, f.env, http.MethodGet, "/no/such/route", "", "", nil)
+	f.env.Do(t, http.MethodGet, "/no/such/route", "", "")
 
 	ag := agtNewAgent(t, f)
 	f.llm.Script(llmtest.Reply{Content: []string{"done"}, Prompt: 11, Completion: 4})
@@ -94,7 +94,7 @@ func TestLLMResponseCache(t *testing.T) {
 			zero := 0.0
 			tools := client.AgentTools{client.GetTask}
 			ag := agtCreateAgent(t, f.admin, client.AgentCreate{
-				Name: "deterministic-" + backend, Instructions: agtPtr("Answer briefly."), Temperature: &zero, Tools: &tools,
+				Name: "deterministic-" + backend, Instructions: apitest.Ptr("Answer briefly."), Temperature: &zero, Tools: &tools,
 			})
 			f.llm.Script(llmtest.Reply{Content: []string{"The ", "answer."}, Prompt: 50, Completion: 5})
 			first := agtWaitRun(t, f.admin, agtStartRun(t, f.admin, ag.Id, client.AgentRunCreate{Input: "What is the answer?"}).Id)
@@ -109,9 +109,9 @@ func TestLLMResponseCache(t *testing.T) {
 			assert.Equal(t, 1, f.llm.Hits(), "the model was not called again")
 
 			// The streamed events of the cached run carry the answer like any other.
-			events := rlDo(t, f.env, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d/events", second.Id), f.adminToken, "", nil)
-			require.Equal(t, http.StatusOK, events.StatusCode)
-			assert.Contains(t, readAll(t, events), "The answer.")
+			events := f.env.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d/events", second.Id), f.adminToken, "")
+			require.Equal(t, http.StatusOK, events.Status)
+			assert.Contains(t, string(events.Body), "The answer.")
 
 			// A different input is a different request.
 			f.llm.Script(llmtest.Reply{Content: []string{"Other."}, Prompt: 60, Completion: 2})
@@ -133,18 +133,5 @@ func TestLLMResponseCache(t *testing.T) {
 			}
 			assert.Equal(t, 4, f.llm.Hits())
 		})
-	}
-}
-
-func readAll(t *testing.T, res *http.Response) string {
-	t.Helper()
-	b := new(strings.Builder)
-	buf := make([]byte, 4096)
-	for {
-		n, err := res.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			return b.String()
-		}
 	}
 }

@@ -21,43 +21,8 @@ import (
 	"enterprise-automation/internal/redistest"
 )
 
-// rlDo sends one request with the given headers through the validating client.
-func rlDo(t *testing.T, env *apitest.Env, method, path, token string, body string, header map[string]string) *http.Response {
-	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, env.BaseURL+path, r)
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if strings.HasPrefix(body, "{") {
-		req.Header.Set("Content-Type", "application/json")
-	} else if body != "" {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	res, err := env.HTTP.Do(req)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = res.Body.Close() })
-	return res
-}
-
-// rlProblem decodes a problem body.
-func rlProblem(t *testing.T, res *http.Response) map[string]any {
-	t.Helper()
-	require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-	var p map[string]any
-	require.NoError(t, json.NewDecoder(res.Body).Decode(&p))
-	return p
-}
-
-func rlLoginForm(email, password string) string {
-	return url.Values{"username": {email}, "password": {password}}.Encode()
+func rlLoginForm(email, password string) url.Values {
+	return url.Values{"username": {email}, "password": {password}}
 }
 
 // rlLimits starts a server with the given general and login quotas per minute.
@@ -76,51 +41,51 @@ func TestRateLimitPerUser(t *testing.T) {
 	bob := env.CreateUser(t, "Bob", false)
 
 	for i := range 5 {
-		res := rlDo(t, env, http.MethodGet, "/api/v1/users/me", alice.Token, "", nil)
-		require.Equal(t, http.StatusOK, res.StatusCode, "request %d", i+1)
+		res := env.Do(t, http.MethodGet, "/api/v1/users/me", alice.Token, "")
+		require.Equal(t, http.StatusOK, res.Status, "request %d", i+1)
 		assert.Equal(t, `"user";q=5;w=60`, res.Header.Get("RateLimit-Policy"))
 		assert.Regexp(t, fmt.Sprintf(`^"user";r=%d;t=\d+$`, 4-i), res.Header.Get("RateLimit"))
 	}
-	res := rlDo(t, env, http.MethodGet, "/api/v1/users/me", alice.Token, "", nil)
-	require.Equal(t, http.StatusTooManyRequests, res.StatusCode)
+	res := env.Do(t, http.MethodGet, "/api/v1/users/me", alice.Token, "")
+	require.Equal(t, http.StatusTooManyRequests, res.Status)
 	retry, err := strconv.Atoi(res.Header.Get("Retry-After"))
 	require.NoError(t, err, "Retry-After is whole seconds")
 	assert.True(t, retry >= 1 && retry <= 12, "one request refills every 12 s; Retry-After=%d", retry)
 	assert.Regexp(t, `^"user";r=0;t=\d+$`, res.Header.Get("RateLimit"))
-	p := rlProblem(t, res)
-	assert.Equal(t, "/problems/rate-limited", p["type"])
-	assert.EqualValues(t, 429, p["status"])
-	assert.NotEmpty(t, p["request_id"])
-	assert.Contains(t, p["detail"], "retry in")
+	p := apitest.RequireProblem(t, res, http.StatusTooManyRequests)
+	assert.Equal(t, "/problems/rate-limited", p.Type)
+	assert.EqualValues(t, 429, p.Status)
+	assert.NotEmpty(t, p.RequestId)
+	assert.Contains(t, apitest.Deref(p.Detail), "retry in")
 
 	// Other users have their own quota; so do writes of the same user (refused too).
-	res = rlDo(t, env, http.MethodGet, "/api/v1/users/me", bob.Token, "", nil)
-	assert.Equal(t, http.StatusOK, res.StatusCode, "bob's quota is his own")
-	res = rlDo(t, env, http.MethodPost, "/api/v1/tasks", alice.Token, `{"title":"t"}`, nil)
-	assert.Equal(t, http.StatusTooManyRequests, res.StatusCode, "the quota covers every operation")
+	res = env.Do(t, http.MethodGet, "/api/v1/users/me", bob.Token, "")
+	assert.Equal(t, http.StatusOK, res.Status, "bob's quota is his own")
+	res = env.Do(t, http.MethodPost, "/api/v1/tasks", alice.Token, `{"title":"t"}`)
+	assert.Equal(t, http.StatusTooManyRequests, res.Status, "the quota covers every operation")
 
 	// Probes and metrics are never limited.
 	for range 10 {
-		assert.Equal(t, http.StatusOK, rlDo(t, env, http.MethodGet, "/api/health", "", "", nil).StatusCode)
+		assert.Equal(t, http.StatusOK, env.Do(t, http.MethodGet, "/api/health", "", "").Status)
 	}
-	assert.Equal(t, http.StatusOK, rlDo(t, env, http.MethodGet, "/metrics", "", "", nil).StatusCode)
+	assert.Equal(t, http.StatusOK, env.Do(t, http.MethodGet, "/metrics", "", "").Status)
 }
 
 func TestRateLimitAnonymousPerIP(t *testing.T) {
 	t.Parallel()
 	env := rlLimits(t, 3, 100)
 	for i := range 3 {
-		res := rlDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "", `{"refresh_token":"rt_unknown"}`, nil)
-		require.Equal(t, http.StatusUnauthorized, res.StatusCode, "request %d", i+1)
+		res := env.Do(t, http.MethodPost, "/api/v1/auth/refresh", "", `{"refresh_token":"rt_unknown"}`)
+		require.Equal(t, http.StatusUnauthorized, res.Status, "request %d", i+1)
 		assert.Equal(t, `"ip";q=3;w=60`, res.Header.Get("RateLimit-Policy"))
 	}
 	// X-Forwarded-For is not trusted without TRUSTED_PROXIES: a client cannot pick a
 	// fresh key per request.
-	res := rlDo(t, env, http.MethodPost, "/api/v1/auth/refresh", "", `{"refresh_token":"rt_unknown"}`,
-		map[string]string{"X-Forwarded-For": "203.0.113.9"})
-	require.Equal(t, http.StatusTooManyRequests, res.StatusCode)
+	res := env.Do(t, http.MethodPost, "/api/v1/auth/refresh", "", `{"refresh_token":"rt_unknown"}`,
+		"X-Forwarded-For", "203.0.113.9")
+	require.Equal(t, http.StatusTooManyRequests, res.Status)
 	assert.NotEmpty(t, res.Header.Get("Retry-After"))
-	rlProblem(t, res)
+	apitest.RequireProblem(t, res, http.StatusTooManyRequests)
 }
 
 func TestLoginRateLimit(t *testing.T) {
@@ -129,14 +94,14 @@ func TestLoginRateLimit(t *testing.T) {
 		t.Parallel()
 		env := rlLimits(t, 1000, 3)
 		for i := range 3 {
-			res := rlDo(t, env, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(fmt.Sprintf("nobody%d@example.com", i), "guess"), nil)
-			require.Equal(t, http.StatusUnauthorized, res.StatusCode, "attempt %d", i+1)
+			res := env.Do(t, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(fmt.Sprintf("nobody%d@example.com", i), "guess"))
+			require.Equal(t, http.StatusUnauthorized, res.Status, "attempt %d", i+1)
 			assert.Contains(t, res.Header.Values("RateLimit-Policy"), `"login-ip";q=3;w=60`)
 		}
-		res := rlDo(t, env, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(apitest.AdminEmail, apitest.AdminPassword), nil)
-		require.Equal(t, http.StatusTooManyRequests, res.StatusCode, "the 4th attempt from one IP is refused before the password is checked")
-		p := rlProblem(t, res)
-		assert.Contains(t, p["detail"], "login-ip")
+		res := env.Do(t, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(apitest.AdminEmail, apitest.AdminPassword))
+		require.Equal(t, http.StatusTooManyRequests, res.Status, "the 4th attempt from one IP is refused before the password is checked")
+		p := apitest.RequireProblem(t, res, http.StatusTooManyRequests)
+		assert.Contains(t, apitest.Deref(p.Detail), "login-ip")
 		retry, err := strconv.Atoi(res.Header.Get("Retry-After"))
 		require.NoError(t, err)
 		assert.True(t, retry >= 1 && retry <= 20, "Retry-After=%d", retry)
@@ -150,18 +115,21 @@ func TestLoginRateLimit(t *testing.T) {
 		// for the owner on another client.
 		victim := env.CreateUser(t, "Victim", false)
 		for i := range 4 {
-			res := rlDo(t, env, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(strings.ToUpper(string(victim.Email)), "wrong"),
-				map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", i+1)})
-			require.Equal(t, http.StatusUnauthorized, res.StatusCode, "attempt %d", i+1)
+			res := env.Do(t, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(strings.ToUpper(string(victim.Email)), "wrong"),
+				"X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
+
+			require.Equal(t, http.StatusUnauthorized, res.Status, "attempt %d", i+1)
 		}
-		res := rlDo(t, env, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(string(victim.Email), victim.Password),
-			map[string]string{"X-Forwarded-For": "198.51.100.1"})
-		require.Equal(t, http.StatusTooManyRequests, res.StatusCode, "guesses against one account from many IPs are limited (letter case ignored)")
-		assert.Contains(t, rlProblem(t, res)["detail"], "login-account")
+		res := env.Do(t, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(string(victim.Email), victim.Password),
+			"X-Forwarded-For", "198.51.100.1")
+
+		require.Equal(t, http.StatusTooManyRequests, res.Status, "guesses against one account from many IPs are limited (letter case ignored)")
+		assert.Contains(t, apitest.Deref(apitest.RequireProblem(t, res, http.StatusTooManyRequests).Detail), "login-account")
 		// Another account from a fresh IP is unaffected.
-		res = rlDo(t, env, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(apitest.AdminEmail, apitest.AdminPassword),
-			map[string]string{"X-Forwarded-For": "198.51.100.201"})
-		assert.Equal(t, http.StatusOK, res.StatusCode)
+		res = env.Do(t, http.MethodPost, "/api/v1/auth/token", "", rlLoginForm(apitest.AdminEmail, apitest.AdminPassword),
+			"X-Forwarded-For", "198.51.100.201")
+
+		assert.Equal(t, http.StatusOK, res.Status)
 	})
 }
 
@@ -184,13 +152,13 @@ func TestRateLimitIsSharedThroughRedis(t *testing.T) {
 		if i%2 == 1 {
 			env = b
 		}
-		res := rlDo(t, env, http.MethodGet, "/api/v1/users/me", user.Token, "", nil)
-		switch res.StatusCode {
+		res := env.Do(t, http.MethodGet, "/api/v1/users/me", user.Token, "")
+		switch res.Status {
 		case http.StatusOK:
 			allowed++
 		case http.StatusTooManyRequests:
 		default:
-			t.Fatalf("request %d: status %d", i+1, res.StatusCode)
+			t.Fatalf("request %d: status %d", i+1, res.Status)
 		}
 	}
 	assert.Equal(t, 6, allowed, "6 per minute across both instances")
@@ -204,12 +172,12 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	redis := redistest.Start(t)
 	env := apitest.Start(t, apitest.WithEnv("REDIS_URL", redis.URL()), apitest.WithEnv("RATE_LIMIT_PER_MINUTE", "100000"))
 	user := env.CreateUser(t, "Loaded", false)
-	task := rlDo(t, env, http.MethodPost, "/api/v1/tasks", user.Token, `{"title":"under load"}`, nil)
-	require.Equal(t, http.StatusCreated, task.StatusCode)
+	task := env.Do(t, http.MethodPost, "/api/v1/tasks", user.Token, `{"title":"under load"}`)
+	require.Equal(t, http.StatusCreated, task.Status)
 	var created struct {
 		ID int64 `json:"id"`
 	}
-	require.NoError(t, json.NewDecoder(task.Body).Decode(&created))
+	require.NoError(t, json.Unmarshal(task.Body, &created))
 	taskPath := "/api/v1/tasks/" + strconv.FormatInt(created.ID, 10)
 
 	ready := func() map[string]any {
@@ -294,8 +262,8 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	defer rc.Close()
 	key := "ea:c:user:" + strconv.FormatInt(user.Id, 10)
 	require.Eventually(t, func() bool {
-		res := rlDo(t, env, http.MethodGet, "/api/v1/users/me", user.Token, "", nil)
-		require.Equal(t, http.StatusOK, res.StatusCode)
+		res := env.Do(t, http.MethodGet, "/api/v1/users/me", user.Token, "")
+		require.Equal(t, http.StatusOK, res.Status)
 		n, err := rc.Exists(context.Background(), key).Result()
 		return err == nil && n == 1
 	}, 5*time.Second, 100*time.Millisecond)
@@ -308,9 +276,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 // rlMetrics fetches /metrics.
 func rlMetrics(t *testing.T, env *apitest.Env) string {
 	t.Helper()
-	res := rlDo(t, env, http.MethodGet, "/metrics", "", "", nil)
-	require.Equal(t, http.StatusOK, res.StatusCode)
-	b, err := io.ReadAll(res.Body)
-	require.NoError(t, err)
-	return string(b)
+	res := env.Do(t, http.MethodGet, "/metrics", "", "")
+	require.Equal(t, http.StatusOK, res.Status)
+	return string(res.Body)
 }
