@@ -94,10 +94,11 @@ bench: deps-db build ## Benchmark: 10k users, 1M tasks, real server under load v
 	./bin/bench -server $(BIN) -json artifacts/bench.json -markdown internal/bench/RESULTS.md $(BENCH_FLAGS)
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and golangci-lint (configuration in .golangci.yaml)
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GOTOOL) golangci-lint run $(PKGS)
 
 .PHONY: clean
 clean: ## Remove build output (keeps .data/)

@@ -20,7 +20,7 @@ type queries interface {
 	AgentList(ctx context.Context, arg db.AgentListParams) ([]db.Agent, error)
 	AgentUpdate(ctx context.Context, arg db.AgentUpdateParams) (db.Agent, error)
 	AgentRunCount(ctx context.Context, arg db.AgentRunCountParams) (int64, error)
-	AgentRunCountActiveByCreators(ctx context.Context, userIds []int64) ([]db.AgentRunCountActiveByCreatorsRow, error)
+	AgentRunCountActiveByCreators(ctx context.Context, userIDs []int64) ([]db.AgentRunCountActiveByCreatorsRow, error)
 	AgentRunCreate(ctx context.Context, arg db.AgentRunCreateParams) ([]db.AgentRunCreateRow, error)
 	AgentRunEventAppend(ctx context.Context, arg db.AgentRunEventAppendParams) (int64, error)
 	AgentRunEventsAfter(ctx context.Context, arg db.AgentRunEventsAfterParams) ([]db.AgentRunEvent, error)
@@ -28,7 +28,7 @@ type queries interface {
 	AgentRunGetByID(ctx context.Context, id int64) (db.AgentRun, error)
 	AgentRunGetByIDForUpdate(ctx context.Context, id int64) (db.AgentRun, error)
 	AgentRunList(ctx context.Context, arg db.AgentRunListParams) ([]db.AgentRun, error)
-	AgentRunLockCreators(ctx context.Context, userIds []int64) error
+	AgentRunLockCreators(ctx context.Context, userIDs []int64) error
 	AgentRunRequestCancel(ctx context.Context, id int64) (db.AgentRun, error)
 	AgentRunSaveProgress(ctx context.Context, arg db.AgentRunSaveProgressParams) error
 	AgentRunStart(ctx context.Context, arg db.AgentRunStartParams) ([]db.AgentRunStartRow, error)

@@ -191,7 +191,9 @@ func (s *Service) createRuns(ctx context.Context, rs []newRun) ([]created, error
 	if err == nil {
 		return out, nil
 	}
-	if len(rs) == 1 || !(apperr.Is(err, apperr.Invalid) || apperr.Is(err, apperr.Conflict) || apperr.Is(err, apperr.NotFound)) {
+	// Only a run's own fault (its agent or task gone, a bad value) is worth retrying alone.
+	ownFault := apperr.Is(err, apperr.Invalid) || apperr.Is(err, apperr.Conflict) || apperr.Is(err, apperr.NotFound)
+	if len(rs) == 1 || !ownFault {
 		return nil, err
 	}
 	out = make([]created, len(rs))

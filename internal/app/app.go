@@ -511,14 +511,15 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 	}
 	<-workersStopped
 	stopBackground()
-	if serveErr == nil {
+	switch {
+	case serveErr == nil:
 		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			serveErr = fmt.Errorf("serve: %w", err)
 		}
-	} else if !errors.Is(serveErr, http.ErrServerClosed) {
-		serveErr = fmt.Errorf("serve: %w", serveErr)
-	} else {
+	case errors.Is(serveErr, http.ErrServerClosed):
 		serveErr = nil
+	default:
+		serveErr = fmt.Errorf("serve: %w", serveErr)
 	}
 	log.Info("stopped")
 	return serveErr

@@ -48,8 +48,7 @@ func TestFinding08_MetricsAddrMovesMetricsOffTheAPIPort(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, status, "the metrics listener serves nothing else")
 
 	require.NoError(t, r.stop(t))
-	_, err := http.Get("http://" + metricsAddr + "/metrics")
-	require.Error(t, err, "the metrics listener is closed after shutdown")
+	requireRefused(t, "http://"+metricsAddr+"/metrics", "the metrics listener is closed after shutdown")
 }
 
 // TestFinding08_MetricsOnTheAPIPortWithoutMetricsAddr: without METRICS_ADDR nothing

@@ -362,9 +362,9 @@ func (s *agtStream) rest(t *testing.T, within time.Duration) []agtEvent {
 }
 
 // agtReplay reads a finished run's whole stream through the contract-validating client.
-func agtReplay(t *testing.T, c *client.ClientWithResponses, runID int64, lastEventID *string) []agtEvent {
+func agtReplay(t *testing.T, c *client.ClientWithResponses, runID int64) []agtEvent {
 	t.Helper()
-	res, err := c.StreamAgentRunEventsWithResponse(context.Background(), runID, &client.StreamAgentRunEventsParams{LastEventID: lastEventID})
+	res, err := c.StreamAgentRunEventsWithResponse(context.Background(), runID, &client.StreamAgentRunEventsParams{})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode(), "%s", res.Body)
 	var evs []agtEvent

@@ -81,7 +81,7 @@ func TestAgentRunRetries(t *testing.T) {
 			require.Equal(t, c.attempt, run.Attempt)
 			require.Equal(t, c.hits, f.llm.Hits(), "calls to the model")
 			require.True(t, run.CompletedAt.IsSpecified() && !run.CompletedAt.IsNull(), "completed_at is set")
-			evs := agtReplay(t, user.Client, run.Id, nil)
+			evs := agtReplay(t, user.Client, run.Id)
 			if c.status == client.AgentRunStatusCompleted {
 				require.Equal(t, "recovered", run.Output.MustGet())
 				require.Equal(t, client.AgentRunUsage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}, run.Usage)
@@ -203,11 +203,11 @@ func TestAgentRunCancellation(t *testing.T) {
 		require.False(t, res.CompletedAt.IsNull())
 		require.True(t, res.StartedAt.IsNull())
 		require.Equal(t, client.AgentRunStatusCancelled, agtGetRun(t, user.Client, queued.Id).Status)
-		evs := agtReplay(t, user.Client, queued.Id, nil)
+		evs := agtReplay(t, user.Client, queued.Id)
 		require.Equal(t, []string{"run.status", "run.cancelled"}, agtTypes(evs))
 		require.Equal(t, client.AgentRunStatusCancelled, evs[1].Data.Run.Status)
 		require.Equal(t, client.AgentRunStatusCancelled, agtCancel(t, user.Client, queued.Id).Status)
-		require.Len(t, agtReplay(t, user.Client, queued.Id, nil), 2, "cancelling again adds no event")
+		require.Len(t, agtReplay(t, user.Client, queued.Id), 2, "cancelling again adds no event")
 		require.Zero(t, f.llm.Hits())
 	})
 
@@ -256,6 +256,6 @@ func TestAgentRunStepBound(t *testing.T) {
 	require.True(t, run.Output.IsNull())
 	require.Equal(t, 2, f.llm.Hits(), "no third turn")
 	require.Equal(t, client.AgentRunUsage{PromptTokens: 2, CompletionTokens: 2, TotalTokens: 4}, run.Usage)
-	evs := agtReplay(t, user.Client, run.Id, nil)
+	evs := agtReplay(t, user.Client, run.Id)
 	require.Equal(t, "run.incomplete", evs[len(evs)-1].Type, "%s", agtEventList(evs))
 }

@@ -508,13 +508,13 @@ func (d *discardWriter) WriteHeader(int)             {}
 // ptrTask is the same task with plain pointers for the nullable fields and the metadata
 // passed through as stored: a comparison for what the generated types cost.
 type ptrTask struct {
-	AssigneeId  *int64          `json:"assignee_id"`
+	AssigneeID  *int64          `json:"assignee_id"`
 	CompletedAt *time.Time      `json:"completed_at"`
 	CreatedAt   time.Time       `json:"created_at"`
 	CreatedBy   *int64          `json:"created_by"`
 	Description string          `json:"description"`
 	DueAt       *time.Time      `json:"due_at"`
-	Id          int64           `json:"id"`
+	ID          int64           `json:"id"`
 	Metadata    json.RawMessage `json:"metadata"`
 	Priority    string          `json:"priority"`
 	Status      string          `json:"status"`
@@ -586,8 +586,8 @@ func BenchmarkTaskPageJSON(b *testing.B) {
 		b.Run(fmt.Sprintf("items_%d/alt_pointers_raw_metadata", n), func(b *testing.B) {
 			alt := ptrTaskPage{Items: make([]ptrTask, n), Page: 1, PageSize: int32(n), Total: int64(n) * 10, TotalPages: 10}
 			for i, t := range rows {
-				alt.Items[i] = ptrTask{AssigneeId: t.AssigneeID, CompletedAt: t.CompletedAt, CreatedAt: t.CreatedAt,
-					CreatedBy: t.CreatedBy, Description: t.Description, DueAt: t.DueAt, Id: t.ID, Metadata: t.Metadata,
+				alt.Items[i] = ptrTask{AssigneeID: t.AssigneeID, CompletedAt: t.CompletedAt, CreatedAt: t.CreatedAt,
+					CreatedBy: t.CreatedBy, Description: t.Description, DueAt: t.DueAt, ID: t.ID, Metadata: t.Metadata,
 					Priority: string(t.Priority), Status: string(t.Status), Tags: t.Tags, Title: t.Title,
 					UpdatedAt: t.UpdatedAt, Version: t.Version}
 			}

@@ -147,7 +147,7 @@ func TestFinding04_ToolCallsPerRunAreCapped(t *testing.T) {
 	require.Len(t, run.Steps, 32)
 	require.True(t, run.Output.IsNull())
 	require.Equal(t, 4, f.llm.Hits(), "the fourth turn's third call ends the run; no fifth turn")
-	evs := agtReplay(t, user.Client, run.Id, nil)
+	evs := agtReplay(t, user.Client, run.Id)
 	require.Equal(t, "run.incomplete", evs[len(evs)-1].Type, "%s", agtEventList(evs))
 }
 

@@ -45,7 +45,7 @@ func (fx *fuzzFixtures) do(t *testing.T, req *http.Request, repro string) (int, 
 // against the contract and every complete event against AgentRunEvent.
 func (fx *fuzzFixtures) doStream(t *testing.T, req *http.Request, cancel context.CancelFunc, repro string) (int, http.Header, []byte) {
 	timer := time.AfterFunc(fuzzTimeout, cancel)
-	defer timer.Stop()
+	defer func() { timer.Stop() }() // the stream's shorter timer, once it replaces this one
 	res, err := fx.tr.RoundTrip(req)
 	if err != nil {
 		t.Errorf("no response (hang or broken connection) for %s: %v", repro, err)
@@ -57,7 +57,7 @@ func (fx *fuzzFixtures) doStream(t *testing.T, req *http.Request, cancel context
 		timer = time.AfterFunc(fuzzStreamRead, cancel)
 	}
 	b, err := io.ReadAll(res.Body)
-	if err != nil && !(streaming && errors.Is(err, context.Canceled)) {
+	if err != nil && (!streaming || !errors.Is(err, context.Canceled)) {
 		t.Errorf("reading the response to %s: %v", repro, err)
 	}
 	if err := apitest.CheckResponse(req, res.StatusCode, res.Header, b); err != nil {
@@ -453,7 +453,8 @@ func fuzzHeaderName(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+		isTokenChar := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+		if !isTokenChar {
 			return false
 		}
 	}

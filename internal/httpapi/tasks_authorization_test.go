@@ -261,7 +261,7 @@ func TestTaskAuthorizationList(t *testing.T) {
 	u1 := f.env.CreateUser(t, "ListOne", false)
 	u2 := f.env.CreateUser(t, "ListTwo", false)
 	u3 := f.env.CreateUser(t, "ListThree", false)
-	assign := func(id int64) nullable.Nullable[int64] { return nullable.NewNullableWithValue(id) }
+	assign := nullable.NewNullableWithValue[int64]
 	t1 := taskCreate(t, u1.Client, client.TaskCreate{Title: "u1 alone"})
 	t2 := taskCreate(t, u1.Client, client.TaskCreate{Title: "u1 for u2", AssigneeId: assign(u2.Id)})
 	t3 := taskCreate(t, u2.Client, client.TaskCreate{Title: "u2 for u3", AssigneeId: assign(u3.Id)})

@@ -72,7 +72,7 @@ func usersBadBodies(create bool) []usersBadCase {
 		}
 		return b, email
 	}
-	bad := func(name, field, value, extra string, status int, typ string, fields ...string) usersBadCase {
+	bad := func(name, field, value, extra string, status int, typ string, fields ...string) usersBadCase { //nolint:unparam // each case states its status
 		b, probe := body(field, value, extra)
 		return usersBadCase{name: name, contentType: ct, body: b, status: status, typ: typ, fields: fields, probe: probe}
 	}

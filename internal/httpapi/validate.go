@@ -256,7 +256,7 @@ func collectFieldErrors(err error, fields *[]apperr.FieldError, malformed *error
 		return
 	}
 	var re *openapi3filter.RequestError
-	switch e := err.(type) {
+	switch e := err.(type) { //nolint:errorlint // deliberate: see above
 	case openapi3.MultiError:
 		for _, inner := range e {
 			collectFieldErrors(inner, fields, malformed)
@@ -276,7 +276,7 @@ func collectFieldErrors(err error, fields *[]apperr.FieldError, malformed *error
 		loc, name := re.Parameter.In, re.Parameter.Name
 		var se *openapi3.SchemaError
 		var pe *openapi3filter.ParseError
-		inner, isMulti := re.Err.(openapi3.MultiError)
+		inner, isMulti := re.Err.(openapi3.MultiError) //nolint:errorlint // the validator's own list, never wrapped
 		switch {
 		case isMulti:
 			for _, e := range inner {
@@ -298,7 +298,7 @@ func collectFieldErrors(err error, fields *[]apperr.FieldError, malformed *error
 	case re.RequestBody != nil:
 		var pe *openapi3filter.ParseError
 		var se *openapi3.SchemaError
-		inner, isMulti := re.Err.(openapi3.MultiError)
+		inner, isMulti := re.Err.(openapi3.MultiError) //nolint:errorlint // the validator's own list, never wrapped
 		switch {
 		case errors.Is(re.Err, openapi3filter.ErrInvalidRequired):
 			*fields = append(*fields, apperr.FieldError{Location: "body", Field: "", Message: "a request body is required"})
