@@ -46,7 +46,7 @@ var azmRoles = []string{"public", "user", "self-or-admin", "admin"}
 type azmScope int
 
 const (
-	azmScopeUndeclared azmScope = iota
+	_ azmScope = iota // the zero value: an entry that forgot to say (the matrix test fails on it)
 	// azmUnscoped: a collection or unscoped operation (listing, reading an agent, creating
 	// a task, acting on oneself): other succeeds like the user.
 	azmUnscoped
