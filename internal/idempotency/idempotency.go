@@ -14,7 +14,6 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
-	"enterprise-automation/internal/store"
 )
 
 // Defaults for a Service.
@@ -32,16 +31,25 @@ type Response struct {
 	Body   []byte
 }
 
+// queries is what the service asks of the database: the idempotency-key queries.
+type queries interface {
+	IdempotencyKeyAcquire(ctx context.Context, arg db.IdempotencyKeyAcquireParams) (int64, error)
+	IdempotencyKeyGet(ctx context.Context, arg db.IdempotencyKeyGetParams) (db.IdempotencyKey, error)
+	IdempotencyKeyComplete(ctx context.Context, arg db.IdempotencyKeyCompleteParams) error
+	IdempotencyKeyRelease(ctx context.Context, arg db.IdempotencyKeyReleaseParams) error
+	IdempotencyKeyDeleteExpired(ctx context.Context) (int64, error)
+}
+
 // Service stores keys and responses in PostgreSQL.
 type Service struct {
-	store      store.Store
+	store      queries
 	ttl        time.Duration
 	staleAfter time.Duration
 	now        func() time.Time
 }
 
 // NewService builds a Service with the default TTL and staleness bound.
-func NewService(s store.Store) *Service {
+func NewService(s queries) *Service {
 	return &Service{store: s, ttl: DefaultTTL, staleAfter: DefaultStaleAfter, now: time.Now}
 }
 
