@@ -1090,9 +1090,6 @@ type ServiceUnavailable = Problem
 // TooManyRequests An RFC 9457 problem detail.
 type TooManyRequests = Problem
 
-// TooManyRuns An RFC 9457 problem detail.
-type TooManyRuns = Problem
-
 // Unauthorized An RFC 9457 problem detail.
 type Unauthorized = Problem
 
@@ -2484,17 +2481,6 @@ type TooManyRequestsApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers TooManyRequestsResponseHeaders
-}
-
-type TooManyRunsResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	RetryAfter      *int
-}
-type TooManyRunsApplicationProblemPlusJSONResponse struct {
-	Body Problem
-
-	Headers TooManyRunsResponseHeaders
 }
 
 type UnauthorizedResponseHeaders struct {
@@ -4384,7 +4370,7 @@ func (response CreateAgentRun422ApplicationProblemPlusJSONResponse) VisitCreateA
 }
 
 type CreateAgentRun429ApplicationProblemPlusJSONResponse struct {
-	TooManyRunsApplicationProblemPlusJSONResponse
+	TooManyRequestsApplicationProblemPlusJSONResponse
 }
 
 func (response CreateAgentRun429ApplicationProblemPlusJSONResponse) VisitCreateAgentRunResponse(w http.ResponseWriter) error {

@@ -1093,9 +1093,6 @@ type ServiceUnavailable = Problem
 // TooManyRequests An RFC 9457 problem detail.
 type TooManyRequests = Problem
 
-// TooManyRuns An RFC 9457 problem detail.
-type TooManyRuns = Problem
-
 // Unauthorized An RFC 9457 problem detail.
 type Unauthorized = Problem
 
@@ -6474,7 +6471,7 @@ type CreateAgentRunResponse struct {
 	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationproblemJSON422 *UnprocessableEntity
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *TooManyRuns
+	ApplicationproblemJSON429 *TooManyRequests
 	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationproblemJSON500 *InternalError
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -6528,7 +6525,7 @@ func (r CreateAgentRunResponse) GetApplicationproblemJSON422() *UnprocessableEnt
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r CreateAgentRunResponse) GetApplicationproblemJSON429() *TooManyRuns {
+func (r CreateAgentRunResponse) GetApplicationproblemJSON429() *TooManyRequests {
 	return r.ApplicationproblemJSON429
 }
 
@@ -10798,7 +10795,7 @@ func ParseCreateAgentRunResponse(rsp *http.Response) (*CreateAgentRunResponse, e
 		response.ApplicationproblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest TooManyRuns
+		var dest TooManyRequests
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

@@ -1578,7 +1578,12 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Rate limit exceeded. */
+        /**
+         * @description Rate limit exceeded (`/problems/rate-limited`, with `Retry-After`). Creating an
+         *     agent run also answers 429 when too many of your runs are queued or in progress
+         *     (`/problems/quota-exceeded`, without `Retry-After`): wait for some to finish, or
+         *     cancel some.
+         */
         TooManyRequests: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
@@ -1596,22 +1601,6 @@ export interface components {
                  *       "request_id": "5f0c6d6e2b1a4f7e"
                  *     }
                  */
-                "application/problem+json": components["schemas"]["Problem"];
-            };
-        };
-        /**
-         * @description Rate limit exceeded (`/problems/rate-limited`, with `Retry-After`), or too many of
-         *     your runs are queued or in progress (`/problems/quota-exceeded`): wait for some to
-         *     finish, or cancel some.
-         */
-        TooManyRuns: {
-            headers: {
-                "Retry-After": components["headers"]["RetryAfter"];
-                RateLimit: components["headers"]["RateLimit"];
-                "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                [name: string]: unknown;
-            };
-            content: {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -2603,7 +2592,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableEntity"];
-            429: components["responses"]["TooManyRuns"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
