@@ -322,6 +322,19 @@ type AgentRunEvent struct {
 	CreatedAt time.Time
 }
 
+type ApiKey struct {
+	ID         int64
+	UserID     int64
+	Name       string
+	Prefix     string
+	KeyHash    []byte
+	Scopes     []string
+	CreatedAt  time.Time
+	ExpiresAt  *time.Time
+	LastUsedAt *time.Time
+	RevokedAt  *time.Time
+}
+
 type IdempotencyKey struct {
 	UserID          int64
 	Key             string

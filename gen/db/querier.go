@@ -12,6 +12,20 @@ import (
 )
 
 type Querier interface {
+	// APIKeyCount counts the API keys APIKeyList pages through.
+	APIKeyCount(ctx context.Context, userID *int64) (int64, error)
+	// APIKeyCreate stores a new API key (its hash, never the key).
+	APIKeyCreate(ctx context.Context, arg APIKeyCreateParams) (ApiKey, error)
+	// APIKeyGetByID returns one API key (the loader of the key record cache).
+	APIKeyGetByID(ctx context.Context, id int64) (ApiKey, error)
+	// APIKeyIDByHash finds the id of the key with a given hash (authenticating a request).
+	APIKeyIDByHash(ctx context.Context, keyHash []byte) (int64, error)
+	// APIKeyList returns a page of API keys, newest first, optionally of one user.
+	APIKeyList(ctx context.Context, arg APIKeyListParams) ([]ApiKey, error)
+	// APIKeyRevoke revokes a key (keeping the first revocation time) and returns it.
+	APIKeyRevoke(ctx context.Context, id int64) (ApiKey, error)
+	// APIKeyTouch records a key's use, at most once a minute.
+	APIKeyTouch(ctx context.Context, id int64) error
 	// AgentCount counts the agents matching AgentList's filter.
 	AgentCount(ctx context.Context, isActive *bool) (int64, error)
 	// AgentCreate inserts an agent definition.

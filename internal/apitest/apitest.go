@@ -150,6 +150,19 @@ func Bearer(token string) client.RequestEditorFn {
 	}
 }
 
+// AsKey returns a client that sends the given API key in X-API-Key.
+func (e *Env) AsKey(key string) *client.ClientWithResponses {
+	return e.client(APIKey(key))
+}
+
+// APIKey is a request editor that sets the X-API-Key header.
+func APIKey(key string) client.RequestEditorFn {
+	return func(_ context.Context, r *http.Request) error {
+		r.Header.Set("X-API-Key", key)
+		return nil
+	}
+}
+
 // Login logs in and returns the token pair; the test fails unless it answers 200.
 func (e *Env) Login(t testing.TB, email, pw string) client.TokenPair {
 	t.Helper()

@@ -19,6 +19,7 @@ import (
 
 	"enterprise-automation/gen/api"
 	"enterprise-automation/internal/agent"
+	"enterprise-automation/internal/apikey"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
@@ -271,6 +272,7 @@ type services struct {
 	users   *user.Service
 	tasks   *task.Service
 	agents  *agent.Service
+	apiKeys *apikey.Service
 	queue   *queue.Queue
 	metrics *metrics.Metrics
 	shared  *sharedState
@@ -319,6 +321,9 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	if err != nil {
 		return nil, err
 	}
+	// API keys are read on every request made with one; revocation invalidates them.
+	apiKeys := apikey.NewService(s, authSvc, log).
+		WithCache(cache.NewEntity[apikey.Key](shared.cache, "api_key", cfg.CacheTTL, m).KeepObjects())
 	tasks := task.NewService(s).WithCache(taskCache).WithExactTotalLimit(cfg.TaskExactTotalLimit)
 	client := llm.New(llm.Config{
 		APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Timeout: cfg.LLMTimeout, Concurrency: workers,
@@ -356,7 +361,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		notifier: notifier, stopListening: func() { stopListening(); <-listening },
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser), queue: q,
-		metrics: m, shared: shared,
+		apiKeys: apiKeys, metrics: m, shared: shared,
 		stopProfiles: stopProfiles, stopMetrics: stopMetrics,
 	}, nil
 }
@@ -437,6 +442,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Users:       svc.users,
 		Tasks:       svc.tasks,
 		Agents:      svc.agents,
+		APIKeys:     svc.apiKeys,
 		RunEvents:   svc.notifier,
 		// Counted per instance: a user reaches the limit on each instance behind a balancer.
 		MaxStreamsPerUser: cfg.SSEMaxStreamsPerUser,

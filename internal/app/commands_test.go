@@ -62,6 +62,8 @@ func TestRoutesPrintsThePolicyOfEveryOperation(t *testing.T) {
 	require.NoError(t, b.run(t, "routes"))
 	out := b.stdout.String()
 	require.True(t, strings.HasPrefix(out, "METHOD"), out)
-	require.Regexp(t, `(?m)^POST\s+/api/v1/tasks\s+createTask\s+bearer\s+user\s+user/ip\s+yes\s+application/json\s*$`, out)
-	require.Regexp(t, `(?m)^GET\s+/api/v1/users\s+listUsers\s+bearer\s+admin\s`, out)
+	require.Regexp(t, `(?m)^POST\s+/api/v1/tasks\s+createTask\s+bearer,api-key\s+user\s+tasks:write\s+user/ip\s+yes\s+application/json\s*$`, out)
+	require.Regexp(t, `(?m)^GET\s+/api/v1/users\s+listUsers\s+bearer,api-key\s+admin\s+users:read\s`, out)
+	require.Regexp(t, `(?m)^POST\s+/api/v1/api-keys\s+createApiKey\s+bearer\s+user\s+users:write\s`, out)
+	require.Regexp(t, `(?m)^POST\s+/api/v1/auth/token\s+createToken\s+public\s+public\s+-\s`, out)
 }

@@ -27,6 +27,7 @@ const (
 	TooLarge                         // request body too large
 	UnsupportedMediaType             // request body in a content type the operation does not take
 	QuotaExceeded                    // the caller holds as much of a resource as allowed; retry once some is freed
+	InsufficientScope                // authenticated with an API key that lacks the scope the operation requires
 )
 
 // String names the kind for logs.
@@ -56,6 +57,8 @@ func (k Kind) String() string {
 		return "unsupported_media_type"
 	case QuotaExceeded:
 		return "quota_exceeded"
+	case InsufficientScope:
+		return "insufficient_scope"
 	default:
 		return "internal"
 	}

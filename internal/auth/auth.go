@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,11 +27,22 @@ import (
 	"enterprise-automation/internal/password"
 )
 
-// Principal is the authenticated caller of a request.
+// Principal is the authenticated caller of a request: a user, acting through a password
+// session (an access token) or through one of their API keys.
 type Principal struct {
 	UserID  int64
 	Email   string
 	IsAdmin bool
+	// APIKeyID is the API key the request was made with; 0 for a password session.
+	APIKeyID int64
+	// Scopes are the scopes of the API key; a password session holds every scope.
+	Scopes []string
+}
+
+// HasScope reports whether the principal may use an operation that requires scope: a
+// password session always may, an API key only when it was granted the scope.
+func (p Principal) HasScope(scope string) bool {
+	return p.APIKeyID == 0 || slices.Contains(p.Scopes, scope)
 }
 
 type principalKey struct{}
@@ -346,16 +358,9 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 	if err != nil {
 		return Principal{}, err
 	}
-	id := vt.userID
-	u, err := s.opts.Users.Get(ctx, id, s.LoadUser)
-	if apperr.Is(err, apperr.NotFound) {
-		return Principal{}, apperr.E(apperr.Unauthorized, "the account no longer exists")
-	}
+	u, err := s.ActiveAccount(ctx, vt.userID)
 	if err != nil {
-		return Principal{}, fmt.Errorf("auth: load principal: %w", err)
-	}
-	if !u.IsActive {
-		return Principal{}, apperr.E(apperr.Unauthorized, "the account is inactive")
+		return Principal{}, err
 	}
 	if vt.generation != u.TokenGeneration {
 		return Principal{}, errTokenRevoked
@@ -376,6 +381,23 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Principal, er
 		}
 	}
 	return Principal{UserID: u.ID, Email: u.Email, IsAdmin: u.IsAdmin}, nil
+}
+
+// ActiveAccount returns the account of a user acting now, through the user record cache
+// (so deactivation and deletion apply at once, on every instance). Unauthorized when the
+// user no longer exists or is inactive; Unavailable when the database is down.
+func (s *Service) ActiveAccount(ctx context.Context, id int64) (Account, error) {
+	u, err := s.opts.Users.Get(ctx, id, s.LoadUser)
+	if apperr.Is(err, apperr.NotFound) {
+		return Account{}, apperr.E(apperr.Unauthorized, "the account no longer exists")
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("auth: load principal: %w", err)
+	}
+	if !u.IsActive {
+		return Account{}, apperr.E(apperr.Unauthorized, "the account is inactive")
+	}
+	return u, nil
 }
 
 // loadSession reads a session for the session cache.

@@ -384,7 +384,7 @@ func TestLintRuleset(t *testing.T) {
 		"ea-operation-summary", "ea-operation-id-camel-case",
 		"ea-operation-required-role", "ea-operation-required-role-defined",
 		"ea-public-operation-no-security", "ea-secured-operation-security",
-		"ea-secured-operation-401", "ea-admin-operation-403", "ea-operation-input-4xx",
+		"ea-secured-operation-401", "ea-secured-operation-403", "ea-admin-operation-403", "ea-required-scope", "ea-operation-input-4xx",
 		"ea-request-body-4xx", "ea-path-param-404", "ea-parameter-responses", "ea-operation-500",
 		"ea-error-response-problem-json", "ea-error-response-component",
 		"ea-problem-response-example", "ea-unauthorized-www-authenticate", "ea-too-many-requests-retry-after",

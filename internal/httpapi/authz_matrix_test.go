@@ -61,6 +61,7 @@ const (
 // azmCall is one request, built against the operation's method and path template.
 type azmCall struct {
 	token       string           // bearer token; "" sends no Authorization header
+	apiKey      string           // sent in X-API-Key when set (the scope walk)
 	params      map[string]int64 // path parameters of the template
 	query       url.Values       // optional query string
 	body        string           // request body; sent as JSON unless contentType says otherwise
@@ -93,9 +94,10 @@ type azmFixture struct {
 	// accounts of the authenticated principals (user, other, admin)
 	accounts map[string]azmAccount
 	userC    *client.ClientWithResponses
-	agent    client.Agent    // an active agent (created by admin)
-	task     client.Task     // created by user
-	run      client.AgentRun // user's run on task, ended
+	agent    client.Agent         // an active agent (created by admin)
+	task     client.Task          // created by user
+	run      client.AgentRun      // user's run on task, ended
+	key      client.ApiKeyCreated // an API key of user
 	seq      atomic.Int64
 }
 
@@ -148,6 +150,19 @@ func (f *azmFixture) newTask(t *testing.T, title string) client.Task {
 	res, err := f.userC.CreateTaskWithResponse(context.Background(), nil, client.TaskCreate{Title: title})
 	require.NoError(t, err)
 	require.Equal(t, http.StatusCreated, res.StatusCode(), "create task: %s", res.Body)
+	return *res.JSON201
+}
+
+// newKey creates an API key with the given scopes as the holder of c.
+func (f *azmFixture) newKey(t *testing.T, c *client.ClientWithResponses, name string, scopes ...string) client.ApiKeyCreated {
+	t.Helper()
+	body := client.ApiKeyCreate{Name: name}
+	for _, sc := range scopes {
+		body.Scopes = append(body.Scopes, client.Scope(sc))
+	}
+	res, err := c.CreateApiKeyWithResponse(context.Background(), body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, res.StatusCode(), "create key: %s", res.Body)
 	return *res.JSON201
 }
 
@@ -246,6 +261,9 @@ func azmSend(t *testing.T, env *apitest.Env, method, path string, c azmCall) *ap
 		if r.ContentType == "" {
 			r.ContentType = apitest.JSON
 		}
+	}
+	if c.apiKey != "" {
+		r.Header = map[string]string{"X-API-Key": c.apiKey}
 	}
 	return env.Send(t, r)
 }
@@ -468,6 +486,38 @@ func azmOps() map[string]azmOp {
 				}}
 		}},
 
+		// api keys (own keys; administrators see anyone's; others get 404)
+		"createApiKey": {success: created, other: azmUnscoped, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), body: azmJSON(t, map[string]any{"name": "made by " + p, "scopes": []string{"tasks:read"}}),
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
+					if allowed {
+						require.True(t, strings.HasPrefix(azmField(t, res.Body, "key"), "eak_"))
+					}
+				}}
+		}},
+		"listApiKeys": {success: ok, other: azmUnscoped, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), query: url.Values{"limit": {"1000"}},
+				after: func(t *testing.T, allowed bool, res *apitest.Response) {
+					if allowed {
+						require.Equal(t, p == azmUser, slices.Contains(azmItemIDs(t, res.Body), f.key.Id), "a list holds the caller's own keys")
+					}
+				}}
+		}},
+		"getApiKey": {success: ok, other: azmOwned, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), params: map[string]int64{"key_id": f.key.Id}}
+		}},
+		"revokeApiKey": {success: noContent, other: azmOwned, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			target := f.newKey(t, f.userC, "to revoke", "tasks:read")
+			return azmCall{token: f.token(p), params: map[string]int64{"key_id": target.Id},
+				after: func(t *testing.T, allowed bool, _ *apitest.Response) {
+					got := f.adminGet(t, "/api/v1/api-keys/"+strconv.FormatInt(target.Id, 10))
+					require.Equal(t, http.StatusOK, got.Status, "%s", got.Body)
+					var k client.ApiKey
+					require.NoError(t, json.Unmarshal(got.Body, &k))
+					require.Equal(t, allowed, !k.RevokedAt.IsNull(), "revoked only when allowed")
+				}}
+		}},
+
 		// tasks
 		"createTask": {success: created, other: azmUnscoped, build: func(t *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p), body: azmJSON(t, map[string]string{"title": "Made by " + p})}
@@ -633,6 +683,7 @@ func azmSetup(t *testing.T) *azmFixture {
 
 	f.agent = f.newAgent(t)
 	f.task = f.newTask(t, "Owner's task")
+	f.key = f.newKey(t, f.userC, "owner's key", "tasks:read")
 	// user's run on the task, ended (failed for want of an LLM, or cancelled) so that its
 	// event stream ends.
 	run := f.newRun(t, client.AgentRunCreate{Input: "matrix", TaskId: nullable.NewNullableWithValue(f.task.Id)})
@@ -645,4 +696,82 @@ func azmSetup(t *testing.T) *azmFixture {
 	}, 30*time.Second, 50*time.Millisecond, "run %d did not end", run.Id)
 	f.run = f.getRun(t, run.Id)
 	return f
+}
+
+// TestAuthorizationMatrixScopes walks every operation that declares x-required-scope with
+// the administrator's API keys (so that roles never stand in the way): a key with exactly
+// that scope passes the scope check, a key without it gets 403 insufficient-scope naming
+// the scope. Key management refuses keys whatever their scopes (403 forbidden).
+func TestAuthorizationMatrixScopes(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadContract()
+	require.NoError(t, err)
+	ops := azmOps()
+	f := azmSetup(t)
+	keys := map[string]string{} // scope → a key holding only that scope
+	for _, sc := range []string{"users:read", "users:write", "tasks:read", "tasks:write", "agents:read", "agents:write",
+		"runs:read", "runs:write", "webhooks:read", "webhooks:write", "audit:read"} {
+		keys[sc] = f.newKey(t, f.admin, "only "+sc, sc).Key
+	}
+	walked := 0
+	paths := doc.Paths.Map()
+	for _, path := range slices.Sorted(maps.Keys(paths)) {
+		methods := paths[path].Operations()
+		for _, method := range slices.Sorted(maps.Keys(methods)) {
+			op := methods[method]
+			scope, _ := op.Extensions["x-required-scope"].(string)
+			secured := op.Security == nil || len(*op.Security) > 0
+			if !secured || !strings.HasPrefix(path, "/api/v1/") {
+				require.Empty(t, scope, "%s: an operation open to anonymous callers declares no scope", op.OperationID)
+				continue
+			}
+			require.Contains(t, keys, scope, "%s: a secured /api/v1 operation declares a known x-required-scope", op.OperationID)
+			acceptsKey := op.Security == nil // the global requirement accepts keys; overrides (key management) do not
+			if op.Security != nil {
+				for _, req := range *op.Security {
+					if _, ok := req["ApiKeyAuth"]; ok {
+						acceptsKey = true
+					}
+				}
+			}
+			entry, ok := ops[op.OperationID]
+			require.True(t, ok, "%s has a matrix entry", op.OperationID)
+			walked++
+			other := "audit:read"
+			if scope == other {
+				other = "tasks:read"
+			}
+			t.Run(op.OperationID, func(t *testing.T) {
+				t.Parallel()
+				t.Run("with "+scope, func(t *testing.T) {
+					t.Parallel()
+					call := entry.build(t, f, azmAdmin)
+					call.token, call.apiKey = "", keys[scope]
+					res := azmSend(t, f.env, method, azmPath(t, path, call.params), call)
+					if acceptsKey {
+						require.Contains(t, entry.success, res.Status, "%s %s with a %s key: %s", method, path, scope, res.Body)
+					} else {
+						require.Equal(t, http.StatusForbidden, res.Status, "%s", res.Body)
+						require.Equal(t, "/problems/forbidden", azmField(t, res.Body, "type"), "key management needs a password session")
+					}
+					if call.after != nil {
+						call.after(t, slices.Contains(entry.success, res.Status), res)
+					}
+				})
+				t.Run("without", func(t *testing.T) {
+					t.Parallel()
+					call := entry.build(t, f, azmAdmin)
+					call.token, call.apiKey = "", keys[other]
+					res := azmSend(t, f.env, method, azmPath(t, path, call.params), call)
+					require.Equal(t, http.StatusForbidden, res.Status, "%s %s with a %s key: %s", method, path, other, res.Body)
+					require.Equal(t, "/problems/insufficient-scope", azmField(t, res.Body, "type"))
+					require.Contains(t, azmField(t, res.Body, "detail"), scope)
+					if call.after != nil {
+						call.after(t, false, res)
+					}
+				})
+			})
+		}
+	}
+	require.Positive(t, walked)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"enterprise-automation/internal/apikey"
 	"enterprise-automation/internal/apperr"
 	"enterprise-automation/internal/auth"
 )
@@ -155,9 +156,18 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// authenticate enforces the contract's security requirements: on operations that need a
-// bearer token it verifies the token, loads the principal into the request context, and
-// answers 401 otherwise. Public operations are passed through untouched.
+// apiKeyHeader carries an API key; apiKeyScheme is its security scheme in the contract.
+const (
+	apiKeyHeader = "X-API-Key"
+	apiKeyScheme = "ApiKeyAuth"
+)
+
+// authenticate enforces the contract's security requirements: on secured operations it
+// verifies the credential (an access token, or an API key in X-API-Key or as a bearer
+// token), loads the principal into the request context, and answers 401 otherwise. An
+// API key must hold the operation's x-required-scope (403 insufficient-scope) and the
+// operation must accept keys (403: key management needs a password session). Public
+// operations are passed through untouched.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		// Echo lets a trailing path parameter swallow further segments
@@ -171,16 +181,30 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || !op.secured {
 			return next(c)
 		}
-		header := c.Request().Header.Get(echo.HeaderAuthorization)
-		scheme, token, found := strings.Cut(header, " ")
-		if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-			return apperr.E(apperr.Unauthorized, "not authenticated: send Authorization: Bearer <access_token>")
-		}
-		p, err := s.auth.Authenticate(c.Request().Context(), strings.TrimSpace(token))
+		ctx := c.Request().Context()
+		credential, isKey, err := credentials(c.Request().Header)
 		if err != nil {
 			return err
 		}
-		c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
+		var p auth.Principal
+		if isKey {
+			if s.apiKeys == nil {
+				return apperr.E(apperr.Unauthorized, "API keys are not accepted by this server")
+			}
+			p, err = s.apiKeys.Authenticate(ctx, credential)
+		} else {
+			p, err = s.auth.Authenticate(ctx, credential)
+		}
+		if err != nil {
+			return err
+		}
+		c.SetRequest(c.Request().WithContext(auth.WithPrincipal(ctx, p)))
+		if op.requiredScope != "" && !p.HasScope(op.requiredScope) {
+			return apperr.E(apperr.InsufficientScope, "the API key lacks the scope %s", op.requiredScope)
+		}
+		if isKey && !op.acceptsKey {
+			return apperr.E(apperr.Forbidden, "this operation needs a password session; API keys cannot use it")
+		}
 		// The contract's x-required-role is enforced here for every operation; services
 		// still check finer rules (self-or-admin, ownership).
 		if op.requiredRole == "admin" && !p.IsAdmin {
@@ -188,4 +212,33 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// credentials reads a request's credential: an API key from X-API-Key, or the bearer
+// token of Authorization (an API key when it starts with the key prefix, else an access
+// token). A key in X-API-Key together with a different Authorization is refused (401),
+// so that no request is authorised as one caller while naming another.
+func credentials(h http.Header) (credential string, isKey bool, err error) {
+	header := h.Get(echo.HeaderAuthorization)
+	scheme, token, found := strings.Cut(header, " ")
+	bearer := ""
+	if found && strings.EqualFold(scheme, "Bearer") {
+		bearer = strings.TrimSpace(token)
+	}
+	if key := strings.TrimSpace(h.Get(apiKeyHeader)); key != "" || len(h.Values(apiKeyHeader)) > 0 {
+		if len(h.Values(apiKeyHeader)) > 1 {
+			return "", false, apperr.E(apperr.Unauthorized, "send one %s header", apiKeyHeader)
+		}
+		if key == "" {
+			return "", false, apperr.E(apperr.Unauthorized, "the %s header is empty", apiKeyHeader)
+		}
+		if header != "" && bearer != key {
+			return "", false, apperr.E(apperr.Unauthorized, "%s and Authorization carry different credentials; send one", apiKeyHeader)
+		}
+		return key, true, nil
+	}
+	if bearer == "" {
+		return "", false, apperr.E(apperr.Unauthorized, "not authenticated: send Authorization: Bearer <access_token> or %s: <api_key>", apiKeyHeader)
+	}
+	return bearer, apikey.IsKey(bearer), nil
 }

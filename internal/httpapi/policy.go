@@ -18,10 +18,13 @@ type Policy struct {
 	Path        string // OpenAPI path template
 	OperationID string
 	// Auth is "bearer" when the operation declares a security requirement (401 without a
-	// valid token), else "public".
+	// valid token), "bearer,api-key" when an API key is accepted too, else "public".
 	Auth string
 	// Role is x-required-role: public, user (any signed-in user) or admin (403 otherwise).
 	Role string
+	// Scope is x-required-scope: the scope an API key needs (403 insufficient-scope
+	// without it); "" on operations open to anonymous callers.
+	Scope string
 	// RateLimits names the rate-limit policies applied: "user/ip" (the general policy,
 	// when the operation declares a 429), "login-ip" (logins), "login-account" (failed
 	// password checks of an account).
@@ -53,10 +56,13 @@ func policies(ops map[string]*operation) []Policy {
 		r := op.route
 		p := Policy{
 			Method: r.Method, Path: r.Path, OperationID: r.Operation.OperationID,
-			Auth: "public", Role: op.requiredRole, Idempotent: op.idempotent,
+			Auth: "public", Role: op.requiredRole, Scope: op.requiredScope, Idempotent: op.idempotent,
 		}
 		if op.secured {
 			p.Auth = "bearer"
+			if op.acceptsKey {
+				p.Auth = "bearer,api-key"
+			}
 		}
 		if op.rateLimited {
 			p.RateLimits = append(p.RateLimits, "user/ip")
@@ -87,13 +93,13 @@ func methodOrder(m string) string {
 // WritePolicies prints policies as an aligned text table, one operation per line.
 func WritePolicies(w io.Writer, policies []Policy) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "METHOD\tPATH\tOPERATION\tAUTH\tROLE\tRATE LIMITS\tIDEMPOTENCY-KEY\tBODY")
+	fmt.Fprintln(tw, "METHOD\tPATH\tOPERATION\tAUTH\tROLE\tSCOPE\tRATE LIMITS\tIDEMPOTENCY-KEY\tBODY")
 	for _, p := range policies {
 		idem := "-"
 		if p.Idempotent {
 			idem = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Method, p.Path, p.OperationID, p.Auth, p.Role,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Method, p.Path, p.OperationID, p.Auth, p.Role, orDash(p.Scope),
 			orDash(strings.Join(p.RateLimits, ",")), idem, orDash(strings.Join(p.Body, ",")))
 	}
 	return tw.Flush()

@@ -6,11 +6,13 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/stretchr/testify/require"
 
+	"enterprise-automation/internal/apikey"
 	"enterprise-automation/internal/httpapi"
 )
 
@@ -64,9 +66,21 @@ func TestPoliciesFollowTheContract(t *testing.T) {
 			wantAuth := "public"
 			if len(security) > 0 {
 				wantAuth = "bearer"
+				for _, req := range security {
+					if _, ok := req["ApiKeyAuth"]; ok {
+						wantAuth = "bearer,api-key"
+					}
+				}
 			}
 			require.Equal(t, wantAuth, p.Auth, op.OperationID)
 			require.Equal(t, op.Extensions["x-required-role"], p.Role, op.OperationID)
+			scope, _ := op.Extensions["x-required-scope"].(string)
+			require.Equal(t, scope, p.Scope, op.OperationID)
+			if strings.HasPrefix(path, "/api/v1/") && len(security) > 0 {
+				require.Contains(t, apikey.Scopes, scope, "%s: a secured /api/v1 operation declares one known x-required-scope", op.OperationID)
+			} else {
+				require.Empty(t, scope, "%s: an operation open to anonymous callers declares no scope", op.OperationID)
+			}
 
 			declares429 := op.Responses.Value("429") != nil
 			require.Equal(t, declares429, slices.Contains(p.RateLimits, "user/ip"), "%s: general limit iff it declares 429", op.OperationID)

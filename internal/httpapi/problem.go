@@ -32,6 +32,7 @@ var problemKinds = map[apperr.Kind]struct {
 	apperr.TooLarge:             {http.StatusRequestEntityTooLarge, "payload-too-large"},
 	apperr.UnsupportedMediaType: {http.StatusUnsupportedMediaType, "unsupported-media-type"},
 	apperr.QuotaExceeded:        {http.StatusTooManyRequests, "quota-exceeded"},
+	apperr.InsufficientScope:    {http.StatusForbidden, "insufficient-scope"},
 }
 
 // statusKinds maps the statuses Echo itself produces back to kinds.

@@ -21,6 +21,7 @@ import (
 
 	"enterprise-automation/gen/api"
 	"enterprise-automation/internal/agent"
+	"enterprise-automation/internal/apikey"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/idempotency"
 	"enterprise-automation/internal/metrics"
@@ -52,6 +53,7 @@ type Options struct {
 	Users       *user.Service
 	Tasks       *task.Service
 	Agents      *agent.Service
+	APIKeys     *apikey.Service
 	RunEvents   RunEvents
 	// MaxStreamsPerUser bounds a user's concurrent run event streams on this instance
 	// (429 beyond); 0 leaves them unbounded.
@@ -76,6 +78,7 @@ type Server struct {
 	users     *user.Service
 	tasks     *task.Service
 	agents    *agent.Service
+	apiKeys   *apikey.Service
 	runEvents RunEvents
 	streams   streamCounter
 	idem      *idempotency.Service
@@ -128,6 +131,7 @@ func New(opts Options) (*Server, error) {
 		users:     opts.Users,
 		tasks:     opts.Tasks,
 		agents:    opts.Agents,
+		apiKeys:   opts.APIKeys,
 		runEvents: opts.RunEvents,
 		streams:   streamCounter{max: opts.MaxStreamsPerUser},
 		idem:      opts.Idempotency,
@@ -163,7 +167,7 @@ func New(opts Options) (*Server, error) {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins: opts.CORSOrigins,
 			AllowMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-			AllowHeaders: []string{"Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID", "Last-Event-ID"},
+			AllowHeaders: []string{"Authorization", apiKeyHeader, "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID", "Last-Event-ID"},
 			ExposeHeaders: []string{"ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed",
 				"RateLimit", "RateLimit-Policy", "WWW-Authenticate"},
 			MaxAge: 600,
@@ -250,6 +254,16 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 
 // StopStreams ends every open event stream (their clients reconnect and resume).
 func (s *Server) StopStreams() { s.stopOnce.Do(func() { close(s.stopping) }) }
+
+// RequiredScopes lists each operation's declared x-required-scope ("" for none), keyed
+// like RequiredRoles; tests use it to check every scope.
+func (s *Server) RequiredScopes() map[string]string {
+	out := make(map[string]string, len(s.ops))
+	for k, op := range s.ops {
+		out[k] = op.requiredScope
+	}
+	return out
+}
 
 // RequiredRoles lists each operation's declared x-required-role, keyed by
 // "METHOD /path/template" in Echo syntax; tests use it to build authorization matrices.

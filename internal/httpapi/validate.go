@@ -27,10 +27,14 @@ type operation struct {
 	route        *routers.Route
 	secured      bool
 	requiredRole string
-	bodyTypes    map[string]bool // accepted request content types; nil when no body
-	idempotent   bool            // declares an Idempotency-Key header
-	rateLimited  bool            // declares a 429 response
-	readsQuery   bool            // declares query parameters, or a form body (parsing it parses the query too)
+	// requiredScope is x-required-scope: the scope an API key needs ("" on public operations).
+	requiredScope string
+	// acceptsKey: the operation's security requirements include the API key scheme.
+	acceptsKey  bool
+	bodyTypes   map[string]bool // accepted request content types; nil when no body
+	idempotent  bool            // declares an Idempotency-Key header
+	rateLimited bool            // declares a 429 response
+	readsQuery  bool            // declares query parameters, or a form body (parsing it parses the query too)
 }
 
 // routeKey names an operation by method and Echo path template ("/users/:user_id").
@@ -57,6 +61,14 @@ func operations(doc *openapi3.T) map[string]*operation {
 			}
 			if role, ok := op.Extensions["x-required-role"].(string); ok {
 				o.requiredRole = role
+			}
+			if scope, ok := op.Extensions["x-required-scope"].(string); ok {
+				o.requiredScope = scope
+			}
+			for _, req := range security {
+				if _, ok := req[apiKeyScheme]; ok {
+					o.acceptsKey = true
+				}
 			}
 			for _, p := range op.Parameters {
 				if p.Value != nil && p.Value.In == "header" && p.Value.Name == idempotencyKeyHeader {

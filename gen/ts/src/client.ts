@@ -51,6 +51,12 @@ export interface ApiClientOptions {
    * then retried once with the new token. Concurrent 401s share one refresh.
    */
   refresh?: () => Promise<string | undefined>;
+  /**
+   * An API key (`eak_…`, from `POST /api/v1/api-keys`) to send as `X-API-Key` instead of a
+   * session: for scripts and services. It acts for its owner within its scopes; key
+   * management itself needs a session. Do not combine it with `getToken`.
+   */
+  apiKey?: string;
   /** A fetch implementation (default: the global one). */
   fetch?: (input: Request) => Promise<Response>;
   /** Headers sent with every request. */
@@ -67,11 +73,28 @@ export function createApiClient(options: ApiClientOptions): ApiClient {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.headers ? { headers: options.headers } : {}),
   });
+  if (options.apiKey && (options.getToken || options.refresh)) {
+    throw new Error("createApiClient: pass either apiKey or getToken/refresh, not both");
+  }
+  if (options.apiKey) {
+    client.use(apiKeyAuth(options.apiKey));
+  }
   if (options.getToken || options.refresh) {
     client.use(bearerAuth(options.getToken, options.refresh));
   }
   // Same object; only the method signatures are stricter (see ApiMethod).
   return client as unknown as ApiClient;
+}
+
+/** The middleware behind createApiClient's `apiKey`: sends the key as `X-API-Key`. */
+export function apiKeyAuth(apiKey: string): Middleware {
+  return {
+    onRequest({ request, schemaPath }) {
+      if (schemaPath.startsWith(AUTH_PREFIX)) return undefined;
+      request.headers.set("X-API-Key", apiKey);
+      return request;
+    },
+  };
 }
 
 /**

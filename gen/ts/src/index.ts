@@ -4,6 +4,7 @@ export {
   createApiClient,
   createApiSession,
   bearerAuth,
+  apiKeyAuth,
   unwrap,
   etagOf,
   login,

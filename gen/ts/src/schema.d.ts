@@ -523,6 +523,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List API keys
+         * @description Your API keys, newest first, revoked ones included. Administrators may list
+         *     another user's keys with `user_id`. Needs a password session.
+         */
+        get: operations["listApiKeys"];
+        put?: never;
+        /**
+         * Create an API key
+         * @description Issues an API key for you, with the given scopes (at least one, each once) and an
+         *     optional expiry in the future. The secret (`key`) is in this response only; store
+         *     it now. Needs a password session: a request made with an API key gets 403.
+         */
+        post: operations["createApiKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The API key's id.
+                 * @example 7
+                 */
+                key_id: components["parameters"]["ApiKeyID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get an API key
+         * @description One of your API keys (administrators: anyone's); 404 for keys that are not yours.
+         *     Needs a password session.
+         */
+        get: operations["getApiKey"];
+        put?: never;
+        post?: never;
+        /**
+         * Revoke an API key
+         * @description Revokes one of your API keys (administrators: anyone's): from the next request on,
+         *     every instance answers 401 for it. Revoking a revoked key changes nothing. Needs a
+         *     password session.
+         */
+        delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/tasks": {
         parameters: {
             query?: never;
@@ -874,6 +934,127 @@ export interface components {
         };
         UserPage: {
             items: components["schemas"]["User"][];
+            /**
+             * Format: int64
+             * @description Number of items matching the filters, over all pages.
+             * @example 1
+             */
+            total: number;
+            /**
+             * Format: int32
+             * @description 1-based page number of this page (`skip / limit + 1`).
+             * @example 1
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @description The `limit` used.
+             * @example 100
+             */
+            page_size: number;
+            /**
+             * Format: int32
+             * @description `ceil(total / page_size)`; 0 for an empty list.
+             * @example 1
+             */
+            total_pages: number;
+        };
+        /**
+         * @description What an API key may do; each `/api/v1` operation names the one it needs in `x-required-scope`.
+         * @example tasks:read
+         * @enum {string}
+         */
+        Scope: "users:read" | "users:write" | "tasks:read" | "tasks:write" | "agents:read" | "agents:write" | "runs:read" | "runs:write" | "webhooks:read" | "webhooks:write" | "audit:read";
+        ApiKeyCreate: {
+            /**
+             * @description What the key is for.
+             * @example CI pipeline
+             */
+            name: string;
+            /**
+             * @example [
+             *       "tasks:read",
+             *       "tasks:write"
+             *     ]
+             */
+            scopes: components["schemas"]["Scope"][];
+            /**
+             * Format: date-time
+             * @description When the key stops working (must be in the future); null or absent never.
+             * @example 2030-01-01T00:00:00Z
+             */
+            expires_at?: string | null;
+        };
+        ApiKey: {
+            /**
+             * Format: int64
+             * @example 7
+             */
+            id: number;
+            /** @example CI pipeline */
+            name: string;
+            /**
+             * @description The key's first 12 characters, which name it.
+             * @example eak_3q2-7wEv
+             */
+            prefix: string;
+            /**
+             * @example [
+             *       "tasks:read",
+             *       "tasks:write"
+             *     ]
+             */
+            scopes: components["schemas"]["Scope"][];
+            /**
+             * Format: date-time
+             * @example 2026-12-06T10:00:00Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When the key stops working; null never.
+             * @example 2030-01-01T00:00:00Z
+             */
+            expires_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the key was last used (updated at most once a minute); null never.
+             * @example 2026-12-06T10:05:00Z
+             */
+            last_used_at: string | null;
+            /**
+             * Format: date-time
+             * @description When the key was revoked; null while it is not.
+             * @example null
+             */
+            revoked_at: string | null;
+        };
+        /**
+         * @description A new API key with its secret, which is never shown again.
+         * @example {
+         *       "id": 7,
+         *       "name": "CI pipeline",
+         *       "prefix": "eak_3q2-7wEv",
+         *       "scopes": [
+         *         "tasks:read",
+         *         "tasks:write"
+         *       ],
+         *       "created_at": "2026-12-06T10:00:00Z",
+         *       "expires_at": null,
+         *       "last_used_at": null,
+         *       "revoked_at": null,
+         *       "key": "eak_3q2-7wEvQm1uXxkP0rZc9s4bT6yLhNaVdJfGoKiEtW8"
+         *     }
+         */
+        ApiKeyCreated: components["schemas"]["ApiKey"] & {
+            /**
+             * @description The secret; send it as `X-API-Key`. Shown only in this response.
+             * @example eak_3q2-7wEvQm1uXxkP0rZc9s4bT6yLhNaVdJfGoKiEtW8
+             */
+            key: string;
+        };
+        ApiKeyPage: {
+            items: components["schemas"]["ApiKey"][];
             /**
              * Format: int64
              * @description Number of items matching the filters, over all pages.
@@ -1445,7 +1626,11 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description Authenticated, but not allowed to do this. */
+        /**
+         * @description Authenticated, but not allowed to do this. An API key without the operation's
+         *     `x-required-scope` gets type `/problems/insufficient-scope`, whose detail names the
+         *     scope; an API key used to manage API keys gets `/problems/forbidden`.
+         */
         Forbidden: {
             headers: {
                 [name: string]: unknown;
@@ -1651,6 +1836,11 @@ export interface components {
          * @example 42
          */
         UserID: number;
+        /**
+         * @description The API key's id.
+         * @example 7
+         */
+        ApiKeyID: number;
         /**
          * @description The agent's id.
          * @example 3
@@ -2110,6 +2300,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2370,6 +2561,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2452,6 +2644,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
@@ -2587,6 +2780,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -2634,6 +2828,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2665,6 +2860,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
@@ -2697,6 +2893,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["UnprocessableEntity"];
@@ -2741,6 +2938,142 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listApiKeys: {
+        parameters: {
+            query?: {
+                /** @description How many items to skip. */
+                skip?: components["parameters"]["Skip"];
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Whose keys (administrators only, for anyone but yourself).
+                 * @example 42
+                 */
+                user_id?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of API keys. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyCreate"];
+            };
+        };
+        responses: {
+            /** @description Created; `key` is shown only here. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The API key's id.
+                 * @example 7
+                 */
+                key_id: components["parameters"]["ApiKeyID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The API key (without its secret). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    revokeApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The API key's id.
+                 * @example 7
+                 */
+                key_id: components["parameters"]["ApiKeyID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
@@ -2818,6 +3151,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
@@ -2860,6 +3194,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
@@ -2909,6 +3244,7 @@ export interface operations {
                 content?: never;
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
@@ -3034,6 +3370,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];

@@ -11,6 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
   ApiProblem,
+  createApiClient,
   createApiSession,
   etagOf,
   isApiProblem,
@@ -357,5 +358,33 @@ describe("the generated client against the real server", { timeout: 300_000 }, (
     assert.equal(p.status, 401);
     assert.equal(p.type, "/problems/unauthorized");
     assert.equal(dead.tokens, undefined, "a refused refresh token is forgotten");
+  });
+
+  it("uses an API key instead of a session", async () => {
+    await user.login(userEmail, userPassword); // the test above ended the earlier session
+    const created = await user.client.POST("/api/v1/api-keys", {
+      body: { name: "ts client", scopes: ["tasks:read", "users:read"] },
+    });
+    assert.equal(created.response.status, 201);
+    const key = unwrap(created);
+    assert.match(key.key, /^eak_[A-Za-z0-9_-]{43}$/);
+    assert.equal(key.prefix, key.key.slice(0, 12));
+
+    const machine = createApiClient({ baseUrl: server.baseUrl, apiKey: key.key });
+    const me = unwrap(await machine.GET("/api/v1/users/me"));
+    assert.equal(me.email, userEmail);
+    unwrap(await machine.GET("/api/v1/tasks"));
+
+    const noScope = await problemOf(async () => unwrap(await machine.POST("/api/v1/tasks", { body: { title: "nope" } })));
+    assert.equal(noScope.status, 403);
+    assert.equal(noScope.type, "/problems/insufficient-scope");
+
+    const management = await problemOf(async () => unwrap(await machine.GET("/api/v1/api-keys")));
+    assert.equal(management.status, 403);
+
+    const revoked = await user.client.DELETE("/api/v1/api-keys/{key_id}", { params: { path: { key_id: key.id } } });
+    assert.equal(revoked.response.status, 204);
+    const gone = await problemOf(async () => unwrap(await machine.GET("/api/v1/users/me")));
+    assert.equal(gone.status, 401);
   });
 });
