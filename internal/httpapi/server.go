@@ -21,6 +21,7 @@ import (
 
 	"enterprise-automation/gen/api"
 	"enterprise-automation/internal/agent"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/idempotency"
 	"enterprise-automation/internal/metrics"
@@ -52,6 +53,7 @@ type Options struct {
 	Users       *user.Service
 	Tasks       *task.Service
 	Agents      *agent.Service
+	Audit       *audit.Service
 	RunEvents   RunEvents
 	// MaxStreamsPerUser bounds a user's concurrent run event streams on this instance
 	// (429 beyond); 0 leaves them unbounded.
@@ -76,6 +78,7 @@ type Server struct {
 	users     *user.Service
 	tasks     *task.Service
 	agents    *agent.Service
+	audit     *audit.Service
 	runEvents RunEvents
 	streams   streamCounter
 	idem      *idempotency.Service
@@ -128,6 +131,7 @@ func New(opts Options) (*Server, error) {
 		users:     opts.Users,
 		tasks:     opts.Tasks,
 		agents:    opts.Agents,
+		audit:     opts.Audit,
 		runEvents: opts.RunEvents,
 		streams:   streamCounter{max: opts.MaxStreamsPerUser},
 		idem:      opts.Idempotency,
@@ -169,7 +173,7 @@ func New(opts Options) (*Server, error) {
 			MaxAge: 600,
 		}))
 	}
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB", Skipper: s.takesNoBody}), s.authenticate, s.rateLimit, s.validate, s.passwordGuard, s.idempotent)
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB", Skipper: s.takesNoBody}), s.authenticate, s.auditContext, s.rateLimit, s.validate, s.passwordGuard, s.idempotent)
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
 	if s.debug {
 		s.registerDocsAssets()
