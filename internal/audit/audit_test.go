@@ -121,12 +121,12 @@ func TestListPagesNewestFirstWithSignedCursors(t *testing.T) {
 
 	for _, bad := range []string{"x", "!!!", strings.Repeat("A", 32), tamper(p1.NextCursor)} {
 		_, err := b.svc.List(b.ctx, audit.Filter{}, 2, bad)
-		require.True(t, apperr.Is(err, apperr.Invalid), "cursor %q: %v", bad, err)
+		require.True(t, apperr.Is(err, apperr.Malformed), "cursor %q: %v", bad, err)
 	}
 	// A cursor signed with another secret is refused too.
 	other := audit.NewService(b.store, []byte("another-secret-0123456789abcdefgh"))
 	_, err = other.List(b.ctx, audit.Filter{}, 2, p1.NextCursor)
-	require.True(t, apperr.Is(err, apperr.Invalid))
+	require.True(t, apperr.Is(err, apperr.Malformed))
 
 	var streamed []int64
 	require.NoError(t, b.svc.Stream(b.ctx, audit.Filter{Action: ptr("createTask")}, func(e audit.Event) error {

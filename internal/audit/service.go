@@ -58,7 +58,7 @@ const MaxLimit = 500
 
 // List returns up to limit events matching f, newest first, after cursor (empty: from
 // the newest). The page ends where the previous one did even while events are appended
-// (keyset on id). Invalid for a malformed or tampered cursor.
+// (keyset on id). Malformed for a malformed or tampered cursor.
 func (s *Service) List(ctx context.Context, f Filter, limit int, cursor string) (Page, error) {
 	before, err := s.decodeCursor(cursor)
 	if err != nil {
@@ -131,8 +131,8 @@ func (s *Service) mac(b []byte) []byte {
 	return h.Sum(nil)[:cursorMACBytes]
 }
 
-var errCursor = apperr.Validation(apperr.FieldError{Location: "query", Field: "cursor",
-	Message: "is not a cursor this server issued; use next_cursor from a previous page"})
+var errCursor = apperr.E(apperr.Malformed,
+	"the cursor is not one this server issued; use next_cursor from a previous page")
 
 func (s *Service) decodeCursor(c string) (*int64, error) {
 	if c == "" {
