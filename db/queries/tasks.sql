@@ -1,8 +1,20 @@
 -- name: TaskCreate :one
--- TaskCreate inserts a task and returns it.
-INSERT INTO tasks (title, description, priority, assignee_id, created_by, due_at, tags, metadata)
-VALUES (@title, @description, @priority, @assignee_id, @created_by, @due_at, @tags, @metadata)
-RETURNING *;
+-- TaskCreate inserts a task and returns it; with an audit action it appends the task's
+-- audit event in the same statement (no transaction or round trip of its own).
+WITH t AS (
+    INSERT INTO tasks (title, description, priority, assignee_id, created_by, due_at, tags, metadata)
+    VALUES (@title, @description, @priority, @assignee_id, @created_by, @due_at, @tags, @metadata)
+    RETURNING *
+), audit AS (
+    INSERT INTO audit_events (actor_type, actor_user_id, actor_api_key_id, actor_agent_run_id, action,
+        resource_type, resource_id, request_id, ip)
+    SELECT sqlc.narg(audit_actor_type)::text, sqlc.narg(audit_actor_user_id)::bigint,
+        sqlc.narg(audit_actor_api_key_id)::bigint, sqlc.narg(audit_actor_agent_run_id)::bigint,
+        sqlc.narg(audit_action)::text, 'task', t.id, sqlc.narg(audit_request_id)::text, sqlc.narg(audit_ip)::text
+    FROM t
+    WHERE sqlc.narg(audit_action)::text IS NOT NULL
+)
+SELECT * FROM t;
 
 -- name: TaskGetByID :one
 -- TaskGetByID returns one task.

@@ -335,6 +335,21 @@ type ApiKey struct {
 	RevokedAt  *time.Time
 }
 
+type AuditEvent struct {
+	ID              int64
+	OccurredAt      time.Time
+	ActorType       string
+	ActorUserID     *int64
+	ActorApiKeyID   *int64
+	ActorAgentRunID *int64
+	Action          string
+	ResourceType    string
+	ResourceID      *int64
+	RequestID       *string
+	Ip              *string
+	Changes         []byte
+}
+
 type IdempotencyKey struct {
 	UserID          int64
 	Key             string

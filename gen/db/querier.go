@@ -81,6 +81,16 @@ type Querier interface {
 	AgentRunStart(ctx context.Context, arg AgentRunStartParams) ([]AgentRunStartRow, error)
 	// AgentUpdate writes every mutable field of an agent whose version still matches.
 	AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent, error)
+	// AuditEventAllowRetention lets the current transaction delete old events.
+	AuditEventAllowRetention(ctx context.Context) error
+	// AuditEventCreate appends one audit event (in the caller's transaction).
+	AuditEventCreate(ctx context.Context, arg AuditEventCreateParams) error
+	// AuditEventDeleteBefore removes events older than cutoff; the trigger allows it only in a
+	// transaction that set audit.retention (AuditEventAllowRetention).
+	AuditEventDeleteBefore(ctx context.Context, cutoff time.Time) (int64, error)
+	// AuditEventList returns matching events newest first, those older than the cursor id
+	// (keyset: stable while events are appended).
+	AuditEventList(ctx context.Context, arg AuditEventListParams) ([]AuditEvent, error)
 	// CacheInvalidationPublish sends a payload to every process listening on
 	// cache_invalidations and returns how many connections listen there (their last statement
 	// is the LISTEN; sessions of other roles may be invisible and are then not counted).
@@ -130,8 +140,9 @@ type Querier interface {
 	// TaskCountUpTo counts the tasks matching the same filters as TaskList, but stops at
 	// @max_rows: large results are not counted row by row.
 	TaskCountUpTo(ctx context.Context, arg TaskCountUpToParams) (int64, error)
-	// TaskCreate inserts a task and returns it.
-	TaskCreate(ctx context.Context, arg TaskCreateParams) (Task, error)
+	// TaskCreate inserts a task and returns it; with an audit action it appends the task's
+	// audit event in the same statement (no transaction or round trip of its own).
+	TaskCreate(ctx context.Context, arg TaskCreateParams) (TaskCreateRow, error)
 	// TaskDelete removes a task whose version still matches.
 	TaskDelete(ctx context.Context, arg TaskDeleteParams) (int64, error)
 	// TaskDetachUser clears a user's references from tasks (before the user is deleted),

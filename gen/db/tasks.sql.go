@@ -147,24 +147,60 @@ func (q *Queries) TaskCountUpTo(ctx context.Context, arg TaskCountUpToParams) (i
 }
 
 const taskCreate = `-- name: TaskCreate :one
-INSERT INTO tasks (title, description, priority, assignee_id, created_by, due_at, tags, metadata)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-RETURNING id, title, description, status, priority, assignee_id, created_by, due_at, tags, metadata, created_at, updated_at, completed_at, version
+WITH t AS (
+    INSERT INTO tasks (title, description, priority, assignee_id, created_by, due_at, tags, metadata)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    RETURNING id, title, description, status, priority, assignee_id, created_by, due_at, tags, metadata, created_at, updated_at, completed_at, version
+), audit AS (
+    INSERT INTO audit_events (actor_type, actor_user_id, actor_api_key_id, actor_agent_run_id, action,
+        resource_type, resource_id, request_id, ip)
+    SELECT $9::text, $10::bigint,
+        $11::bigint, $12::bigint,
+        $13::text, 'task', t.id, $14::text, $15::text
+    FROM t
+    WHERE $13::text IS NOT NULL
+)
+SELECT id, title, description, status, priority, assignee_id, created_by, due_at, tags, metadata, created_at, updated_at, completed_at, version FROM t
 `
 
 type TaskCreateParams struct {
+	Title                string
+	Description          string
+	Priority             TaskPriority
+	AssigneeID           *int64
+	CreatedBy            *int64
+	DueAt                *time.Time
+	Tags                 []string
+	Metadata             []byte
+	AuditActorType       *string
+	AuditActorUserID     *int64
+	AuditActorApiKeyID   *int64
+	AuditActorAgentRunID *int64
+	AuditAction          *string
+	AuditRequestID       *string
+	AuditIp              *string
+}
+
+type TaskCreateRow struct {
+	ID          int64
 	Title       string
 	Description string
+	Status      TaskStatus
 	Priority    TaskPriority
 	AssigneeID  *int64
 	CreatedBy   *int64
 	DueAt       *time.Time
 	Tags        []string
 	Metadata    []byte
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	CompletedAt *time.Time
+	Version     int64
 }
 
-// TaskCreate inserts a task and returns it.
-func (q *Queries) TaskCreate(ctx context.Context, arg TaskCreateParams) (Task, error) {
+// TaskCreate inserts a task and returns it; with an audit action it appends the task's
+// audit event in the same statement (no transaction or round trip of its own).
+func (q *Queries) TaskCreate(ctx context.Context, arg TaskCreateParams) (TaskCreateRow, error) {
 	row := q.db.QueryRow(ctx, taskCreate,
 		arg.Title,
 		arg.Description,
@@ -174,8 +210,15 @@ func (q *Queries) TaskCreate(ctx context.Context, arg TaskCreateParams) (Task, e
 		arg.DueAt,
 		arg.Tags,
 		arg.Metadata,
+		arg.AuditActorType,
+		arg.AuditActorUserID,
+		arg.AuditActorApiKeyID,
+		arg.AuditActorAgentRunID,
+		arg.AuditAction,
+		arg.AuditRequestID,
+		arg.AuditIp,
 	)
-	var i Task
+	var i TaskCreateRow
 	err := row.Scan(
 		&i.ID,
 		&i.Title,

@@ -12,6 +12,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/batch"
 	"enterprise-automation/internal/cache"
@@ -146,7 +147,14 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	if a.Tools == nil {
 		a.Tools = []string{}
 	}
-	out, err := s.store.AgentCreate(ctx, a)
+	var out db.Agent
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		var err error
+		if out, err = q.AgentCreate(ctx, a); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{Resource: "agent", ID: &out.ID})
+	})
 	if apperr.Is(err, apperr.Conflict) {
 		return Agent{}, apperr.Wrap(apperr.Conflict, err, "an agent named %q already exists", a.Name)
 	}
@@ -298,8 +306,11 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		if apperr.Is(err, apperr.NotFound) {
 			return apperr.E(apperr.PreconditionFailed, "agent %d changed concurrently; fetch it again", id)
 		}
+		if err != nil {
+			return err
+		}
 		out = agentFromRow(row)
-		return err
+		return audit.Record(ctx, q, audit.Entry{Resource: "agent", ID: &id, Changes: diff(cur, row)})
 	})
 	if err != nil {
 		return Agent{}, fmt.Errorf("agent: update: %w", err)
@@ -321,7 +332,14 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	if !ifMatch.Allows(cur.Version) {
 		return apperr.E(apperr.PreconditionFailed, "agent %d has changed since the ETag in If-Match; fetch it again", id)
 	}
-	n, err := s.store.AgentDelete(ctx, db.AgentDeleteParams{ID: id, Version: cur.Version})
+	var n int64
+	err = s.store.InTx(ctx, func(q db.Querier) error {
+		var err error
+		if n, err = q.AgentDelete(ctx, db.AgentDeleteParams{ID: id, Version: cur.Version}); err != nil || n == 0 {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{Resource: "agent", ID: &id})
+	})
 	if err != nil {
 		return fmt.Errorf("agent: delete: %w", err)
 	}
@@ -330,4 +348,19 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		return apperr.E(apperr.PreconditionFailed, "agent %d changed concurrently; fetch it again", id)
 	}
 	return nil
+}
+
+// diff is the audit record of an update: each changed field, from and to.
+func diff(a, b db.Agent) audit.Changes {
+	c := audit.Changes{}
+	c.Set("name", a.Name, b.Name)
+	c.Set("description", a.Description, b.Description)
+	c.Set("instructions", a.Instructions, b.Instructions)
+	c.Set("model", a.Model, b.Model)
+	c.Set("temperature", a.Temperature, b.Temperature)
+	c.Set("max_output_tokens", a.MaxOutputTokens, b.MaxOutputTokens)
+	c.Set("tools", a.Tools, b.Tools)
+	c.Set("tool_scope", a.ToolScope, b.ToolScope)
+	c.Set("is_active", a.IsActive, b.IsActive)
+	return c
 }

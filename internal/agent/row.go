@@ -33,6 +33,7 @@ type queries interface {
 	AgentRunSaveProgress(ctx context.Context, arg db.AgentRunSaveProgressParams) error
 	AgentRunStart(ctx context.Context, arg db.AgentRunStartParams) ([]db.AgentRunStartRow, error)
 	UserGetByID(ctx context.Context, id int64) (db.User, error)
+	AuditEventCreate(ctx context.Context, arg db.AuditEventCreateParams) error
 }
 
 // database is what the agent package needs of the store: its queries, and transactions

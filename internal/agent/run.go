@@ -9,6 +9,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/page"
@@ -155,7 +156,7 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 		p.Metadata = []byte("{}")
 	}
 	res, err := s.insertRun(ctx, newRun{agentID: agentID, taskID: p.TaskID, input: p.Input, model: a.Model,
-		metadata: p.Metadata, createdBy: actor.UserID})
+		metadata: p.Metadata, createdBy: actor.UserID, ctx: auditContext(ctx)})
 	if err == nil {
 		err = res.err
 	}
@@ -173,6 +174,17 @@ type newRun struct {
 	model     string
 	metadata  []byte
 	createdBy int64
+	// ctx carries the creating request's audit Meta (the batch runs under another context).
+	ctx context.Context
+}
+
+// auditContext keeps only the audit Meta of ctx (nil without one).
+func auditContext(ctx context.Context) context.Context {
+	m, ok := audit.MetaFrom(ctx)
+	if !ok {
+		return nil
+	}
+	return audit.WithMeta(context.Background(), m)
 }
 
 // created is the outcome of one run's creation.
@@ -247,6 +259,11 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 				return err
 			}
 			ids[i] = row.ID
+			if r := rs[keep[i]]; r.ctx != nil {
+				if err := audit.Record(r.ctx, q, audit.Entry{Resource: "agent_run", ID: &row.ID}); err != nil {
+					return err
+				}
+			}
 		}
 		// The worker that starts a run records its job on it; a queued run is
 		// cancelled by its status alone.
@@ -390,10 +407,17 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 		if err != nil {
 			return err
 		}
+		if r.Status != db.AgentRunStatusCancelled {
+			// Recorded before the change, in its transaction: an error below rolls both back.
+			if err := audit.Record(ctx, q, audit.Entry{Resource: "agent_run", ID: &id,
+				Changes: audit.Changes{"status": {From: r.Status, To: db.AgentRunStatusCancelled}}}); err != nil {
+				return err
+			}
+		}
 		switch r.Status {
 		case db.AgentRunStatusCancelled:
 			out = r
-			return nil
+			return audit.Record(ctx, q, audit.Entry{Resource: "agent_run", ID: &id})
 		case db.AgentRunStatusQueued:
 			if out, err = finishCancelled(ctx, q, r); err != nil {
 				return err

@@ -16,6 +16,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/batch"
 	"enterprise-automation/internal/cache"
@@ -165,6 +166,8 @@ func (r *Runner) converse(ctx context.Context, run Run, attempt, maxAttempts int
 	if err != nil {
 		return r.transientOr(ctx, o, err, "agent_unavailable", "the agent could not be loaded", attempt, maxAttempts)
 	}
+	// Every write a tool makes is recorded as this run's, on behalf of its creator.
+	ctx = audit.WithMeta(ctx, audit.Meta{Actor: audit.AgentRunActor(run.ID, run.CreatedBy)})
 	actor, err := r.principal(ctx, run.CreatedBy)
 	if err != nil {
 		if apperr.Is(err, apperr.Unavailable) {
@@ -401,7 +404,9 @@ func (r *Runner) runTool(ctx context.Context, actor auth.Principal, allowed []st
 	case onlyTask != 0 && t.Changes != nil && t.Changes(json.RawMessage(call.Arguments)) != onlyTask:
 		result = map[string]any{"error": fmt.Sprintf("this run may only change task %d", onlyTask)}
 	default:
-		res, err := t.Run(ctx, r.tasks, actor, json.RawMessage(call.Arguments))
+		m, _ := audit.MetaFrom(ctx)
+		m.Action = call.Name
+		res, err := t.Run(audit.WithMeta(ctx, m), r.tasks, actor, json.RawMessage(call.Arguments))
 		if err != nil {
 			result = toolError(err)
 		} else {

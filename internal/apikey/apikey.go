@@ -19,6 +19,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/page"
@@ -147,9 +148,17 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 		return Created{}, apperr.Wrap(apperr.Internal, err, "apikey: random key")
 	}
 	secret := Prefix + base64.RawURLEncoding.EncodeToString(raw)
-	row, err := s.store.APIKeyCreate(ctx, db.APIKeyCreateParams{
-		UserID: actor.UserID, Name: p.Name, Prefix: secret[:prefixLen], KeyHash: hash(secret),
-		Scopes: p.Scopes, ExpiresAt: p.ExpiresAt,
+	var row db.ApiKey
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		var err error
+		row, err = q.APIKeyCreate(ctx, db.APIKeyCreateParams{
+			UserID: actor.UserID, Name: p.Name, Prefix: secret[:prefixLen], KeyHash: hash(secret),
+			Scopes: p.Scopes, ExpiresAt: p.ExpiresAt,
+		})
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{Resource: "api_key", ID: &row.ID})
 	})
 	if err != nil {
 		return Created{}, fmt.Errorf("apikey: create: %w", err)
@@ -214,7 +223,22 @@ func (s *Service) Revoke(ctx context.Context, actor auth.Principal, id int64) er
 	if _, err := s.Get(ctx, actor, id); err != nil {
 		return err
 	}
-	if _, err := s.store.APIKeyRevoke(ctx, id); err != nil {
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		before, err := q.APIKeyGetByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		after, err := q.APIKeyRevoke(ctx, id)
+		if err != nil {
+			return err
+		}
+		changes := audit.Changes{}
+		if before.RevokedAt == nil {
+			changes.Set("revoked_at", nil, after.RevokedAt)
+		}
+		return audit.Record(ctx, q, audit.Entry{Resource: "api_key", ID: &id, Changes: changes})
+	})
+	if err != nil {
 		return fmt.Errorf("apikey: revoke: %w", err)
 	}
 	s.keys.Invalidate(ctx, id)

@@ -17,10 +17,11 @@ type queries interface {
 	APIKeyTouch(ctx context.Context, id int64) error
 }
 
-// store is what the service needs of the database; store.DB is one. Every write is a
-// single statement, so the service needs no transactions.
+// store is what the service needs of the database; store.DB is one. Creating and
+// revoking a key write their audit event in the same transaction.
 type store interface {
 	queries
+	InTx(ctx context.Context, fn func(q db.Querier) error) error
 }
 
 // keyFromRow maps a stored key to a Key, leaving its hash behind.

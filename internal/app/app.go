@@ -21,6 +21,7 @@ import (
 	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/apikey"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/config"
@@ -273,6 +274,7 @@ type services struct {
 	tasks   *task.Service
 	agents  *agent.Service
 	apiKeys *apikey.Service
+	audit   *audit.Service
 	queue   *queue.Queue
 	metrics *metrics.Metrics
 	shared  *sharedState
@@ -333,9 +335,11 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls, MaxToolCallsPerTurn: cfg.AgentMaxToolCallsPerTurn,
 		Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
 	})
+	auditSvc := audit.NewService(s, []byte(cfg.SecretKey))
 	q, err := queue.New(pool, runner, queue.Config{
 		Workers: workers, MaxAttempts: cfg.LLMMaxAttempts, RetryBackoff: cfg.LLMRetryBackoff,
 		RunTimeout: cfg.AgentRunTimeout, Logger: log, Metrics: m,
+		AuditRetention: func(ctx context.Context) (int64, error) { return auditSvc.Retain(ctx, cfg.AuditRetention()) },
 	})
 	if err != nil {
 		return nil, err
@@ -361,7 +365,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		notifier: notifier, stopListening: func() { stopListening(); <-listening },
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser), queue: q,
-		apiKeys: apiKeys, metrics: m, shared: shared,
+		apiKeys: apiKeys, audit: auditSvc, metrics: m, shared: shared,
 		stopProfiles: stopProfiles, stopMetrics: stopMetrics,
 	}, nil
 }
@@ -443,6 +447,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Tasks:       svc.tasks,
 		Agents:      svc.agents,
 		APIKeys:     svc.apiKeys,
+		Audit:       svc.audit,
 		RunEvents:   svc.notifier,
 		// Counted per instance: a user reaches the limit on each instance behind a balancer.
 		MaxStreamsPerUser: cfg.SSEMaxStreamsPerUser,

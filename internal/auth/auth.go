@@ -23,6 +23,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/password"
 )
@@ -178,7 +179,7 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 	if !utf8.ValidString(email) || strings.ContainsRune(email, 0) {
 		// No such address can exist; answer exactly like an unknown email.
 		_, _ = password.Verify(s.dummyHash, plain)
-		return TokenPair{}, errBadCredentials
+		return TokenPair{}, s.loginFailed(ctx, nil)
 	}
 	row, err := s.store.UserGetByEmail(ctx, email)
 	if err != nil && !apperr.Is(err, apperr.NotFound) {
@@ -186,7 +187,7 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 	}
 	if err != nil {
 		_, _ = password.Verify(s.dummyHash, plain)
-		return TokenPair{}, errBadCredentials
+		return TokenPair{}, s.loginFailed(ctx, nil)
 	}
 	c := CredentialsFromRow(row)
 	ok, err := s.CheckPassword(c, plain)
@@ -194,7 +195,7 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 		return TokenPair{}, err
 	}
 	if !ok || !c.IsActive {
-		return TokenPair{}, errBadCredentials
+		return TokenPair{}, s.loginFailed(ctx, &c.ID)
 	}
 	var pair TokenPair
 	err = s.store.InTx(ctx, func(q db.Querier) error {
@@ -202,13 +203,33 @@ func (s *Service) Login(ctx context.Context, email, plain string) (TokenPair, er
 		if err != nil {
 			return err
 		}
-		pair, err = s.issue(ctx, q, c.Account, sessionFromRow(sess))
-		return err
+		if pair, err = s.issue(ctx, q, c.Account, sessionFromRow(sess)); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{Action: ActionLoginSucceeded, Resource: "session", ID: &sess.ID, UserID: &c.ID})
 	})
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("auth: login: %w", err)
 	}
 	return pair, nil
+}
+
+// The audit actions of logins (instead of the operation's id).
+const (
+	ActionLoginSucceeded = "login_succeeded"
+	ActionLoginFailed    = "login_failed"
+	// ActionRefreshTokenReused is recorded when a spent refresh token is presented again
+	// and its session is ended.
+	ActionRefreshTokenReused = "refresh_token_reused"
+)
+
+// loginFailed records a failed login (of userID's account, when the email named one)
+// and returns the error the caller sees.
+func (s *Service) loginFailed(ctx context.Context, userID *int64) error {
+	if err := audit.Record(ctx, s.store, audit.Entry{Action: ActionLoginFailed, Resource: "session", UserID: userID}); err != nil {
+		return fmt.Errorf("auth: login: %w", err)
+	}
+	return errBadCredentials
 }
 
 // Refresh rotates a refresh token: the presented one is spent and a new pair returned.
@@ -231,8 +252,10 @@ func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) 
 		}
 		if rt.UsedAt != nil || rt.RevokedAt != nil {
 			reuse = true
-			ended, err = endFamily(ctx, q, rt.FamilyID)
-			return err
+			if ended, err = endFamily(ctx, q, rt.FamilyID); err != nil {
+				return err
+			}
+			return audit.Record(ctx, q, audit.Entry{Action: ActionRefreshTokenReused, Resource: "session", ID: first(ended), UserID: &rt.UserID})
 		}
 		now := s.opts.Now()
 		if !now.Before(rt.ExpiresAt) {
@@ -264,8 +287,10 @@ func (s *Service) Refresh(ctx context.Context, token string) (TokenPair, error) 
 		if err := q.RefreshTokenMarkUsed(ctx, rt.ID); err != nil {
 			return err
 		}
-		pair, err = s.issue(ctx, q, u, sess)
-		return err
+		if pair, err = s.issue(ctx, q, u, sess); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{Resource: "session", ID: &sess.ID, UserID: &u.ID})
 	})
 	if err != nil {
 		return TokenPair{}, fmt.Errorf("auth: refresh: %w", err)
@@ -285,13 +310,16 @@ func (s *Service) Logout(ctx context.Context, token string) error {
 	err := s.store.InTx(ctx, func(q db.Querier) error {
 		rt, err := q.RefreshTokenGetByHashForUpdate(ctx, hashToken(token))
 		if apperr.Is(err, apperr.NotFound) {
-			return nil
+			// Nothing to end, but the attempt is still on record.
+			return audit.Record(ctx, q, audit.Entry{Resource: "session"})
 		}
 		if err != nil {
 			return err
 		}
-		ended, err = endFamily(ctx, q, rt.FamilyID)
-		return err
+		if ended, err = endFamily(ctx, q, rt.FamilyID); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{Resource: "session", ID: first(ended), UserID: &rt.UserID})
 	})
 	if err != nil {
 		return fmt.Errorf("auth: logout: %w", err)
@@ -529,4 +557,12 @@ func minTime(a, b time.Time) time.Time {
 func hashToken(token string) []byte {
 	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 	return sum[:]
+}
+
+// first returns the first of ids, or nil.
+func first(ids []int64) *int64 {
+	if len(ids) == 0 {
+		return nil
+	}
+	return &ids[0]
 }

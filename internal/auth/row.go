@@ -20,6 +20,7 @@ type queries interface {
 	RefreshTokenGetByHashForUpdate(ctx context.Context, tokenHash []byte) (db.RefreshToken, error)
 	RefreshTokenMarkUsed(ctx context.Context, id int64) error
 	RefreshTokenRevokeFamily(ctx context.Context, familyID uuid.UUID) error
+	AuditEventCreate(ctx context.Context, arg db.AuditEventCreateParams) error
 }
 
 // store is what the service needs of the database: its queries, and transactions (InTx

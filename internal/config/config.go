@@ -80,6 +80,8 @@ type Config struct {
 	// SessionMaxDays bounds a login session (its refresh-token family) from the login,
 	// however often it is refreshed.
 	SessionMaxDays int `env:"SESSION_MAX_DAYS" envDefault:"30"`
+	// AuditRetentionDays is how long audit events are kept; a daily job deletes older ones.
+	AuditRetentionDays int `env:"AUDIT_RETENTION_DAYS" envDefault:"365"`
 	// SSEMaxStreamsPerUser bounds a user's concurrent run event streams (429 beyond).
 	SSEMaxStreamsPerUser int `env:"SSE_MAX_STREAMS_PER_USER" envDefault:"20"`
 	// AgentMaxToolCalls bounds the tool calls of one run (then it ends incomplete).
@@ -301,6 +303,9 @@ func (c Config) validate() error {
 	if c.SessionMaxDays < 1 {
 		return bad("SESSION_MAX_DAYS", c.SessionMaxDays, "want at least 1")
 	}
+	if c.AuditRetentionDays < 1 {
+		return bad("AUDIT_RETENTION_DAYS", c.AuditRetentionDays, "want at least 1")
+	}
 	if c.SSEMaxStreamsPerUser < 1 {
 		return bad("SSE_MAX_STREAMS_PER_USER", c.SSEMaxStreamsPerUser, "want at least 1")
 	}
@@ -357,6 +362,11 @@ func IsLoopbackAddr(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// AuditRetention is how long audit events are kept.
+func (c Config) AuditRetention() time.Duration {
+	return time.Duration(c.AuditRetentionDays) * 24 * time.Hour
 }
 
 // SessionMaxAge is the absolute lifetime of a login session.

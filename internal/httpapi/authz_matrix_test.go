@@ -384,6 +384,9 @@ func azmOps() map[string]azmOp {
 		"listUsers": {success: ok, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p)}
 		}},
+		"listAuditEvents": {success: ok, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p)}
+		}},
 		// /me operations act on the caller: every authenticated principal succeeds.
 		"getCurrentUser": {success: ok, other: azmUnscoped, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p)}

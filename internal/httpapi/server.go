@@ -22,6 +22,7 @@ import (
 	"enterprise-automation/gen/api"
 	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/apikey"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/idempotency"
 	"enterprise-automation/internal/metrics"
@@ -54,6 +55,7 @@ type Options struct {
 	Tasks       *task.Service
 	Agents      *agent.Service
 	APIKeys     *apikey.Service
+	Audit       *audit.Service
 	RunEvents   RunEvents
 	// MaxStreamsPerUser bounds a user's concurrent run event streams on this instance
 	// (429 beyond); 0 leaves them unbounded.
@@ -79,6 +81,7 @@ type Server struct {
 	tasks     *task.Service
 	agents    *agent.Service
 	apiKeys   *apikey.Service
+	audit     *audit.Service
 	runEvents RunEvents
 	streams   streamCounter
 	idem      *idempotency.Service
@@ -132,6 +135,7 @@ func New(opts Options) (*Server, error) {
 		tasks:     opts.Tasks,
 		agents:    opts.Agents,
 		apiKeys:   opts.APIKeys,
+		audit:     opts.Audit,
 		runEvents: opts.RunEvents,
 		streams:   streamCounter{max: opts.MaxStreamsPerUser},
 		idem:      opts.Idempotency,
@@ -173,7 +177,7 @@ func New(opts Options) (*Server, error) {
 			MaxAge: 600,
 		}))
 	}
-	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB", Skipper: s.takesNoBody}), s.authenticate, s.rateLimit, s.validate, s.passwordGuard, s.idempotent)
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB", Skipper: s.takesNoBody}), s.authenticate, s.auditContext, s.rateLimit, s.validate, s.passwordGuard, s.idempotent)
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
 	if s.debug {
 		s.registerDocsAssets()

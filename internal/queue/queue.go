@@ -56,6 +56,30 @@ type Config struct {
 	RunTimeout time.Duration
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics
+	// AuditRetention, when set, deletes audit events past their retention; with workers,
+	// it runs at start and then daily as a periodic job.
+	AuditRetention func(ctx context.Context) (int64, error)
+}
+
+// AuditRetentionArgs is the periodic job that applies the audit log's retention.
+type AuditRetentionArgs struct{}
+
+// Kind implements river.JobArgs.
+func (AuditRetentionArgs) Kind() string { return "audit_retention" }
+
+type auditRetentionWorker struct {
+	river.WorkerDefaults[AuditRetentionArgs]
+	retain func(ctx context.Context) (int64, error)
+	log    *slog.Logger
+}
+
+func (w *auditRetentionWorker) Work(ctx context.Context, _ *river.Job[AuditRetentionArgs]) error {
+	n, err := w.retain(ctx)
+	if err != nil {
+		return err
+	}
+	w.log.InfoContext(ctx, "audit retention applied", "deleted", n)
+	return nil
 }
 
 // Queue inserts, cancels and (with workers) executes run jobs.
@@ -82,6 +106,9 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &runWorker{runner: runner, timeout: cfg.RunTimeout, metrics: cfg.Metrics})
+	if cfg.AuditRetention != nil {
+		river.AddWorker(workers, &auditRetentionWorker{retain: cfg.AuditRetention, log: cfg.Logger})
+	}
 	rc := &river.Config{
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts,
@@ -98,6 +125,12 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 		rc.FetchCooldown = FetchCooldown
 		rc.FetchPollInterval = FetchPollInterval
+		if cfg.AuditRetention != nil {
+			rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour),
+				func() (river.JobArgs, *river.InsertOpts) {
+					return AuditRetentionArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByPeriod: time.Hour}}
+				}, &river.PeriodicJobOpts{RunOnStart: true})}
+		}
 	}
 	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {

@@ -51,15 +51,15 @@ func (f *fakeStore) UserGetByID(_ context.Context, id int64) (db.User, error) {
 	return u, nil
 }
 
-func (f *fakeStore) TaskCreate(_ context.Context, p db.TaskCreateParams) (db.Task, error) {
+func (f *fakeStore) TaskCreate(_ context.Context, p db.TaskCreateParams) (db.TaskCreateRow, error) {
 	if f.writeErr != nil {
-		return db.Task{}, f.writeErr
+		return db.TaskCreateRow{}, f.writeErr
 	}
 	t := db.Task{ID: int64(len(f.tasks) + 1), Title: p.Title, Description: p.Description, Status: db.TaskStatusPending,
 		Priority: p.Priority, AssigneeID: p.AssigneeID, CreatedBy: p.CreatedBy, DueAt: p.DueAt, Tags: p.Tags,
 		Metadata: p.Metadata, Version: 1}
 	f.tasks[t.ID] = t
-	return t, nil
+	return db.TaskCreateRow(t), nil
 }
 
 func (f *fakeStore) TaskUpdate(_ context.Context, p db.TaskUpdateParams) (db.Task, error) {

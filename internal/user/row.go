@@ -22,6 +22,8 @@ type txQueries interface {
 	UserGetByIDForUpdate(ctx context.Context, id int64) (db.User, error)
 	UserUpdate(ctx context.Context, arg db.UserUpdateParams) (db.User, error)
 	UserDelete(ctx context.Context, arg db.UserDeleteParams) (int64, error)
+	UserCreate(ctx context.Context, arg db.UserCreateParams) (db.User, error)
+	AuditEventCreate(ctx context.Context, arg db.AuditEventCreateParams) error
 	TaskDetachUser(ctx context.Context, userID int64) ([]int64, error)
 	AgentDetachUser(ctx context.Context, userID int64) ([]int64, error)
 }

@@ -9,6 +9,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/audit"
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
@@ -98,8 +99,16 @@ func (s *Service) create(ctx context.Context, p CreateParams) (User, error) {
 	if err != nil {
 		return User{}, fmt.Errorf("user: create: %w", err)
 	}
-	r, err := s.store.UserCreate(ctx, db.UserCreateParams{
-		Name: strings.TrimSpace(p.Name), Email: strings.TrimSpace(p.Email), PasswordHash: hash, IsAdmin: p.IsAdmin,
+	var r db.User
+	err = s.inTx(ctx, func(q txQueries) error {
+		var err error
+		r, err = q.UserCreate(ctx, db.UserCreateParams{
+			Name: strings.TrimSpace(p.Name), Email: strings.TrimSpace(p.Email), PasswordHash: hash, IsAdmin: p.IsAdmin,
+		})
+		if err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{Resource: "user", ID: &r.ID})
 	})
 	if apperr.Is(err, apperr.Conflict) {
 		return User{}, apperr.Wrap(apperr.Conflict, err, "a user with email %q already exists", p.Email)
@@ -271,10 +280,11 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 			return err
 		}
 		if endSessions {
-			ended, err = auth.EndUserSessions(ctx, q, id)
-			return err
+			if ended, err = auth.EndUserSessions(ctx, q, id); err != nil {
+				return err
+			}
 		}
-		return nil
+		return audit.Record(ctx, q, audit.Entry{Resource: "user", ID: &id, Changes: diff(cur, updated, newHash != nil)})
 	})
 	if err != nil {
 		return User{}, fmt.Errorf("user: update: %w", err)
@@ -316,8 +326,10 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		if detachedAgents, err = q.AgentDetachUser(ctx, id); err != nil {
 			return err
 		}
-		_, err = q.UserDelete(ctx, db.UserDeleteParams{ID: id, Version: &cur.Version})
-		return err
+		if _, err = q.UserDelete(ctx, db.UserDeleteParams{ID: id, Version: &cur.Version}); err != nil {
+			return err
+		}
+		return audit.Record(ctx, q, audit.Entry{Resource: "user", ID: &id})
 	})
 	if err != nil {
 		return fmt.Errorf("user: delete: %w", err)
@@ -340,4 +352,18 @@ func invalidate(ctx context.Context, c invalidator, ids []int64) {
 	if c != nil {
 		c.Invalidate(ctx, ids...)
 	}
+}
+
+// diff is the audit record of an update: each changed field, from and to. A new password
+// shows as changed, never its value or hash.
+func diff(a, b db.User, passwordChanged bool) audit.Changes {
+	c := audit.Changes{}
+	c.Set("name", a.Name, b.Name)
+	c.Set("email", a.Email, b.Email)
+	c.Set("is_admin", a.IsAdmin, b.IsAdmin)
+	c.Set("is_active", a.IsActive, b.IsActive)
+	if passwordChanged {
+		c["password"] = audit.Change{From: "[redacted]", To: "[redacted]"}
+	}
+	return c
 }

@@ -671,6 +671,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit-events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List audit events
+         * @description Audit events matching the filters, newest first. Page with `limit` and `cursor`
+         *     (the previous page's `next_cursor`; null after the last page); pages do not shift
+         *     while new events are recorded. With `Accept: application/x-ndjson` the answer
+         *     streams every matching event, one JSON object a line, and ignores `limit` and
+         *     `cursor`. A cursor that this server did not issue is a 400.
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1586,6 +1610,85 @@ export interface components {
              * @example 0
              */
             total_pages: number;
+        };
+        /** @description Who made the change. `user_id` is the user acting, or on whose behalf a key or run acted. */
+        AuditActor: {
+            /**
+             * @example user
+             * @enum {string}
+             */
+            type: "user" | "api_key" | "agent_run" | "system";
+            /**
+             * Format: int64
+             * @example 1
+             */
+            user_id: number | null;
+            /**
+             * Format: int64
+             * @example null
+             */
+            api_key_id: number | null;
+            /**
+             * Format: int64
+             * @example null
+             */
+            agent_run_id: number | null;
+        };
+        /** @description What was changed; `id` is null when there is none (a failed login for an unknown email). */
+        AuditResource: {
+            /**
+             * @description `user`, `session`, `task`, `agent`, `agent_run`, `api_key` or `audit_event` (more may come).
+             * @example task
+             */
+            type: string;
+            /**
+             * Format: int64
+             * @example 7
+             */
+            id: number | null;
+        };
+        AuditEvent: {
+            /**
+             * Format: int64
+             * @example 1042
+             */
+            id: number;
+            /**
+             * Format: date-time
+             * @example 2025-01-15T09:30:00Z
+             */
+            occurred_at: string;
+            actor: components["schemas"]["AuditActor"];
+            /**
+             * @description The operationId, the agent tool name, `login_succeeded`, `login_failed`, `refresh_token_reused` or `audit_retention`.
+             * @example updateTask
+             */
+            action: string;
+            resource: components["schemas"]["AuditResource"];
+            /** @example 0b6f3c1e9a7d4f2c */
+            request_id: string | null;
+            /** @example 203.0.113.7 */
+            ip: string | null;
+            /**
+             * @description For updates, `{field: {from, to}}` of each changed field (never a password, hash or secret); null for creates and deletes.
+             * @example {
+             *       "status": {
+             *         "from": "pending",
+             *         "to": "in_progress"
+             *       }
+             *     }
+             */
+            changes: {
+                [key: string]: unknown;
+            } | null;
+        };
+        AuditEventPage: {
+            items: components["schemas"]["AuditEvent"][];
+            /**
+             * @description Pass as `cursor` for the next page; null after the last one.
+             * @example AAAAAAAAAGRrPXqH6bN7v0m6oQ5Zr1Bq
+             */
+            next_cursor: string | null;
         };
     };
     responses: {
@@ -3372,6 +3475,76 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Page size.
+                 * @example 50
+                 */
+                limit?: number;
+                /**
+                 * @description Where the page starts, as returned in `next_cursor`.
+                 * @example AAAAAAAAAGRrPXqH6bN7v0m6oQ5Zr1Bq
+                 */
+                cursor?: string;
+                /**
+                 * @description Only events whose actor is (or acted for) this user.
+                 * @example 1
+                 */
+                actor_user_id?: number;
+                /**
+                 * @description Only events with this action (an operationId, a tool name, `login_succeeded`, `login_failed`, …).
+                 * @example updateTask
+                 */
+                action?: string;
+                /**
+                 * @description Only events about this kind of resource.
+                 * @example task
+                 */
+                resource_type?: string;
+                /**
+                 * @description Only events about the resource with this id.
+                 * @example 7
+                 */
+                resource_id?: number;
+                /**
+                 * @description Only events at or after this time.
+                 * @example 2025-01-01T00:00:00Z
+                 */
+                since?: string;
+                /**
+                 * @description Only events before this time.
+                 * @example 2025-02-01T00:00:00Z
+                 */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events, or every matching event as NDJSON. */
+            200: {
+                headers: {
+                    "Cache-Control": components["headers"]["CacheControlNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditEventPage"];
+                    "application/x-ndjson": components["schemas"]["AuditEvent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
