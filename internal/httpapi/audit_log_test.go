@@ -64,7 +64,7 @@ func TestAuditEveryMutatingOperationLeavesOneEvent(t *testing.T) {
 
 	var (
 		userID, taskID, agentID, runID, keyID int64
-		pair                           client.TokenPair
+		pair                                  client.TokenPair
 	)
 	type check struct {
 		resource string
