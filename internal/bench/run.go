@@ -63,27 +63,29 @@ func newActor(id int64, email string, admin bool, token string) *actor {
 
 // runEnv is everything the scenarios share.
 type runEnv struct {
-	cfg       Config
-	log       *logger
-	dbURL     string
-	base      string      // the base URL of the server under load
-	server    *serverProc // the server under load: cached or noCache
-	cached    *serverProc // the server as deployed by default (record cache on)
-	noCache   *serverProc // the same server with CACHE_TTL=0
-	pgPID     int
-	tr        *http.Transport
-	pool      *pgxpool.Pool // the baselines' pool: max conns = concurrency
-	store     *store.DB
-	tasks     *task.Service // the services the baselines call, on the baselines' pool
-	users     *user.Service
-	data      *dataSet
-	admin     *actor
-	actors    []*actor // logged-in seeded users (task creators)
-	llm       *llmtest.Server
-	agentHTTP int64 // agent whose runs the server executes
-	agentBase int64 // agent of the pipeline baseline's runs
-	patched   atomic.Int64
-	peakRSSMB float64
+	cfg     Config
+	log     *logger
+	dbURL   string
+	base    string      // the base URL of the server under load
+	server  *serverProc // the server under load: cached or noCache
+	cached  *serverProc // the server as deployed by default (record cache on)
+	noCache *serverProc // the same server with CACHE_TTL=0
+	pgPID   int
+	tr      *http.Transport
+	pool    *pgxpool.Pool // the baselines' pool: max conns = concurrency
+	store   *store.DB
+	tasks   *task.Service // the services the baselines call, on the baselines' pool
+	users   *user.Service
+	data    *dataSet
+	admin   *actor
+	// adminKeyHeader sends an API key of the admin's (scope tasks:read) instead of a token.
+	adminKeyHeader http.Header
+	actors         []*actor // logged-in seeded users (task creators)
+	llm            *llmtest.Server
+	agentHTTP      int64 // agent whose runs the server executes
+	agentBase      int64 // agent of the pipeline baseline's runs
+	patched        atomic.Int64
+	peakRSSMB      float64
 }
 
 // Execute runs the benchmark and returns its report.
@@ -359,6 +361,14 @@ func (e *runEnv) setup(ctx context.Context, adminPassword string) error {
 		}
 		*a.id = out.ID
 	}
+	var key struct {
+		Key string `json:"key"`
+	}
+	keyBody := map[string]any{"name": "bench", "scopes": []string{"tasks:read"}}
+	if err := e.call(ctx, http.MethodPost, "/api/v1/api-keys", e.admin, keyBody, http.StatusCreated, &key); err != nil {
+		return fmt.Errorf("create API key: %w", err)
+	}
+	e.adminKeyHeader = http.Header{"X-API-Key": {key.Key}}
 	e.log.printf("logged in the admin and %d users; agents %d (HTTP) and %d (baseline) created", len(e.actors), e.agentHTTP, e.agentBase)
 	return nil
 }

@@ -86,6 +86,24 @@ var scenarios = []scenarioDef{
 		},
 	},
 	{
+		name: "tasks-get-apikey", desc: "GET /api/v1/tasks/{id}, random seeded task, as admin with an API key",
+		httpWhat: "GET /api/v1/tasks/{id} (random seeded task among 1M) with the admin's API key (X-API-Key, scope tasks:read) instead of an access token: the key's record and its owner come from the record cache",
+		baseWhat: "task.Service.Get (TaskGetByID), as for tasks-get",
+		targeter: func(e *runEnv) vegeta.Targeter {
+			return func(t *vegeta.Target) error {
+				t.Method, t.Header = http.MethodGet, e.adminKeyHeader
+				t.URL = e.base + "/api/v1/tasks/" + strconv.FormatInt(e.randomTask(), 10)
+				return nil
+			}
+		},
+		baseline: func(e *runEnv) func(context.Context) error {
+			return func(ctx context.Context) error {
+				_, err := e.tasks.Get(ctx, e.admin.principal, e.randomTask())
+				return err
+			}
+		},
+	},
+	{
 		name: "tasks-get-nocache", desc: "GET /api/v1/tasks/{id}, random seeded task, as admin, CACHE_TTL=0", noCache: true,
 		httpWhat: "GET /api/v1/tasks/{id} (random seeded task) as the admin, on an instance with CACHE_TTL=0",
 		baseWhat: "UserGetByID (principal) + task.Service.Get (TaskGetByID)",
