@@ -336,8 +336,9 @@ func wellFormed(secret string) bool {
 		return false
 	}
 	for i := len(Prefix); i < len(secret); i++ {
-		c := secret[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		switch c := secret[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
 			return false
 		}
 	}

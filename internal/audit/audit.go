@@ -148,7 +148,8 @@ func Params(ctx context.Context, e Entry) (p db.AuditEventCreateParams, ok bool,
 	if e.Action != "" {
 		p.Action = e.Action
 	}
-	if e.Changes != nil && !(isChanges(e.Changes) && len(e.Changes.(Changes)) == 0) {
+	emptyChanges := isChanges(e.Changes) && len(e.Changes.(Changes)) == 0
+	if e.Changes != nil && !emptyChanges {
 		if p.Changes, err = json.Marshal(e.Changes); err != nil {
 			return p, false, apperr.Wrap(apperr.Internal, err, "audit: encode changes")
 		}
