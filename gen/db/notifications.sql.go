@@ -9,20 +9,27 @@ import (
 	"context"
 )
 
-const cacheInvalidationPublish = `-- name: CacheInvalidationPublish :one
-SELECT (
-    SELECT count(*) FROM pg_catalog.pg_stat_activity
-    WHERE datname = current_database() AND query LIKE 'LISTEN %cache_invalidations%'
-)::bigint AS listeners
-FROM (SELECT pg_notify('cache_invalidations', $1::text)) AS notify
+const cacheInvalidationListeners = `-- name: CacheInvalidationListeners :one
+SELECT count(*)::bigint AS listeners FROM pg_catalog.pg_stat_activity
+WHERE datname = current_database() AND query LIKE 'LISTEN %cache_invalidations%'
 `
 
-// CacheInvalidationPublish sends a payload to every process listening on
-// cache_invalidations and returns how many connections listen there (their last statement
-// is the LISTEN; sessions of other roles may be invisible and are then not counted).
-func (q *Queries) CacheInvalidationPublish(ctx context.Context, payload string) (int64, error) {
-	row := q.db.QueryRow(ctx, cacheInvalidationPublish, payload)
+// CacheInvalidationListeners counts the connections listening on cache_invalidations (their
+// last statement is the LISTEN; sessions of other roles may be invisible and are then not
+// counted).
+func (q *Queries) CacheInvalidationListeners(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, cacheInvalidationListeners)
 	var listeners int64
 	err := row.Scan(&listeners)
 	return listeners, err
+}
+
+const cacheInvalidationNotify = `-- name: CacheInvalidationNotify :exec
+SELECT pg_notify('cache_invalidations', $1::text)
+`
+
+// CacheInvalidationNotify sends a payload to every process listening on cache_invalidations.
+func (q *Queries) CacheInvalidationNotify(ctx context.Context, payload string) error {
+	_, err := q.db.Exec(ctx, cacheInvalidationNotify, payload)
+	return err
 }

@@ -91,10 +91,12 @@ type Querier interface {
 	// AuditEventList returns matching events newest first, those older than the cursor id
 	// (keyset: stable while events are appended).
 	AuditEventList(ctx context.Context, arg AuditEventListParams) ([]AuditEvent, error)
-	// CacheInvalidationPublish sends a payload to every process listening on
-	// cache_invalidations and returns how many connections listen there (their last statement
-	// is the LISTEN; sessions of other roles may be invisible and are then not counted).
-	CacheInvalidationPublish(ctx context.Context, payload string) (int64, error)
+	// CacheInvalidationListeners counts the connections listening on cache_invalidations (their
+	// last statement is the LISTEN; sessions of other roles may be invisible and are then not
+	// counted).
+	CacheInvalidationListeners(ctx context.Context) (int64, error)
+	// CacheInvalidationNotify sends a payload to every process listening on cache_invalidations.
+	CacheInvalidationNotify(ctx context.Context, payload string) error
 	// IdempotencyKeyAcquire claims a key for a new request: it inserts the key, or takes over
 	// one that expired or whose first request was abandoned before stale_before. No row
 	// means someone else holds the key.

@@ -383,7 +383,7 @@ type sharedState struct {
 func newSharedState(cfg config.Config, log *slog.Logger, m *metrics.Metrics, s *store.DB, n *store.Notifier) (*sharedState, error) {
 	local := cache.NewMemory(cfg.CacheMaxEntries, nil)
 	if cfg.RedisURL == "" {
-		shared := cache.NewBroadcast(local, s.CacheInvalidationPublish, n.Connected, log)
+		shared := cache.NewBroadcast(local, store.NewInvalidationPublisher(s).Publish, n.Connected, log)
 		n.Handle(store.CacheInvalidationsChannel, shared.Receive, shared.Resync)
 		return &sharedState{
 			cache: shared, limiter: local, close: func() {},

@@ -50,7 +50,7 @@ const (
 )
 
 // NewBroadcast wraps local. publish sends a payload to every process (store's
-// CacheInvalidationPublish); listening reports whether this process hears them now (nil:
+// InvalidationPublisher.Publish); listening reports whether this process hears them now (nil:
 // never wait for acknowledgements).
 func NewBroadcast(local *Memory, publish PublishFunc, listening func() bool, log *slog.Logger) *Broadcast {
 	if log == nil {

@@ -19,7 +19,7 @@ const (
 	// user is deleted, deactivated or loses the administrator role (database triggers).
 	RunStreamsChannel = "agent_run_streams"
 	// CacheInvalidationsChannel carries newline-separated cache keys that every process
-	// drops from its in-process cache (CacheInvalidationPublish).
+	// drops from its in-process cache (CacheInvalidationNotify).
 	CacheInvalidationsChannel = "cache_invalidations"
 )
 
@@ -232,7 +232,7 @@ func (n *Notifier) listen(ctx context.Context) error {
 		channels = append(channels, ch)
 	}
 	// One statement, so that it stays the connection's last query in pg_stat_activity,
-	// where CacheInvalidationPublish counts the listeners.
+	// where CacheInvalidationListeners counts the listeners.
 	if _, err := raw.Exec(ctx, "LISTEN "+strings.Join(channels, "; LISTEN ")); err != nil {
 		return err
 	}
