@@ -64,9 +64,13 @@ contract-check: ## Contract checks: spec validation, Spectral and Redocly lint, 
 	$(MAKE) check-generate
 	bash .ci/contract/breaking.sh
 
+# The commit is stamped into the binary (`automation version`).
+COMMIT      := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -X enterprise-automation/internal/app.Commit=$(COMMIT)
+
 .PHONY: build
-build: ## Build the binary into bin/
-	$(GO) build -o $(BIN) ./cmd/automation
+build: ## Build the binary into bin/ (version and commit stamped)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/automation
 
 .PHONY: run
 run: deps-db build ## Run locally: private PostgreSQL under .data/, migrations, first admin, debug server on :8000

@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -36,8 +38,39 @@ import (
 	"enterprise-automation/internal/user"
 )
 
-// Version is the service version reported by GET /.
-const Version = "1.2.0"
+// Version is the service version reported by GET / and `automation version`; it is the
+// contract's info.version (a test keeps them equal).
+const Version = "1.3.0"
+
+// Commit is the source revision the binary was built from: set with
+// -ldflags "-X enterprise-automation/internal/app.Commit=…", else read from the build's
+// version-control stamp, else "unknown".
+var Commit = ""
+
+// commit returns Commit, or the revision Go stamped into the build.
+func commit() string {
+	if Commit != "" {
+		return Commit
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
+		for _, s := range info.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if rev != "" {
+			if dirty {
+				rev += "-dirty"
+			}
+			return rev
+		}
+	}
+	return "unknown"
+}
 
 const usage = `Enterprise Automation API
 
@@ -51,6 +84,7 @@ Commands:
   seed                  create the first administrator from FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD
   dev                   start a private PostgreSQL under .data/postgres, migrate, seed and serve with DEBUG=true
   openapi               print the embedded OpenAPI document
+  version               print the version, the commit and the Go version of this build
   routes                print each operation's request policy: authentication, role, rate limits, Idempotency-Key
 `
 
@@ -81,7 +115,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "serve", "worker", "migrate", "seed", "dev", "openapi", "routes", "help", "-h", "--help":
+	case "serve", "worker", "migrate", "seed", "dev", "openapi", "routes", "version", "--version", "help", "-h", "--help":
 	default:
 		fmt.Fprint(p.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
@@ -89,6 +123,9 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "openapi":
 		_, err := p.Stdout.Write(api.SpecYAML)
+		return err
+	case "version", "--version":
+		_, err := fmt.Fprintf(p.Stdout, "automation %s (commit %s, %s)\n", Version, commit(), runtime.Version())
 		return err
 	case "routes":
 		policies, err := httpapi.ContractPolicies()

@@ -2,12 +2,15 @@ package app_test
 
 import (
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"enterprise-automation/internal/app"
 	"enterprise-automation/internal/dbtest"
+	"enterprise-automation/internal/httpapi"
 )
 
 func TestDatabaseEchoLogsStatementsWithoutArguments(t *testing.T) {
@@ -66,4 +69,24 @@ func TestRoutesPrintsThePolicyOfEveryOperation(t *testing.T) {
 	require.Regexp(t, `(?m)^GET\s+/api/v1/users\s+listUsers\s+bearer,api-key\s+admin\s+users:read\s`, out)
 	require.Regexp(t, `(?m)^POST\s+/api/v1/api-keys\s+createApiKey\s+bearer\s+user\s+users:write\s`, out)
 	require.Regexp(t, `(?m)^POST\s+/api/v1/auth/token\s+createToken\s+public\s+public\s+-\s`, out)
+}
+
+func TestVersionPrintsVersionCommitAndGo(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"version", "--version"} {
+		t.Run(arg, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			b.vars = map[string]string{} // needs no configuration
+			require.NoError(t, b.run(t, arg))
+			require.Regexp(t, `^automation `+regexp.QuoteMeta(app.Version)+` \(commit \S+, go1\.\d+`, b.stdout.String())
+		})
+	}
+}
+
+func TestVersionIsTheContractVersion(t *testing.T) {
+	t.Parallel()
+	doc, err := httpapi.LoadContract()
+	require.NoError(t, err)
+	require.Equal(t, doc.Info.Version, app.Version, "GET / and `automation version` report the contract's info.version")
 }
