@@ -48,6 +48,7 @@ generate: ## Regenerate gen/ from openapi.yaml and db/ (server, Go client, queri
 	$(GOTOOL) oapi-codegen -config gen/api/config.yaml openapi.yaml
 	$(GOTOOL) oapi-codegen -config gen/client/config.yaml openapi.yaml
 	$(GOTOOL) sqlc generate
+	$(GO) run ./cmd/automation env-example > .env.example
 	cd gen/ts && npm ci --no-audit --no-fund && npm run generate
 
 .PHONY: check-generate

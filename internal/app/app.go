@@ -84,6 +84,7 @@ Commands:
   seed                  create the first administrator from FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD
   dev                   start a private PostgreSQL under .data/postgres, migrate, seed and serve with DEBUG=true
   openapi               print the embedded OpenAPI document
+  env-example           print every setting with its meaning and default (the text of .env.example)
   version               print the version, the commit and the Go version of this build
   routes                print each operation's request policy: authentication, role, rate limits, Idempotency-Key
 `
@@ -115,7 +116,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "serve", "worker", "migrate", "seed", "dev", "openapi", "routes", "version", "--version", "help", "-h", "--help":
+	case "serve", "worker", "migrate", "seed", "dev", "openapi", "routes", "env-example", "version", "--version", "help", "-h", "--help":
 	default:
 		fmt.Fprint(p.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
@@ -123,6 +124,13 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "openapi":
 		_, err := p.Stdout.Write(api.SpecYAML)
+		return err
+	case "env-example":
+		text, err := config.Example()
+		if err != nil {
+			return err
+		}
+		_, err = p.Stdout.Write(text)
 		return err
 	case "version", "--version":
 		_, err := fmt.Fprintf(p.Stdout, "automation %s (commit %s, %s)\n", Version, commit(), runtime.Version())

@@ -20,14 +20,25 @@ import (
 
 // Config holds every setting. Field tags name the environment variables.
 type Config struct {
-	Host         string   `env:"API_HOST" envDefault:"0.0.0.0"`
-	Port         int      `env:"API_PORT" envDefault:"8000"`
-	Debug        bool     `env:"DEBUG" envDefault:"false"`
-	LogLevel     LogLevel `env:"LOG_LEVEL" envDefault:"INFO"`
-	DatabaseURL  string   `env:"DATABASE_URL"`
-	DatabaseEcho bool     `env:"DATABASE_ECHO" envDefault:"false"`
-	CORSOrigins  Origins  `env:"CORS_ORIGINS"`
-	RedisURL     string   `env:"REDIS_URL"`
+	// Host is the address the API listens on.
+	Host string `env:"API_HOST" envDefault:"0.0.0.0"`
+	// Port is the API's port; 0 picks a free one.
+	Port int `env:"API_PORT" envDefault:"8000"`
+	// Debug turns on text logs and Swagger UI at /api/docs, and makes SECRET_KEY optional.
+	Debug bool `env:"DEBUG" envDefault:"false"`
+	// LogLevel is DEBUG, INFO, WARNING or ERROR.
+	LogLevel LogLevel `env:"LOG_LEVEL" envDefault:"INFO"`
+	// DatabaseURL is postgres://user:password@host:5432/database (postgresql+asyncpg://
+	// is accepted); the dev command starts a private cluster when it is unset.
+	DatabaseURL string `env:"DATABASE_URL"`
+	// DatabaseEcho logs every SQL statement (never its arguments) at DEBUG level.
+	DatabaseEcho bool `env:"DATABASE_ECHO" envDefault:"false"`
+	// CORSOrigins are the allowed origins, a comma list or a JSON list; unset sends no
+	// CORS headers.
+	CORSOrigins Origins `env:"CORS_ORIGINS"`
+	// RedisURL (redis://[:password@]host:6379/0) shares the cache and rate limits between
+	// instances; unset keeps them in-process (invalidations then travel over PostgreSQL).
+	RedisURL string `env:"REDIS_URL"`
 	// TrustedProxies are the CIDRs of reverse proxies whose X-Forwarded-For names the
 	// client; without any, the client is the connection's peer address.
 	TrustedProxies CIDRs `env:"TRUSTED_PROXIES"`
@@ -42,14 +53,22 @@ type Config struct {
 	// LLMCacheTTL keeps LLM answers to identical requests at temperature 0; 0 turns it off.
 	LLMCacheTTL time.Duration `env:"LLM_CACHE_TTL" envDefault:"1h"`
 
-	SecretKey                string `env:"SECRET_KEY"`
-	Algorithm                string `env:"ALGORITHM" envDefault:"HS256"`
-	AccessTokenExpireMinutes int    `env:"ACCESS_TOKEN_EXPIRE_MINUTES" envDefault:"30"`
-	RefreshTokenExpireDays   int    `env:"REFRESH_TOKEN_EXPIRE_DAYS" envDefault:"7"`
+	// SecretKey signs access tokens and audit cursors: at least 32 bytes; required unless
+	// DEBUG.
+	SecretKey string `env:"SECRET_KEY"`
+	// Algorithm is the JWT signature: HS256, HS384 or HS512.
+	Algorithm string `env:"ALGORITHM" envDefault:"HS256"`
+	// AccessTokenExpireMinutes is the lifetime of access tokens.
+	AccessTokenExpireMinutes int `env:"ACCESS_TOKEN_EXPIRE_MINUTES" envDefault:"30"`
+	// RefreshTokenExpireDays is the lifetime of a refresh token (each refresh rotates it).
+	RefreshTokenExpireDays int `env:"REFRESH_TOKEN_EXPIRE_DAYS" envDefault:"7"`
 
-	OpenAIAPIKey  string `env:"OPENAI_API_KEY"`
+	// OpenAIAPIKey is the LLM provider's key; without it runs fail with llm_not_configured.
+	OpenAIAPIKey string `env:"OPENAI_API_KEY"`
+	// OpenAIBaseURL points at any OpenAI-compatible API (Azure OpenAI, Ollama, vLLM).
 	OpenAIBaseURL string `env:"OPENAI_BASE_URL"`
-	LLMModel      string `env:"LLM_MODEL" envDefault:"gpt-4o"`
+	// LLMModel is the model of agents that name none.
+	LLMModel string `env:"LLM_MODEL" envDefault:"gpt-4o"`
 	// LLMTimeout bounds one completion, stream included.
 	LLMTimeout time.Duration `env:"LLM_TIMEOUT" envDefault:"60s"`
 	// LLMMaxAttempts bounds the attempts of an agent run after transient LLM failures.
@@ -61,10 +80,15 @@ type Config struct {
 	// AgentRunTimeout bounds one attempt of a run.
 	AgentRunTimeout time.Duration `env:"AGENT_RUN_TIMEOUT" envDefault:"10m"`
 
-	FirstAdminEmail    string `env:"FIRST_ADMIN_EMAIL"`
+	// FirstAdminEmail and FirstAdminPassword create the first administrator (seed, dev).
+	FirstAdminEmail string `env:"FIRST_ADMIN_EMAIL"`
+	// FirstAdminPassword is the first administrator's password (at least 8 characters).
 	FirstAdminPassword string `env:"FIRST_ADMIN_PASSWORD"`
 
-	RateLimitPerMinute      int `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
+	// RateLimitPerMinute bounds requests per user (per client IP when anonymous); 0 is off.
+	RateLimitPerMinute int `env:"RATE_LIMIT_PER_MINUTE" envDefault:"600"`
+	// LoginRateLimitPerMinute bounds login attempts per client and failed password checks
+	// per account; 0 is off.
 	LoginRateLimitPerMinute int `env:"LOGIN_RATE_LIMIT_PER_MINUTE" envDefault:"10"`
 	// WorkerConcurrency is how many agent runs a process executes at once. Runs mostly
 	// wait on the model, so this is far above the CPU count.
