@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	swaggerfiles "github.com/swaggo/files/v2"
+	"golang.org/x/sync/singleflight"
 
 	"enterprise-automation/gen/api"
 	"enterprise-automation/internal/apperr"
@@ -31,10 +32,10 @@ const readinessTTL = time.Second
 
 // readiness caches the last readiness result; concurrent callers share one probe.
 type readiness struct {
-	mu       sync.Mutex
-	body     api.Readiness
-	expires  time.Time
-	inflight chan struct{} // closed when the running probe has stored its result
+	mu      sync.Mutex
+	body    api.Readiness
+	expires time.Time
+	probes  singleflight.Group
 }
 
 // GetReadiness implements GET /api/health/ready: every check runs concurrently with a
@@ -52,37 +53,31 @@ func (s *Server) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObje
 	return api.GetReadiness200JSONResponse(body), nil
 }
 
-// readinessResult returns the cached result, or waits for the one probe that refreshes it.
+// readinessResult returns the cached result, or the result of the one probe that
+// refreshes it (callers arriving meanwhile share it).
 func (s *Server) readinessResult(ctx context.Context) (api.Readiness, error) {
 	r := &s.ready
 	r.mu.Lock()
-	if time.Now().Before(r.expires) {
-		body := r.body
-		r.mu.Unlock()
+	body, fresh := r.body, time.Now().Before(r.expires)
+	r.mu.Unlock()
+	if fresh {
 		return body, nil
 	}
-	if wait := r.inflight; wait != nil {
-		r.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return api.Readiness{}, ctx.Err()
-		}
+	ch := r.probes.DoChan("ready", func() (any, error) {
+		start := time.Now()
+		// The probe is shared: a caller that goes away does not cut it short for the others.
+		body := s.probe(context.WithoutCancel(ctx))
 		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.body, nil // the result of the probe waited for
+		r.body, r.expires = body, start.Add(readinessTTL)
+		r.mu.Unlock()
+		return body, nil
+	})
+	select {
+	case res := <-ch:
+		return res.Val.(api.Readiness), nil
+	case <-ctx.Done():
+		return api.Readiness{}, ctx.Err()
 	}
-	done := make(chan struct{})
-	r.inflight = done
-	r.mu.Unlock()
-	start := time.Now()
-	// The probe is shared: a caller that goes away does not cut it short for the others.
-	body := s.probe(context.WithoutCancel(ctx))
-	r.mu.Lock()
-	r.body, r.expires, r.inflight = body, start.Add(readinessTTL), nil
-	r.mu.Unlock()
-	close(done)
-	return body, nil
 }
 
 // probe runs every check once. A failure's public detail says in words what failed (the
