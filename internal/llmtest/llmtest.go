@@ -22,22 +22,22 @@ const APIKey = "sk-test-key"
 
 // ToolCall is a function call the scripted model makes.
 type ToolCall struct {
-	ID        string
-	Name      string
-	Arguments string // JSON
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"` // JSON
 }
 
 // Reply is one scripted answer to a chat-completions request.
 type Reply struct {
-	Status     int           // an HTTP error status instead of a completion (429, 500, 400, …)
-	Error      string        // the error message with Status
-	Content    []string      // streamed text pieces
-	ToolCalls  []ToolCall    // function calls, streamed after the text
-	Prompt     int64         // usage: prompt tokens
-	Completion int64         // usage: completion tokens
-	Delay      time.Duration // wait before answering
-	ChunkDelay time.Duration // wait between streamed chunks
-	Hang       bool          // never answer; the request ends only when the client gives up
+	Status     int           `json:"status,omitempty"`      // an HTTP error status instead of a completion (429, 500, 400, …)
+	Error      string        `json:"error,omitempty"`       // the error message with Status
+	Content    []string      `json:"content,omitempty"`     // streamed text pieces
+	ToolCalls  []ToolCall    `json:"tool_calls,omitempty"`  // function calls, streamed after the text
+	Prompt     int64         `json:"prompt,omitempty"`      // usage: prompt tokens
+	Completion int64         `json:"completion,omitempty"`  // usage: completion tokens
+	Delay      time.Duration `json:"delay,omitempty"`       // wait before answering (nanoseconds in JSON)
+	ChunkDelay time.Duration `json:"chunk_delay,omitempty"` // wait between streamed chunks (nanoseconds in JSON)
+	Hang       bool          `json:"hang,omitempty"`        // never answer; the request ends only when the client gives up
 }
 
 // Server serves scripted replies in order; when the script runs out it answers "done".
@@ -121,7 +121,21 @@ func writeError(w http.ResponseWriter, status int, typ, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"message": msg, "type": typ, "code": nil, "param": nil}})
 }
 
+// ScriptPath takes replies from outside the process (tests in other languages): a POST of
+// a JSON array of Reply appends them to the script, as Script does.
+const ScriptPath = "/_script"
+
 func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == ScriptPath {
+		var replies []Reply
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&replies); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request_error", "a JSON array of replies: "+err.Error())
+			return
+		}
+		s.Script(replies...)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/chat/completions") {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown endpoint "+r.URL.Path)
 		return
