@@ -4,6 +4,9 @@ SHELL       := /bin/bash
 GO          ?= go
 # Code generators and checkers are pinned in their own module, apart from what the binary links.
 GOTOOL      := $(GO) tool -modfile=tools/go.mod
+# The Go release everything is built and tested with (go.mod's toolchain line): the go
+# command fetches it through the module proxy when the machine's own Go is older.
+export GOTOOLCHAIN := go1.27.3+auto
 BIN         := bin/automation
 PKGS        := ./...
 COVERPKG    := ./internal/...,./cmd/...
@@ -104,6 +107,13 @@ lint: ## gofmt, go vet and golangci-lint (configuration in .golangci.yaml)
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GOTOOL) golangci-lint run $(PKGS)
+
+.PHONY: vulncheck
+vulncheck: ## govulncheck against the Go vulnerability records pinned in tools/vuln/go.mod; fails on a called vulnerability not excepted in .ci/vulncheck-exceptions.txt
+	@db=$$(mktemp -d) && trap 'rm -rf "$$db"' EXIT && \
+		osv=$$(cd tools/vuln && $(GO) mod download -json golang.org/x/vulndb | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p') && \
+		(cd tools/vuln && $(GO) tool indexdb -vulns "$$osv/data/osv" -out "$$db/db") && \
+		(cd tools/vuln && $(GO) run . -db "$$db/db" -exceptions ../../.ci/vulncheck-exceptions.txt ../..)
 
 .PHONY: clean
 clean: ## Remove build output (keeps .data/)

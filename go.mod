@@ -2,6 +2,8 @@ module enterprise-automation
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/caarlos0/env/v11 v11.4.2
 	github.com/chromedp/chromedp v0.23.0
