@@ -536,7 +536,9 @@ type AgentRunCreate struct {
 	// Example: {"source":"crm","ticket":4711}
 	Metadata *TaskMetadata `json:"metadata,omitempty"`
 
-	// TaskId Example: 7
+	// TaskId The task the run works on (the example, 1, is the first task created).
+	//
+	// Example: 1
 	TaskId nullable.Nullable[int64] `json:"task_id,omitempty"`
 }
 
@@ -941,7 +943,9 @@ type ReadinessStatus string
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
-	// RefreshToken Example: rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
+	// RefreshToken The `refresh_token` of a token pair from createToken or an earlier refresh (the example shows the shape only).
+	//
+	// Example: rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
 	RefreshToken string `json:"refresh_token"`
 }
 
@@ -1025,7 +1029,9 @@ type Task struct {
 
 // TaskCreate defines model for TaskCreate.
 type TaskCreate struct {
-	// AssigneeId Example: 42
+	// AssigneeId The assigned user (the example, 1, is the first administrator).
+	//
+	// Example: 1
 	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
 
 	// Description Example: Match every invoice against the bank statement.
@@ -1101,9 +1107,9 @@ type TaskTags = []string
 
 // TaskUpdate Fields to change; fields left out keep their value.
 type TaskUpdate struct {
-	// AssigneeId The new assignee, or null to unassign.
+	// AssigneeId The new assignee, or null to unassign (the example, 1, is the first administrator).
 	//
-	// Example: 42
+	// Example: 1
 	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
 
 	// Description Example: Both months, please.
@@ -1179,7 +1185,11 @@ type TokenRequest struct {
 	// Example: password
 	GrantType *TokenRequestGrantType `json:"grant_type,omitempty"`
 
-	// Password Example: correct-horse-battery-staple
+	// Password The user's password. `make run` prints the first administrator's (random unless
+	// `FIRST_ADMIN_PASSWORD` is set); the example works when it is set to the example.
+	//
+	//
+	// Example: correct-horse-battery-staple
 	Password string `json:"password"`
 
 	// Scope Accepted and ignored.
@@ -1393,7 +1403,9 @@ type ListAgentsParams struct {
 
 // DeleteAgentParams defines parameters for DeleteAgent.
 type DeleteAgentParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1405,17 +1417,18 @@ type GetAgentParams struct {
 
 // UpdateAgentParams defines parameters for UpdateAgent.
 type UpdateAgentParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CreateAgentRunParams defines parameters for CreateAgentRun.
 type CreateAgentRunParams struct {
-	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-	// the same key with the same body replays the first response (with
-	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-	// while the first request is still running a retry gets 409.
-	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe, as for
+	// createUser. Each operation's example key differs, so trying the examples one
+	// after another never reuses a key for a different request.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // ListApiKeysParams defines parameters for ListApiKeys.
@@ -1435,7 +1448,9 @@ type ListAuditEventsParams struct {
 	// Limit Page size.
 	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Where the page starts, as returned in `next_cursor`.
+	// Cursor Where the page starts, as returned in `next_cursor` (leave it out for the first
+	// page). Cursors are issued by the server: the example shows their shape only, and
+	// an invented one answers 400.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// ActorUserId Only events whose actor is (or acted for) this user.
@@ -1496,16 +1511,17 @@ type ListTasksParams struct {
 
 // CreateTaskParams defines parameters for CreateTask.
 type CreateTaskParams struct {
-	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-	// the same key with the same body replays the first response (with
-	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-	// while the first request is still running a retry gets 409.
-	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe, as for
+	// createUser. Each operation's example key differs, so trying the examples one
+	// after another never reuses a key for a different request.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // DeleteTaskParams defines parameters for DeleteTask.
 type DeleteTaskParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1517,7 +1533,9 @@ type GetTaskParams struct {
 
 // UpdateTaskParams defines parameters for UpdateTask.
 type UpdateTaskParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1565,13 +1583,17 @@ type GetCurrentUserParams struct {
 
 // UpdateCurrentUserParams defines parameters for UpdateCurrentUser.
 type UpdateCurrentUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // DeleteUserParams defines parameters for DeleteUser.
 type DeleteUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1583,13 +1605,17 @@ type GetUserParams struct {
 
 // UpdateUserParams defines parameters for UpdateUser.
 type UpdateUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ReplaceUserParams defines parameters for ReplaceUser.
 type ReplaceUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -2096,7 +2122,7 @@ func (w *ServerInterfaceWrapper) CreateAgentRun(ctx echo.Context) error {
 	headers := ctx.Request().Header
 	// ------------- Optional header parameter "Idempotency-Key" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
-		var IdempotencyKey IdempotencyKey
+		var IdempotencyKey string
 		n := len(valueList)
 		if n != 1 {
 			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
@@ -2380,7 +2406,7 @@ func (w *ServerInterfaceWrapper) CreateTask(ctx echo.Context) error {
 	headers := ctx.Request().Header
 	// ------------- Optional header parameter "Idempotency-Key" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
-		var IdempotencyKey IdempotencyKey
+		var IdempotencyKey string
 		n := len(valueList)
 		if n != 1 {
 			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))

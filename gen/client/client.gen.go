@@ -539,7 +539,9 @@ type AgentRunCreate struct {
 	// Example: {"source":"crm","ticket":4711}
 	Metadata *TaskMetadata `json:"metadata,omitempty"`
 
-	// TaskId Example: 7
+	// TaskId The task the run works on (the example, 1, is the first task created).
+	//
+	// Example: 1
 	TaskId nullable.Nullable[int64] `json:"task_id,omitempty"`
 }
 
@@ -944,7 +946,9 @@ type ReadinessStatus string
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
-	// RefreshToken Example: rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
+	// RefreshToken The `refresh_token` of a token pair from createToken or an earlier refresh (the example shows the shape only).
+	//
+	// Example: rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
 	RefreshToken string `json:"refresh_token"`
 }
 
@@ -1028,7 +1032,9 @@ type Task struct {
 
 // TaskCreate defines model for TaskCreate.
 type TaskCreate struct {
-	// AssigneeId Example: 42
+	// AssigneeId The assigned user (the example, 1, is the first administrator).
+	//
+	// Example: 1
 	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
 
 	// Description Example: Match every invoice against the bank statement.
@@ -1104,9 +1110,9 @@ type TaskTags = []string
 
 // TaskUpdate Fields to change; fields left out keep their value.
 type TaskUpdate struct {
-	// AssigneeId The new assignee, or null to unassign.
+	// AssigneeId The new assignee, or null to unassign (the example, 1, is the first administrator).
 	//
-	// Example: 42
+	// Example: 1
 	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
 
 	// Description Example: Both months, please.
@@ -1182,7 +1188,11 @@ type TokenRequest struct {
 	// Example: password
 	GrantType *TokenRequestGrantType `json:"grant_type,omitempty"`
 
-	// Password Example: correct-horse-battery-staple
+	// Password The user's password. `make run` prints the first administrator's (random unless
+	// `FIRST_ADMIN_PASSWORD` is set); the example works when it is set to the example.
+	//
+	//
+	// Example: correct-horse-battery-staple
 	Password string `json:"password"`
 
 	// Scope Accepted and ignored.
@@ -1396,7 +1406,9 @@ type ListAgentsParams struct {
 
 // DeleteAgentParams defines parameters for DeleteAgent.
 type DeleteAgentParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1408,17 +1420,18 @@ type GetAgentParams struct {
 
 // UpdateAgentParams defines parameters for UpdateAgent.
 type UpdateAgentParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CreateAgentRunParams defines parameters for CreateAgentRun.
 type CreateAgentRunParams struct {
-	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-	// the same key with the same body replays the first response (with
-	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-	// while the first request is still running a retry gets 409.
-	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe, as for
+	// createUser. Each operation's example key differs, so trying the examples one
+	// after another never reuses a key for a different request.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // ListApiKeysParams defines parameters for ListApiKeys.
@@ -1438,7 +1451,9 @@ type ListAuditEventsParams struct {
 	// Limit Page size.
 	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Where the page starts, as returned in `next_cursor`.
+	// Cursor Where the page starts, as returned in `next_cursor` (leave it out for the first
+	// page). Cursors are issued by the server: the example shows their shape only, and
+	// an invented one answers 400.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// ActorUserId Only events whose actor is (or acted for) this user.
@@ -1499,16 +1514,17 @@ type ListTasksParams struct {
 
 // CreateTaskParams defines parameters for CreateTask.
 type CreateTaskParams struct {
-	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-	// the same key with the same body replays the first response (with
-	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-	// while the first request is still running a retry gets 409.
-	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe, as for
+	// createUser. Each operation's example key differs, so trying the examples one
+	// after another never reuses a key for a different request.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // DeleteTaskParams defines parameters for DeleteTask.
 type DeleteTaskParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1520,7 +1536,9 @@ type GetTaskParams struct {
 
 // UpdateTaskParams defines parameters for UpdateTask.
 type UpdateTaskParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1568,13 +1586,17 @@ type GetCurrentUserParams struct {
 
 // UpdateCurrentUserParams defines parameters for UpdateCurrentUser.
 type UpdateCurrentUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // DeleteUserParams defines parameters for DeleteUser.
 type DeleteUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1586,13 +1608,17 @@ type GetUserParams struct {
 
 // UpdateUserParams defines parameters for UpdateUser.
 type UpdateUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ReplaceUserParams defines parameters for ReplaceUser.
 type ReplaceUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1774,7 +1800,9 @@ type ClientInterface interface {
 	// Idempotent. A queued run is cancelled at once; a running one is stopped (its
 	// status becomes `cancelled` within moments — watch the run or its events); a
 	// cancelled run stays cancelled. A run that already completed, failed or ended
-	// incomplete cannot be cancelled (409).
+	// incomplete cannot be cancelled (409). The example needs a run still queued or in
+	// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+	// once and the answer is 409.
 	//
 	// Corresponds with POST /api/v1/agent-runs/{run_id}/cancel (the `CancelAgentRun` operationId).
 	CancelAgentRun(ctx context.Context, runId RunID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2371,7 +2399,9 @@ func (c *Client) GetAgentRun(ctx context.Context, runId RunID, reqEditors ...Req
 // Idempotent. A queued run is cancelled at once; a running one is stopped (its
 // status becomes `cancelled` within moments — watch the run or its events); a
 // cancelled run stays cancelled. A run that already completed, failed or ended
-// incomplete cannot be cancelled (409).
+// incomplete cannot be cancelled (409). The example needs a run still queued or in
+// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+// once and the answer is 409.
 //
 // Corresponds with POST /api/v1/agent-runs/{run_id}/cancel (the `CancelAgentRun` operationId).
 func (c *Client) CancelAgentRun(ctx context.Context, runId RunID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5515,7 +5545,9 @@ type ClientWithResponsesInterface interface {
 	// Idempotent. A queued run is cancelled at once; a running one is stopped (its
 	// status becomes `cancelled` within moments — watch the run or its events); a
 	// cancelled run stays cancelled. A run that already completed, failed or ended
-	// incomplete cannot be cancelled (409).
+	// incomplete cannot be cancelled (409). The example needs a run still queued or in
+	// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+	// once and the answer is 409.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -10293,7 +10325,9 @@ func (c *ClientWithResponses) GetAgentRunWithResponse(ctx context.Context, runId
 // Idempotent. A queued run is cancelled at once; a running one is stopped (its
 // status becomes `cancelled` within moments — watch the run or its events); a
 // cancelled run stays cancelled. A run that already completed, failed or ended
-// incomplete cannot be cancelled (409).
+// incomplete cannot be cancelled (409). The example needs a run still queued or in
+// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+// once and the answer is 409.
 //
 // Returns a wrapper object for the known response body format(s).
 //
