@@ -1680,6 +1680,9 @@ type ServerInterface interface {
 	// GetOpenAPIYAML This API's OpenAPI document (YAML)
 	// (GET /api/openapi.yaml)
 	GetOpenAPIYAML(ctx echo.Context) error
+	// GetRedoc Redoc (debug mode only)
+	// (GET /api/redoc)
+	GetRedoc(ctx echo.Context) error
 	// ListAgentRuns List agent runs
 	// (GET /api/v1/agent-runs)
 	ListAgentRuns(ctx echo.Context, params ListAgentRunsParams) error
@@ -1839,6 +1842,15 @@ func (w *ServerInterfaceWrapper) GetOpenAPIYAML(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenAPIYAML(ctx)
+	return err
+}
+
+// GetRedoc converts echo context to params.
+func (w *ServerInterfaceWrapper) GetRedoc(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetRedoc(ctx)
 	return err
 }
 
@@ -2904,6 +2916,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/openapi.yaml", wrapper.GetOpenAPIYAML, options.OperationMiddlewares["getOpenAPIYAML"]...)
 	router.GET(options.BaseURL+"/api/openapi.json", wrapper.GetOpenAPIJSON, options.OperationMiddlewares["getOpenAPIJSON"]...)
 	router.GET(options.BaseURL+"/api/docs", wrapper.GetDocs, options.OperationMiddlewares["getDocs"]...)
+	router.GET(options.BaseURL+"/api/redoc", wrapper.GetRedoc, options.OperationMiddlewares["getRedoc"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["getMetrics"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/token", wrapper.CreateToken, options.OperationMiddlewares["createToken"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/refresh", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
@@ -3233,6 +3246,73 @@ type GetOpenAPIYAML500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetOpenAPIYAML500ApplicationProblemPlusJSONResponse) VisitGetOpenAPIYAMLResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRedocRequestObject struct {
+}
+
+type GetRedocResponseObject interface {
+	VisitGetRedocResponse(w http.ResponseWriter) error
+}
+
+type GetRedoc200ResponseHeaders struct {
+	ContentSecurityPolicy *string
+}
+
+type GetRedoc200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       GetRedoc200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetRedoc200TexthtmlResponse) VisitGetRedocResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetRedoc404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetRedoc404ApplicationProblemPlusJSONResponse) VisitGetRedocResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRedoc500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetRedoc500ApplicationProblemPlusJSONResponse) VisitGetRedocResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -9044,6 +9124,9 @@ type StrictServerInterface interface {
 	// GetOpenAPIYAML This API's OpenAPI document (YAML)
 	// (GET /api/openapi.yaml)
 	GetOpenAPIYAML(ctx context.Context, request GetOpenAPIYAMLRequestObject) (GetOpenAPIYAMLResponseObject, error)
+	// GetRedoc Redoc (debug mode only)
+	// (GET /api/redoc)
+	GetRedoc(ctx context.Context, request GetRedocRequestObject) (GetRedocResponseObject, error)
 	// ListAgentRuns List agent runs
 	// (GET /api/v1/agent-runs)
 	ListAgentRuns(ctx context.Context, request ListAgentRunsRequestObject) (ListAgentRunsResponseObject, error)
@@ -9291,6 +9374,29 @@ func (sh *strictHandler) GetOpenAPIYAML(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetOpenAPIYAMLResponseObject); ok {
 		return validResponse.VisitGetOpenAPIYAMLResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetRedoc operation middleware
+func (sh *strictHandler) GetRedoc(ctx echo.Context) error {
+	var request GetRedocRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetRedoc(ctx.Request().Context(), request.(GetRedocRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetRedoc")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetRedocResponseObject); ok {
+		return validResponse.VisitGetRedocResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -1781,6 +1781,15 @@ type ClientInterface interface {
 	// Corresponds with GET /api/openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetRedoc Redoc (debug mode only)
+	//
+	// The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+	// everything it loads comes from this server. Served only when the server runs with
+	// `DEBUG=true`; otherwise 404.
+	//
+	// Corresponds with GET /api/redoc (the `GetRedoc` operationId).
+	GetRedoc(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAgentRuns List agent runs
 	//
 	// Your runs, newest first (all runs for administrators).
@@ -2350,6 +2359,25 @@ func (c *Client) GetOpenAPIJSON(ctx context.Context, reqEditors ...RequestEditor
 // Corresponds with GET /api/openapi.yaml (the `GetOpenAPIYAML` operationId).
 func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetOpenAPIYAMLRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRedoc Redoc (debug mode only)
+//
+// The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+// everything it loads comes from this server. Served only when the server runs with
+// `DEBUG=true`; otherwise 404.
+//
+// Corresponds with GET /api/redoc (the `GetRedoc` operationId).
+func (c *Client) GetRedoc(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRedocRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -3437,6 +3465,33 @@ func NewGetOpenAPIYAMLRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/api/openapi.yaml")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetRedocRequest constructs an http.Request for the GetRedoc method
+func NewGetRedocRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/redoc")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -5522,6 +5577,17 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIYAMLResponse, error)
 
+	// GetRedocWithResponse Redoc (debug mode only)
+	//
+	// The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+	// everything it loads comes from this server. Served only when the server runs with
+	// `DEBUG=true`; otherwise 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/redoc (the `GetRedoc` operationId).
+	GetRedocWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetRedocResponse, error)
+
 	// ListAgentRunsWithResponse List agent runs
 	//
 	// Your runs, newest first (all runs for administrators).
@@ -6326,6 +6392,61 @@ func (r GetOpenAPIYAMLResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenAPIYAMLResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetRedocResponse200Headers the declared response headers of an HTTP 200 response for GetRedoc
+type GetRedocResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+type GetRedocResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetRedocResponse200Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetRedocResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetRedocResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRedocResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRedocResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRedocResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRedocResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10290,6 +10411,23 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 	return ParseGetOpenAPIYAMLResponse(rsp)
 }
 
+// GetRedocWithResponse Redoc (debug mode only)
+//
+// The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+// everything it loads comes from this server. Served only when the server runs with
+// `DEBUG=true`; otherwise 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/redoc (the `GetRedoc` operationId).
+func (c *ClientWithResponses) GetRedocWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetRedocResponse, error) {
+	rsp, err := c.GetRedoc(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRedocResponse(rsp)
+}
+
 // ListAgentRunsWithResponse List agent runs
 //
 // Your runs, newest first (all runs for administrators).
@@ -11279,6 +11417,52 @@ func ParseGetOpenAPIYAMLResponse(rsp *http.Response) (*GetOpenAPIYAMLResponse, e
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetRedocResponse parses an HTTP response from a GetRedocWithResponse call
+func ParseGetRedocResponse(rsp *http.Response) (*GetRedocResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRedocResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetRedocResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil

@@ -126,6 +126,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/redoc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Redoc (debug mode only)
+         * @description The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+         *     everything it loads comes from this server. Served only when the server runs with
+         *     `DEBUG=true`; otherwise 404.
+         */
+        get: operations["getRedoc"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -2180,6 +2202,34 @@ export interface operations {
             /** @description The Swagger UI page. */
             200: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getRedoc: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Redoc page. */
+            200: {
+                headers: {
+                    /**
+                     * @description Keeps the page to this server: Redoc's scripts, the contract and every
+                     *     image come from here (its remote logo and telemetry are blocked).
+                     * @example default-src 'self'; img-src 'self' data:
+                     */
+                    "Content-Security-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
