@@ -49,7 +49,7 @@ generate: ## Regenerate gen/ from openapi.yaml, db/ and pinned npm packages (ser
 	$(GOTOOL) oapi-codegen -config gen/client/config.yaml openapi.yaml
 	$(GOTOOL) sqlc generate
 	$(GO) run ./cmd/automation env-example > .env.example
-	cd gen/ts && npm ci --no-audit --no-fund && npm run generate
+	cd gen/ts && npm ci --no-audit --no-fund && npm run generate && npm run build
 	cd web/docs && npm ci --no-audit --no-fund && npm run generate
 
 .PHONY: check-generate
@@ -79,11 +79,11 @@ run: deps-db build ## Run locally: private PostgreSQL under .data/, migrations, 
 	./$(BIN) dev
 
 .PHONY: test
-test: ## Run every test: Go (real PostgreSQL and redis-server started by the tests, Chromium for Swagger UI), a short fuzz run and the TypeScript client
+test: ## Run every test: Go (real PostgreSQL and redis-server started by the tests, Chromium for the docs UIs), a short fuzz run, the TypeScript client and its packed tarball in Node and Vite
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME_SHORT) ./internal/httpapi/
 	$(GO) build -o $(BIN) ./cmd/automation
-	cd gen/ts && npm ci --no-audit --no-fund && npm run typecheck && npm test
+	cd gen/ts && npm ci --no-audit --no-fund && npm run typecheck && npm test && npm run test:package
 
 .PHONY: fuzz
 fuzz: ## Fuzz the whole HTTP stack for FUZZTIME (default 10m): never a 5xx, every error a contract-valid problem
