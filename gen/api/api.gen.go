@@ -536,7 +536,9 @@ type AgentRunCreate struct {
 	// Example: {"source":"crm","ticket":4711}
 	Metadata *TaskMetadata `json:"metadata,omitempty"`
 
-	// TaskId Example: 7
+	// TaskId The task the run works on (the example, 1, is the first task created).
+	//
+	// Example: 1
 	TaskId nullable.Nullable[int64] `json:"task_id,omitempty"`
 }
 
@@ -941,7 +943,9 @@ type ReadinessStatus string
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
-	// RefreshToken Example: rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
+	// RefreshToken The `refresh_token` of a token pair from createToken or an earlier refresh (the example shows the shape only).
+	//
+	// Example: rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
 	RefreshToken string `json:"refresh_token"`
 }
 
@@ -1025,7 +1029,9 @@ type Task struct {
 
 // TaskCreate defines model for TaskCreate.
 type TaskCreate struct {
-	// AssigneeId Example: 42
+	// AssigneeId The assigned user (the example, 1, is the first administrator).
+	//
+	// Example: 1
 	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
 
 	// Description Example: Match every invoice against the bank statement.
@@ -1101,9 +1107,9 @@ type TaskTags = []string
 
 // TaskUpdate Fields to change; fields left out keep their value.
 type TaskUpdate struct {
-	// AssigneeId The new assignee, or null to unassign.
+	// AssigneeId The new assignee, or null to unassign (the example, 1, is the first administrator).
 	//
-	// Example: 42
+	// Example: 1
 	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
 
 	// Description Example: Both months, please.
@@ -1179,7 +1185,11 @@ type TokenRequest struct {
 	// Example: password
 	GrantType *TokenRequestGrantType `json:"grant_type,omitempty"`
 
-	// Password Example: correct-horse-battery-staple
+	// Password The user's password. `make run` prints the first administrator's (random unless
+	// `FIRST_ADMIN_PASSWORD` is set); the example works when it is set to the example.
+	//
+	//
+	// Example: correct-horse-battery-staple
 	Password string `json:"password"`
 
 	// Scope Accepted and ignored.
@@ -1393,7 +1403,9 @@ type ListAgentsParams struct {
 
 // DeleteAgentParams defines parameters for DeleteAgent.
 type DeleteAgentParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1405,17 +1417,18 @@ type GetAgentParams struct {
 
 // UpdateAgentParams defines parameters for UpdateAgent.
 type UpdateAgentParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CreateAgentRunParams defines parameters for CreateAgentRun.
 type CreateAgentRunParams struct {
-	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-	// the same key with the same body replays the first response (with
-	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-	// while the first request is still running a retry gets 409.
-	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe, as for
+	// createUser. Each operation's example key differs, so trying the examples one
+	// after another never reuses a key for a different request.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // ListApiKeysParams defines parameters for ListApiKeys.
@@ -1435,7 +1448,9 @@ type ListAuditEventsParams struct {
 	// Limit Page size.
 	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Where the page starts, as returned in `next_cursor`.
+	// Cursor Where the page starts, as returned in `next_cursor` (leave it out for the first
+	// page). Cursors are issued by the server: the example shows their shape only, and
+	// an invented one answers 400.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// ActorUserId Only events whose actor is (or acted for) this user.
@@ -1496,16 +1511,17 @@ type ListTasksParams struct {
 
 // CreateTaskParams defines parameters for CreateTask.
 type CreateTaskParams struct {
-	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-	// the same key with the same body replays the first response (with
-	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-	// while the first request is still running a retry gets 409.
-	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe, as for
+	// createUser. Each operation's example key differs, so trying the examples one
+	// after another never reuses a key for a different request.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // DeleteTaskParams defines parameters for DeleteTask.
 type DeleteTaskParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1517,7 +1533,9 @@ type GetTaskParams struct {
 
 // UpdateTaskParams defines parameters for UpdateTask.
 type UpdateTaskParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1565,13 +1583,17 @@ type GetCurrentUserParams struct {
 
 // UpdateCurrentUserParams defines parameters for UpdateCurrentUser.
 type UpdateCurrentUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // DeleteUserParams defines parameters for DeleteUser.
 type DeleteUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1583,13 +1605,17 @@ type GetUserParams struct {
 
 // UpdateUserParams defines parameters for UpdateUser.
 type UpdateUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ReplaceUserParams defines parameters for ReplaceUser.
 type ReplaceUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1654,6 +1680,9 @@ type ServerInterface interface {
 	// GetOpenAPIYAML This API's OpenAPI document (YAML)
 	// (GET /api/openapi.yaml)
 	GetOpenAPIYAML(ctx echo.Context) error
+	// GetRedoc Redoc (debug mode only)
+	// (GET /api/redoc)
+	GetRedoc(ctx echo.Context) error
 	// ListAgentRuns List agent runs
 	// (GET /api/v1/agent-runs)
 	ListAgentRuns(ctx echo.Context, params ListAgentRunsParams) error
@@ -1813,6 +1842,15 @@ func (w *ServerInterfaceWrapper) GetOpenAPIYAML(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetOpenAPIYAML(ctx)
+	return err
+}
+
+// GetRedoc converts echo context to params.
+func (w *ServerInterfaceWrapper) GetRedoc(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetRedoc(ctx)
 	return err
 }
 
@@ -2096,7 +2134,7 @@ func (w *ServerInterfaceWrapper) CreateAgentRun(ctx echo.Context) error {
 	headers := ctx.Request().Header
 	// ------------- Optional header parameter "Idempotency-Key" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
-		var IdempotencyKey IdempotencyKey
+		var IdempotencyKey string
 		n := len(valueList)
 		if n != 1 {
 			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
@@ -2380,7 +2418,7 @@ func (w *ServerInterfaceWrapper) CreateTask(ctx echo.Context) error {
 	headers := ctx.Request().Header
 	// ------------- Optional header parameter "Idempotency-Key" -------------
 	if valueList, found := headers[http.CanonicalHeaderKey("Idempotency-Key")]; found {
-		var IdempotencyKey IdempotencyKey
+		var IdempotencyKey string
 		n := len(valueList)
 		if n != 1 {
 			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for Idempotency-Key, got %d", n))
@@ -2878,6 +2916,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/openapi.yaml", wrapper.GetOpenAPIYAML, options.OperationMiddlewares["getOpenAPIYAML"]...)
 	router.GET(options.BaseURL+"/api/openapi.json", wrapper.GetOpenAPIJSON, options.OperationMiddlewares["getOpenAPIJSON"]...)
 	router.GET(options.BaseURL+"/api/docs", wrapper.GetDocs, options.OperationMiddlewares["getDocs"]...)
+	router.GET(options.BaseURL+"/api/redoc", wrapper.GetRedoc, options.OperationMiddlewares["getRedoc"]...)
 	router.GET(options.BaseURL+"/metrics", wrapper.GetMetrics, options.OperationMiddlewares["getMetrics"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/token", wrapper.CreateToken, options.OperationMiddlewares["createToken"]...)
 	router.POST(options.BaseURL+"/api/v1/auth/refresh", wrapper.RefreshToken, options.OperationMiddlewares["refreshToken"]...)
@@ -3207,6 +3246,73 @@ type GetOpenAPIYAML500ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetOpenAPIYAML500ApplicationProblemPlusJSONResponse) VisitGetOpenAPIYAMLResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRedocRequestObject struct {
+}
+
+type GetRedocResponseObject interface {
+	VisitGetRedocResponse(w http.ResponseWriter) error
+}
+
+type GetRedoc200ResponseHeaders struct {
+	ContentSecurityPolicy *string
+}
+
+type GetRedoc200TexthtmlResponse struct {
+	Body          io.Reader
+	Headers       GetRedoc200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetRedoc200TexthtmlResponse) VisitGetRedocResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/html")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.ContentSecurityPolicy != nil {
+		w.Header().Set("Content-Security-Policy", fmt.Sprint(*response.Headers.ContentSecurityPolicy))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetRedoc404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response GetRedoc404ApplicationProblemPlusJSONResponse) VisitGetRedocResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetRedoc500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response GetRedoc500ApplicationProblemPlusJSONResponse) VisitGetRedocResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -9018,6 +9124,9 @@ type StrictServerInterface interface {
 	// GetOpenAPIYAML This API's OpenAPI document (YAML)
 	// (GET /api/openapi.yaml)
 	GetOpenAPIYAML(ctx context.Context, request GetOpenAPIYAMLRequestObject) (GetOpenAPIYAMLResponseObject, error)
+	// GetRedoc Redoc (debug mode only)
+	// (GET /api/redoc)
+	GetRedoc(ctx context.Context, request GetRedocRequestObject) (GetRedocResponseObject, error)
 	// ListAgentRuns List agent runs
 	// (GET /api/v1/agent-runs)
 	ListAgentRuns(ctx context.Context, request ListAgentRunsRequestObject) (ListAgentRunsResponseObject, error)
@@ -9265,6 +9374,29 @@ func (sh *strictHandler) GetOpenAPIYAML(ctx echo.Context) error {
 		return err
 	} else if validResponse, ok := response.(GetOpenAPIYAMLResponseObject); ok {
 		return validResponse.VisitGetOpenAPIYAMLResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetRedoc operation middleware
+func (sh *strictHandler) GetRedoc(ctx echo.Context) error {
+	var request GetRedocRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetRedoc(ctx.Request().Context(), request.(GetRedocRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetRedoc")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetRedocResponseObject); ok {
+		return validResponse.VisitGetRedocResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

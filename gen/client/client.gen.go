@@ -539,7 +539,9 @@ type AgentRunCreate struct {
 	// Example: {"source":"crm","ticket":4711}
 	Metadata *TaskMetadata `json:"metadata,omitempty"`
 
-	// TaskId Example: 7
+	// TaskId The task the run works on (the example, 1, is the first task created).
+	//
+	// Example: 1
 	TaskId nullable.Nullable[int64] `json:"task_id,omitempty"`
 }
 
@@ -944,7 +946,9 @@ type ReadinessStatus string
 
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
-	// RefreshToken Example: rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
+	// RefreshToken The `refresh_token` of a token pair from createToken or an earlier refresh (the example shows the shape only).
+	//
+	// Example: rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
 	RefreshToken string `json:"refresh_token"`
 }
 
@@ -1028,7 +1032,9 @@ type Task struct {
 
 // TaskCreate defines model for TaskCreate.
 type TaskCreate struct {
-	// AssigneeId Example: 42
+	// AssigneeId The assigned user (the example, 1, is the first administrator).
+	//
+	// Example: 1
 	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
 
 	// Description Example: Match every invoice against the bank statement.
@@ -1104,9 +1110,9 @@ type TaskTags = []string
 
 // TaskUpdate Fields to change; fields left out keep their value.
 type TaskUpdate struct {
-	// AssigneeId The new assignee, or null to unassign.
+	// AssigneeId The new assignee, or null to unassign (the example, 1, is the first administrator).
 	//
-	// Example: 42
+	// Example: 1
 	AssigneeId nullable.Nullable[int64] `json:"assignee_id,omitempty"`
 
 	// Description Example: Both months, please.
@@ -1182,7 +1188,11 @@ type TokenRequest struct {
 	// Example: password
 	GrantType *TokenRequestGrantType `json:"grant_type,omitempty"`
 
-	// Password Example: correct-horse-battery-staple
+	// Password The user's password. `make run` prints the first administrator's (random unless
+	// `FIRST_ADMIN_PASSWORD` is set); the example works when it is set to the example.
+	//
+	//
+	// Example: correct-horse-battery-staple
 	Password string `json:"password"`
 
 	// Scope Accepted and ignored.
@@ -1396,7 +1406,9 @@ type ListAgentsParams struct {
 
 // DeleteAgentParams defines parameters for DeleteAgent.
 type DeleteAgentParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1408,17 +1420,18 @@ type GetAgentParams struct {
 
 // UpdateAgentParams defines parameters for UpdateAgent.
 type UpdateAgentParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // CreateAgentRunParams defines parameters for CreateAgentRun.
 type CreateAgentRunParams struct {
-	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-	// the same key with the same body replays the first response (with
-	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-	// while the first request is still running a retry gets 409.
-	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe, as for
+	// createUser. Each operation's example key differs, so trying the examples one
+	// after another never reuses a key for a different request.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // ListApiKeysParams defines parameters for ListApiKeys.
@@ -1438,7 +1451,9 @@ type ListAuditEventsParams struct {
 	// Limit Page size.
 	Limit *int32 `form:"limit,omitempty" json:"limit,omitempty"`
 
-	// Cursor Where the page starts, as returned in `next_cursor`.
+	// Cursor Where the page starts, as returned in `next_cursor` (leave it out for the first
+	// page). Cursors are issued by the server: the example shows their shape only, and
+	// an invented one answers 400.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// ActorUserId Only events whose actor is (or acted for) this user.
@@ -1499,16 +1514,17 @@ type ListTasksParams struct {
 
 // CreateTaskParams defines parameters for CreateTask.
 type CreateTaskParams struct {
-	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-	// the same key with the same body replays the first response (with
-	// `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-	// while the first request is still running a retry gets 409.
-	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
+	// IdempotencyKey A unique key (such as a UUID) that makes retrying this request safe, as for
+	// createUser. Each operation's example key differs, so trying the examples one
+	// after another never reuses a key for a different request.
+	IdempotencyKey *string `json:"Idempotency-Key,omitempty"`
 }
 
 // DeleteTaskParams defines parameters for DeleteTask.
 type DeleteTaskParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1520,7 +1536,9 @@ type GetTaskParams struct {
 
 // UpdateTaskParams defines parameters for UpdateTask.
 type UpdateTaskParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1568,13 +1586,17 @@ type GetCurrentUserParams struct {
 
 // UpdateCurrentUserParams defines parameters for UpdateCurrentUser.
 type UpdateCurrentUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // DeleteUserParams defines parameters for DeleteUser.
 type DeleteUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1586,13 +1608,17 @@ type GetUserParams struct {
 
 // UpdateUserParams defines parameters for UpdateUser.
 type UpdateUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
 // ReplaceUserParams defines parameters for ReplaceUser.
 type ReplaceUserParams struct {
-	// IfMatch Apply the change only if the resource still has this ETag (else 412).
+	// IfMatch Apply the change only if the resource still has this ETag (else 412). The example,
+	// `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+	// your last read, or leave the header out to apply the change unconditionally.
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
@@ -1755,6 +1781,15 @@ type ClientInterface interface {
 	// Corresponds with GET /api/openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetRedoc Redoc (debug mode only)
+	//
+	// The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+	// everything it loads comes from this server. Served only when the server runs with
+	// `DEBUG=true`; otherwise 404.
+	//
+	// Corresponds with GET /api/redoc (the `GetRedoc` operationId).
+	GetRedoc(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAgentRuns List agent runs
 	//
 	// Your runs, newest first (all runs for administrators).
@@ -1774,7 +1809,9 @@ type ClientInterface interface {
 	// Idempotent. A queued run is cancelled at once; a running one is stopped (its
 	// status becomes `cancelled` within moments — watch the run or its events); a
 	// cancelled run stays cancelled. A run that already completed, failed or ended
-	// incomplete cannot be cancelled (409).
+	// incomplete cannot be cancelled (409). The example needs a run still queued or in
+	// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+	// once and the answer is 409.
 	//
 	// Corresponds with POST /api/v1/agent-runs/{run_id}/cancel (the `CancelAgentRun` operationId).
 	CancelAgentRun(ctx context.Context, runId RunID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2332,6 +2369,25 @@ func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditor
 	return c.Client.Do(req)
 }
 
+// GetRedoc Redoc (debug mode only)
+//
+// The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+// everything it loads comes from this server. Served only when the server runs with
+// `DEBUG=true`; otherwise 404.
+//
+// Corresponds with GET /api/redoc (the `GetRedoc` operationId).
+func (c *Client) GetRedoc(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRedocRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListAgentRuns List agent runs
 //
 // Your runs, newest first (all runs for administrators).
@@ -2371,7 +2427,9 @@ func (c *Client) GetAgentRun(ctx context.Context, runId RunID, reqEditors ...Req
 // Idempotent. A queued run is cancelled at once; a running one is stopped (its
 // status becomes `cancelled` within moments — watch the run or its events); a
 // cancelled run stays cancelled. A run that already completed, failed or ended
-// incomplete cannot be cancelled (409).
+// incomplete cannot be cancelled (409). The example needs a run still queued or in
+// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+// once and the answer is 409.
 //
 // Corresponds with POST /api/v1/agent-runs/{run_id}/cancel (the `CancelAgentRun` operationId).
 func (c *Client) CancelAgentRun(ctx context.Context, runId RunID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3407,6 +3465,33 @@ func NewGetOpenAPIYAMLRequest(server string) (*http.Request, error) {
 	}
 
 	operationPath := fmt.Sprintf("/api/openapi.yaml")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetRedocRequest constructs an http.Request for the GetRedoc method
+func NewGetRedocRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/redoc")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -5492,6 +5577,17 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/openapi.yaml (the `GetOpenAPIYAML` operationId).
 	GetOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIYAMLResponse, error)
 
+	// GetRedocWithResponse Redoc (debug mode only)
+	//
+	// The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+	// everything it loads comes from this server. Served only when the server runs with
+	// `DEBUG=true`; otherwise 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/redoc (the `GetRedoc` operationId).
+	GetRedocWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetRedocResponse, error)
+
 	// ListAgentRunsWithResponse List agent runs
 	//
 	// Your runs, newest first (all runs for administrators).
@@ -5515,7 +5611,9 @@ type ClientWithResponsesInterface interface {
 	// Idempotent. A queued run is cancelled at once; a running one is stopped (its
 	// status becomes `cancelled` within moments — watch the run or its events); a
 	// cancelled run stays cancelled. A run that already completed, failed or ended
-	// incomplete cannot be cancelled (409).
+	// incomplete cannot be cancelled (409). The example needs a run still queued or in
+	// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+	// once and the answer is 409.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6294,6 +6392,61 @@ func (r GetOpenAPIYAMLResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetOpenAPIYAMLResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetRedocResponse200Headers the declared response headers of an HTTP 200 response for GetRedoc
+type GetRedocResponse200Headers struct {
+	ContentSecurityPolicy *string
+}
+
+type GetRedocResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetRedocResponse200Headers
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetRedocResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetRedocResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRedocResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRedocResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRedocResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRedocResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10258,6 +10411,23 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 	return ParseGetOpenAPIYAMLResponse(rsp)
 }
 
+// GetRedocWithResponse Redoc (debug mode only)
+//
+// The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+// everything it loads comes from this server. Served only when the server runs with
+// `DEBUG=true`; otherwise 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/redoc (the `GetRedoc` operationId).
+func (c *ClientWithResponses) GetRedocWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetRedocResponse, error) {
+	rsp, err := c.GetRedoc(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRedocResponse(rsp)
+}
+
 // ListAgentRunsWithResponse List agent runs
 //
 // Your runs, newest first (all runs for administrators).
@@ -10293,7 +10463,9 @@ func (c *ClientWithResponses) GetAgentRunWithResponse(ctx context.Context, runId
 // Idempotent. A queued run is cancelled at once; a running one is stopped (its
 // status becomes `cancelled` within moments — watch the run or its events); a
 // cancelled run stays cancelled. A run that already completed, failed or ended
-// incomplete cannot be cancelled (409).
+// incomplete cannot be cancelled (409). The example needs a run still queued or in
+// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+// once and the answer is 409.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11245,6 +11417,52 @@ func ParseGetOpenAPIYAMLResponse(rsp *http.Response) (*GetOpenAPIYAMLResponse, e
 		}
 		response.ApplicationproblemJSON500 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetRedocResponse parses an HTTP response from a GetRedocWithResponse call
+func ParseGetRedocResponse(rsp *http.Response) (*GetRedocResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRedocResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetRedocResponse200Headers
+		if values := rsp.Header.Values("Content-Security-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Security-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentSecurityPolicy = &value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil

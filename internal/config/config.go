@@ -24,7 +24,8 @@ type Config struct {
 	Host string `env:"API_HOST" envDefault:"0.0.0.0"`
 	// Port is the API's port; 0 picks a free one.
 	Port int `env:"API_PORT" envDefault:"8000"`
-	// Debug turns on text logs and Swagger UI at /api/docs, and makes SECRET_KEY optional.
+	// Debug turns on text logs and the documentation UIs (Swagger UI at /api/docs, Redoc at
+	// /api/redoc), and makes SECRET_KEY optional.
 	Debug bool `env:"DEBUG" envDefault:"false"`
 	// LogLevel is DEBUG, INFO, WARNING or ERROR.
 	LogLevel LogLevel `env:"LOG_LEVEL" envDefault:"INFO"`

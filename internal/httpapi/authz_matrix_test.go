@@ -347,8 +347,9 @@ func azmOps() map[string]azmOp {
 		"getReadiness":   public(ok),
 		"getOpenAPIYAML": public(ok),
 		"getOpenAPIJSON": public(ok),
-		// Without DEBUG the Swagger UI is not served: 404 for everyone, never 401/403.
+		// Without DEBUG the documentation UIs are not served: 404 for everyone, never 401/403.
 		"getDocs":    public([]int{http.StatusNotFound}),
+		"getRedoc":   public([]int{http.StatusNotFound}),
 		"getMetrics": public(ok),
 
 		// auth

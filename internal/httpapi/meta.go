@@ -5,14 +5,15 @@ import (
 	"context"
 	"io/fs"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	swaggerfiles "github.com/swaggo/files/v2"
 	"golang.org/x/sync/singleflight"
 
 	"enterprise-automation/gen/api"
+	"enterprise-automation/gen/docs"
 	"enterprise-automation/internal/apperr"
 )
 
@@ -139,11 +140,12 @@ func (s *Server) GetOpenAPIJSON(context.Context, api.GetOpenAPIJSONRequestObject
 	return api.GetOpenAPIJSON200JSONResponse(s.specJSON), nil
 }
 
-// docsPage is Swagger UI's page; its assets are embedded in the binary.
+// docsPage is Swagger UI's page; its assets are embedded in the binary (gen/docs).
 const docsPage = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Enterprise Automation API</title>
 <link rel="stylesheet" href="/api/docs/swagger-ui.css">
 <link rel="icon" type="image/png" href="/api/docs/favicon-32x32.png">
@@ -156,6 +158,8 @@ const docsPage = `<!doctype html>
 </html>
 `
 
+// docsInit starts Swagger UI; validatorUrl: null keeps it from sending the contract's URL
+// to the public validator at validator.swagger.io.
 const docsInit = `window.ui = SwaggerUIBundle({
   url: "/api/openapi.json",
   dom_id: "#swagger-ui",
@@ -164,34 +168,83 @@ const docsInit = `window.ui = SwaggerUIBundle({
   tryItOutEnabled: false,
   displayRequestDuration: true,
   oauth2RedirectUrl: window.location.origin + "/api/docs/oauth2-redirect.html",
+  validatorUrl: null,
   presets: [SwaggerUIBundle.presets.apis],
   layout: "BaseLayout"
 });
 `
 
+// redocPage is Redoc's page; its bundle is embedded in the binary (gen/docs).
+const redocPage = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Enterprise Automation API reference</title>
+<link rel="icon" type="image/png" href="/api/docs/favicon-32x32.png">
+</head>
+<body>
+<div id="redoc"></div>
+<script type="module" src="/api/redoc/init.js"></script>
+</body>
+</html>
+`
+
+// redocInit starts Redoc without its telemetry; hash routing keeps every link reloadable.
+const redocInit = `import { init } from "/api/redoc/redoc.standalone.js";
+init("/api/openapi.json", { disableTelemetry: true, router: "hash" }, document.getElementById("redoc"));
+`
+
+// redocCSP keeps the Redoc page to this server: the bundle would otherwise show a logo
+// from Redocly's CDN. Its styles are injected at run time, hence 'unsafe-inline' for them.
+const redocCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; " +
+	"font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+// docsOnlyInDebug is the answer to the documentation UIs without DEBUG.
+const docsOnlyInDebug = "the documentation UI is served only in debug mode; the contract is at /api/openapi.json"
+
 // GetDocs implements GET /api/docs: Swagger UI in debug mode, 404 otherwise.
 func (s *Server) GetDocs(context.Context, api.GetDocsRequestObject) (api.GetDocsResponseObject, error) {
 	if !s.debug {
-		return nil, apperr.E(apperr.NotFound, "the documentation UI is served only in debug mode; the contract is at /api/openapi.json")
+		return nil, apperr.E(apperr.NotFound, docsOnlyInDebug)
 	}
-	return api.GetDocs200TexthtmlResponse{Body: bytes.NewReader([]byte(docsPage)), ContentLength: int64(len(docsPage))}, nil
+	return api.GetDocs200TexthtmlResponse{Body: strings.NewReader(docsPage), ContentLength: int64(len(docsPage))}, nil
 }
 
-// registerDocsAssets serves Swagger UI's embedded files under /api/docs/.
+// GetRedoc implements GET /api/redoc: Redoc in debug mode, 404 otherwise.
+func (s *Server) GetRedoc(context.Context, api.GetRedocRequestObject) (api.GetRedocResponseObject, error) {
+	if !s.debug {
+		return nil, apperr.E(apperr.NotFound, docsOnlyInDebug)
+	}
+	csp := redocCSP
+	return api.GetRedoc200TexthtmlResponse{
+		Body: strings.NewReader(redocPage), ContentLength: int64(len(redocPage)),
+		Headers: api.GetRedoc200ResponseHeaders{ContentSecurityPolicy: &csp},
+	}, nil
+}
+
+// registerDocsAssets serves the documentation UIs' embedded files: Swagger UI's under
+// /api/docs/, Redoc's under /api/redoc/, each with the script that starts it.
 func (s *Server) registerDocsAssets() {
-	assets := http.FileServer(http.FS(swaggerfiles.FS))
-	s.echo.GET("/api/docs/init.js", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", []byte(docsInit))
-	})
-	s.echo.GET("/api/docs/:file", func(c echo.Context) error {
-		name := c.Param("file")
-		if _, err := fs.Stat(swaggerfiles.FS, name); err != nil || name == "index.html" || name == "swagger-initializer.js" {
-			return apperr.E(apperr.NotFound, "no such documentation asset")
-		}
-		c.Request().URL.Path = "/" + name
-		assets.ServeHTTP(c.Response(), c.Request())
-		return nil
-	})
+	serve := func(prefix, init string, files fs.FS) {
+		assets := http.FileServer(http.FS(files))
+		s.echo.GET(prefix+"init.js", func(c echo.Context) error {
+			return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", []byte(init))
+		})
+		s.echo.GET(prefix+":file", func(c echo.Context) error {
+			name := c.Param("file")
+			if st, err := fs.Stat(files, name); err != nil || st.IsDir() {
+				return apperr.E(apperr.NotFound, "no such documentation asset")
+			}
+			c.Request().URL.Path = "/" + name
+			assets.ServeHTTP(c.Response(), c.Request())
+			return nil
+		})
+	}
+	swaggerUI, _ := fs.Sub(docs.SwaggerUI, "swagger-ui") // a fixed, embedded directory
+	redoc, _ := fs.Sub(docs.Redoc, "redoc")
+	serve("/api/docs/", docsInit, swaggerUI)
+	serve("/api/redoc/", redocInit, redoc)
 }
 
 // GetMetrics implements GET /metrics in the Prometheus text format; 404 when the metrics

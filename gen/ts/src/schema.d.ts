@@ -126,6 +126,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/redoc": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Redoc (debug mode only)
+         * @description The contract as a three-panel reference (Redoc), a reading companion to Swagger UI;
+         *     everything it loads comes from this server. Served only when the server runs with
+         *     `DEBUG=true`; otherwise 404.
+         */
+        get: operations["getRedoc"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -282,8 +304,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The user's id.
-                 * @example 42
+                 * @description The user's id. The example, 2, is the first user created after the first
+                 *     administrator (id 1): on a fresh server, run createUser's example first.
+                 * @example 2
                  */
                 user_id: components["parameters"]["UserID"];
             };
@@ -349,8 +372,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The agent's id.
-                 * @example 3
+                 * @description The agent's id. The example, 1, is the first agent created: on a fresh server, run
+                 *     createAgent's example first.
+                 * @example 1
                  */
                 agent_id: components["parameters"]["AgentID"];
             };
@@ -383,8 +407,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The agent's id.
-                 * @example 3
+                 * @description The agent's id. The example, 1, is the first agent created: on a fresh server, run
+                 *     createAgent's example first.
+                 * @example 1
                  */
                 agent_id: components["parameters"]["AgentID"];
             };
@@ -435,8 +460,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The run's id.
-                 * @example 99
+                 * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+                 *     createAgentRun's example first.
+                 * @example 1
                  */
                 run_id: components["parameters"]["RunID"];
             };
@@ -461,8 +487,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The run's id.
-                 * @example 99
+                 * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+                 *     createAgentRun's example first.
+                 * @example 1
                  */
                 run_id: components["parameters"]["RunID"];
             };
@@ -475,7 +502,9 @@ export interface paths {
          * @description Idempotent. A queued run is cancelled at once; a running one is stopped (its
          *     status becomes `cancelled` within moments — watch the run or its events); a
          *     cancelled run stays cancelled. A run that already completed, failed or ended
-         *     incomplete cannot be cancelled (409).
+         *     incomplete cannot be cancelled (409). The example needs a run still queued or in
+         *     progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+         *     once and the answer is 409.
          */
         post: operations["cancelAgentRun"];
         delete?: never;
@@ -490,8 +519,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The run's id.
-                 * @example 99
+                 * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+                 *     createAgentRun's example first.
+                 * @example 1
                  */
                 run_id: components["parameters"]["RunID"];
             };
@@ -556,8 +586,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The API key's id.
-                 * @example 7
+                 * @description The API key's id. The example, 1, is the first key created: on a fresh server, run
+                 *     createApiKey's example first.
+                 * @example 1
                  */
                 key_id: components["parameters"]["ApiKeyID"];
             };
@@ -615,8 +646,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The task's id.
-                 * @example 7
+                 * @description The task's id. The example, 1, is the first task created: on a fresh server, run
+                 *     createTask's example first.
+                 * @example 1
                  */
                 task_id: components["parameters"]["TaskID"];
             };
@@ -651,8 +683,9 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The task's id.
-                 * @example 7
+                 * @description The task's id. The example, 1, is the first task created: on a fresh server, run
+                 *     createTask's example first.
+                 * @example 1
                  */
                 task_id: components["parameters"]["TaskID"];
             };
@@ -831,6 +864,8 @@ export interface components {
             username: string;
             /**
              * Format: password
+             * @description The user's password. `make run` prints the first administrator's (random unless
+             *     `FIRST_ADMIN_PASSWORD` is set); the example works when it is set to the example.
              * @example correct-horse-battery-staple
              */
             password: string;
@@ -875,7 +910,10 @@ export interface components {
             refresh_token: string;
         };
         RefreshRequest: {
-            /** @example rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA */
+            /**
+             * @description The `refresh_token` of a token pair from createToken or an earlier refresh (the example shows the shape only).
+             * @example rt_3q2-7wVx1mB0yQz8c9eRkA4fH6jL5nP2sT7uW0xY1zA
+             */
             refresh_token: string;
         };
         User: {
@@ -1205,7 +1243,8 @@ export interface components {
             priority?: components["schemas"]["TaskPriority"];
             /**
              * Format: int64
-             * @example 42
+             * @description The assigned user (the example, 1, is the first administrator).
+             * @example 1
              */
             assignee_id?: number | null;
             /**
@@ -1226,8 +1265,8 @@ export interface components {
             priority?: components["schemas"]["TaskPriority"];
             /**
              * Format: int64
-             * @description The new assignee, or null to unassign.
-             * @example 42
+             * @description The new assignee, or null to unassign (the example, 1, is the first administrator).
+             * @example 1
              */
             assignee_id?: number | null;
             /**
@@ -1430,7 +1469,8 @@ export interface components {
             input: string;
             /**
              * Format: int64
-             * @example 7
+             * @description The task the run works on (the example, 1, is the first task created).
+             * @example 1
              */
             task_id?: number | null;
             metadata?: components["schemas"]["TaskMetadata"];
@@ -1935,28 +1975,33 @@ export interface components {
         /** @description Page size. */
         Limit: number;
         /**
-         * @description The user's id.
-         * @example 42
+         * @description The user's id. The example, 2, is the first user created after the first
+         *     administrator (id 1): on a fresh server, run createUser's example first.
+         * @example 2
          */
         UserID: number;
         /**
-         * @description The API key's id.
-         * @example 7
+         * @description The API key's id. The example, 1, is the first key created: on a fresh server, run
+         *     createApiKey's example first.
+         * @example 1
          */
         ApiKeyID: number;
         /**
-         * @description The agent's id.
-         * @example 3
+         * @description The agent's id. The example, 1, is the first agent created: on a fresh server, run
+         *     createAgent's example first.
+         * @example 1
          */
         AgentID: number;
         /**
-         * @description The run's id.
-         * @example 99
+         * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+         *     createAgentRun's example first.
+         * @example 1
          */
         RunID: number;
         /**
-         * @description The task's id.
-         * @example 7
+         * @description The task's id. The example, 1, is the first task created: on a fresh server, run
+         *     createTask's example first.
+         * @example 1
          */
         TaskID: number;
         /**
@@ -1968,8 +2013,10 @@ export interface components {
          */
         IdempotencyKey: string;
         /**
-         * @description Apply the change only if the resource still has this ETag (else 412).
-         * @example "3"
+         * @description Apply the change only if the resource still has this ETag (else 412). The example,
+         *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+         *     your last read, or leave the header out to apply the change unconditionally.
+         * @example "1"
          */
         IfMatch: string;
         /**
@@ -2155,6 +2202,34 @@ export interface operations {
             /** @description The Swagger UI page. */
             200: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getRedoc: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Redoc page. */
+            200: {
+                headers: {
+                    /**
+                     * @description Keeps the page to this server: Redoc's scripts, the contract and every
+                     *     image come from here (its remote logo and telemetry are blocked).
+                     * @example default-src 'self'; img-src 'self' data:
+                     */
+                    "Content-Security-Policy"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2415,8 +2490,10 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Apply the change only if the resource still has this ETag (else 412).
-                 * @example "3"
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
@@ -2425,6 +2502,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "Grace Hopper"
+                 *     }
+                 */
                 "application/json": components["schemas"]["UserUpdate"];
             };
         };
@@ -2464,8 +2546,9 @@ export interface operations {
             };
             path: {
                 /**
-                 * @description The user's id.
-                 * @example 42
+                 * @description The user's id. The example, 2, is the first user created after the first
+                 *     administrator (id 1): on a fresh server, run createUser's example first.
+                 * @example 2
                  */
                 user_id: components["parameters"]["UserID"];
             };
@@ -2505,15 +2588,18 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Apply the change only if the resource still has this ETag (else 412).
-                 * @example "3"
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /**
-                 * @description The user's id.
-                 * @example 42
+                 * @description The user's id. The example, 2, is the first user created after the first
+                 *     administrator (id 1): on a fresh server, run createUser's example first.
+                 * @example 2
                  */
                 user_id: components["parameters"]["UserID"];
             };
@@ -2554,15 +2640,18 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Apply the change only if the resource still has this ETag (else 412).
-                 * @example "3"
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /**
-                 * @description The user's id.
-                 * @example 42
+                 * @description The user's id. The example, 2, is the first user created after the first
+                 *     administrator (id 1): on a fresh server, run createUser's example first.
+                 * @example 2
                  */
                 user_id: components["parameters"]["UserID"];
             };
@@ -2593,15 +2682,18 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Apply the change only if the resource still has this ETag (else 412).
-                 * @example "3"
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /**
-                 * @description The user's id.
-                 * @example 42
+                 * @description The user's id. The example, 2, is the first user created after the first
+                 *     administrator (id 1): on a fresh server, run createUser's example first.
+                 * @example 2
                  */
                 user_id: components["parameters"]["UserID"];
             };
@@ -2719,8 +2811,9 @@ export interface operations {
             };
             path: {
                 /**
-                 * @description The agent's id.
-                 * @example 3
+                 * @description The agent's id. The example, 1, is the first agent created: on a fresh server, run
+                 *     createAgent's example first.
+                 * @example 1
                  */
                 agent_id: components["parameters"]["AgentID"];
             };
@@ -2760,15 +2853,18 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Apply the change only if the resource still has this ETag (else 412).
-                 * @example "3"
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /**
-                 * @description The agent's id.
-                 * @example 3
+                 * @description The agent's id. The example, 1, is the first agent created: on a fresh server, run
+                 *     createAgent's example first.
+                 * @example 1
                  */
                 agent_id: components["parameters"]["AgentID"];
             };
@@ -2798,15 +2894,18 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Apply the change only if the resource still has this ETag (else 412).
-                 * @example "3"
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /**
-                 * @description The agent's id.
-                 * @example 3
+                 * @description The agent's id. The example, 1, is the first agent created: on a fresh server, run
+                 *     createAgent's example first.
+                 * @example 1
                  */
                 agent_id: components["parameters"]["AgentID"];
             };
@@ -2847,18 +2946,18 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-                 *     the same key with the same body replays the first response (with
-                 *     `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-                 *     while the first request is still running a retry gets 409.
-                 * @example 5b0cb1f6-0d5e-4c36-9c5e-4f1b0f3a8c1d
+                 * @description A unique key (such as a UUID) that makes retrying this request safe, as for
+                 *     createUser. Each operation's example key differs, so trying the examples one
+                 *     after another never reuses a key for a different request.
+                 * @example 0f9c1e2a-3b4d-4e5f-8a6b-7c8d9e0f1a2b
                  */
-                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                "Idempotency-Key"?: string;
             };
             path: {
                 /**
-                 * @description The agent's id.
-                 * @example 3
+                 * @description The agent's id. The example, 1, is the first agent created: on a fresh server, run
+                 *     createAgent's example first.
+                 * @example 1
                  */
                 agent_id: components["parameters"]["AgentID"];
             };
@@ -2903,12 +3002,12 @@ export interface operations {
                 limit?: components["parameters"]["Limit"];
                 /**
                  * @description Only runs of this agent.
-                 * @example 3
+                 * @example 1
                  */
                 agent_id?: number;
                 /**
                  * @description Only runs on this task.
-                 * @example 7
+                 * @example 1
                  */
                 task_id?: number;
                 /** @description Only runs in this status. */
@@ -2944,8 +3043,9 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The run's id.
-                 * @example 99
+                 * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+                 *     createAgentRun's example first.
+                 * @example 1
                  */
                 run_id: components["parameters"]["RunID"];
             };
@@ -2977,8 +3077,9 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The run's id.
-                 * @example 99
+                 * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+                 *     createAgentRun's example first.
+                 * @example 1
                  */
                 run_id: components["parameters"]["RunID"];
             };
@@ -3017,8 +3118,9 @@ export interface operations {
             };
             path: {
                 /**
-                 * @description The run's id.
-                 * @example 99
+                 * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+                 *     createAgentRun's example first.
+                 * @example 1
                  */
                 run_id: components["parameters"]["RunID"];
             };
@@ -3126,8 +3228,9 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The API key's id.
-                 * @example 7
+                 * @description The API key's id. The example, 1, is the first key created: on a fresh server, run
+                 *     createApiKey's example first.
+                 * @example 1
                  */
                 key_id: components["parameters"]["ApiKeyID"];
             };
@@ -3159,8 +3262,9 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The API key's id.
-                 * @example 7
+                 * @description The API key's id. The example, 1, is the first key created: on a fresh server, run
+                 *     createApiKey's example first.
+                 * @example 1
                  */
                 key_id: components["parameters"]["ApiKeyID"];
             };
@@ -3203,12 +3307,12 @@ export interface operations {
                 priority?: components["schemas"]["TaskPriority"];
                 /**
                  * @description Only tasks assigned to this user.
-                 * @example 42
+                 * @example 1
                  */
                 assignee_id?: number;
                 /**
                  * @description Only tasks created by this user.
-                 * @example 42
+                 * @example 1
                  */
                 created_by?: number;
                 /**
@@ -3266,13 +3370,12 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description A unique key (such as a UUID) that makes retrying this request safe: for 24 hours
-                 *     the same key with the same body replays the first response (with
-                 *     `Idempotent-Replayed: true`); with a different body it is rejected (422), and
-                 *     while the first request is still running a retry gets 409.
-                 * @example 5b0cb1f6-0d5e-4c36-9c5e-4f1b0f3a8c1d
+                 * @description A unique key (such as a UUID) that makes retrying this request safe, as for
+                 *     createUser. Each operation's example key differs, so trying the examples one
+                 *     after another never reuses a key for a different request.
+                 * @example 7d3e9a40-52c1-4b8e-9f6a-1c2d3e4f5a6b
                  */
-                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -3319,8 +3422,9 @@ export interface operations {
             };
             path: {
                 /**
-                 * @description The task's id.
-                 * @example 7
+                 * @description The task's id. The example, 1, is the first task created: on a fresh server, run
+                 *     createTask's example first.
+                 * @example 1
                  */
                 task_id: components["parameters"]["TaskID"];
             };
@@ -3360,15 +3464,18 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Apply the change only if the resource still has this ETag (else 412).
-                 * @example "3"
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /**
-                 * @description The task's id.
-                 * @example 7
+                 * @description The task's id. The example, 1, is the first task created: on a fresh server, run
+                 *     createTask's example first.
+                 * @example 1
                  */
                 task_id: components["parameters"]["TaskID"];
             };
@@ -3398,15 +3505,18 @@ export interface operations {
             query?: never;
             header?: {
                 /**
-                 * @description Apply the change only if the resource still has this ETag (else 412).
-                 * @example "3"
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
                 /**
-                 * @description The task's id.
-                 * @example 7
+                 * @description The task's id. The example, 1, is the first task created: on a fresh server, run
+                 *     createTask's example first.
+                 * @example 1
                  */
                 task_id: components["parameters"]["TaskID"];
             };
@@ -3453,8 +3563,9 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The task's id.
-                 * @example 7
+                 * @description The task's id. The example, 1, is the first task created: on a fresh server, run
+                 *     createTask's example first.
+                 * @example 1
                  */
                 task_id: components["parameters"]["TaskID"];
             };
@@ -3490,7 +3601,9 @@ export interface operations {
                  */
                 limit?: number;
                 /**
-                 * @description Where the page starts, as returned in `next_cursor`.
+                 * @description Where the page starts, as returned in `next_cursor` (leave it out for the first
+                 *     page). Cursors are issued by the server: the example shows their shape only, and
+                 *     an invented one answers 400.
                  * @example AAAAAAAAAGRrPXqH6bN7v0m6oQ5Zr1Bq
                  */
                 cursor?: string;
