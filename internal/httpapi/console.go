@@ -3,8 +3,6 @@ package httpapi
 import (
 	"io/fs"
 	"net/http"
-	"path"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,8 +15,8 @@ const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img
 	"connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // registerConsole serves the web console's embedded build at /console/. Its assets have
-// content-hashed names and are cached for good; any other path under /console/ is one of
-// the console's own screens and gets index.html, which is never cached.
+// content-hashed names and are cached for good; the screens' paths (one or two segments
+// under /console/) get index.html, which is revalidated on every load.
 func (s *Server) registerConsole() error {
 	dist, err := fs.Sub(console.Dist, "dist")
 	if err != nil {
@@ -37,12 +35,12 @@ func (s *Server) registerConsole() error {
 		return c.HTMLBlob(http.StatusOK, index)
 	}
 	methods := []string{http.MethodGet, http.MethodHead}
-	s.echo.Match(methods, "/console", serveIndex)
-	s.echo.Match(methods, "/console/*", func(c echo.Context) error {
-		name := path.Clean(c.Param("*"))
-		if !strings.HasPrefix(name, "assets/") {
-			return serveIndex(c)
-		}
+	// The screens: /console/tasks, /console/runs/12, … (the console routes them itself).
+	for _, p := range []string{"/console", "/console/:screen", "/console/:screen/:id"} {
+		s.echo.Match(methods, p, serveIndex)
+	}
+	s.echo.Match(methods, "/console/assets/:file", func(c echo.Context) error {
+		name := "assets/" + c.Param("file")
 		if st, err := fs.Stat(dist, name); err != nil || st.IsDir() {
 			return apperr.E(apperr.NotFound, "no such console asset")
 		}

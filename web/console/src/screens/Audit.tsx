@@ -40,7 +40,7 @@ export function Audit({ isAdmin }: { isAdmin: boolean }) {
           <label htmlFor="a-action">Action</label>
           <input
             id="a-action"
-            placeholder="task.updated"
+            placeholder="updateTask"
             value={action}
             onChange={(e) => {
               setAction(e.target.value);
