@@ -311,7 +311,7 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
     await p.reload();
     await refreshed;
     await p.getByRole("heading", { level: 1, name: "Tasks" }).waitFor();
-    await p.getByRole("row").filter({ hasText: "(draft 2)" }).waitFor();
+    await p.getByRole("row").filter({ hasText: "Audit filler 25" }).waitFor(); // the newest task
     // Both tokens dead: the refresh is refused and the console shows the login again.
     await p.evaluate((k) => sessionStorage.setItem(k, JSON.stringify({ access_token: "expired", refresh_token: "revoked" })), TOKENS_KEY);
     await p.reload();
