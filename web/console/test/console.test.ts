@@ -74,17 +74,28 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
   });
 
   it("shows the login screen quickly and refuses a wrong password", async () => {
-    const start = performance.now();
-    await page.goto(url("/"));
-    const email = page.getByLabel("Email");
-    await email.waitFor();
-    await email.focus(); // interactive: React has rendered and the field takes input
-    const firstScreenMs = performance.now() - start;
-    const nav = await page.evaluate(() => {
-      const e = performance.getEntriesByType("navigation")[0] as PerformanceNavigationTiming | undefined;
-      return e ? { domInteractive: e.domInteractive, load: e.loadEventEnd } : undefined;
+    // The browser's own clock, from the navigation's start to the moment React puts the
+    // login form in the page (so it is interactive): first cold, then on a reload.
+    // Reported, not asserted.
+    await page.addInitScript(() => {
+      new MutationObserver((_, observer) => {
+        if (document.getElementById("email")) {
+          (window as unknown as { interactiveAt: number }).interactiveAt = performance.now();
+          observer.disconnect();
+        }
+      }).observe(document, { childList: true, subtree: true });
     });
-    console.log(`first screen interactive after ${firstScreenMs.toFixed(0)} ms (navigation: ${JSON.stringify(nav)})`);
+    const interactiveAt = async (): Promise<number> => {
+      await page.locator("#email").waitFor();
+      return page.evaluate(() => (window as unknown as { interactiveAt: number }).interactiveAt);
+    };
+    await page.goto(url("/"));
+    const cold = await interactiveAt();
+    await page.reload();
+    const warm = await interactiveAt();
+    console.log(`first screen interactive: ${cold.toFixed(0)} ms cold, ${warm.toFixed(0)} ms on a reload`);
+    const email = page.getByLabel("Email");
+    await email.focus();
     await shot("login");
 
     await email.fill(ADMIN_EMAIL);
@@ -249,7 +260,15 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
 
     await page.getByRole("button", { name: "Done" }).click();
     assert.equal(await page.getByLabel("The new API key").count(), 0, "the key is gone once dismissed");
-    await page.getByRole("row").filter({ hasText: "report script" }).waitFor();
+    const row = page.getByRole("row").filter({ hasText: "report script" });
+    await row.waitFor();
+
+    // Revoking asks first; then the key stops working.
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "Revoke report script" }).click();
+    await row.filter({ hasText: "revoked" }).waitFor();
+    const refused = await script.GET("/api/v1/tasks");
+    assert.equal(refused.response.status, 401);
   });
 
   it("pages through the audit log with its cursors", async () => {
