@@ -85,7 +85,7 @@ function Shell({ path }: { path: string }) {
 
 function route(path: string, isAdmin: boolean) {
   const run = /^\/runs\/(\d+)$/.exec(path);
-  if (run?.[1]) return <RunDetail runId={Number(run[1])} />;
+  if (run?.[1]) return <RunDetail key={run[1]} runId={Number(run[1])} />;
   switch (path) {
     case "/agents":
       return <Agents />;
@@ -98,9 +98,13 @@ function route(path: string, isAdmin: boolean) {
     case "/tasks":
       return <Tasks />;
     default:
-      queueMicrotask(() => navigate("/tasks"));
-      return null;
+      return <Redirect to="/tasks" />;
   }
+}
+
+function Redirect({ to }: { to: string }) {
+  useEffect(() => navigate(to, true), [to]);
+  return null;
 }
 
 /** The server down (with a retry) or a request waiting for its Retry-After. */

@@ -14,9 +14,10 @@ window.addEventListener("popstate", () => {
   for (const l of listeners) l();
 });
 
-/** Goes to a console path such as `/tasks` or `/runs/12`. */
-export function navigate(to: string): void {
-  window.history.pushState(null, "", BASE + to);
+/** Goes to a console path such as `/tasks` or `/runs/12` (replacing the current entry with `replace`). */
+export function navigate(to: string, replace = false): void {
+  if (replace) window.history.replaceState(null, "", BASE + to);
+  else window.history.pushState(null, "", BASE + to);
   for (const l of listeners) l();
 }
 

@@ -107,7 +107,7 @@ interface Live {
  * the screen is right after a reload too; an expired access token is refreshed once and
  * the stream resumed after the last event seen.
  */
-function useRunEvents(runId: number, onEnd: () => void): Live {
+function useRunEvents(runId: number, onChange: () => void): Live {
   const [live, setLive] = useState<Live>({ status: undefined, output: "", events: [], done: false, error: undefined });
   useEffect(() => {
     const abort = new AbortController();
@@ -124,6 +124,8 @@ function useRunEvents(runId: number, onEnd: () => void): Live {
             ...(lastEventId ? { lastEventId } : {}),
           })) {
             lastEventId = ev.id;
+            // A new status may bring new fields (a run waiting for approval names its tool calls).
+            if (ev.event === "run.status") onChange();
             setLive((old) => ({
               ...old,
               events: [...old.events, ev],
@@ -131,8 +133,9 @@ function useRunEvents(runId: number, onEnd: () => void): Live {
               output: ev.data.delta ? old.output + ev.data.delta : (ev.data.run?.output ?? old.output),
             }));
           }
-          if (!abort.signal.aborted) setLive((old) => ({ ...old, done: true }));
-          onEnd();
+          if (abort.signal.aborted) return;
+          setLive((old) => ({ ...old, done: true }));
+          onChange();
           return;
         } catch (err) {
           if (abort.signal.aborted) return;
@@ -151,7 +154,7 @@ function useRunEvents(runId: number, onEnd: () => void): Live {
       }
     })();
     return () => abort.abort();
-  }, [runId, onEnd]);
+  }, [runId, onChange]);
   return live;
 }
 
@@ -161,8 +164,8 @@ export function RunDetail({ runId }: { runId: number }) {
     queryKey: ["run", runId],
     queryFn: async () => unwrap(await api.GET("/api/v1/agent-runs/{run_id}", { params: { path: { run_id: runId } } })),
   });
-  const [onEnd] = useState(() => () => void queryClient.invalidateQueries({ queryKey: ["run", runId] }));
-  const live = useRunEvents(runId, onEnd);
+  const [onChange] = useState(() => () => void queryClient.invalidateQueries({ queryKey: ["run", runId] }));
+  const live = useRunEvents(runId, onChange);
   const r: AgentRun | undefined = run.data;
   const status = live.status ?? r?.status;
   return (
