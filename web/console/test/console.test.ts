@@ -43,7 +43,17 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
   let other: ApiSession; // a second session, to change things behind the browser's back
   let taskId = 0;
 
+  /** Every screen shot is also checked: each control has a label, each button a name. */
   const shot = async (name: string, p: Page = page): Promise<void> => {
+    const unlabelled = await p.evaluate(() =>
+      [...document.querySelectorAll<HTMLElement>("input, select, textarea, button")]
+        .filter((e) => {
+          const labelled = (e as HTMLInputElement).labels?.length || e.getAttribute("aria-label") || e.getAttribute("aria-labelledby");
+          return e.tagName === "BUTTON" ? !(e.textContent?.trim() || e.getAttribute("aria-label")) : !labelled;
+        })
+        .map((e) => e.outerHTML.slice(0, 120)),
+    );
+    assert.deepEqual(unlabelled, [], `${name}: controls without a label`);
     await p.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
   };
   const url = (p: string): string => `${server.baseUrl}/console${p}`;
