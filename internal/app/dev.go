@@ -90,8 +90,8 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 	onListen := p.OnListen
 	p.OnListen = func(addr string) {
 		base := "http://" + displayAddr(addr)
-		fmt.Fprintf(p.Stdout, "\nEnterprise Automation API (dev mode)\n  API:      %s/\n  Docs:     %s/api/docs\n  Admin:    %s\n  Password: %s\n\n",
-			base, base, cfg.FirstAdminEmail, cfg.FirstAdminPassword)
+		fmt.Fprintf(p.Stdout, "\nEnterprise Automation API (dev mode)\n  API:      %s/\n  Docs:     %s/api/docs\n  Console:  %s/console/\n  Admin:    %s\n  Password: %s\n\n",
+			base, base, base, cfg.FirstAdminEmail, cfg.FirstAdminPassword)
 		if onListen != nil {
 			onListen(addr)
 		}

@@ -182,6 +182,9 @@ func New(opts Options) (*Server, error) {
 	if s.debug {
 		s.registerDocsAssets()
 	}
+	if err := s.registerConsole(); err != nil {
+		return nil, fmt.Errorf("console: %w", err)
+	}
 	return s, nil
 }
 
