@@ -50,7 +50,7 @@ type Annotations struct {
 type Binding struct {
 	OperationID string   `json:"operationId"`
 	Method      string   `json:"method"`
-	Path        string   `json:"path"`             // OpenAPI path template
+	Path        string   `json:"path"`                  // OpenAPI path template
 	PathParams  []string `json:"pathParams,omitempty"`  // arguments substituted into Path
 	QueryParams []string `json:"queryParams,omitempty"` // arguments sent in the query string
 	// Headers maps an argument to the request header that carries it.
