@@ -372,7 +372,7 @@ func convert(s *openapi3.Schema, dir direction) map[string]any {
 }
 
 // SnakeCase turns an operationId or a header name into snake_case:
-// "createAgentRun" → "create_agent_run", "getOpenAPIJSON" → "get_openapi_json",
+// "createAgentRun" → "create_agent_run", "getHTTPStatus" → "get_http_status",
 // "Idempotency-Key" → "idempotency_key".
 func SnakeCase(s string) string {
 	r := []rune(s)
