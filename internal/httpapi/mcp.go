@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -50,11 +51,14 @@ func (s *Server) registerMCP() error {
 	if err != nil {
 		return fmt.Errorf("httpapi: %w", err)
 	}
+	// The SDK logs every stateless request's session at INFO (three lines a call); the
+	// access log already has the request, so only its warnings and errors are kept.
+	sdkLog := slog.New(minLevel{Handler: s.log.Handler(), min: slog.LevelWarn})
 	srv := mcp.NewServer(&mcp.Implementation{Name: "enterprise-automation", Title: "Enterprise Automation API", Version: s.version},
 		&mcp.ServerOptions{
 			Instructions: "Tools of the Enterprise Automation API: tasks, agents and agent runs. " +
 				"Each tool is one API operation and answers with its JSON; errors are RFC 9457 problems.",
-			Logger: s.log,
+			Logger: sdkLog,
 		})
 	for i := range tools {
 		t := &tools[i]
@@ -83,7 +87,7 @@ func (s *Server) registerMCP() error {
 		// proxy on the same host the Host header is the public name.
 		DisableLocalhostProtection: true,
 		MaxRequestBodyBytes:        mcpMaxBodyBytes,
-		Logger:                     s.log,
+		Logger:                     sdkLog,
 	})
 	// Only POST: the server offers no stream, so GET (and DELETE: no sessions) answer
 	// 405 with Allow, as any method the API does not serve.
@@ -205,4 +209,22 @@ func (r *toolResponse) result() *mcp.CallToolResult {
 		res.Content[0] = &mcp.TextContent{Text: fmt.Sprintf("%d %s", r.status, http.StatusText(r.status))}
 	}
 	return res
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(attrs), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

@@ -145,6 +145,8 @@ func TestMCPTools(t *testing.T) {
 		for _, name := range []string{"create_token", "create_api_key", "get_docs", "list_api_keys"} {
 			require.NotContains(t, names, name)
 		}
+		// The SDK's per-session INFO lines stay out of the log: the access log has the request.
+		require.NotContains(t, env.Logs.String(), "server session connected")
 	})
 
 	t.Run("create_get_and_update_a_task", func(t *testing.T) {
