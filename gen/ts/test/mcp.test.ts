@@ -39,9 +39,27 @@ interface Model {
   stop(): Promise<void>;
 }
 
-/** Runs the scripted OpenAI-compatible model (`go run ./internal/llmtest/llmfake`). */
+/** Builds a Go command of this repository into dir and returns its path. */
+async function goBuild(pkg: string, dir: string): Promise<string> {
+  const out = path.join(dir, path.basename(pkg));
+  const child = spawn("go", ["build", "-o", out, pkg], { cwd: REPO, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, `go build ${pkg}: ${stderr}`);
+  return out;
+}
+
+/**
+ * Runs the scripted OpenAI-compatible model (internal/llmtest/llmfake), built first so
+ * that stopping it stops the model itself (`go run` would leave it running).
+ */
 async function startModel(): Promise<Model> {
-  const child = spawn("go", ["run", "./internal/llmtest/llmfake"], { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
+  const dir = await mkdtemp(path.join(tmpdir(), "llmfake-"));
+  const bin = await goBuild("./internal/llmtest/llmfake", dir);
+  const child = spawn(bin, [], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (chunk: Buffer) => {
     stderr = (stderr + chunk.toString("utf8")).slice(-10_000);
@@ -65,7 +83,10 @@ async function startModel(): Promise<Model> {
       const res = await fetch(scriptUrl, { method: "POST", body: JSON.stringify(replies) });
       assert.equal(res.status, 204, await res.text());
     },
-    stop: () => stopChild(child),
+    async stop() {
+      await stopChild(child);
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -290,8 +311,13 @@ describe("MCP tools through the official TypeScript client", { timeout: 300_000 
       return;
     }
     assert.ok(approve.inputSchema.required?.includes("run_id"));
-    problem(await call(mcp, "submit_agent_run_approvals", { run_id: 999_999 }), 404);
-    assert.equal((await call(readOnly, "submit_agent_run_approvals", { run_id: 999_999 })).isError, true);
+    // No such run: 404, or 422 first when the body's required fields are left out.
+    const missing = await call(mcp, "submit_agent_run_approvals", { run_id: 999_999 });
+    assert.equal(missing.isError, true, textOf(missing));
+    assert.ok([404, 422].includes((JSON.parse(textOf(missing)) as Problem).status), textOf(missing));
+    // A tasks:read key may not approve anything.
+    const p = problem(await call(readOnly, "submit_agent_run_approvals", { run_id: 999_999 }), 403);
+    assert.equal(p.type, "/problems/insufficient-scope");
   });
 
   it("gives a tasks:read key errors from write tools", async () => {
