@@ -104,6 +104,18 @@ var scenarios = []scenarioDef{
 		},
 	},
 	{
+		name: "mcp-get-task", desc: "MCP tools/call get_task, random seeded task, as admin",
+		httpWhat: "POST /mcp: JSON-RPC tools/call get_task (random seeded task among 1M) as the admin, stateless Streamable HTTP with a JSON answer; the call becomes GET /api/v1/tasks/{id} served in-process through the same middleware, so compare with tasks-get",
+		baseWhat: "task.Service.Get (TaskGetByID), as for tasks-get",
+		targeter: mcpGetTaskTargeter,
+		baseline: func(e *runEnv) func(context.Context) error {
+			return func(ctx context.Context) error {
+				_, err := e.tasks.Get(ctx, e.admin.principal, e.randomTask())
+				return err
+			}
+		},
+	},
+	{
 		name: "tasks-get-nocache", desc: "GET /api/v1/tasks/{id}, random seeded task, as admin, CACHE_TTL=0", noCache: true,
 		httpWhat: "GET /api/v1/tasks/{id} (random seeded task) as the admin, on an instance with CACHE_TTL=0",
 		baseWhat: "UserGetByID (principal) + task.Service.Get (TaskGetByID)",
@@ -287,6 +299,21 @@ func tasksGetTargeter(e *runEnv) vegeta.Targeter {
 	return func(t *vegeta.Target) error {
 		t.Method, t.Header = http.MethodGet, e.admin.header
 		t.URL = e.base + "/api/v1/tasks/" + strconv.FormatInt(e.randomTask(), 10)
+		return nil
+	}
+}
+
+// mcpGetTaskTargeter calls the get_task tool as an MCP client does after its
+// initialize: one JSON-RPC request per call, naming the negotiated protocol version.
+func mcpGetTaskTargeter(e *runEnv) vegeta.Targeter {
+	header := e.admin.header.Clone()
+	header.Set("Content-Type", "application/json")
+	header.Set("Accept", "application/json, text/event-stream")
+	header.Set("Mcp-Protocol-Version", "2025-11-25")
+	return func(t *vegeta.Target) error {
+		t.Method, t.Header, t.URL = http.MethodPost, header, e.base+"/mcp"
+		t.Body = []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_task","arguments":{"task_id":` +
+			strconv.FormatInt(e.randomTask(), 10) + `}}}`)
 		return nil
 	}
 }

@@ -182,19 +182,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		ctx := c.Request().Context()
-		credential, isKey, err := credentials(c.Request().Header)
-		if err != nil {
-			return err
-		}
-		var p auth.Principal
-		if isKey {
-			if s.apiKeys == nil {
-				return apperr.E(apperr.Unauthorized, "API keys are not accepted by this server")
-			}
-			p, err = s.apiKeys.Authenticate(ctx, credential)
-		} else {
-			p, err = s.auth.Authenticate(ctx, credential)
-		}
+		p, isKey, err := s.principal(ctx, c.Request().Header)
 		if err != nil {
 			return err
 		}
@@ -212,6 +200,24 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// principal verifies the credential a request carries (see credentials) and returns
+// whom it names; isKey says it is an API key. It fails with Unauthorized.
+func (s *Server) principal(ctx context.Context, h http.Header) (p auth.Principal, isKey bool, err error) {
+	credential, isKey, err := credentials(h)
+	if err != nil {
+		return auth.Principal{}, false, err
+	}
+	if isKey {
+		if s.apiKeys == nil {
+			return auth.Principal{}, true, apperr.E(apperr.Unauthorized, "API keys are not accepted by this server")
+		}
+		p, err = s.apiKeys.Authenticate(ctx, credential)
+	} else {
+		p, err = s.auth.Authenticate(ctx, credential)
+	}
+	return p, isKey, err
 }
 
 // credentials reads a request's credential: an API key from X-API-Key, or the bearer

@@ -88,7 +88,7 @@ func toProblem(err error, c echo.Context) api.Problem {
 			}
 		}
 	}
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized && c.Response().Header().Get("WWW-Authenticate") == "" {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer`)
 	}
 	p := api.Problem{

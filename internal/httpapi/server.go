@@ -179,6 +179,9 @@ func New(opts Options) (*Server, error) {
 	}
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: "1MiB", Skipper: s.takesNoBody}), s.authenticate, s.auditContext, s.rateLimit, s.validate, s.passwordGuard, s.idempotent)
 	api.RegisterHandlers(e, api.NewStrictHandler(s, nil))
+	if err := s.registerMCP(); err != nil {
+		return nil, err
+	}
 	if s.debug {
 		s.registerDocsAssets()
 	}
