@@ -26,9 +26,10 @@ deps-db: ## Install PostgreSQL's server binaries when missing (all `make run` ne
 	fi
 
 .PHONY: deps
-deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Redis, Node.js, Chromium) and fetch modules
+deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Redis, haproxy, Node.js, Chromium) and fetch modules
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
@@ -38,6 +39,7 @@ deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Redis, Node.
 	$(GO) mod download
 	cd tools && $(GO) mod download
 	cd gen/ts && npm ci --no-audit --no-fund
+	npm ci --prefix .ci/compose --no-audit --no-fund
 
 .PHONY: generate
 generate: ## Regenerate gen/ from openapi.yaml and db/ (server, Go client, queries)
@@ -83,6 +85,10 @@ test: ## Run every test: Go (real PostgreSQL and redis-server started by the tes
 	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME_SHORT) ./internal/httpapi/
 	$(GO) build -o $(BIN) ./cmd/automation
 	cd gen/ts && npm ci --no-audit --no-fund && npm run typecheck && npm test
+
+.PHONY: test-scale
+test-scale: ## Several instances as one: 2 API instances, 2 workers, haproxy, PostgreSQL with and without Redis; the image's binary from an empty root; compose.yaml against the compose schema
+	SCALE_TESTS=1 $(GO) test -count=1 -timeout 10m ./internal/deploy/ ./internal/scale/
 
 .PHONY: fuzz
 fuzz: ## Fuzz the whole HTTP stack for FUZZTIME (default 10m): never a 5xx, every error a contract-valid problem
