@@ -39,7 +39,15 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 		return err
 	}
 	cfg.Debug = true
+	// A newcomer's server is for this machine only unless API_HOST says otherwise.
+	if p.Getenv("API_HOST") == "" {
+		cfg.Host = "127.0.0.1"
+	}
 	log := p.logger(cfg)
+	// Before PostgreSQL starts: a taken port should cost a second, not a cluster start.
+	if err := checkPortFree(cfg.Addr()); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
@@ -55,6 +63,7 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 			return err
 		}
 	}
+	databaseLine := ""
 	if cfg.DatabaseURL == "" {
 		cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(*dataDir, "postgres"), Logger: log})
 		if err != nil {
@@ -69,6 +78,7 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 			return err
 		}
 		cfg.DatabaseURL = cluster.URL(devDatabase)
+		databaseLine = fmt.Sprintf("  Database: psql '%s'\n            (DATABASE_URL for the other commands while this runs)\n", cfg.DatabaseURL)
 	}
 	pool, err := p.openPool(ctx, cfg)
 	if err != nil {
@@ -90,14 +100,23 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 	onListen := p.OnListen
 	p.OnListen = func(addr string) {
 		base := "http://" + displayAddr(addr)
-		fmt.Fprintf(p.Stdout, "\nEnterprise Automation API (dev mode)\n  API:      %s/\n  Docs:     %s/api/docs\n  Admin:    %s\n  Password: %s\n\n",
-			base, base, cfg.FirstAdminEmail, cfg.FirstAdminPassword)
+		fmt.Fprintf(p.Stdout, "\nEnterprise Automation API (dev mode)\n  API:      %s/\n  Docs:     %s/api/docs\n  Admin:    %s\n  Password: %s\n%s\n",
+			base, base, cfg.FirstAdminEmail, cfg.FirstAdminPassword, databaseLine)
 		if onListen != nil {
 			onListen(addr)
 		}
 	}
 	defer func() { p.OnListen = onListen }()
 	return p.serveWith(ctx, cfg, log, pool)
+}
+
+// checkPortFree fails with what to set when addr cannot be listened on.
+func checkPortFree(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("dev: cannot listen on %s (%v): another program uses the port; set API_PORT to a free port (API_PORT=0 picks one), e.g. `API_PORT=8001 make run`", addr, err)
+	}
+	return ln.Close()
 }
 
 // displayAddr turns a wildcard listen address into one a browser can open.
