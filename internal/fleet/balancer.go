@@ -21,7 +21,7 @@ import (
 func HAProxyConfig(listen string, backends []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
-    maxconn 10000
+    maxconn 2000
 
 defaults
     mode http
