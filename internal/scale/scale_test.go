@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +31,9 @@ func TestScaleMixedRequestsThroughBalancer(t *testing.T) {
 	t.Parallel()
 	gate(t)
 	llm := llmtest.New(t)
+	// Every login comes from 127.0.0.1: the per-IP login limit (shared through Redis) is raised.
 	f := fleet.Start(t, fleet.Options{APIs: 2, Workers: 2, Redis: true, Balancer: true, Env: map[string]string{
-		"OPENAI_API_KEY": llmtest.APIKey, "OPENAI_BASE_URL": llm.BaseURL(),
+		"OPENAI_API_KEY": llmtest.APIKey, "OPENAI_BASE_URL": llm.BaseURL(), "LOGIN_RATE_LIMIT_PER_MINUTE": "100",
 	}})
 	lb := newNode(t, f.LB.URL())
 	admin := lb.client(lb.login(t, f.AdminEmail, f.AdminPassword))
@@ -110,8 +112,11 @@ func mixedRequest(ctx context.Context, c, admin *client.ClientWithResponses, age
 			*taskID, *version = res.JSON201.Id, res.JSON201.Version
 			// A retry with the same key replays the same task.
 			again, e := c.CreateTaskWithResponse(ctx, &client.CreateTaskParams{IdempotencyKey: &key}, body)
-			if e != nil || again.JSON201 == nil || again.JSON201.Id != *taskID {
-				return "createTask replay", statusOf(again), is(201), e
+			if e != nil {
+				return "createTask replay", 0, is(201), e
+			}
+			if again.JSON201 == nil || again.JSON201.Id != *taskID {
+				return "createTask replay: " + string(again.Body), again.StatusCode(), is(-1), nil
 			}
 		}
 		return "createTask", res.StatusCode(), is(201), nil
@@ -153,7 +158,7 @@ func mixedRequest(ctx context.Context, c, admin *client.ClientWithResponses, age
 type statuser interface{ StatusCode() int }
 
 func statusOf(r statuser) int {
-	if r == nil {
+	if r == nil || reflect.ValueOf(r).IsNil() {
 		return 0
 	}
 	return r.StatusCode()
@@ -371,7 +376,7 @@ func TestScaleRunEventsOnEveryInstance(t *testing.T) {
 func TestScaleSigtermDrainsInstance(t *testing.T) {
 	t.Parallel()
 	gate(t)
-	f := fleet.Start(t, fleet.Options{APIs: 2, Redis: true, Balancer: true})
+	f := fleet.Start(t, fleet.Options{APIs: 2, Redis: true, Balancer: true, Env: map[string]string{"LOGIN_RATE_LIMIT_PER_MINUTE": "100"}})
 	lb := newNode(t, f.LB.URL())
 	users := make([]*client.ClientWithResponses, 6)
 	admin := lb.client(lb.login(t, f.AdminEmail, f.AdminPassword))
