@@ -65,7 +65,7 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 	}
 	databaseLine := ""
 	if cfg.DatabaseURL == "" {
-		cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(*dataDir, "postgres"), Logger: log})
+		cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(*dataDir, "postgres"), Base: *dataDir, Logger: log})
 		if err != nil {
 			return fmt.Errorf("dev: start PostgreSQL: %w", err)
 		}
