@@ -104,6 +104,11 @@ bench: deps-db build ## Benchmark: 10k users, 1M tasks, real server under load v
 	$(GO) build -o bin/bench ./cmd/bench
 	./bin/bench -server $(BIN) -json artifacts/bench.json -markdown internal/bench/RESULTS.md $(BENCH_FLAGS)
 
+.PHONY: bench-scale
+bench-scale: deps-db build ## Scale-out: the read/write scenarios through haproxy against one and two API instances (CPU per request, ratios); writes internal/bench/SCALE.md
+	$(GO) build -o bin/bench ./cmd/bench
+	./bin/bench -mode scale -server $(BIN) -json artifacts/bench-scale.json -markdown internal/bench/SCALE.md $(BENCH_FLAGS)
+
 .PHONY: lint
 lint: ## gofmt, go vet and golangci-lint (configuration in .golangci.yaml)
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \

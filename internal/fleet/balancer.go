@@ -59,6 +59,9 @@ type Balancer struct {
 // URL is the balancer's base URL.
 func (b *Balancer) URL() string { return "http://" + b.Addr }
 
+// Pid is haproxy's master process (its worker is a child: count the tree's CPU).
+func (b *Balancer) Pid() int { return b.proc.Pid() }
+
 // Log returns haproxy's output.
 func (b *Balancer) Log() string { return b.proc.Log() }
 
