@@ -3,7 +3,10 @@
 # a non-root user, no shell). Build: docker build --build-arg COMMIT=$(git rev-parse --short=12 HEAD) -t enterprise-automation .
 # internal/deploy checks that the build line below is the one the tests build and run.
 
-FROM golang:1.26-bookworm AS build
+# The build stage's Go is go.mod's toolchain line (its go line when it has none: then any
+# Go as new); GOTOOLCHAIN=local builds with exactly that Go. internal/deploy checks it.
+FROM golang:1.27.3-bookworm AS build
+ENV GOTOOLCHAIN=local
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -3,11 +3,15 @@ package deploy_test
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"go/version"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,12 +52,57 @@ func TestDockerfileBuildsWhatTheTestsRun(t *testing.T) {
 	require.Contains(t, df, `CMD ["serve"]`+"\n")
 	goMod, err := os.ReadFile(filepath.Join(root(t), "go.mod"))
 	require.NoError(t, err)
-	for _, line := range strings.Split(string(goMod), "\n") {
-		if v, ok := strings.CutPrefix(line, "go "); ok {
-			minor := strings.Join(strings.Split(v, ".")[:2], ".")
-			require.Contains(t, df, "FROM golang:"+minor+"-", "the build stage's Go is go.mod's")
+	require.NoError(t, buildStageGoMatches(string(goMod), df))
+	require.Contains(t, df, "ENV GOTOOLCHAIN=local\n", "the image's Go builds, nothing downloaded")
+}
+
+// buildStageGoMatches checks the Dockerfile's build image against go.mod: exactly the
+// toolchain line's Go when there is one, otherwise a Go at least as new as the go line.
+func buildStageGoMatches(goMod, dockerfile string) error {
+	m := regexp.MustCompile(`(?m)^FROM golang:(\d+\.\d+(?:\.\d+)?)-\S+ AS build$`).FindStringSubmatch(dockerfile)
+	if m == nil {
+		return errors.New("no `FROM golang:<version>-<os> AS build` line in the Dockerfile")
+	}
+	image := "go" + m[1]
+	var goLine, toolchain string
+	for _, line := range strings.Split(goMod, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == "go" {
+			goLine = "go" + f[1]
+		}
+		if len(f) == 2 && f[0] == "toolchain" {
+			toolchain = f[1]
 		}
 	}
+	switch {
+	case toolchain != "" && image != toolchain:
+		return fmt.Errorf("the build stage uses %s, go.mod's toolchain line says %s", image, toolchain)
+	case goLine == "":
+		return errors.New("go.mod has no go line")
+	case version.Compare(image, goLine) < 0:
+		return fmt.Errorf("the build stage's %s is older than go.mod's go line %s", image, goLine)
+	}
+	return nil
+}
+
+func TestBuildStageGoFollowsGoMod(t *testing.T) {
+	t.Parallel()
+	df := "FROM golang:1.27.3-bookworm AS build\n"
+	for _, c := range []struct {
+		goMod string
+		ok    bool
+	}{
+		{"module m\n\ngo 1.26.8\n", true},
+		{"module m\n\ngo 1.26.8\n\ntoolchain go1.27.3\n", true},
+		{"module m\n\ngo 1.26.8\n\ntoolchain go1.27.4\n", false},
+		{"module m\n\ngo 1.27.3\n", true},
+		{"module m\n\ngo 1.28.0\n", false},
+		{"module m\n", false},
+	} {
+		err := buildStageGoMatches(c.goMod, df)
+		require.Equal(t, c.ok, err == nil, "%q: %v", c.goMod, err)
+	}
+	require.Error(t, buildStageGoMatches("go 1.26.8\n", "FROM golang:1.27.3-bookworm\n"), "the build stage must be named")
 }
 
 // TestComposeFileMatchesSpecSchema validates compose.yaml against the compose
