@@ -136,7 +136,7 @@ func (p *Program) resetAdminPassword(ctx context.Context, cfg config.Config, poo
 func checkPortFree(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("dev: cannot listen on %s (%v): another program uses the port; set API_PORT to a free port (API_PORT=0 picks one), e.g. `API_PORT=8001 make run`", addr, err)
+		return fmt.Errorf("dev: cannot listen on %s (%w): another program uses the port; set API_PORT to a free port (API_PORT=0 picks one), e.g. `API_PORT=8001 make run`", addr, err)
 	}
 	return ln.Close()
 }

@@ -126,10 +126,10 @@ func (b *Balancer) waitUp(within time.Duration) error {
 			err = fmt.Errorf("status %d", res.StatusCode)
 		}
 		if ok, werr := b.proc.Exited(); ok {
-			return fmt.Errorf("fleet: haproxy exited: %v\n%s", werr, b.proc.Log())
+			return fmt.Errorf("fleet: haproxy exited (%s)\n%s", describe(werr), b.proc.Log())
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("fleet: haproxy not forwarding within %v: %v\n%s", within, err, b.proc.Log())
+			return fmt.Errorf("fleet: haproxy not forwarding within %v: %w\n%s", within, err, b.proc.Log())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -27,7 +26,6 @@ type Proc struct {
 	done    chan struct{}
 	waitErr error
 
-	mu    sync.Mutex
 	ready chan string // receives the listen address (serve) or "" (worker) once
 }
 
@@ -152,7 +150,7 @@ func (p *Proc) WaitReady(within time.Duration) error {
 	case addr := <-p.ready:
 		p.Addr = addr
 	case <-p.done:
-		return fmt.Errorf("%s exited before it was ready: %v\n%s", p.Name, p.waitErr, tail(p.Log(), 30))
+		return fmt.Errorf("%s exited before it was ready (%s)\n%s", p.Name, describe(p.waitErr), tail(p.Log(), 30))
 	case <-deadline:
 		return fmt.Errorf("%s not ready within %v\n%s", p.Name, within, tail(p.Log(), 30))
 	}
@@ -170,9 +168,9 @@ func (p *Proc) WaitReady(within time.Duration) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready: %v\n%s", p.Name, p.waitErr, tail(p.Log(), 30))
+			return fmt.Errorf("%s exited before it was ready (%s)\n%s", p.Name, describe(p.waitErr), tail(p.Log(), 30))
 		case <-deadline:
-			return fmt.Errorf("%s: /api/health/ready not 200 within %v (%v)\n%s", p.Name, within, err, tail(p.Log(), 30))
+			return fmt.Errorf("%s: /api/health/ready not 200 within %v (%s)\n%s", p.Name, within, describe(err), tail(p.Log(), 30))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -189,6 +187,14 @@ func RunOnce(bin, dir, name string, env map[string]string, args ...string) error
 		return fmt.Errorf("fleet: %s %s: %w\n%s", name, strings.Join(args, " "), err, tail(p.Log(), 30))
 	}
 	return nil
+}
+
+// describe is an error's message, or what a nil one means here.
+func describe(err error) string {
+	if err == nil {
+		return "no error"
+	}
+	return err.Error()
 }
 
 func envList(env map[string]string) []string {

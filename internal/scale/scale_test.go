@@ -155,9 +155,9 @@ func mixedRequest(ctx context.Context, c, admin *client.ClientWithResponses, age
 	}
 }
 
-type statuser interface{ StatusCode() int }
+type statusCoder interface{ StatusCode() int }
 
-func statusOf(r statuser) int {
+func statusOf(r statusCoder) int {
 	if r == nil || reflect.ValueOf(r).IsNil() {
 		return 0
 	}
