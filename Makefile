@@ -29,9 +29,10 @@ deps-db: ## Install PostgreSQL's server binaries when missing (all `make run` ne
 	fi
 
 .PHONY: deps
-deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Redis, Node.js, Chromium) and fetch modules
+deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Redis, haproxy, Node.js, Chromium) and fetch modules
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v haproxy || test -x /usr/sbin/haproxy; } >/dev/null 2>&1 || missing="$$missing haproxy"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
@@ -42,6 +43,7 @@ deps: deps-db ## Install what the tests need on Debian (PostgreSQL, Redis, Node.
 	cd tools && $(GO) mod download
 	cd gen/ts && npm ci --no-audit --no-fund
 	cd web/console && npm ci --no-audit --no-fund
+	npm ci --prefix .ci/compose --no-audit --no-fund
 
 .PHONY: generate
 generate: ## Regenerate gen/ from openapi.yaml, db/ and pinned npm packages (server, Go clients, queries, MCP tools, docs UIs, console)
@@ -96,6 +98,10 @@ test: ## Run every test: Go (real PostgreSQL and redis-server started by the tes
 	cd gen/ts && npm ci --no-audit --no-fund && npm run typecheck && npm test && npm run test:package
 	cd web/console && npm ci --no-audit --no-fund && npm run typecheck && npm test
 
+.PHONY: test-scale
+test-scale: ## Several instances as one: 2 API instances and 2 workers behind haproxy, with and without Redis (the binary built as the image builds it)
+	SCALE_TESTS=1 $(GO) test -count=1 -timeout 10m ./internal/scale/
+
 .PHONY: fuzz
 fuzz: ## Fuzz the whole HTTP stack for FUZZTIME (default 10m): never a 5xx, every error a contract-valid problem
 	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME) ./internal/httpapi/
@@ -109,6 +115,11 @@ cover: ## Run the tests with coverage of the hand-written code; writes coverage.
 bench: deps-db build ## Benchmark: 10k users, 1M tasks, real server under load vs raw SQL; writes internal/bench/RESULTS.md
 	$(GO) build -o bin/bench ./cmd/bench
 	./bin/bench -server $(BIN) -json artifacts/bench.json -markdown internal/bench/RESULTS.md $(BENCH_FLAGS)
+
+.PHONY: bench-scale
+bench-scale: deps-db build ## Scale-out: the read/write scenarios through haproxy against one and two API instances (CPU per request, ratios); writes internal/bench/SCALE.md
+	$(GO) build -o bin/bench ./cmd/bench
+	./bin/bench -mode scale -server $(BIN) -json artifacts/bench-scale.json -markdown internal/bench/SCALE.md $(BENCH_FLAGS)
 
 .PHONY: lint
 lint: ## gofmt, go vet and golangci-lint (configuration in .golangci.yaml)

@@ -83,6 +83,7 @@ Commands:
                         apply, roll back one, or list database migrations
   seed                  create the first administrator from FIRST_ADMIN_EMAIL/FIRST_ADMIN_PASSWORD
   dev                   start a private PostgreSQL under .data/postgres, migrate, seed and serve with DEBUG=true
+  healthcheck           exit 0 when the server on API_PORT answers 200 on /api/health/ready (container health checks)
   openapi               print the embedded OpenAPI document
   env-example           print every setting with its meaning and default (the text of .env.example)
   version               print the version, the commit and the Go version of this build
@@ -116,7 +117,7 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "serve", "worker", "migrate", "seed", "dev", "openapi", "routes", "env-example", "version", "--version", "help", "-h", "--help":
+	case "serve", "worker", "migrate", "seed", "dev", "healthcheck", "openapi", "routes", "env-example", "version", "--version", "help", "-h", "--help":
 	default:
 		fmt.Fprint(p.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)
@@ -173,6 +174,8 @@ func (p *Program) Run(ctx context.Context, args []string) error {
 		return p.seed(ctx, cfg)
 	case "dev":
 		return p.dev(ctx, cfg, rest)
+	case "healthcheck":
+		return p.healthcheck(ctx, cfg)
 	default:
 		fmt.Fprint(p.Stderr, usage)
 		return fmt.Errorf("unknown command %q", cmd)

@@ -489,11 +489,11 @@ var (
 	bannerDocs     = regexp.MustCompile(`(?m)^  Docs:\s+(http://\S+/api/docs)$`)
 )
 
-type banner struct{ api, docs, admin, password string }
+type banner struct{ api, docs, admin, password, raw string }
 
 func parseBanner(t *testing.T, out string) banner {
 	t.Helper()
-	var b banner
+	b := banner{raw: out}
 	for _, f := range []struct {
 		re  *regexp.Regexp
 		dst *string
@@ -523,6 +523,7 @@ func TestDevRunsOnAPrivatePostgreSQLAndRestartsOnTheSameFolder(t *testing.T) {
 	}
 
 	first, bn, logs := runDev()
+	require.Regexp(t, `(?m)^  Database: psql 'postgres://postgres:[^@']+@/automation\?host=`, bn.raw, "the banner says how to reach the database")
 	require.Equal(t, "admin@example.com", bn.admin)
 	require.Len(t, bn.password, 12)
 
@@ -591,4 +592,34 @@ func TestDevRejectsUnknownFlags(t *testing.T) {
 	err := b.run(t, "dev", "-nope")
 	require.ErrorContains(t, err, "-nope")
 	require.Contains(t, b.stderr.String(), "-data", "the flag usage is printed")
+}
+
+func TestDevListensOnLoopbackUnlessAPIHostSaysOtherwise(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "dev")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	b := setup(t)
+	delete(b.vars, "API_HOST")
+	b.vars["DATABASE_URL"] = dbtest.URL(t)
+	r := start(t, b.program(), "dev", "-data", dir)
+	u, err := url.Parse(r.base)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", u.Hostname(), "dev binds loopback by default")
+	require.NoError(t, r.stop(t))
+}
+
+func TestDevRefusesATakenPortBeforeStartingPostgreSQL(t *testing.T) {
+	t.Parallel()
+	dir, err := os.MkdirTemp("", "dev")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = taken.Close() })
+	b := setup(t)
+	b.vars["API_PORT"] = fmt.Sprint(taken.Addr().(*net.TCPAddr).Port)
+	err = b.run(t, "dev", "-data", dir)
+	require.ErrorContains(t, err, "set API_PORT")
+	require.NoDirExists(t, filepath.Join(dir, "postgres"), "PostgreSQL was not started")
 }

@@ -57,7 +57,7 @@ func TestImportRules(t *testing.T) {
 	t.Parallel()
 	pkgs := listPackages(t)
 	services := []string{"internal/user", "internal/auth", "internal/task", "internal/agent", "internal/apikey", "internal/audit"}
-	harnesses := []string{"internal/apitest", "internal/dbtest", "internal/llmtest", "internal/redistest"}
+	harnesses := []string{"internal/apitest", "internal/dbtest", "internal/llmtest", "internal/redistest", "internal/fleet"}
 
 	for _, name := range services {
 		t.Run(name+" knows nothing of HTTP", func(t *testing.T) {

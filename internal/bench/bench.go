@@ -15,6 +15,9 @@
 //     same concurrency, no HTTP,
 //  6. prints a table, writes a JSON report and a short markdown summary.
 //
+// -mode scale (make bench-scale, scale.go) instead runs the read/write scenarios through
+// haproxy against one and against two API instances and reports the CPU per request.
+//
 // Performance is never asserted; bench_test.go only checks that a tiny run produces a
 // well-formed report.
 package bench
@@ -34,23 +37,34 @@ import (
 
 // Config is what the command line sets.
 type Config struct {
-	Server       string        // path of the server binary (bin/automation)
-	Users        int           // seeded users (besides the administrator)
-	Tasks        int           // seeded tasks
-	Concurrency  int           // concurrent requests (and baseline goroutines and pool size)
-	Duration     time.Duration // measured time per scenario, and per baseline
-	Warmup       time.Duration // unmeasured load before each measurement
-	Workers      int           // WORKER_CONCURRENCY of the server (and of the pipeline baseline)
-	ServerPool   int           // pool_max_conns for the server's database pool; 0 keeps its default
-	JSONPath     string
-	MarkdownPath string
-	Scenarios    []string // selected scenario names, in run order
-	DataDir      string   // work folder; empty means a temporary one, removed afterwards
-	PGFast       bool     // PostgreSQL without fsync (quick harness checks, not for real numbers)
-	ProfileDir   string   // when set, a CPU profile of the server per scenario is written here
-	Seed         uint64   // random seed of the data set
-	Args         []string // the command line, for the report
+	Server        string        // path of the server binary (bin/automation)
+	Users         int           // seeded users (besides the administrator)
+	Tasks         int           // seeded tasks
+	Concurrency   int           // concurrent requests (and baseline goroutines and pool size)
+	Duration      time.Duration // measured time per scenario, and per baseline
+	Warmup        time.Duration // unmeasured load before each measurement
+	Workers       int           // WORKER_CONCURRENCY of the server (and of the pipeline baseline)
+	ServerPool    int           // pool_max_conns for the server's database pool; 0 keeps its default
+	JSONPath      string
+	MarkdownPath  string
+	Scenarios     []string // selected scenario names, in run order
+	DataDir       string   // work folder; empty means a temporary one, removed afterwards
+	PGFast        bool     // PostgreSQL without fsync (quick harness checks, not for real numbers)
+	ProfileDir    string   // when set, a CPU profile of the server per scenario is written here
+	Seed          uint64   // random seed of the data set
+	Mode          string   // ModeStandard or ModeScale
+	InstanceProcs int      // scale mode: GOMAXPROCS of each API instance; 0 keeps the runtime's default
+	Args          []string // the command line, for the report
 }
+
+// The modes of a run.
+const (
+	// ModeStandard measures every scenario against one server and its raw-SQL baseline.
+	ModeStandard = "standard"
+	// ModeScale measures the read/write scenarios through haproxy in front of one and
+	// then of two API instances (see ExecuteScale).
+	ModeScale = "scale"
+)
 
 // ParseFlags reads the command line.
 func ParseFlags(args []string, stderr io.Writer) (Config, error) {
@@ -77,8 +91,29 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.ProfileDir, "profile", "", "folder for a CPU profile of the server during each scenario's measurement (PPROF_ADDR); empty: none")
 	fs.BoolVar(&c.PGFast, "pg-fast", false, "run PostgreSQL without fsync (harness checks only; numbers are not comparable)")
 	fs.Uint64Var(&c.Seed, "seed", 1, "random seed of the data set")
+	fs.StringVar(&c.Mode, "mode", ModeStandard, "standard: every scenario against one server and its raw-SQL baseline; "+
+		"scale: the read/write scenarios ("+strings.Join(scaleScenarioNames, ", ")+") through haproxy against one and against two API instances, "+
+		"CPU per request and the ratio (JSON and markdown default to artifacts/bench-scale.json and internal/bench/SCALE.md)")
+	fs.IntVar(&c.InstanceProcs, "instance-procs", 0, "scale mode: GOMAXPROCS of each API instance, as a container's CPU limit sets it (0: the runtime's default, all CPUs)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch c.Mode {
+	case ModeStandard:
+	case ModeScale:
+		if !set["scenarios"] {
+			*scenarios = strings.Join(scaleScenarioNames, ",")
+		}
+		if !set["json"] {
+			c.JSONPath = "artifacts/bench-scale.json"
+		}
+		if !set["markdown"] {
+			c.MarkdownPath = "internal/bench/SCALE.md"
+		}
+	default:
+		return c, fmt.Errorf("unknown -mode %q (standard or scale)", c.Mode)
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -98,6 +133,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		return c, errors.New("-workers must be at least 1")
 	case c.ServerPool < 0:
 		return c, errors.New("-server-pool must not be negative")
+	case c.InstanceProcs < 0:
+		return c, errors.New("-instance-procs must not be negative")
 	}
 	known := ScenarioNames()
 	for _, s := range strings.Split(*scenarios, ",") {
@@ -107,6 +144,9 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		}
 		if !slices.Contains(known, s) {
 			return c, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(known, ", "))
+		}
+		if c.Mode == ModeScale && !scalable(s) {
+			return c, fmt.Errorf("scenario %s cannot run in scale mode (it needs its own server or runs on the workers)", s)
 		}
 		if !slices.Contains(c.Scenarios, s) {
 			c.Scenarios = append(c.Scenarios, s)
@@ -129,6 +169,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := ParseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.Mode == ModeScale {
+		return runScale(ctx, cfg, stdout, stderr)
 	}
 	rep, err := Execute(ctx, cfg, stderr)
 	if err != nil {

@@ -2,7 +2,6 @@ package pgembed
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,8 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
-	"time"
 )
 
 // maxSocketPath is the usable length of sockaddr_un.sun_path on Linux
@@ -38,34 +37,47 @@ func socketDirFor(dir string) string {
 	return short
 }
 
-// lockDir serialises Start calls on one folder, across processes too, so a
-// failed start never cleans up a server another Start just launched. The
-// lock is released when unlock is called or the process exits.
-func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
+// lockDir takes the folder's lock, which the caller holds for as long as it runs a
+// server there (a Cluster releases it in Stop), across processes too: the kernel drops
+// it when the holder exits, however it exits. So a busy lock means a live program owns
+// the folder (ErrAlreadyRunning), and a server found running on a folder whose lock we
+// hold was orphaned by a program that died without stopping it. The holder writes its
+// pid into the lock file for that message.
+func lockDir(dir string) (unlock func(), err error) {
 	path := filepath.Join(dir, "pgembed.lock")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("pgembed: opening %s: %w", path, err)
 	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() {
-				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-				_ = f.Close()
-			}, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("pgembed: locking %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			_ = f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EINTR) {
+			break
 		}
 	}
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		holder, _ := os.ReadFile(path)
+		_ = f.Close()
+		msg := fmt.Sprintf("%s is in use by process %s", dir, strings.TrimSpace(string(holder)))
+		if pid, alive, _ := postmasterPID(filepath.Join(dir, "data")); alive {
+			msg += fmt.Sprintf(", whose server has pid %d", pid)
+		}
+		return nil, fmt.Errorf("%w: %s; stop that program first or use another folder", ErrAlreadyRunning, msg)
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("pgembed: locking %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			_ = f.Close()
+		})
+	}, nil
 }
 
 // postmasterPID reads data/postmaster.pid. pid is 0 when there is no such
@@ -110,6 +122,17 @@ func processAlive(pid int) bool {
 		return false
 	}
 	return strings.HasPrefix(comm, "postgres") || strings.HasPrefix(comm, "postmaster")
+}
+
+// servesDir tells whether the process pid works in dataDir, as a postmaster does; it
+// says yes when /proc cannot tell. It keeps a recycled pid of another cluster's
+// server from being taken for this folder's.
+func servesDir(pid int, dataDir string) bool {
+	cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
+	if err != nil {
+		return true
+	}
+	return filepath.Clean(cwd) == filepath.Clean(dataDir)
 }
 
 func fileExists(path string) bool {

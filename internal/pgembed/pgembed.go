@@ -8,9 +8,13 @@
 //	socket/        unix socket directory (moved under os.TempDir when the path would be too long)
 //	postgres.log   server log
 //	password       generated password of the "postgres" role
-//	pgembed.lock   serialises concurrent Start calls on the folder
+//	pgembed.lock   held by the program running the server, from Start to Stop
 //
-// Starting again on the same folder reuses the cluster without initdb.
+// Starting again on the same folder reuses the cluster without initdb. A server left
+// running by a program that died without calling Stop (kill -9, a crash) is an orphan:
+// nobody holds the folder's lock any more, so the next Start stops it and starts the
+// server afresh with its own options. A folder whose lock is held by a live program is
+// refused (ErrAlreadyRunning).
 //
 // PostgreSQL refuses to run as root, so when the calling process is root the
 // server tools run as the "postgres" system user through runuser.
@@ -42,8 +46,9 @@ import (
 // folders searched and how to install the binaries.
 var ErrBinariesNotFound = errors.New("pgembed: PostgreSQL server binaries (initdb, pg_ctl, postgres) not found")
 
-// ErrAlreadyRunning is wrapped by the error Start returns when a server is
-// already running on Options.Dir; the message includes that server's pid.
+// ErrAlreadyRunning is wrapped by the error Start returns when another live program
+// (or another Cluster of this one) runs or is starting a server on Options.Dir; the
+// message includes that program's pid and the server's.
 var ErrAlreadyRunning = errors.New("pgembed: a PostgreSQL server is already running on this folder")
 
 const (
@@ -74,6 +79,12 @@ type Options struct {
 	// Fast trades durability for speed (fsync, synchronous_commit and
 	// full_page_writes off, initdb --no-sync); meant for tests.
 	Fast bool
+	// Base is the caller's own folder holding Dir (dev passes its .data): when the
+	// server runs as the postgres user (we are root), folders from Dir up to Base get
+	// o+x quietly if it needs them, while widening a folder above Base (a home folder,
+	// say) is announced first with a warning naming the folder and the mode change.
+	// Empty means Dir.
+	Base string
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
 	// StartTimeout bounds how long the server may take to accept
@@ -85,8 +96,9 @@ type Options struct {
 // safe for concurrent use.
 //
 // The server is a separate process: it keeps running if the program exits
-// without calling Stop, and a later Start on the same folder then fails with
-// ErrAlreadyRunning.
+// without calling Stop, and a later Start on the same folder then stops that
+// orphan before starting its own server. The Cluster holds the folder's lock
+// until Stop.
 type Cluster struct {
 	dir       string
 	dataDir   string
@@ -101,6 +113,9 @@ type Cluster struct {
 	// Set when an existing cluster lost its password file.
 	resetPasswordAfterStart bool
 
+	// unlock releases the folder's lock (nil for a Cluster not made by Start).
+	unlock func()
+
 	mu      sync.Mutex
 	stopped bool
 }
@@ -109,8 +124,8 @@ type Cluster struct {
 // waits until it accepts connections.
 //
 // Errors: ErrBinariesNotFound (wrapped) when the server binaries cannot be
-// found; ErrAlreadyRunning (wrapped) when a server is already running on
-// opts.Dir; ctx's error when ctx ends first. A Dir containing ", $, `,
+// found; ErrAlreadyRunning (wrapped) when another live program holds opts.Dir;
+// ctx's error when ctx ends first. A Dir containing ", $, `,
 // backslash or newline is rejected because pg_ctl cannot quote it. Any
 // other failure (creating the system user, initdb, starting, connecting) is
 // returned as an unwrapped error whose message includes the command output
@@ -156,11 +171,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		return nil, err
 	}
 
-	unlock, err := lockDir(ctx, dir)
+	unlock, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	started := false
+	defer func() {
+		if !started {
+			unlock()
+		}
+	}()
 
 	c := &Cluster{
 		dir:       dir,
@@ -170,34 +190,42 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		tcp:       opts.TCP,
 		run:       run,
 		logger:    logger,
+		unlock:    unlock,
 	}
-	if err := c.prepare(ctx, opts.Fast); err != nil {
+	if err := c.prepare(ctx, opts); err != nil {
 		return nil, err
 	}
 	if err := c.start(ctx, opts, timeout); err != nil {
 		return nil, err
 	}
+	started = true
 	return c, nil
 }
 
 // prepare brings the folder into a startable state: no running or stale
 // server, an initialised data dir, a known password, and directories the
 // server user can reach.
-func (c *Cluster) prepare(ctx context.Context, fast bool) error {
-	if err := c.run.ensureTraversable(c.dir, c.logger); err != nil {
+func (c *Cluster) prepare(ctx context.Context, opts Options) error {
+	fast := opts.Fast
+	if err := c.run.ensureTraversable(c.dir, c.baseDir(opts.Base), c.logger); err != nil {
 		return err
 	}
 	pid, alive, err := postmasterPID(c.dataDir)
 	if err != nil {
 		return err
 	}
-	if alive {
-		stopCmd := filepath.Join(c.run.binDir, "pg_ctl") + " -D " + shellQuote(c.dataDir) + " stop"
-		if c.run.asOther() {
-			stopCmd = "runuser -u " + c.run.userName + " -- " + stopCmd
+	if alive && servesDir(pid, c.dataDir) {
+		// We hold the folder's lock, so the program that started this server is gone.
+		if err := c.stopOrphan(ctx, pid); err != nil {
+			return err
 		}
-		return fmt.Errorf("%w: %s (pid %d); stop it first (%s) or use another folder",
-			ErrAlreadyRunning, c.dir, pid, stopCmd)
+		pid, alive, err = postmasterPID(c.dataDir)
+		if err != nil {
+			return err
+		}
+		if alive {
+			return fmt.Errorf("pgembed: the orphaned server on %s (pid %d) is still running after pg_ctl stop", c.dir, pid)
+		}
 	}
 	if pid != 0 {
 		c.logger.Info("pgembed: removing stale postmaster.pid left by a dead server", "dir", c.dir, "pid", pid)
@@ -372,6 +400,46 @@ func (c *Cluster) startOnce(ctx context.Context, fast bool, timeout time.Duratio
 	return false, nil
 }
 
+// baseDir resolves Options.Base; a base that does not hold the cluster folder is
+// ignored (the cluster folder is its own base).
+func (c *Cluster) baseDir(base string) string {
+	if base == "" {
+		return c.dir
+	}
+	b, err := filepath.Abs(base)
+	if err == nil {
+		b, err = filepath.EvalSymlinks(b)
+	}
+	if err != nil {
+		return c.dir
+	}
+	if rel, err := filepath.Rel(b, c.dir); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return c.dir
+	}
+	return b
+}
+
+// stopOrphan stops a server left running on the folder by a program that died without
+// stopping it. Restarting rather than adopting it gives the caller the options it asked
+// for (TCP or not, durability) instead of the dead program's.
+func (c *Cluster) stopOrphan(ctx context.Context, pid int) error {
+	c.logger.Warn("pgembed: stopping an orphaned PostgreSQL server left by a program that exited without stopping it; it restarts with this program's settings",
+		"dir", c.dir, "pid", pid)
+	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
+	defer cancel()
+	out, err := c.run.command(ctx, "pg_ctl", "-D", c.dataDir, "-m", "fast", "-w",
+		"-t", strconv.Itoa(int(stopTimeout.Seconds())), "stop").CombinedOutput()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if _, alive, _ := postmasterPID(c.dataDir); alive {
+			return fmt.Errorf("pgembed: stopping the orphaned server on %s (pid %d): %w: %s", c.dir, pid, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
 // abortStart stops a server that pg_ctl may have left running after a
 // failed or timed-out start; the folder lock guarantees it is ours.
 func (c *Cluster) abortStart() {
@@ -474,7 +542,8 @@ func (c *Cluster) Port() int { return c.port }
 // Stop shuts the server down (fast mode: open transactions are rolled back)
 // and waits for it to exit. It is idempotent: calling it again, or on a
 // server that was already stopped by other means, returns nil. The error
-// reports a pg_ctl failure while the server is still running.
+// reports a pg_ctl failure while the server is still running. Once the server
+// is down the folder's lock is released.
 func (c *Cluster) Stop() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -482,7 +551,7 @@ func (c *Cluster) Stop() error {
 		return nil
 	}
 	if _, alive, _ := postmasterPID(c.dataDir); !alive {
-		c.stopped = true
+		c.markStopped()
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
@@ -494,9 +563,16 @@ func (c *Cluster) Stop() error {
 			return fmt.Errorf("pgembed: stopping PostgreSQL in %s: %w: %s", c.dir, err, strings.TrimSpace(string(out)))
 		}
 	}
-	c.stopped = true
+	c.markStopped()
 	c.logger.Info("pgembed: server stopped", "dir", c.dir)
 	return nil
+}
+
+func (c *Cluster) markStopped() {
+	c.stopped = true
+	if c.unlock != nil {
+		c.unlock()
+	}
 }
 
 func newPassword() (string, error) {

@@ -124,27 +124,55 @@ func (r runner) chown(path string) error {
 }
 
 // ensureTraversable lets the server user reach dir by adding o+x to dir and
-// every ancestor it could not otherwise search.
-func (r runner) ensureTraversable(dir string, logger *slog.Logger) error {
+// every ancestor it could not otherwise search. Folders from dir up to base
+// (the caller's own folder, e.g. dev's .data) are the cluster's and change
+// quietly; a folder above base belongs to the user (a home folder, a project),
+// so before it is widened a warning names it and the mode change, and says how
+// to avoid it. The change is only o+x (search, not listing or reading).
+func (r runner) ensureTraversable(dir, base string, logger *slog.Logger) error {
 	if !r.asOther() {
 		return nil
 	}
+	type change struct {
+		dir      string
+		from, to fs.FileMode
+		above    bool
+	}
+	var changes []change
+	above := false
 	for d := dir; ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
 		if err != nil {
 			return fmt.Errorf("pgembed: checking %s: %w", d, err)
 		}
 		if !r.canSearch(fi) {
-			mode := fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) | 0o001
-			if err := os.Chmod(d, mode); err != nil {
-				return fmt.Errorf("pgembed: adding o+x to %s so user %s can reach the cluster folder: %w", d, r.userName, err)
-			}
-			logger.Info("pgembed: added o+x to a folder so the postgres user can reach the cluster", "dir", d, "mode", mode.Perm().String())
+			from := fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+			changes = append(changes, change{dir: d, from: from, to: from | 0o001, above: above})
+		}
+		if d == base {
+			above = true
 		}
 		if parent := filepath.Dir(d); parent == d {
-			return nil
+			break
 		}
 	}
+	for _, c := range changes {
+		if c.above {
+			logger.Warn(fmt.Sprintf("pgembed: PostgreSQL runs as user %s, which cannot reach %s: adding o+x (search only) to %s, %s -> %s; "+
+				"to avoid this, run as a non-root user or put the data folder where %s can reach it",
+				r.userName, dir, c.dir, c.from.Perm(), c.to.Perm(), r.userName),
+				"dir", c.dir, "from", c.from.Perm().String(), "to", c.to.Perm().String())
+		}
+	}
+	for _, c := range changes {
+		if err := os.Chmod(c.dir, c.to); err != nil {
+			return fmt.Errorf("pgembed: adding o+x to %s so user %s can reach the cluster folder: %w", c.dir, r.userName, err)
+		}
+		if !c.above {
+			logger.Info("pgembed: added o+x to a folder so the postgres user can reach the cluster", "dir", c.dir, "mode", c.to.Perm().String())
+		}
+	}
+	return nil
 }
 
 func (r runner) canSearch(fi fs.FileInfo) bool {
@@ -207,7 +235,7 @@ func (r runner) prepareSocketDir(dir string, logger *slog.Logger) error {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("pgembed: restricting socket dir %s: %w", dir, err)
 	}
-	return r.ensureTraversable(filepath.Dir(dir), logger)
+	return r.ensureTraversable(filepath.Dir(dir), dir, logger)
 }
 
 // prepareLogFile creates the log file ahead of pg_ctl, which opens it as the
