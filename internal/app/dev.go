@@ -112,15 +112,7 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 	onListen := p.OnListen
 	p.OnListen = func(addr string) {
 		base := "http://" + displayAddr(addr)
-		fmt.Fprintf(p.Stdout, "
-Enterprise Automation API (dev mode)
-  API:      %s/
-  Docs:     %s/api/docs (Redoc: %s/api/redoc)
-  Console:  %s/console/
-  Admin:    %s
-  Password: %s
-%s
-",
+		fmt.Fprintf(p.Stdout, "\nEnterprise Automation API (dev mode)\n  API:      %s/\n  Docs:     %s/api/docs\n  Redoc:    %s/api/redoc\n  Console:  %s/console/\n  Admin:    %s\n  Password: %s\n%s\n",
 			base, base, base, base, cfg.FirstAdminEmail, cfg.FirstAdminPassword, databaseLine)
 		if onListen != nil {
 			onListen(addr)
