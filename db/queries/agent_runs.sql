@@ -220,8 +220,10 @@ INSERT INTO agent_run_tool_calls (run_id, turn, call_id) VALUES (@run_id, @turn,
 ON CONFLICT DO NOTHING;
 
 -- name: AgentRunAppendStep :exec
--- AgentRunAppendStep adds a recorded tool call to a run's steps and counts it.
-UPDATE agent_runs SET steps = steps || jsonb_build_array(@step::jsonb), tool_calls = tool_calls + 1, updated_at = now()
+-- AgentRunAppendStep adds a recorded tool call to a run's steps, and counts it when it
+-- was executed or decided (not when refused beyond the per-turn limit).
+UPDATE agent_runs SET steps = steps || jsonb_build_array(@step::jsonb),
+    tool_calls = tool_calls + CASE WHEN @counted::boolean THEN 1 ELSE 0 END, updated_at = now()
 WHERE id = @id;
 
 -- name: AgentRunSaveTurn :one

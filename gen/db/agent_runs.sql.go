@@ -11,18 +11,21 @@ import (
 )
 
 const agentRunAppendStep = `-- name: AgentRunAppendStep :exec
-UPDATE agent_runs SET steps = steps || jsonb_build_array($1::jsonb), tool_calls = tool_calls + 1, updated_at = now()
-WHERE id = $2
+UPDATE agent_runs SET steps = steps || jsonb_build_array($1::jsonb),
+    tool_calls = tool_calls + CASE WHEN $2::boolean THEN 1 ELSE 0 END, updated_at = now()
+WHERE id = $3
 `
 
 type AgentRunAppendStepParams struct {
-	Step []byte
-	ID   int64
+	Step    []byte
+	Counted bool
+	ID      int64
 }
 
-// AgentRunAppendStep adds a recorded tool call to a run's steps and counts it.
+// AgentRunAppendStep adds a recorded tool call to a run's steps, and counts it when it
+// was executed or decided (not when refused beyond the per-turn limit).
 func (q *Queries) AgentRunAppendStep(ctx context.Context, arg AgentRunAppendStepParams) error {
-	_, err := q.db.Exec(ctx, agentRunAppendStep, arg.Step, arg.ID)
+	_, err := q.db.Exec(ctx, agentRunAppendStep, arg.Step, arg.Counted, arg.ID)
 	return err
 }
 

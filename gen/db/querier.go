@@ -39,7 +39,8 @@ type Querier interface {
 	AgentGetByID(ctx context.Context, id int64) (Agent, error)
 	// AgentList returns a page of agents ordered by id, optionally only active ones.
 	AgentList(ctx context.Context, arg AgentListParams) ([]Agent, error)
-	// AgentRunAppendStep adds a recorded tool call to a run's steps and counts it.
+	// AgentRunAppendStep adds a recorded tool call to a run's steps, and counts it when it
+	// was executed or decided (not when refused beyond the per-turn limit).
 	AgentRunAppendStep(ctx context.Context, arg AgentRunAppendStepParams) error
 	// AgentRunContinue hands a run in progress to the job of its next turn, once its current
 	// turn's tool calls are done.

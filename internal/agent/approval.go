@@ -24,6 +24,9 @@ type PendingCall struct {
 	Approval      *Approval       `json:"approval,omitempty"`  // the decision, once made
 	Edited        json.RawMessage `json:"edited,omitempty"`    // arguments an approver gave instead
 	OverBudget    bool            `json:"over_budget,omitempty"` // beyond max_tool_calls: not executed, the run ends incomplete
+	// Refused is beyond the per-turn limit: not executed, answered with an error result
+	// the model reads, kept in the conversation but not shown or counted as a step.
+	Refused bool `json:"refused,omitempty"`
 }
 
 // Approval is a decision on a tool call that needed one.

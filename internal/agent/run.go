@@ -137,6 +137,8 @@ type Step struct {
 	CallID    string          `json:"call_id"`
 	Turn      int             `json:"turn"`
 	Approval  *Approval       `json:"approval,omitempty"` // the decision on a call that needed one
+	// Refused marks a call beyond the per-turn limit: kept for the conversation only.
+	Refused bool `json:"refused,omitempty"`
 }
 
 // appendEvent records the next event of a run and notifies listeners on commit.

@@ -177,10 +177,16 @@ func (r *Runner) Execute(ctx context.Context, job Job) error {
 		return &RetryableError{errors.New("agent: the runner has no queue")}
 	}
 	o, tc := r.prepare(ctx, run, base)
-	if o.status == "" && o.retryable == nil {
-		if len(run.Pending) > 0 {
-			return r.runPending(ctx, run, tc)
+	if o.status == "" && o.retryable == nil && len(run.Pending) > 0 {
+		// The job starts with the tool calls of the last turn (approved, or left by a
+		// worker that stopped): it runs them, then the next turn, without a job between.
+		next, err := r.runPending(ctx, run, tc, false)
+		if err != nil || next == nil {
+			return err
 		}
+		run = *next
+	}
+	if o.status == "" && o.retryable == nil {
 		o = r.turn(ctx, run, tc)
 	}
 	if o.status == "" && o.retryable == nil {
@@ -292,13 +298,15 @@ func (r *Runner) turn(ctx context.Context, run Run, tc turnCtx) outcome {
 		r.log.Warn("tool calls beyond the per-turn limit not executed", "run_id", run.ID, "turn", turn,
 			"asked", len(res.ToolCalls), "limit", r.maxTurn)
 	}
-	// The calls beyond the per-turn limit are dropped: the next turn's conversation holds
-	// the recorded calls only, so the model never sees them unanswered.
-	pending := make([]PendingCall, 0, min(len(res.ToolCalls), r.maxTurn))
+	// The calls beyond the per-turn limit are not run: each is answered with an error
+	// result, so the conversation holds an answer for every call.
+	pending := make([]PendingCall, 0, len(res.ToolCalls))
 	waiting := false
-	for i, call := range res.ToolCalls[:min(len(res.ToolCalls), r.maxTurn)] {
+	for i, call := range res.ToolCalls {
 		pc := PendingCall{ID: call.ID, Name: call.Name, Arguments: call.Arguments, Turn: turn}
-		if run.ToolCalls+i >= budget.MaxToolCalls {
+		if i >= r.maxTurn {
+			pc.Refused = true
+		} else if run.ToolCalls+i >= budget.MaxToolCalls {
 			pc.OverBudget = true
 		} else if slices.Contains(tc.agent.ApprovalRequiredTools, call.Name) && slices.Contains(tc.agent.Tools, call.Name) {
 			pc.NeedsApproval, waiting = true, true
@@ -321,7 +329,7 @@ func (r *Runner) turn(ctx context.Context, run Run, tc turnCtx) outcome {
 	if err != nil {
 		return failed(o, "internal_error", "the run's recorded state is unreadable")
 	}
-	if err := r.runPending(ctx, next, tc); err != nil {
+	if _, err := r.runPending(ctx, next, tc, true); err != nil {
 		var re *RetryableError
 		if errors.As(err, &re) {
 			o.retryable = re.Err
@@ -467,9 +475,9 @@ func argumentsObject(args string) json.RawMessage {
 }
 
 // runPending executes the current turn's tool calls that are not recorded yet, then
-// queues the next turn (or ends the run when a call was beyond its tool-call budget or
-// a cancel arrived).
-func (r *Runner) runPending(ctx context.Context, run Run, tc turnCtx) error {
+// either queues the next turn (enqueue) or returns the run to go on with it in this job
+// (nil: the run ended, because a call was beyond its tool-call budget or a cancel came).
+func (r *Runner) runPending(ctx context.Context, run Run, tc turnCtx, enqueue bool) (*Run, error) {
 	bg := context.WithoutCancel(ctx)
 	overBudget := false
 	for _, pc := range run.Pending {
@@ -480,43 +488,56 @@ func (r *Runner) runPending(ctx context.Context, run Run, tc turnCtx) error {
 		if err := r.execCall(ctx, run, tc, pc); err != nil {
 			if ctx.Err() != nil {
 				if cur, gerr := r.store.AgentRunGetByID(bg, run.ID); gerr == nil && cur.CancelRequestedAt != nil {
-					return r.finishCurrent(bg, run.ID, outcome{status: RunCancelled})
+					return nil, r.finishCurrent(bg, run.ID, outcome{status: RunCancelled})
 				}
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
-			return &RetryableError{err}
+			return nil, &RetryableError{err}
 		}
 	}
 	cur, err := r.store.AgentRunGetByID(bg, run.ID)
 	if err != nil {
-		return &RetryableError{err}
+		return nil, &RetryableError{err}
 	}
 	switch {
 	case cur.CancelRequestedAt != nil:
-		return r.finishCurrent(bg, run.ID, outcome{status: RunCancelled})
+		return nil, r.finishCurrent(bg, run.ID, outcome{status: RunCancelled})
 	case overBudget:
 		b := r.budget(run)
-		return r.finishCurrent(bg, run.ID, outcome{status: RunIncomplete, errCode: "max_tool_calls", incompleteReason: "max_tool_calls",
+		return nil, r.finishCurrent(bg, run.ID, outcome{status: RunIncomplete, errCode: "max_tool_calls", incompleteReason: "max_tool_calls",
 			errMsg: fmt.Sprintf("the model asked for more than %d tool calls, the most this run may make", b.MaxToolCalls)})
 	}
+	var next db.AgentRun
 	err = r.store.InTx(bg, func(q db.Querier) error {
-		jobID, err := r.queue.EnqueueNext(bg, q, run.ID)
-		if err != nil {
-			return err
+		jobID := cur.JobID
+		if enqueue {
+			id, err := r.queue.EnqueueNext(bg, q, run.ID)
+			if err != nil {
+				return err
+			}
+			jobID = &id
 		}
-		_, err = q.AgentRunContinue(bg, db.AgentRunContinueParams{ID: run.ID, JobID: &jobID})
+		var err error
+		next, err = q.AgentRunContinue(bg, db.AgentRunContinueParams{ID: run.ID, JobID: jobID})
 		if apperr.Is(err, apperr.NotFound) {
 			return errNotInProgress
 		}
 		return err
 	})
 	if errors.Is(err, errNotInProgress) {
-		return nil // cancelled meanwhile: the cancel ended it
+		return nil, nil // cancelled meanwhile: the cancel ended it
 	}
 	if err != nil {
-		return &RetryableError{err}
+		return nil, &RetryableError{err}
 	}
-	return nil
+	if enqueue {
+		return nil, nil
+	}
+	out, err := runFromRow(next)
+	if err != nil {
+		return nil, &RetryableError{err}
+	}
+	return &out, nil
 }
 
 var errNotInProgress = errors.New("agent: the run is not in progress")
@@ -565,6 +586,11 @@ func (r *Runner) execCall(ctx context.Context, run Run, tc turnCtx, pc PendingCa
 			return errRecorded
 		}
 		var result any
+		if pc.Refused {
+			step.Refused = true
+			return r.recordStep(ctx, q, run.ID, step, map[string]any{"error": fmt.Sprintf(
+				"not executed: the per-turn limit of %d tool calls was reached; ask for fewer calls at once", r.maxTurn)})
+		}
 		if pc.Approval != nil && pc.Approval.Decision == Reject {
 			rej := map[string]any{"error": "rejected"}
 			if pc.Approval.Reason != nil {
@@ -611,8 +637,11 @@ func (r *Runner) recordStep(ctx context.Context, q queries, runID int64, step St
 	if err != nil {
 		return err
 	}
-	if err := q.AgentRunAppendStep(ctx, db.AgentRunAppendStepParams{ID: runID, Step: sb}); err != nil {
+	if err := q.AgentRunAppendStep(ctx, db.AgentRunAppendStepParams{ID: runID, Step: sb, Counted: !step.Refused}); err != nil {
 		return err
+	}
+	if step.Refused {
+		return nil
 	}
 	return appendEvent(ctx, q, runID, EventStep, map[string]any{"step": StepView(step)})
 }

@@ -31,19 +31,22 @@ func toAgent(a agent.Agent) api.Agent {
 func toRun(r agent.Run) (api.AgentRun, error) {
 	out := api.AgentRun{
 		Id: r.ID, AgentId: r.AgentID, TaskId: nullableOf(r.TaskID), Status: api.AgentRunStatus(r.Status),
-		Input: r.Input, Output: nullableOf(r.Output), Steps: make([]api.AgentRunStep, len(r.Steps)), Model: r.Model,
+		Input: r.Input, Output: nullableOf(r.Output), Steps: make([]api.AgentRunStep, 0, len(r.Steps)), Model: r.Model,
 		Usage: api.AgentRunUsage{PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens,
 			TotalTokens: r.Usage.TotalTokens, CachedCompletions: r.Usage.CachedCompletions,
 			ModelTurns: int32(r.ModelTurns), ToolCalls: int32(r.ToolCalls)},
 		Attempt: r.Attempt, CreatedBy: nullableOf(r.CreatedBy), CreatedAt: r.CreatedAt.UTC(),
 		StartedAt: nullableTime(r.StartedAt), CompletedAt: nullableTime(r.CompletedAt), Metadata: api.TaskMetadata{},
 	}
-	for i, s := range r.Steps {
+	for _, s := range r.Steps {
+		if s.Refused {
+			continue // a call beyond the per-turn limit: the model's, not a step
+		}
 		st := api.AgentRunStep{Type: api.AgentRunStepType(s.Type), Name: s.Name, Arguments: map[string]any{}}
 		_ = json.Unmarshal(s.Arguments, &st.Arguments)
 		_ = json.Unmarshal(s.Result, &st.Result)
 		st.Approval = toApproval(s.Approval)
-		out.Steps[i] = st
+		out.Steps = append(out.Steps, st)
 	}
 	steerFields(&out, r)
 	if r.Error != nil {
