@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/oapi-codegen/nullable"
 	"github.com/stretchr/testify/require"
 
@@ -434,4 +435,21 @@ func TestAgentRunQuotaCountsWaitingRuns(t *testing.T) {
 	apitest.RequireProblem(t, res, http.StatusTooManyRequests, "quota-exceeded")
 	agtCancel(t, uc, run.Id)
 	agtStartRun(t, uc, ag.Id, client.AgentRunCreate{Input: "now it fits"})
+}
+
+// steerMakeWaiting puts a queued run (of a server without workers) into requires_action
+// with one waiting update_task_status call, as a worker would.
+func steerMakeWaiting(t *testing.T, dbURL string, runID int64, callID string) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	defer pool.Close()
+	_, err = pool.Exec(ctx, `UPDATE agent_runs SET status = 'requires_action', expires_at = now() + interval '1 hour',
+		pending_tool_calls = jsonb_build_array(jsonb_build_object('id', $2::text, 'name', 'update_task_status',
+			'arguments', '{}', 'turn', 1, 'needs_approval', true)),
+		required_action = jsonb_build_object('type', 'tool_approval', 'expires_at', now() + interval '1 hour',
+			'tool_calls', jsonb_build_array(jsonb_build_object('id', $2::text, 'name', 'update_task_status', 'arguments', '{}'::jsonb)))
+		WHERE id = $1`, runID, callID)
+	require.NoError(t, err)
 }
