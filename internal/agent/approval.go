@@ -21,8 +21,8 @@ type PendingCall struct {
 	Arguments     string          `json:"arguments"` // as the model wrote them
 	Turn          int             `json:"turn"`
 	NeedsApproval bool            `json:"needs_approval,omitempty"`
-	Approval      *Approval       `json:"approval,omitempty"`  // the decision, once made
-	Edited        json.RawMessage `json:"edited,omitempty"`    // arguments an approver gave instead
+	Approval      *Approval       `json:"approval,omitempty"`    // the decision, once made
+	Edited        json.RawMessage `json:"edited,omitempty"`      // arguments an approver gave instead
 	OverBudget    bool            `json:"over_budget,omitempty"` // beyond max_tool_calls: not executed, the run ends incomplete
 	// Refused is beyond the per-turn limit: not executed, answered with an error result
 	// the model reads, kept in the conversation but not shown or counted as a step.

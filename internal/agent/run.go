@@ -234,12 +234,12 @@ func (s *Service) budget(a Agent, p RunParams) Budget {
 type newRun struct {
 	budget       Budget
 	outputSchema string // empty: none
-	agentID   int64
-	taskID    *int64
-	input     string
-	model     string
-	metadata  []byte
-	createdBy int64
+	agentID      int64
+	taskID       *int64
+	input        string
+	model        string
+	metadata     []byte
+	createdBy    int64
 	// ctx carries the creating request's audit Meta (the batch runs under another context).
 	ctx context.Context
 }

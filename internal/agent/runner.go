@@ -304,11 +304,12 @@ func (r *Runner) turn(ctx context.Context, run Run, tc turnCtx) outcome {
 	waiting := false
 	for i, call := range res.ToolCalls {
 		pc := PendingCall{ID: call.ID, Name: call.Name, Arguments: call.Arguments, Turn: turn}
-		if i >= r.maxTurn {
+		switch {
+		case i >= r.maxTurn:
 			pc.Refused = true
-		} else if run.ToolCalls+i >= budget.MaxToolCalls {
+		case run.ToolCalls+i >= budget.MaxToolCalls:
 			pc.OverBudget = true
-		} else if slices.Contains(tc.agent.ApprovalRequiredTools, call.Name) && slices.Contains(tc.agent.Tools, call.Name) {
+		case slices.Contains(tc.agent.ApprovalRequiredTools, call.Name) && slices.Contains(tc.agent.Tools, call.Name):
 			pc.NeedsApproval, waiting = true, true
 		}
 		pending = append(pending, pc)
@@ -791,7 +792,6 @@ func toolParams(names []string) []openai.ChatCompletionToolUnionParam {
 	}
 	return out
 }
-
 
 // runTool executes one call with tasks (the task service in the call's transaction).
 // A call the model may not make (an unknown tool, bad JSON, another task than the run's)

@@ -65,7 +65,7 @@ func CheckOutputSchema(raw []byte) error {
 func validateJSON(s *jsonschema.Schema, text string) error {
 	v, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
 	if err != nil {
-		return fmt.Errorf("the answer is not valid JSON: %v", err)
+		return fmt.Errorf("the answer is not valid JSON: %w", err)
 	}
 	if err := s.Validate(v); err != nil {
 		return errors.New(schemaErrorText(err))

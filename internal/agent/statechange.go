@@ -13,8 +13,7 @@ import (
 // commits or rolls back with the change. The run's own event stream is written by the
 // statement that changes the status; outbound notifications (webhook events) of the
 // change belong here.
-func runChanged(ctx context.Context, q queries, run db.AgentRun) error {
-	_, _, _ = ctx, q, run
+func runChanged(_ context.Context, _ queries, _ db.AgentRun) error {
 	return nil
 }
 

@@ -20,18 +20,13 @@ import (
 	"enterprise-automation/internal/llmtest"
 )
 
-// steerAgent creates an agent whose update_task_status calls need approval.
-func steerAgent(t *testing.T, f *agtFixture, body client.AgentCreate) client.Agent {
+// steerAgent creates an agent with get_task and update_task_status, whose
+// update_task_status calls need approval.
+func steerAgent(t *testing.T, f *agtFixture) client.Agent {
 	t.Helper()
-	if body.Name == "" {
-		body.Name = fmt.Sprintf("steer-%d", agtSeq.Add(1))
-	}
-	if body.Tools == nil {
-		ts := client.AgentTools{client.GetTask, client.UpdateTaskStatus}
-		body.Tools = &ts
-		body.ApprovalRequiredTools = &[]client.AgentTool{client.UpdateTaskStatus}
-	}
-	return agtCreateAgent(t, f.admin, body)
+	ts := client.AgentTools{client.GetTask, client.UpdateTaskStatus}
+	return agtCreateAgent(t, f.admin, client.AgentCreate{Name: fmt.Sprintf("steer-%d", agtSeq.Add(1)), Tools: &ts,
+		ApprovalRequiredTools: &[]client.AgentTool{client.UpdateTaskStatus}})
 }
 
 func steerUpdateCall(id string, taskID int64, status string) llmtest.Reply {
@@ -97,7 +92,7 @@ func TestAgentRunApprovalApproveRunsTheToolOnce(t *testing.T) {
 	ctx := context.Background()
 	user := f.env.CreateUser(t, "approver", false)
 	uc := f.env.As(user.Token)
-	ag := steerAgent(t, f, client.AgentCreate{})
+	ag := steerAgent(t, f)
 	require.Equal(t, []client.AgentTool{client.UpdateTaskStatus}, ag.ApprovalRequiredTools)
 	task := agtCreateTask(t, uc, "approve me")
 	f.llm.Script(steerUpdateCall("call_upd", task.Id, "in_progress"), llmtest.Reply{Content: []string{"Started it."}, Prompt: 20, Completion: 3})
@@ -178,7 +173,7 @@ func TestAgentRunApprovalRejectAndEdit(t *testing.T) {
 	f := agtSetup(t)
 	user := f.env.CreateUser(t, "rejecter", false)
 	uc := f.env.As(user.Token)
-	ag := steerAgent(t, f, client.AgentCreate{})
+	ag := steerAgent(t, f)
 
 	t.Run("reject", func(t *testing.T) {
 		task := agtCreateTask(t, uc, "reject me")
@@ -233,7 +228,7 @@ func TestAgentRunApprovalBadInput(t *testing.T) {
 	owner := f.env.CreateUser(t, "owner", false)
 	other := f.env.CreateUser(t, "other", false)
 	oc, xc := f.env.As(owner.Token), f.env.As(other.Token)
-	ag := steerAgent(t, f, client.AgentCreate{})
+	ag := steerAgent(t, f)
 	task := agtCreateTask(t, oc, "two calls")
 	f.llm.Script(llmtest.Reply{ToolCalls: []llmtest.ToolCall{
 		{ID: "call_a", Name: "update_task_status", Arguments: fmt.Sprintf(`{"task_id":%d,"status":"in_progress"}`, task.Id)},
@@ -284,7 +279,7 @@ func TestAgentRunApprovalCancelAndExpire(t *testing.T) {
 	f := agtSetup(t, apitest.WithEnv("APPROVAL_TIMEOUT", "2s"))
 	user := f.env.CreateUser(t, "waiter", false)
 	uc := f.env.As(user.Token)
-	ag := steerAgent(t, f, client.AgentCreate{})
+	ag := steerAgent(t, f)
 	task := agtCreateTask(t, uc, "wait")
 
 	f.llm.Script(steerUpdateCall("call_c", task.Id, "in_progress"))
@@ -325,7 +320,7 @@ func TestAgentRunApprovalRaces(t *testing.T) {
 	f := agtSetup(t, apitest.WithEnv("APPROVAL_TIMEOUT", "1s"))
 	user := f.env.CreateUser(t, "racer", false)
 	uc := f.env.As(user.Token)
-	ag := steerAgent(t, f, client.AgentCreate{})
+	ag := steerAgent(t, f)
 
 	t.Run("concurrent_approvals", func(t *testing.T) {
 		task := agtCreateTask(t, uc, "race approvals")
@@ -425,7 +420,7 @@ func TestAgentRunQuotaCountsWaitingRuns(t *testing.T) {
 	f := agtSetup(t, apitest.WithEnv("AGENT_ACTIVE_RUNS_PER_USER", "1"))
 	user := f.env.CreateUser(t, "quota", false)
 	uc := f.env.As(user.Token)
-	ag := steerAgent(t, f, client.AgentCreate{})
+	ag := steerAgent(t, f)
 	task := agtCreateTask(t, uc, "quota")
 	f.llm.Script(steerUpdateCall("call_q", task.Id, "in_progress"))
 	run := agtStartRun(t, uc, ag.Id, client.AgentRunCreate{Input: "wait"})

@@ -56,7 +56,7 @@ func newOnceEnv(t *testing.T) *onceEnv {
 // worker starts a worker process with the default settings plus extra.
 func (o *onceEnv) worker(t *testing.T, name string, extra map[string]string) *workerProc {
 	t.Helper()
-	vars := workerVars(o.env.DBURL, o.llm.BaseURL(), llmtest.APIKey, extra)
+	vars := workerVars(o.env.DBURL, o.llm.BaseURL(), extra)
 	return startWorker(t, name, vars)
 }
 
@@ -256,7 +256,6 @@ func TestExactlyOnceRiverRetryAfterEffect(t *testing.T) {
 	o.requireChangedOnce(t)
 }
 
-
 // TestCrashRescueCostsNoModelAttempt: with LLM_MAX_ATTEMPTS=1, a worker killed while
 // its model call hangs is rescued, and the fresh worker still asks the model and
 // completes the run: a worker's death is not one of the run's attempts.
@@ -264,7 +263,7 @@ func TestCrashRescueCostsNoModelAttempt(t *testing.T) {
 	t.Parallel()
 	c := newCrashEnv(t)
 	c.llm.Script(llmtest.Reply{Hang: true})
-	vars := workerVars(c.env.DBURL, c.llm.BaseURL(), llmtest.APIKey, map[string]string{
+	vars := workerVars(c.env.DBURL, c.llm.BaseURL(), map[string]string{
 		"AGENT_RUN_TIMEOUT": crashRunTimeout, "LLM_MAX_ATTEMPTS": "1",
 	})
 	run := c.createRun(t, "one attempt only")

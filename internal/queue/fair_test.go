@@ -59,7 +59,7 @@ func TestFairQueueOneUsersBacklogDoesNotHoldUpAnother(t *testing.T) {
 	require.Equal(t, http.StatusAccepted, res.StatusCode(), string(res.Body))
 	single := res.JSON202.Id
 
-	startWorker(t, "worker", workerVars(env.DBURL, llm.BaseURL(), llmtest.APIKey, map[string]string{
+	startWorker(t, "worker", workerVars(env.DBURL, llm.BaseURL(), map[string]string{
 		"WORKER_CONCURRENCY": "2", "LOG_LEVEL": "WARN",
 	}))
 	deadline := time.Now().Add(60 * time.Second)
