@@ -646,7 +646,9 @@ type AgentRun struct {
 	// Id Example: 99
 	Id int64 `json:"id"`
 
-	// IncompleteReason Which budget ended the run, when `incomplete`.
+	// IncompleteReason Which budget ended the run, when `incomplete` (null otherwise).
+	//
+	// Example: max_steps
 	IncompleteReason nullable.Nullable[AgentRunIncompleteReason] `json:"incomplete_reason"`
 
 	// Input Example: Close the task if the invoices match.
@@ -699,7 +701,9 @@ type AgentRun struct {
 	Usage  AgentRunUsage            `json:"usage"`
 }
 
-// AgentRunIncompleteReason Which budget ended the run, when `incomplete`.
+// AgentRunIncompleteReason Which budget ended the run, when `incomplete` (null otherwise).
+//
+// Example: max_steps
 type AgentRunIncompleteReason string
 
 // AgentRunApproval The decision on a tool call that needed approval.

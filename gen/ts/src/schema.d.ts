@@ -1888,8 +1888,8 @@ export interface components {
              */
             output_json: unknown;
             /**
-             * @description Which budget ended the run, when `incomplete`.
-             * @example null
+             * @description Which budget ended the run, when `incomplete` (null otherwise).
+             * @example max_steps
              * @enum {string|null}
              */
             incomplete_reason: "max_steps" | "max_tool_calls" | "max_total_tokens" | null;
