@@ -1,6 +1,7 @@
 -- name: AgentRunCreate :many
 -- AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
--- one statement. The arrays are parallel, one element per run; a task id of 0 means none.
+-- one statement. The arrays are parallel, one element per run; a task id of 0, a token
+-- budget of 0 and an empty output schema mean none.
 -- The runs are inserted in input order, so their ids ascend in it, and they are returned
 -- by id. Nothing can be listening for a run that did not exist, so nobody is notified.
 WITH input AS (
@@ -10,10 +11,17 @@ WITH input AS (
            unnest(@models::text[])                                   AS model,
            unnest(@metadata::jsonb[])                                AS metadata,
            unnest(@created_by::bigint[])                             AS created_by,
+           unnest(@max_steps::int[])                                 AS max_steps,
+           unnest(@max_tool_calls::int[])                            AS max_tool_calls,
+           unnest(@max_total_tokens::bigint[])                       AS max_total_tokens,
+           unnest(@output_schemas::text[])                           AS output_schema,
            generate_series(1, cardinality(@agent_ids::bigint[]))     AS ord
 ), run AS (
-    INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
-    SELECT agent_id, nullif(task_id, 0), input, model, metadata, created_by FROM input ORDER BY ord
+    INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by, max_steps, max_tool_calls,
+                            max_total_tokens, output_schema)
+    SELECT agent_id, nullif(task_id, 0), input, model, metadata, created_by, max_steps, max_tool_calls,
+           nullif(max_total_tokens, 0), nullif(output_schema, '')::jsonb
+    FROM input ORDER BY ord
     RETURNING *
 ), ev AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
@@ -33,11 +41,11 @@ FROM unnest(@user_ids::bigint[]) WITH ORDINALITY AS u (id, ord)
 ORDER BY u.ord;
 
 -- name: AgentRunCountActiveByCreators :many
--- AgentRunCountActiveByCreators counts the runs of each given user that are queued or in
--- progress (users without any are left out).
+-- AgentRunCountActiveByCreators counts the runs of each given user that are queued, in
+-- progress or waiting for an approval (users without any are left out).
 SELECT created_by::bigint AS user_id, count(*) AS active
 FROM agent_runs
-WHERE created_by = ANY(@user_ids::bigint[]) AND status IN ('queued', 'in_progress')
+WHERE created_by = ANY(@user_ids::bigint[]) AND status IN ('queued', 'in_progress', 'requires_action')
 GROUP BY created_by;
 
 -- name: AgentRunGetByID :one
@@ -68,9 +76,11 @@ WHERE (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_b
   AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text::agent_run_status);
 
 -- name: AgentRunSaveProgress :exec
--- AgentRunSaveProgress stores the steps and usage so far, so a retry resumes from them.
+-- AgentRunSaveProgress stores the usage so far and the count of failed model calls of
+-- the current turn, so a retry resumes from them (the steps are saved one by one).
 UPDATE agent_runs SET
-    steps             = @steps,
+    llm_failures      = @llm_failures,
+    model_turns       = @model_turns,
     prompt_tokens     = @prompt_tokens,
     completion_tokens = @completion_tokens,
     total_tokens      = @total_tokens,
@@ -104,11 +114,16 @@ SELECT * FROM agent_run_events WHERE run_id = @run_id AND seq > @after ORDER BY 
 -- name: AgentRunStart :many
 -- AgentRunStart marks runs in progress for a new attempt, records the queue job running
 -- each, and appends each one's run.status event (waking its streams): one statement for
--- a batch of runs. Runs that have already ended are left out of the result.
+-- a batch of runs. Only the run's current job may start it (a run queued by its creation
+-- has none yet): a stale job (rescued after it had queued the next turn) is left out, as
+-- are runs that are not queued or in progress. The event is appended only when the
+-- status or the attempt changes, not for every turn.
 WITH input AS (
     SELECT unnest(@ids::bigint[])      AS id,
            unnest(@attempts::int[])    AS attempt,
            unnest(@job_ids::bigint[])  AS job_id
+), prev AS (
+    SELECT r.id, r.status, r.attempt FROM agent_runs r JOIN input i ON i.id = r.id
 ), started AS (
     UPDATE agent_runs r SET
         status     = 'in_progress',
@@ -117,7 +132,7 @@ WITH input AS (
         started_at = coalesce(r.started_at, now()),
         updated_at = now()
     FROM input i
-    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress')
+    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress') AND (r.job_id IS NULL OR r.job_id = i.job_id)
     RETURNING r.*
 ), ev AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
@@ -125,7 +140,8 @@ WITH input AS (
            (SELECT coalesce(max(e.seq), 0) + 1 FROM agent_run_events e WHERE e.run_id = s.id),
            'run.status',
            jsonb_build_object('type', 'run.status', 'run_id', s.id, 'status', s.status, 'attempt', s.attempt)
-    FROM started s
+    FROM started s JOIN prev p ON p.id = s.id
+    WHERE p.status <> 'in_progress' OR p.attempt <> s.attempt
     RETURNING run_id
 )
 SELECT started.* FROM started
@@ -136,35 +152,43 @@ CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', started.id::text)) AS n
 -- to each, in order, its last output delta (when not empty) and its terminal event
 -- run.<status>, waking its streams: one statement for a batch of runs. The arrays are
 -- parallel, one element per run; has_outputs says which outputs are set, and an empty
--- error code means none. Runs that have already ended are left out of the result.
+-- error code, output_json or incomplete_reason means none. The run's steps are kept as
+-- recorded, and model_turns never goes down. Runs that have already ended are left out of the result.
 WITH input AS (
     SELECT unnest(@ids::bigint[])                  AS id,
            unnest(@statuses::text[])               AS status,
            unnest(@has_outputs::boolean[])         AS has_output,
            unnest(@outputs::text[])                AS output,
-           unnest(@steps::jsonb[])                 AS steps,
            unnest(@error_codes::text[])            AS error_code,
            unnest(@error_messages::text[])         AS error_message,
            unnest(@prompt_tokens::bigint[])        AS prompt_tokens,
            unnest(@completion_tokens::bigint[])    AS completion_tokens,
            unnest(@total_tokens::bigint[])         AS total_tokens,
            unnest(@cached_completions::bigint[])   AS cached_completions,
-           unnest(@deltas::text[])                 AS delta
+           unnest(@deltas::text[])                 AS delta,
+           unnest(@output_jsons::text[])           AS output_json,
+           unnest(@incomplete_reasons::text[])     AS incomplete_reason,
+           unnest(@model_turns::int[])             AS model_turns
 ), done AS (
     UPDATE agent_runs r SET
         status             = i.status::agent_run_status,
         output             = CASE WHEN i.has_output THEN i.output END,
-        steps              = i.steps,
         error_code         = nullif(i.error_code, ''),
         error_message      = CASE WHEN i.error_code <> '' THEN i.error_message END,
         prompt_tokens      = i.prompt_tokens,
         completion_tokens  = i.completion_tokens,
         total_tokens       = i.total_tokens,
         cached_completions = i.cached_completions,
+        output_json        = nullif(i.output_json, '')::jsonb,
+        incomplete_reason  = nullif(i.incomplete_reason, ''),
+        model_turns        = greatest(r.model_turns, i.model_turns),
+        pending_tool_calls = '[]',
+        required_action    = NULL,
+        expires_at         = NULL,
         completed_at       = now(),
         updated_at         = now()
     FROM input i
-    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress')
+    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress', 'requires_action')
     RETURNING r.*
 ), last AS (
     SELECT d.id, d.status, i.delta,
@@ -187,3 +211,55 @@ WITH input AS (
 SELECT done.* FROM done
 CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', done.id::text)) AS notify;
 
+
+-- name: AgentRunToolCallClaim :execrows
+-- AgentRunToolCallClaim records that a tool call of a run's turn is being executed, in
+-- the transaction of its effect: 0 rows when it was recorded already (it must not run
+-- again). A concurrent claim of the same call waits for the first to commit or roll back.
+INSERT INTO agent_run_tool_calls (run_id, turn, call_id) VALUES (@run_id, @turn, @call_id)
+ON CONFLICT DO NOTHING;
+
+-- name: AgentRunAppendStep :exec
+-- AgentRunAppendStep adds a recorded tool call to a run's steps, and counts it when it
+-- was executed or decided (not when refused beyond the per-turn limit).
+UPDATE agent_runs SET steps = steps || jsonb_build_array(@step::jsonb),
+    tool_calls = tool_calls + CASE WHEN @counted::boolean THEN 1 ELSE 0 END, updated_at = now()
+WHERE id = @id;
+
+-- name: AgentRunSaveTurn :one
+-- AgentRunSaveTurn checkpoints a model turn of a run in progress: its usage so far, the
+-- tool calls the model asked for (to execute before the next turn), and the task as the
+-- first turn gave it to the model (kept from then on).
+UPDATE agent_runs SET
+    pending_tool_calls = @pending_tool_calls,
+    task_context       = coalesce(task_context, sqlc.narg(task_context)),
+    model_turns        = @model_turns,
+    llm_failures       = 0,
+    prompt_tokens      = @prompt_tokens,
+    completion_tokens  = @completion_tokens,
+    total_tokens       = @total_tokens,
+    cached_completions = @cached_completions,
+    updated_at         = now()
+WHERE id = @id AND status = 'in_progress'
+RETURNING *;
+
+-- name: AgentRunContinue :one
+-- AgentRunContinue hands a run in progress to the job of its next turn, once its current
+-- turn's tool calls are done.
+UPDATE agent_runs SET pending_tool_calls = '[]', job_id = @job_id, updated_at = now()
+WHERE id = @id AND status = 'in_progress'
+RETURNING *;
+
+-- name: AgentRunRequireAction :one
+-- AgentRunRequireAction stops a run in progress to wait for approvals until expires_at.
+UPDATE agent_runs SET status = 'requires_action', required_action = @required_action, expires_at = @expires_at,
+    job_id = NULL, updated_at = now()
+WHERE id = @id AND status = 'in_progress'
+RETURNING *;
+
+-- name: AgentRunResume :one
+-- AgentRunResume queues a waiting run again with its decided tool calls, for the job given.
+UPDATE agent_runs SET status = 'queued', pending_tool_calls = @pending_tool_calls, required_action = NULL,
+    expires_at = NULL, job_id = @job_id, updated_at = now()
+WHERE id = @id AND status = 'requires_action'
+RETURNING *;

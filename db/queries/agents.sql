@@ -1,7 +1,9 @@
 -- name: AgentCreate :one
 -- AgentCreate inserts an agent definition.
-INSERT INTO agents (name, description, instructions, model, temperature, max_output_tokens, tools, tool_scope, is_active, created_by)
-VALUES (@name, @description, @instructions, @model, @temperature, @max_output_tokens, @tools, @tool_scope, @is_active, @created_by)
+INSERT INTO agents (name, description, instructions, model, temperature, max_output_tokens, tools, tool_scope, is_active, created_by,
+                    approval_required_tools, max_steps, max_tool_calls, max_total_tokens, output_schema)
+VALUES (@name, @description, @instructions, @model, @temperature, @max_output_tokens, @tools, @tool_scope, @is_active, @created_by,
+        @approval_required_tools, @max_steps, @max_tool_calls, @max_total_tokens, @output_schema)
 RETURNING *;
 
 -- name: AgentGetByID :one
@@ -32,6 +34,11 @@ UPDATE agents SET
     tools             = @tools,
     tool_scope        = @tool_scope,
     is_active         = @is_active,
+    approval_required_tools = @approval_required_tools,
+    max_steps         = @max_steps,
+    max_tool_calls    = @max_tool_calls,
+    max_total_tokens  = @max_total_tokens,
+    output_schema     = @output_schema,
     version           = version + 1,
     updated_at        = now()
 WHERE id = @id AND version = @version

@@ -18,14 +18,88 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AgentRunIncompleteReason.
+const (
+	MaxSteps       AgentRunIncompleteReason = "max_steps"
+	MaxToolCalls   AgentRunIncompleteReason = "max_tool_calls"
+	MaxTotalTokens AgentRunIncompleteReason = "max_total_tokens"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunIncompleteReason enum.
+func (e AgentRunIncompleteReason) Valid() bool {
+	switch e {
+	case MaxSteps:
+		return true
+	case MaxToolCalls:
+		return true
+	case MaxTotalTokens:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentRunApprovalDecision.
+const (
+	AgentRunApprovalDecisionApprove AgentRunApprovalDecision = "approve"
+	AgentRunApprovalDecisionReject  AgentRunApprovalDecision = "reject"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunApprovalDecision enum.
+func (e AgentRunApprovalDecision) Valid() bool {
+	switch e {
+	case AgentRunApprovalDecisionApprove:
+		return true
+	case AgentRunApprovalDecisionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentRunDecisionDecision.
+const (
+	AgentRunDecisionDecisionApprove AgentRunDecisionDecision = "approve"
+	AgentRunDecisionDecisionReject  AgentRunDecisionDecision = "reject"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunDecisionDecision enum.
+func (e AgentRunDecisionDecision) Valid() bool {
+	switch e {
+	case AgentRunDecisionDecisionApprove:
+		return true
+	case AgentRunDecisionDecisionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentRunRequiredActionType.
+const (
+	ToolApproval AgentRunRequiredActionType = "tool_approval"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunRequiredActionType enum.
+func (e AgentRunRequiredActionType) Valid() bool {
+	switch e {
+	case ToolApproval:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AgentRunStatus.
 const (
-	AgentRunStatusCancelled  AgentRunStatus = "cancelled"
-	AgentRunStatusCompleted  AgentRunStatus = "completed"
-	AgentRunStatusFailed     AgentRunStatus = "failed"
-	AgentRunStatusInProgress AgentRunStatus = "in_progress"
-	AgentRunStatusIncomplete AgentRunStatus = "incomplete"
-	AgentRunStatusQueued     AgentRunStatus = "queued"
+	AgentRunStatusCancelled      AgentRunStatus = "cancelled"
+	AgentRunStatusCompleted      AgentRunStatus = "completed"
+	AgentRunStatusExpired        AgentRunStatus = "expired"
+	AgentRunStatusFailed         AgentRunStatus = "failed"
+	AgentRunStatusInProgress     AgentRunStatus = "in_progress"
+	AgentRunStatusIncomplete     AgentRunStatus = "incomplete"
+	AgentRunStatusQueued         AgentRunStatus = "queued"
+	AgentRunStatusRequiresAction AgentRunStatus = "requires_action"
 )
 
 // Valid indicates whether the value is a known member of the AgentRunStatus enum.
@@ -35,6 +109,8 @@ func (e AgentRunStatus) Valid() bool {
 		return true
 	case AgentRunStatusCompleted:
 		return true
+	case AgentRunStatusExpired:
+		return true
 	case AgentRunStatusFailed:
 		return true
 	case AgentRunStatusInProgress:
@@ -42,6 +118,8 @@ func (e AgentRunStatus) Valid() bool {
 	case AgentRunStatusIncomplete:
 		return true
 	case AgentRunStatusQueued:
+		return true
+	case AgentRunStatusRequiresAction:
 		return true
 	default:
 		return false
@@ -374,6 +452,13 @@ func (e TokenRequestGrantType) Valid() bool {
 
 // Agent defines model for Agent.
 type Agent struct {
+	// ApprovalRequiredTools Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+	// `requires_action` until its creator or an administrator decides.
+	//
+	//
+	// Example: ["update_task_status"]
+	ApprovalRequiredTools []AgentTool `json:"approval_required_tools"`
+
 	// CreatedAt Example: 2026-11-02T09:00:00Z
 	CreatedAt time.Time `json:"created_at"`
 
@@ -395,11 +480,36 @@ type Agent struct {
 	// MaxOutputTokens Example: 1024
 	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens"`
 
+	// MaxSteps Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+	//
+	// Example: 6
+	MaxSteps nullable.Nullable[int32] `json:"max_steps"`
+
+	// MaxToolCalls Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+	//
+	// Example: 10
+	MaxToolCalls nullable.Nullable[int32] `json:"max_tool_calls"`
+
+	// MaxTotalTokens Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+	//
+	// Example: 20000
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens"`
+
 	// Model Example: gpt-4o
 	Model string `json:"model"`
 
 	// Name Example: invoice-reconciler
 	Name string `json:"name"`
+
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema"`
 
 	// Temperature Example: 0.2
 	Temperature float64 `json:"temperature"`
@@ -423,6 +533,13 @@ type Agent struct {
 
 // AgentCreate defines model for AgentCreate.
 type AgentCreate struct {
+	// ApprovalRequiredTools Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+	// `requires_action` until its creator or an administrator decides.
+	//
+	//
+	// Example: ["update_task_status"]
+	ApprovalRequiredTools *[]AgentTool `json:"approval_required_tools,omitempty"`
+
 	// Description Example: Checks invoices against bank statements.
 	Description *string `json:"description,omitempty"`
 
@@ -435,6 +552,21 @@ type AgentCreate struct {
 	// MaxOutputTokens Example: 1024
 	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens,omitempty"`
 
+	// MaxSteps Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+	//
+	// Example: 6
+	MaxSteps nullable.Nullable[int32] `json:"max_steps,omitempty"`
+
+	// MaxToolCalls Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+	//
+	// Example: 10
+	MaxToolCalls nullable.Nullable[int32] `json:"max_tool_calls,omitempty"`
+
+	// MaxTotalTokens Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+	//
+	// Example: 20000
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens,omitempty"`
+
 	// Model Defaults to the server's `LLM_MODEL`.
 	//
 	// Example: gpt-4o
@@ -442,6 +574,16 @@ type AgentCreate struct {
 
 	// Name Example: invoice-reconciler
 	Name string `json:"name"`
+
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema,omitempty"`
 
 	// Temperature Example: 0.2
 	Temperature *float64 `json:"temperature,omitempty"`
@@ -485,7 +627,8 @@ type AgentRun struct {
 	// Attempt How many times execution was started (retries after transient failures add one).
 	//
 	// Example: 1
-	Attempt int32 `json:"attempt"`
+	Attempt int32          `json:"attempt"`
+	Budget  AgentRunBudget `json:"budget"`
 
 	// CompletedAt Example: 2026-11-02T09:00:04Z
 	CompletedAt nullable.Nullable[time.Time] `json:"completed_at"`
@@ -499,6 +642,11 @@ type AgentRun struct {
 
 	// Id Example: 99
 	Id int64 `json:"id"`
+
+	// IncompleteReason Which budget ended the run, when `incomplete` (null otherwise).
+	//
+	// Example: max_steps
+	IncompleteReason nullable.Nullable[AgentRunIncompleteReason] `json:"incomplete_reason"`
 
 	// Input Example: Close the task if the invoices match.
 	Input string `json:"input"`
@@ -514,10 +662,34 @@ type AgentRun struct {
 	// Output Example: All invoices match; I marked the task completed.
 	Output nullable.Nullable[string] `json:"output"`
 
+	// OutputJson The final answer's JSON value, when the run has an output schema and completed.
+	//
+	// Example: {"verdict":"match"}
+	OutputJson nullable.Nullable[interface{}] `json:"output_json"`
+
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema"`
+
+	// RequiredAction What the run waits for, in `requires_action` (null otherwise).
+	RequiredAction nullable.Nullable[AgentRunRequiredAction] `json:"required_action"`
+
 	// StartedAt Example: 2026-11-02T09:00:01Z
 	StartedAt nullable.Nullable[time.Time] `json:"started_at"`
 
-	// Status Example: completed
+	// Status `queued` → `in_progress` → `completed` | `failed` | `incomplete` | `cancelled`;
+	// `in_progress` → `requires_action` (a tool call waits for approval) → `queued`
+	// (decided) | `cancelled` | `expired` (nobody decided by `expires_at`). See the README's
+	// state machine.
+	//
+	//
+	// Example: completed
 	Status AgentRunStatus `json:"status"`
 	Steps  []AgentRunStep `json:"steps"`
 
@@ -526,21 +698,107 @@ type AgentRun struct {
 	Usage  AgentRunUsage            `json:"usage"`
 }
 
+// AgentRunIncompleteReason Which budget ended the run, when `incomplete` (null otherwise).
+//
+// Example: max_steps
+type AgentRunIncompleteReason string
+
+// AgentRunApproval The decision on a tool call that needed approval.
+type AgentRunApproval struct {
+	// DecidedAt Example: 2026-11-02T09:03:00Z
+	DecidedAt time.Time `json:"decided_at"`
+
+	// DecidedBy Example: 1
+	DecidedBy int64 `json:"decided_by"`
+
+	// Decision Example: approve
+	Decision AgentRunApprovalDecision  `json:"decision"`
+	Reason   nullable.Nullable[string] `json:"reason"`
+}
+
+// AgentRunApprovalDecision Example: approve
+type AgentRunApprovalDecision string
+
+// AgentRunApprovals Example: {"decisions":[{"decision":"approve","tool_call_id":"call_7Qm2"},{"decision":"reject","reason":"Not this task.","tool_call_id":"call_8Rn3"}]}
+type AgentRunApprovals struct {
+	// Decisions Exactly one decision for each tool call in the run's `required_action`.
+	Decisions []AgentRunDecision `json:"decisions"`
+}
+
+// AgentRunBudget defines model for AgentRunBudget.
+type AgentRunBudget struct {
+	// MaxSteps Example: 8
+	MaxSteps int32 `json:"max_steps"`
+
+	// MaxToolCalls Example: 32
+	MaxToolCalls   int32                    `json:"max_tool_calls"`
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens"`
+}
+
 // AgentRunCreate defines model for AgentRunCreate.
 type AgentRunCreate struct {
 	// Input Example: Close the task if the invoices match.
 	Input string `json:"input"`
+
+	// MaxSteps Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); absent or null takes the agent's, then the server's default.
+	//
+	// Example: 6
+	MaxSteps nullable.Nullable[int32] `json:"max_steps,omitempty"`
+
+	// MaxToolCalls Tool calls a run may make; absent or null takes the agent's, then the server's default (`AGENT_MAX_TOOL_CALLS`).
+	//
+	// Example: 10
+	MaxToolCalls nullable.Nullable[int32] `json:"max_tool_calls,omitempty"`
+
+	// MaxTotalTokens Tokens (prompt and completion, every turn) a run may spend; absent or null takes the agent's (if it has none, no bound).
+	//
+	// Example: 20000
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens,omitempty"`
 
 	// Metadata Free-form JSON object, at most 64 KiB once serialized.
 	//
 	// Example: {"source":"crm","ticket":4711}
 	Metadata *TaskMetadata `json:"metadata,omitempty"`
 
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema,omitempty"`
+
 	// TaskId The task the run works on (the example, 1, is the first task created).
 	//
 	// Example: 1
 	TaskId nullable.Nullable[int64] `json:"task_id,omitempty"`
 }
+
+// AgentRunDecision defines model for AgentRunDecision.
+type AgentRunDecision struct {
+	// Arguments With approve: the arguments to run the tool with instead of the model's; they
+	// must match the tool's parameters (else 422, and the run keeps waiting).
+	//
+	//
+	// Example: {"status":"in_progress","task_id":7}
+	Arguments *map[string]interface{} `json:"arguments,omitempty"`
+
+	// Decision Example: approve
+	Decision AgentRunDecisionDecision `json:"decision"`
+
+	// Reason Why; with reject the model reads it.
+	//
+	// Example: Not this task.
+	Reason *string `json:"reason,omitempty"`
+
+	// ToolCallId Example: call_7Qm2
+	ToolCallId string `json:"tool_call_id"`
+}
+
+// AgentRunDecisionDecision Example: approve
+type AgentRunDecisionDecision string
 
 // AgentRunError defines model for AgentRunError.
 type AgentRunError struct {
@@ -568,11 +826,52 @@ type AgentRunPage struct {
 	TotalPages int32 `json:"total_pages"`
 }
 
-// AgentRunStatus Example: completed
+// AgentRunPendingToolCall defines model for AgentRunPendingToolCall.
+type AgentRunPendingToolCall struct {
+	// Arguments Example: {"status":"completed","task_id":7}
+	Arguments map[string]interface{} `json:"arguments"`
+
+	// Id Example: call_7Qm2
+	Id string `json:"id"`
+
+	// Name A built-in tool: `get_task` reads a task, `search_tasks` lists tasks, `create_task`
+	// creates one, `update_task_status` moves one through its status transitions. Tools
+	// act with the permissions of the user who started the run; in a run created for a
+	// task, the agent's `tool_scope` limits what the writing tools may change.
+	//
+	//
+	// Example: update_task_status
+	Name AgentTool `json:"name"`
+}
+
+// AgentRunRequiredAction What a run in `requires_action` waits for.
+type AgentRunRequiredAction struct {
+	// ExpiresAt Unanswered by then, the run ends `expired` (`APPROVAL_TIMEOUT` after it started waiting).
+	//
+	// Example: 2026-11-03T09:00:01Z
+	ExpiresAt time.Time                 `json:"expires_at"`
+	ToolCalls []AgentRunPendingToolCall `json:"tool_calls"`
+
+	// Type Example: tool_approval
+	Type AgentRunRequiredActionType `json:"type"`
+}
+
+// AgentRunRequiredActionType Example: tool_approval
+type AgentRunRequiredActionType string
+
+// AgentRunStatus `queued` → `in_progress` → `completed` | `failed` | `incomplete` | `cancelled`;
+// `in_progress` → `requires_action` (a tool call waits for approval) → `queued`
+// (decided) | `cancelled` | `expired` (nobody decided by `expires_at`). See the README's
+// state machine.
+//
+// Example: completed
 type AgentRunStatus string
 
 // AgentRunStep Example: {"arguments":{"task_id":7},"name":"get_task","result":{"id":7,"status":"pending"},"type":"tool_call"}
 type AgentRunStep struct {
+	// Approval The decision, for a call that needed approval.
+	Approval *AgentRunApproval `json:"approval,omitempty"`
+
 	// Arguments Example: {"status":"completed","task_id":7}
 	Arguments map[string]interface{} `json:"arguments"`
 
@@ -603,8 +902,18 @@ type AgentRunUsage struct {
 	// CompletionTokens Example: 64
 	CompletionTokens int64 `json:"completion_tokens"`
 
+	// ModelTurns Model calls answered (the token counts are their sum).
+	//
+	// Example: 3
+	ModelTurns int32 `json:"model_turns"`
+
 	// PromptTokens Example: 812
 	PromptTokens int64 `json:"prompt_tokens"`
+
+	// ToolCalls Tool calls recorded (executed or rejected).
+	//
+	// Example: 2
+	ToolCalls int32 `json:"tool_calls"`
 
 	// TotalTokens Example: 876
 	TotalTokens int64 `json:"total_tokens"`
@@ -632,6 +941,13 @@ type AgentTools = []AgentTool
 
 // AgentUpdate Fields to change; fields left out keep their value.
 type AgentUpdate struct {
+	// ApprovalRequiredTools Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+	// `requires_action` until its creator or an administrator decides.
+	//
+	//
+	// Example: ["update_task_status"]
+	ApprovalRequiredTools *[]AgentTool `json:"approval_required_tools,omitempty"`
+
 	// Description Example: Checks invoices against bank statements.
 	Description *string `json:"description,omitempty"`
 
@@ -646,11 +962,36 @@ type AgentUpdate struct {
 	// Example: 512
 	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens,omitempty"`
 
+	// MaxSteps Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+	//
+	// Example: 6
+	MaxSteps nullable.Nullable[int32] `json:"max_steps,omitempty"`
+
+	// MaxToolCalls Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+	//
+	// Example: 10
+	MaxToolCalls nullable.Nullable[int32] `json:"max_tool_calls,omitempty"`
+
+	// MaxTotalTokens Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+	//
+	// Example: 20000
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens,omitempty"`
+
 	// Model Example: gpt-4o-mini
 	Model *string `json:"model,omitempty"`
 
 	// Name Example: invoice-reconciler
 	Name *string `json:"name,omitempty"`
+
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema,omitempty"`
 
 	// Temperature Example: 0
 	Temperature *float64 `json:"temperature,omitempty"`
@@ -888,6 +1229,15 @@ type Health struct {
 
 // HealthStatus Example: ok
 type HealthStatus string
+
+// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+// references outside itself) the final answer must match: the model is asked for
+// JSON (`response_format` json_schema), and the answer is validated. It ends in
+// `output_json`; an answer that does not match after one corrective turn fails the
+// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+//
+// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+type OutputSchema map[string]interface{}
 
 // Problem An RFC 9457 problem detail.
 type Problem struct {
@@ -1619,6 +1969,9 @@ type ReplaceUserParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// SubmitAgentRunApprovalsJSONRequestBody defines body for SubmitAgentRunApprovals for application/json ContentType.
+type SubmitAgentRunApprovalsJSONRequestBody = AgentRunApprovals
+
 // CreateAgentJSONRequestBody defines body for CreateAgent for application/json ContentType.
 type CreateAgentJSONRequestBody = AgentCreate
 
@@ -1689,6 +2042,9 @@ type ServerInterface interface {
 	// GetAgentRun Get an agent run
 	// (GET /api/v1/agent-runs/{run_id})
 	GetAgentRun(ctx echo.Context, runId RunID) error
+	// SubmitAgentRunApprovals Approve or reject a run's waiting tool calls
+	// (POST /api/v1/agent-runs/{run_id}/approvals)
+	SubmitAgentRunApprovals(ctx echo.Context, runId RunID) error
 	// CancelAgentRun Cancel an agent run
 	// (POST /api/v1/agent-runs/{run_id}/cancel)
 	CancelAgentRun(ctx echo.Context, runId RunID) error
@@ -1913,6 +2269,22 @@ func (w *ServerInterfaceWrapper) GetAgentRun(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetAgentRun(ctx, runId)
+	return err
+}
+
+// SubmitAgentRunApprovals converts echo context to params.
+func (w *ServerInterfaceWrapper) SubmitAgentRunApprovals(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "run_id" -------------
+	var runId RunID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "run_id", ctx.Param("run_id"), &runId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "integer", Format: "int64", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter run_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SubmitAgentRunApprovals(ctx, runId)
 	return err
 }
 
@@ -2938,6 +3310,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/api/v1/agent-runs", wrapper.ListAgentRuns, options.OperationMiddlewares["listAgentRuns"]...)
 	router.GET(options.BaseURL+"/api/v1/agent-runs/:run_id", wrapper.GetAgentRun, options.OperationMiddlewares["getAgentRun"]...)
 	router.POST(options.BaseURL+"/api/v1/agent-runs/:run_id/cancel", wrapper.CancelAgentRun, options.OperationMiddlewares["cancelAgentRun"]...)
+	router.POST(options.BaseURL+"/api/v1/agent-runs/:run_id/approvals", wrapper.SubmitAgentRunApprovals, options.OperationMiddlewares["submitAgentRunApprovals"]...)
 	router.GET(options.BaseURL+"/api/v1/agent-runs/:run_id/events", wrapper.StreamAgentRunEvents, options.OperationMiddlewares["streamAgentRunEvents"]...)
 	router.GET(options.BaseURL+"/api/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/api/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
@@ -3605,6 +3978,217 @@ type GetAgentRun503ApplicationProblemPlusJSONResponse struct {
 }
 
 func (response GetAgentRun503ApplicationProblemPlusJSONResponse) VisitGetAgentRunResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovalsRequestObject struct {
+	RunId RunID `json:"run_id"`
+	Body  *SubmitAgentRunApprovalsJSONRequestBody
+}
+
+type SubmitAgentRunApprovalsResponseObject interface {
+	VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error
+}
+
+type SubmitAgentRunApprovals202JSONResponse AgentRun
+
+func (response SubmitAgentRunApprovals202JSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals400ApplicationProblemPlusJSONResponse struct {
+	BadRequestApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals400ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals401ApplicationProblemPlusJSONResponse struct {
+	UnauthorizedApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals401ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals403ApplicationProblemPlusJSONResponse struct {
+	ForbiddenApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals403ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals404ApplicationProblemPlusJSONResponse struct {
+	NotFoundApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals404ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals409ApplicationProblemPlusJSONResponse struct {
+	ConflictApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals409ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals413ApplicationProblemPlusJSONResponse struct {
+	PayloadTooLargeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals413ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(413)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals415ApplicationProblemPlusJSONResponse struct {
+	UnsupportedMediaTypeApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals415ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(415)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals422ApplicationProblemPlusJSONResponse struct {
+	UnprocessableEntityApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals422ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(422)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals429ApplicationProblemPlusJSONResponse struct {
+	TooManyRequestsApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals429ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals500ApplicationProblemPlusJSONResponse struct {
+	InternalErrorApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals500ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SubmitAgentRunApprovals503ApplicationProblemPlusJSONResponse struct {
+	ServiceUnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response SubmitAgentRunApprovals503ApplicationProblemPlusJSONResponse) VisitSubmitAgentRunApprovalsResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -9133,6 +9717,9 @@ type StrictServerInterface interface {
 	// GetAgentRun Get an agent run
 	// (GET /api/v1/agent-runs/{run_id})
 	GetAgentRun(ctx context.Context, request GetAgentRunRequestObject) (GetAgentRunResponseObject, error)
+	// SubmitAgentRunApprovals Approve or reject a run's waiting tool calls
+	// (POST /api/v1/agent-runs/{run_id}/approvals)
+	SubmitAgentRunApprovals(ctx context.Context, request SubmitAgentRunApprovalsRequestObject) (SubmitAgentRunApprovalsResponseObject, error)
 	// CancelAgentRun Cancel an agent run
 	// (POST /api/v1/agent-runs/{run_id}/cancel)
 	CancelAgentRun(ctx context.Context, request CancelAgentRunRequestObject) (CancelAgentRunResponseObject, error)
@@ -9447,6 +10034,54 @@ func (sh *strictHandler) GetAgentRun(ctx echo.Context, runId RunID) error {
 		return err
 	} else if validResponse, ok := response.(GetAgentRunResponseObject); ok {
 		return validResponse.VisitGetAgentRunResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SubmitAgentRunApprovals operation middleware
+func (sh *strictHandler) SubmitAgentRunApprovals(ctx echo.Context, runId RunID) error {
+	var request SubmitAgentRunApprovalsRequestObject
+
+	request.RunId = runId
+
+	var body SubmitAgentRunApprovalsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SubmitAgentRunApprovals(ctx.Request().Context(), request.(SubmitAgentRunApprovalsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SubmitAgentRunApprovals")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SubmitAgentRunApprovalsResponseObject); ok {
+		return validResponse.VisitSubmitAgentRunApprovalsResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}

@@ -21,14 +21,88 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
+// Defines values for AgentRunIncompleteReason.
+const (
+	MaxSteps       AgentRunIncompleteReason = "max_steps"
+	MaxToolCalls   AgentRunIncompleteReason = "max_tool_calls"
+	MaxTotalTokens AgentRunIncompleteReason = "max_total_tokens"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunIncompleteReason enum.
+func (e AgentRunIncompleteReason) Valid() bool {
+	switch e {
+	case MaxSteps:
+		return true
+	case MaxToolCalls:
+		return true
+	case MaxTotalTokens:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentRunApprovalDecision.
+const (
+	AgentRunApprovalDecisionApprove AgentRunApprovalDecision = "approve"
+	AgentRunApprovalDecisionReject  AgentRunApprovalDecision = "reject"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunApprovalDecision enum.
+func (e AgentRunApprovalDecision) Valid() bool {
+	switch e {
+	case AgentRunApprovalDecisionApprove:
+		return true
+	case AgentRunApprovalDecisionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentRunDecisionDecision.
+const (
+	AgentRunDecisionDecisionApprove AgentRunDecisionDecision = "approve"
+	AgentRunDecisionDecisionReject  AgentRunDecisionDecision = "reject"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunDecisionDecision enum.
+func (e AgentRunDecisionDecision) Valid() bool {
+	switch e {
+	case AgentRunDecisionDecisionApprove:
+		return true
+	case AgentRunDecisionDecisionReject:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AgentRunRequiredActionType.
+const (
+	ToolApproval AgentRunRequiredActionType = "tool_approval"
+)
+
+// Valid indicates whether the value is a known member of the AgentRunRequiredActionType enum.
+func (e AgentRunRequiredActionType) Valid() bool {
+	switch e {
+	case ToolApproval:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AgentRunStatus.
 const (
-	AgentRunStatusCancelled  AgentRunStatus = "cancelled"
-	AgentRunStatusCompleted  AgentRunStatus = "completed"
-	AgentRunStatusFailed     AgentRunStatus = "failed"
-	AgentRunStatusInProgress AgentRunStatus = "in_progress"
-	AgentRunStatusIncomplete AgentRunStatus = "incomplete"
-	AgentRunStatusQueued     AgentRunStatus = "queued"
+	AgentRunStatusCancelled      AgentRunStatus = "cancelled"
+	AgentRunStatusCompleted      AgentRunStatus = "completed"
+	AgentRunStatusExpired        AgentRunStatus = "expired"
+	AgentRunStatusFailed         AgentRunStatus = "failed"
+	AgentRunStatusInProgress     AgentRunStatus = "in_progress"
+	AgentRunStatusIncomplete     AgentRunStatus = "incomplete"
+	AgentRunStatusQueued         AgentRunStatus = "queued"
+	AgentRunStatusRequiresAction AgentRunStatus = "requires_action"
 )
 
 // Valid indicates whether the value is a known member of the AgentRunStatus enum.
@@ -38,6 +112,8 @@ func (e AgentRunStatus) Valid() bool {
 		return true
 	case AgentRunStatusCompleted:
 		return true
+	case AgentRunStatusExpired:
+		return true
 	case AgentRunStatusFailed:
 		return true
 	case AgentRunStatusInProgress:
@@ -45,6 +121,8 @@ func (e AgentRunStatus) Valid() bool {
 	case AgentRunStatusIncomplete:
 		return true
 	case AgentRunStatusQueued:
+		return true
+	case AgentRunStatusRequiresAction:
 		return true
 	default:
 		return false
@@ -377,6 +455,13 @@ func (e TokenRequestGrantType) Valid() bool {
 
 // Agent defines model for Agent.
 type Agent struct {
+	// ApprovalRequiredTools Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+	// `requires_action` until its creator or an administrator decides.
+	//
+	//
+	// Example: ["update_task_status"]
+	ApprovalRequiredTools []AgentTool `json:"approval_required_tools"`
+
 	// CreatedAt Example: 2026-11-02T09:00:00Z
 	CreatedAt time.Time `json:"created_at"`
 
@@ -398,11 +483,36 @@ type Agent struct {
 	// MaxOutputTokens Example: 1024
 	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens"`
 
+	// MaxSteps Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+	//
+	// Example: 6
+	MaxSteps nullable.Nullable[int32] `json:"max_steps"`
+
+	// MaxToolCalls Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+	//
+	// Example: 10
+	MaxToolCalls nullable.Nullable[int32] `json:"max_tool_calls"`
+
+	// MaxTotalTokens Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+	//
+	// Example: 20000
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens"`
+
 	// Model Example: gpt-4o
 	Model string `json:"model"`
 
 	// Name Example: invoice-reconciler
 	Name string `json:"name"`
+
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema"`
 
 	// Temperature Example: 0.2
 	Temperature float64 `json:"temperature"`
@@ -426,6 +536,13 @@ type Agent struct {
 
 // AgentCreate defines model for AgentCreate.
 type AgentCreate struct {
+	// ApprovalRequiredTools Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+	// `requires_action` until its creator or an administrator decides.
+	//
+	//
+	// Example: ["update_task_status"]
+	ApprovalRequiredTools *[]AgentTool `json:"approval_required_tools,omitempty"`
+
 	// Description Example: Checks invoices against bank statements.
 	Description *string `json:"description,omitempty"`
 
@@ -438,6 +555,21 @@ type AgentCreate struct {
 	// MaxOutputTokens Example: 1024
 	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens,omitempty"`
 
+	// MaxSteps Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+	//
+	// Example: 6
+	MaxSteps nullable.Nullable[int32] `json:"max_steps,omitempty"`
+
+	// MaxToolCalls Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+	//
+	// Example: 10
+	MaxToolCalls nullable.Nullable[int32] `json:"max_tool_calls,omitempty"`
+
+	// MaxTotalTokens Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+	//
+	// Example: 20000
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens,omitempty"`
+
 	// Model Defaults to the server's `LLM_MODEL`.
 	//
 	// Example: gpt-4o
@@ -445,6 +577,16 @@ type AgentCreate struct {
 
 	// Name Example: invoice-reconciler
 	Name string `json:"name"`
+
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema,omitempty"`
 
 	// Temperature Example: 0.2
 	Temperature *float64 `json:"temperature,omitempty"`
@@ -488,7 +630,8 @@ type AgentRun struct {
 	// Attempt How many times execution was started (retries after transient failures add one).
 	//
 	// Example: 1
-	Attempt int32 `json:"attempt"`
+	Attempt int32          `json:"attempt"`
+	Budget  AgentRunBudget `json:"budget"`
 
 	// CompletedAt Example: 2026-11-02T09:00:04Z
 	CompletedAt nullable.Nullable[time.Time] `json:"completed_at"`
@@ -502,6 +645,11 @@ type AgentRun struct {
 
 	// Id Example: 99
 	Id int64 `json:"id"`
+
+	// IncompleteReason Which budget ended the run, when `incomplete` (null otherwise).
+	//
+	// Example: max_steps
+	IncompleteReason nullable.Nullable[AgentRunIncompleteReason] `json:"incomplete_reason"`
 
 	// Input Example: Close the task if the invoices match.
 	Input string `json:"input"`
@@ -517,10 +665,34 @@ type AgentRun struct {
 	// Output Example: All invoices match; I marked the task completed.
 	Output nullable.Nullable[string] `json:"output"`
 
+	// OutputJson The final answer's JSON value, when the run has an output schema and completed.
+	//
+	// Example: {"verdict":"match"}
+	OutputJson nullable.Nullable[interface{}] `json:"output_json"`
+
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema"`
+
+	// RequiredAction What the run waits for, in `requires_action` (null otherwise).
+	RequiredAction nullable.Nullable[AgentRunRequiredAction] `json:"required_action"`
+
 	// StartedAt Example: 2026-11-02T09:00:01Z
 	StartedAt nullable.Nullable[time.Time] `json:"started_at"`
 
-	// Status Example: completed
+	// Status `queued` → `in_progress` → `completed` | `failed` | `incomplete` | `cancelled`;
+	// `in_progress` → `requires_action` (a tool call waits for approval) → `queued`
+	// (decided) | `cancelled` | `expired` (nobody decided by `expires_at`). See the README's
+	// state machine.
+	//
+	//
+	// Example: completed
 	Status AgentRunStatus `json:"status"`
 	Steps  []AgentRunStep `json:"steps"`
 
@@ -529,21 +701,107 @@ type AgentRun struct {
 	Usage  AgentRunUsage            `json:"usage"`
 }
 
+// AgentRunIncompleteReason Which budget ended the run, when `incomplete` (null otherwise).
+//
+// Example: max_steps
+type AgentRunIncompleteReason string
+
+// AgentRunApproval The decision on a tool call that needed approval.
+type AgentRunApproval struct {
+	// DecidedAt Example: 2026-11-02T09:03:00Z
+	DecidedAt time.Time `json:"decided_at"`
+
+	// DecidedBy Example: 1
+	DecidedBy int64 `json:"decided_by"`
+
+	// Decision Example: approve
+	Decision AgentRunApprovalDecision  `json:"decision"`
+	Reason   nullable.Nullable[string] `json:"reason"`
+}
+
+// AgentRunApprovalDecision Example: approve
+type AgentRunApprovalDecision string
+
+// AgentRunApprovals Example: {"decisions":[{"decision":"approve","tool_call_id":"call_7Qm2"},{"decision":"reject","reason":"Not this task.","tool_call_id":"call_8Rn3"}]}
+type AgentRunApprovals struct {
+	// Decisions Exactly one decision for each tool call in the run's `required_action`.
+	Decisions []AgentRunDecision `json:"decisions"`
+}
+
+// AgentRunBudget defines model for AgentRunBudget.
+type AgentRunBudget struct {
+	// MaxSteps Example: 8
+	MaxSteps int32 `json:"max_steps"`
+
+	// MaxToolCalls Example: 32
+	MaxToolCalls   int32                    `json:"max_tool_calls"`
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens"`
+}
+
 // AgentRunCreate defines model for AgentRunCreate.
 type AgentRunCreate struct {
 	// Input Example: Close the task if the invoices match.
 	Input string `json:"input"`
+
+	// MaxSteps Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); absent or null takes the agent's, then the server's default.
+	//
+	// Example: 6
+	MaxSteps nullable.Nullable[int32] `json:"max_steps,omitempty"`
+
+	// MaxToolCalls Tool calls a run may make; absent or null takes the agent's, then the server's default (`AGENT_MAX_TOOL_CALLS`).
+	//
+	// Example: 10
+	MaxToolCalls nullable.Nullable[int32] `json:"max_tool_calls,omitempty"`
+
+	// MaxTotalTokens Tokens (prompt and completion, every turn) a run may spend; absent or null takes the agent's (if it has none, no bound).
+	//
+	// Example: 20000
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens,omitempty"`
 
 	// Metadata Free-form JSON object, at most 64 KiB once serialized.
 	//
 	// Example: {"source":"crm","ticket":4711}
 	Metadata *TaskMetadata `json:"metadata,omitempty"`
 
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema,omitempty"`
+
 	// TaskId The task the run works on (the example, 1, is the first task created).
 	//
 	// Example: 1
 	TaskId nullable.Nullable[int64] `json:"task_id,omitempty"`
 }
+
+// AgentRunDecision defines model for AgentRunDecision.
+type AgentRunDecision struct {
+	// Arguments With approve: the arguments to run the tool with instead of the model's; they
+	// must match the tool's parameters (else 422, and the run keeps waiting).
+	//
+	//
+	// Example: {"status":"in_progress","task_id":7}
+	Arguments *map[string]interface{} `json:"arguments,omitempty"`
+
+	// Decision Example: approve
+	Decision AgentRunDecisionDecision `json:"decision"`
+
+	// Reason Why; with reject the model reads it.
+	//
+	// Example: Not this task.
+	Reason *string `json:"reason,omitempty"`
+
+	// ToolCallId Example: call_7Qm2
+	ToolCallId string `json:"tool_call_id"`
+}
+
+// AgentRunDecisionDecision Example: approve
+type AgentRunDecisionDecision string
 
 // AgentRunError defines model for AgentRunError.
 type AgentRunError struct {
@@ -571,11 +829,52 @@ type AgentRunPage struct {
 	TotalPages int32 `json:"total_pages"`
 }
 
-// AgentRunStatus Example: completed
+// AgentRunPendingToolCall defines model for AgentRunPendingToolCall.
+type AgentRunPendingToolCall struct {
+	// Arguments Example: {"status":"completed","task_id":7}
+	Arguments map[string]interface{} `json:"arguments"`
+
+	// Id Example: call_7Qm2
+	Id string `json:"id"`
+
+	// Name A built-in tool: `get_task` reads a task, `search_tasks` lists tasks, `create_task`
+	// creates one, `update_task_status` moves one through its status transitions. Tools
+	// act with the permissions of the user who started the run; in a run created for a
+	// task, the agent's `tool_scope` limits what the writing tools may change.
+	//
+	//
+	// Example: update_task_status
+	Name AgentTool `json:"name"`
+}
+
+// AgentRunRequiredAction What a run in `requires_action` waits for.
+type AgentRunRequiredAction struct {
+	// ExpiresAt Unanswered by then, the run ends `expired` (`APPROVAL_TIMEOUT` after it started waiting).
+	//
+	// Example: 2026-11-03T09:00:01Z
+	ExpiresAt time.Time                 `json:"expires_at"`
+	ToolCalls []AgentRunPendingToolCall `json:"tool_calls"`
+
+	// Type Example: tool_approval
+	Type AgentRunRequiredActionType `json:"type"`
+}
+
+// AgentRunRequiredActionType Example: tool_approval
+type AgentRunRequiredActionType string
+
+// AgentRunStatus `queued` → `in_progress` → `completed` | `failed` | `incomplete` | `cancelled`;
+// `in_progress` → `requires_action` (a tool call waits for approval) → `queued`
+// (decided) | `cancelled` | `expired` (nobody decided by `expires_at`). See the README's
+// state machine.
+//
+// Example: completed
 type AgentRunStatus string
 
 // AgentRunStep Example: {"arguments":{"task_id":7},"name":"get_task","result":{"id":7,"status":"pending"},"type":"tool_call"}
 type AgentRunStep struct {
+	// Approval The decision, for a call that needed approval.
+	Approval *AgentRunApproval `json:"approval,omitempty"`
+
 	// Arguments Example: {"status":"completed","task_id":7}
 	Arguments map[string]interface{} `json:"arguments"`
 
@@ -606,8 +905,18 @@ type AgentRunUsage struct {
 	// CompletionTokens Example: 64
 	CompletionTokens int64 `json:"completion_tokens"`
 
+	// ModelTurns Model calls answered (the token counts are their sum).
+	//
+	// Example: 3
+	ModelTurns int32 `json:"model_turns"`
+
 	// PromptTokens Example: 812
 	PromptTokens int64 `json:"prompt_tokens"`
+
+	// ToolCalls Tool calls recorded (executed or rejected).
+	//
+	// Example: 2
+	ToolCalls int32 `json:"tool_calls"`
 
 	// TotalTokens Example: 876
 	TotalTokens int64 `json:"total_tokens"`
@@ -635,6 +944,13 @@ type AgentTools = []AgentTool
 
 // AgentUpdate Fields to change; fields left out keep their value.
 type AgentUpdate struct {
+	// ApprovalRequiredTools Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+	// `requires_action` until its creator or an administrator decides.
+	//
+	//
+	// Example: ["update_task_status"]
+	ApprovalRequiredTools *[]AgentTool `json:"approval_required_tools,omitempty"`
+
 	// Description Example: Checks invoices against bank statements.
 	Description *string `json:"description,omitempty"`
 
@@ -649,11 +965,36 @@ type AgentUpdate struct {
 	// Example: 512
 	MaxOutputTokens nullable.Nullable[int32] `json:"max_output_tokens,omitempty"`
 
+	// MaxSteps Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+	//
+	// Example: 6
+	MaxSteps nullable.Nullable[int32] `json:"max_steps,omitempty"`
+
+	// MaxToolCalls Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+	//
+	// Example: 10
+	MaxToolCalls nullable.Nullable[int32] `json:"max_tool_calls,omitempty"`
+
+	// MaxTotalTokens Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+	//
+	// Example: 20000
+	MaxTotalTokens nullable.Nullable[int64] `json:"max_total_tokens,omitempty"`
+
 	// Model Example: gpt-4o-mini
 	Model *string `json:"model,omitempty"`
 
 	// Name Example: invoice-reconciler
 	Name *string `json:"name,omitempty"`
+
+	// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+	// references outside itself) the final answer must match: the model is asked for
+	// JSON (`response_format` json_schema), and the answer is validated. It ends in
+	// `output_json`; an answer that does not match after one corrective turn fails the
+	// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+	//
+	//
+	// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+	OutputSchema nullable.Nullable[OutputSchema] `json:"output_schema,omitempty"`
 
 	// Temperature Example: 0
 	Temperature *float64 `json:"temperature,omitempty"`
@@ -891,6 +1232,15 @@ type Health struct {
 
 // HealthStatus Example: ok
 type HealthStatus string
+
+// OutputSchema A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+// references outside itself) the final answer must match: the model is asked for
+// JSON (`response_format` json_schema), and the answer is validated. It ends in
+// `output_json`; an answer that does not match after one corrective turn fails the
+// run with `output_schema_mismatch`. An invalid schema is refused with 422.
+//
+// Example: {"properties":{"verdict":{"enum":["match","mismatch"],"type":"string"}},"required":["verdict"],"type":"object"}
+type OutputSchema map[string]interface{}
 
 // Problem An RFC 9457 problem detail.
 type Problem struct {
@@ -1622,6 +1972,9 @@ type ReplaceUserParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// SubmitAgentRunApprovalsJSONRequestBody defines body for SubmitAgentRunApprovals for application/json ContentType.
+type SubmitAgentRunApprovalsJSONRequestBody = AgentRunApprovals
+
 // CreateAgentJSONRequestBody defines body for CreateAgent for application/json ContentType.
 type CreateAgentJSONRequestBody = AgentCreate
 
@@ -1804,13 +2157,47 @@ type ClientInterface interface {
 	// Corresponds with GET /api/v1/agent-runs/{run_id} (the `GetAgentRun` operationId).
 	GetAgentRun(ctx context.Context, runId RunID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SubmitAgentRunApprovalsWithBody Approve or reject a run's waiting tool calls
+	//
+	// Decides the tool calls a run in `requires_action` waits for: exactly one decision
+	// for each call of its `required_action` (422 otherwise, and for edited `arguments`
+	// that do not match the tool's parameters; the run keeps waiting). Approved calls run
+	// with the run creator's permissions (with the edited arguments when given); a
+	// rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+	// on. The run's creator or an administrator may decide. Accepted: 202 with the run
+	// `queued` again. A run that is not waiting (decided already, cancelled, expired or
+	// ended) answers 409: of concurrent submissions exactly one wins, and each approved
+	// call runs exactly once.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/agent-runs/{run_id}/approvals (the `SubmitAgentRunApprovals` operationId).
+	SubmitAgentRunApprovalsWithBody(ctx context.Context, runId RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubmitAgentRunApprovals Approve or reject a run's waiting tool calls
+	//
+	// Decides the tool calls a run in `requires_action` waits for: exactly one decision
+	// for each call of its `required_action` (422 otherwise, and for edited `arguments`
+	// that do not match the tool's parameters; the run keeps waiting). Approved calls run
+	// with the run creator's permissions (with the edited arguments when given); a
+	// rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+	// on. The run's creator or an administrator may decide. Accepted: 202 with the run
+	// `queued` again. A run that is not waiting (decided already, cancelled, expired or
+	// ended) answers 409: of concurrent submissions exactly one wins, and each approved
+	// call runs exactly once.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/agent-runs/{run_id}/approvals (the `SubmitAgentRunApprovals` operationId).
+	SubmitAgentRunApprovals(ctx context.Context, runId RunID, body SubmitAgentRunApprovalsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// CancelAgentRun Cancel an agent run
 	//
-	// Idempotent. A queued run is cancelled at once; a running one is stopped (its
-	// status becomes `cancelled` within moments — watch the run or its events); a
-	// cancelled run stays cancelled. A run that already completed, failed or ended
-	// incomplete cannot be cancelled (409). The example needs a run still queued or in
-	// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+	// Idempotent. A queued run, or one waiting for approvals, is cancelled at once; a
+	// running one is stopped (its status becomes `cancelled` within moments — watch the
+	// run or its events); a cancelled run stays cancelled. A run that already completed,
+	// failed, expired or ended incomplete cannot be cancelled (409). The example needs a run still queued, in progress or
+	// waiting: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
 	// once and the answer is 409.
 	//
 	// Corresponds with POST /api/v1/agent-runs/{run_id}/cancel (the `CancelAgentRun` operationId).
@@ -1819,8 +2206,9 @@ type ClientInterface interface {
 	// StreamAgentRunEvents Stream a run's events (Server-Sent Events)
 	//
 	// A `text/event-stream` of the run's events: `run.status`, `run.output.delta`,
-	// `run.step`, and one terminal event (`run.completed`, `run.failed`,
-	// `run.cancelled` or `run.incomplete`) after which the stream ends. Every event has
+	// `run.step`, `run.requires_action` (the run waits for approvals; the stream stays
+	// open), and one terminal event (`run.completed`, `run.failed`, `run.cancelled`,
+	// `run.incomplete` or `run.expired`) after which the stream ends. Every event has
 	// an increasing `id:`; a new stream replays the run from the start, and
 	// `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
 	// `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
@@ -1900,8 +2288,10 @@ type ClientInterface interface {
 	// context; the task must be visible to you. Tools act with your permissions (in a run
 	// for a task, the agent's `tool_scope` may narrow them to that task). Send an
 	// `Idempotency-Key` to make retries safe. Each user may have at most
-	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-	// answer is 429 with the problem type `/problems/quota-exceeded`.
+	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+	// once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+	// Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+	// default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1915,8 +2305,10 @@ type ClientInterface interface {
 	// context; the task must be visible to you. Tools act with your permissions (in a run
 	// for a task, the agent's `tool_scope` may narrow them to that task). Send an
 	// `Idempotency-Key` to make retries safe. Each user may have at most
-	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-	// answer is 429 with the problem type `/problems/quota-exceeded`.
+	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+	// once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+	// Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+	// default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2422,13 +2814,67 @@ func (c *Client) GetAgentRun(ctx context.Context, runId RunID, reqEditors ...Req
 	return c.Client.Do(req)
 }
 
+// SubmitAgentRunApprovalsWithBody Approve or reject a run's waiting tool calls
+//
+// Decides the tool calls a run in `requires_action` waits for: exactly one decision
+// for each call of its `required_action` (422 otherwise, and for edited `arguments`
+// that do not match the tool's parameters; the run keeps waiting). Approved calls run
+// with the run creator's permissions (with the edited arguments when given); a
+// rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+// on. The run's creator or an administrator may decide. Accepted: 202 with the run
+// `queued` again. A run that is not waiting (decided already, cancelled, expired or
+// ended) answers 409: of concurrent submissions exactly one wins, and each approved
+// call runs exactly once.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/agent-runs/{run_id}/approvals (the `SubmitAgentRunApprovals` operationId).
+func (c *Client) SubmitAgentRunApprovalsWithBody(ctx context.Context, runId RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitAgentRunApprovalsRequestWithBody(c.Server, runId, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubmitAgentRunApprovals Approve or reject a run's waiting tool calls
+//
+// Decides the tool calls a run in `requires_action` waits for: exactly one decision
+// for each call of its `required_action` (422 otherwise, and for edited `arguments`
+// that do not match the tool's parameters; the run keeps waiting). Approved calls run
+// with the run creator's permissions (with the edited arguments when given); a
+// rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+// on. The run's creator or an administrator may decide. Accepted: 202 with the run
+// `queued` again. A run that is not waiting (decided already, cancelled, expired or
+// ended) answers 409: of concurrent submissions exactly one wins, and each approved
+// call runs exactly once.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/agent-runs/{run_id}/approvals (the `SubmitAgentRunApprovals` operationId).
+func (c *Client) SubmitAgentRunApprovals(ctx context.Context, runId RunID, body SubmitAgentRunApprovalsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubmitAgentRunApprovalsRequest(c.Server, runId, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // CancelAgentRun Cancel an agent run
 //
-// Idempotent. A queued run is cancelled at once; a running one is stopped (its
-// status becomes `cancelled` within moments — watch the run or its events); a
-// cancelled run stays cancelled. A run that already completed, failed or ended
-// incomplete cannot be cancelled (409). The example needs a run still queued or in
-// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+// Idempotent. A queued run, or one waiting for approvals, is cancelled at once; a
+// running one is stopped (its status becomes `cancelled` within moments — watch the
+// run or its events); a cancelled run stays cancelled. A run that already completed,
+// failed, expired or ended incomplete cannot be cancelled (409). The example needs a run still queued, in progress or
+// waiting: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
 // once and the answer is 409.
 //
 // Corresponds with POST /api/v1/agent-runs/{run_id}/cancel (the `CancelAgentRun` operationId).
@@ -2447,8 +2893,9 @@ func (c *Client) CancelAgentRun(ctx context.Context, runId RunID, reqEditors ...
 // StreamAgentRunEvents Stream a run's events (Server-Sent Events)
 //
 // A `text/event-stream` of the run's events: `run.status`, `run.output.delta`,
-// `run.step`, and one terminal event (`run.completed`, `run.failed`,
-// `run.cancelled` or `run.incomplete`) after which the stream ends. Every event has
+// `run.step`, `run.requires_action` (the run waits for approvals; the stream stays
+// open), and one terminal event (`run.completed`, `run.failed`, `run.cancelled`,
+// `run.incomplete` or `run.expired`) after which the stream ends. Every event has
 // an increasing `id:`; a new stream replays the run from the start, and
 // `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
 // `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
@@ -2608,8 +3055,10 @@ func (c *Client) UpdateAgent(ctx context.Context, agentId AgentID, params *Updat
 // context; the task must be visible to you. Tools act with your permissions (in a run
 // for a task, the agent's `tool_scope` may narrow them to that task). Send an
 // `Idempotency-Key` to make retries safe. Each user may have at most
-// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-// answer is 429 with the problem type `/problems/quota-exceeded`.
+// `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+// once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+// Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+// default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2633,8 +3082,10 @@ func (c *Client) CreateAgentRunWithBody(ctx context.Context, agentId AgentID, pa
 // context; the task must be visible to you. Tools act with your permissions (in a run
 // for a task, the agent's `tool_scope` may narrow them to that task). Send an
 // `Idempotency-Key` to make retries safe. Each user may have at most
-// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-// answer is 429 with the problem type `/problems/quota-exceeded`.
+// `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+// once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+// Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+// default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3641,6 +4092,53 @@ func NewGetAgentRunRequest(server string, runId RunID) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewSubmitAgentRunApprovalsRequest calls the generic SubmitAgentRunApprovals builder with application/json body
+func NewSubmitAgentRunApprovalsRequest(server string, runId RunID, body SubmitAgentRunApprovalsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSubmitAgentRunApprovalsRequestWithBody(server, runId, "application/json", bodyReader)
+}
+
+// NewSubmitAgentRunApprovalsRequestWithBody constructs an http.Request for the SubmitAgentRunApprovals method, with any body, and a specified content type
+func NewSubmitAgentRunApprovalsRequestWithBody(server string, runId RunID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "run_id", runId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/agent-runs/%s/approvals", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -5606,13 +6104,47 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /api/v1/agent-runs/{run_id} (the `GetAgentRun` operationId).
 	GetAgentRunWithResponse(ctx context.Context, runId RunID, reqEditors ...RequestEditorFn) (*GetAgentRunResponse, error)
 
+	// SubmitAgentRunApprovalsWithBodyWithResponse Approve or reject a run's waiting tool calls
+	//
+	// Decides the tool calls a run in `requires_action` waits for: exactly one decision
+	// for each call of its `required_action` (422 otherwise, and for edited `arguments`
+	// that do not match the tool's parameters; the run keeps waiting). Approved calls run
+	// with the run creator's permissions (with the edited arguments when given); a
+	// rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+	// on. The run's creator or an administrator may decide. Accepted: 202 with the run
+	// `queued` again. A run that is not waiting (decided already, cancelled, expired or
+	// ended) answers 409: of concurrent submissions exactly one wins, and each approved
+	// call runs exactly once.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/agent-runs/{run_id}/approvals (the `SubmitAgentRunApprovals` operationId).
+	SubmitAgentRunApprovalsWithBodyWithResponse(ctx context.Context, runId RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitAgentRunApprovalsResponse, error)
+
+	// SubmitAgentRunApprovalsWithResponse Approve or reject a run's waiting tool calls
+	//
+	// Decides the tool calls a run in `requires_action` waits for: exactly one decision
+	// for each call of its `required_action` (422 otherwise, and for edited `arguments`
+	// that do not match the tool's parameters; the run keeps waiting). Approved calls run
+	// with the run creator's permissions (with the edited arguments when given); a
+	// rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+	// on. The run's creator or an administrator may decide. Accepted: 202 with the run
+	// `queued` again. A run that is not waiting (decided already, cancelled, expired or
+	// ended) answers 409: of concurrent submissions exactly one wins, and each approved
+	// call runs exactly once.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/agent-runs/{run_id}/approvals (the `SubmitAgentRunApprovals` operationId).
+	SubmitAgentRunApprovalsWithResponse(ctx context.Context, runId RunID, body SubmitAgentRunApprovalsJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitAgentRunApprovalsResponse, error)
+
 	// CancelAgentRunWithResponse Cancel an agent run
 	//
-	// Idempotent. A queued run is cancelled at once; a running one is stopped (its
-	// status becomes `cancelled` within moments — watch the run or its events); a
-	// cancelled run stays cancelled. A run that already completed, failed or ended
-	// incomplete cannot be cancelled (409). The example needs a run still queued or in
-	// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+	// Idempotent. A queued run, or one waiting for approvals, is cancelled at once; a
+	// running one is stopped (its status becomes `cancelled` within moments — watch the
+	// run or its events); a cancelled run stays cancelled. A run that already completed,
+	// failed, expired or ended incomplete cannot be cancelled (409). The example needs a run still queued, in progress or
+	// waiting: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
 	// once and the answer is 409.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -5623,8 +6155,9 @@ type ClientWithResponsesInterface interface {
 	// StreamAgentRunEventsWithResponse Stream a run's events (Server-Sent Events)
 	//
 	// A `text/event-stream` of the run's events: `run.status`, `run.output.delta`,
-	// `run.step`, and one terminal event (`run.completed`, `run.failed`,
-	// `run.cancelled` or `run.incomplete`) after which the stream ends. Every event has
+	// `run.step`, `run.requires_action` (the run waits for approvals; the stream stays
+	// open), and one terminal event (`run.completed`, `run.failed`, `run.cancelled`,
+	// `run.incomplete` or `run.expired`) after which the stream ends. Every event has
 	// an increasing `id:`; a new stream replays the run from the start, and
 	// `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
 	// `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
@@ -5712,8 +6245,10 @@ type ClientWithResponsesInterface interface {
 	// context; the task must be visible to you. Tools act with your permissions (in a run
 	// for a task, the agent's `tool_scope` may narrow them to that task). Send an
 	// `Idempotency-Key` to make retries safe. Each user may have at most
-	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-	// answer is 429 with the problem type `/problems/quota-exceeded`.
+	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+	// once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+	// Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+	// default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5727,8 +6262,10 @@ type ClientWithResponsesInterface interface {
 	// context; the task must be visible to you. Tools act with your permissions (in a run
 	// for a task, the agent's `tool_scope` may narrow them to that task). Send an
 	// `Idempotency-Key` to make retries safe. Each user may have at most
-	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-	// answer is 429 with the problem type `/problems/quota-exceeded`.
+	// `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+	// once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+	// Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+	// default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6659,6 +7196,140 @@ func (r GetAgentRunResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetAgentRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SubmitAgentRunApprovalsResponse401Headers the declared response headers of an HTTP 401 response for SubmitAgentRunApprovals
+type SubmitAgentRunApprovalsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// SubmitAgentRunApprovalsResponse429Headers the declared response headers of an HTTP 429 response for SubmitAgentRunApprovals
+type SubmitAgentRunApprovalsResponse429Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+}
+
+type SubmitAgentRunApprovalsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *AgentRun
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *BadRequest
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Unauthorized
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Forbidden
+	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationproblemJSON404 *NotFound
+	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationproblemJSON409 *Conflict
+	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationproblemJSON413 *PayloadTooLarge
+	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationproblemJSON415 *UnsupportedMediaType
+	// ApplicationproblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationproblemJSON422 *UnprocessableEntity
+	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationproblemJSON429 *TooManyRequests
+	// ApplicationproblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationproblemJSON500 *InternalError
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *ServiceUnavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SubmitAgentRunApprovalsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SubmitAgentRunApprovalsResponse429Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r SubmitAgentRunApprovalsResponse) GetJSON202() *AgentRun {
+	return r.JSON202
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON400() *BadRequest {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON401() *Unauthorized {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON403() *Forbidden {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON404() *NotFound {
+	return r.ApplicationproblemJSON404
+}
+
+// GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON409() *Conflict {
+	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON413() *PayloadTooLarge {
+	return r.ApplicationproblemJSON413
+}
+
+// GetApplicationproblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationproblemJSON415
+}
+
+// GetApplicationproblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON422() *UnprocessableEntity {
+	return r.ApplicationproblemJSON422
+}
+
+// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON429() *TooManyRequests {
+	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON500() *InternalError {
+	return r.ApplicationproblemJSON500
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SubmitAgentRunApprovalsResponse) GetApplicationproblemJSON503() *ServiceUnavailable {
+	return r.ApplicationproblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SubmitAgentRunApprovalsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SubmitAgentRunApprovalsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SubmitAgentRunApprovalsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SubmitAgentRunApprovalsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -10458,13 +11129,59 @@ func (c *ClientWithResponses) GetAgentRunWithResponse(ctx context.Context, runId
 	return ParseGetAgentRunResponse(rsp)
 }
 
+// SubmitAgentRunApprovalsWithBodyWithResponse Approve or reject a run's waiting tool calls
+//
+// Decides the tool calls a run in `requires_action` waits for: exactly one decision
+// for each call of its `required_action` (422 otherwise, and for edited `arguments`
+// that do not match the tool's parameters; the run keeps waiting). Approved calls run
+// with the run creator's permissions (with the edited arguments when given); a
+// rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+// on. The run's creator or an administrator may decide. Accepted: 202 with the run
+// `queued` again. A run that is not waiting (decided already, cancelled, expired or
+// ended) answers 409: of concurrent submissions exactly one wins, and each approved
+// call runs exactly once.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/agent-runs/{run_id}/approvals (the `SubmitAgentRunApprovals` operationId).
+func (c *ClientWithResponses) SubmitAgentRunApprovalsWithBodyWithResponse(ctx context.Context, runId RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubmitAgentRunApprovalsResponse, error) {
+	rsp, err := c.SubmitAgentRunApprovalsWithBody(ctx, runId, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubmitAgentRunApprovalsResponse(rsp)
+}
+
+// SubmitAgentRunApprovalsWithResponse Approve or reject a run's waiting tool calls
+//
+// Decides the tool calls a run in `requires_action` waits for: exactly one decision
+// for each call of its `required_action` (422 otherwise, and for edited `arguments`
+// that do not match the tool's parameters; the run keeps waiting). Approved calls run
+// with the run creator's permissions (with the edited arguments when given); a
+// rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+// on. The run's creator or an administrator may decide. Accepted: 202 with the run
+// `queued` again. A run that is not waiting (decided already, cancelled, expired or
+// ended) answers 409: of concurrent submissions exactly one wins, and each approved
+// call runs exactly once.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/agent-runs/{run_id}/approvals (the `SubmitAgentRunApprovals` operationId).
+func (c *ClientWithResponses) SubmitAgentRunApprovalsWithResponse(ctx context.Context, runId RunID, body SubmitAgentRunApprovalsJSONRequestBody, reqEditors ...RequestEditorFn) (*SubmitAgentRunApprovalsResponse, error) {
+	rsp, err := c.SubmitAgentRunApprovals(ctx, runId, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubmitAgentRunApprovalsResponse(rsp)
+}
+
 // CancelAgentRunWithResponse Cancel an agent run
 //
-// Idempotent. A queued run is cancelled at once; a running one is stopped (its
-// status becomes `cancelled` within moments — watch the run or its events); a
-// cancelled run stays cancelled. A run that already completed, failed or ended
-// incomplete cannot be cancelled (409). The example needs a run still queued or in
-// progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+// Idempotent. A queued run, or one waiting for approvals, is cancelled at once; a
+// running one is stopped (its status becomes `cancelled` within moments — watch the
+// run or its events); a cancelled run stays cancelled. A run that already completed,
+// failed, expired or ended incomplete cannot be cancelled (409). The example needs a run still queued, in progress or
+// waiting: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
 // once and the answer is 409.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -10481,8 +11198,9 @@ func (c *ClientWithResponses) CancelAgentRunWithResponse(ctx context.Context, ru
 // StreamAgentRunEventsWithResponse Stream a run's events (Server-Sent Events)
 //
 // A `text/event-stream` of the run's events: `run.status`, `run.output.delta`,
-// `run.step`, and one terminal event (`run.completed`, `run.failed`,
-// `run.cancelled` or `run.incomplete`) after which the stream ends. Every event has
+// `run.step`, `run.requires_action` (the run waits for approvals; the stream stays
+// open), and one terminal event (`run.completed`, `run.failed`, `run.cancelled`,
+// `run.incomplete` or `run.expired`) after which the stream ends. Every event has
 // an increasing `id:`; a new stream replays the run from the start, and
 // `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
 // `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
@@ -10618,8 +11336,10 @@ func (c *ClientWithResponses) UpdateAgentWithResponse(ctx context.Context, agent
 // context; the task must be visible to you. Tools act with your permissions (in a run
 // for a task, the agent's `tool_scope` may narrow them to that task). Send an
 // `Idempotency-Key` to make retries safe. Each user may have at most
-// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-// answer is 429 with the problem type `/problems/quota-exceeded`.
+// `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+// once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+// Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+// default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -10639,8 +11359,10 @@ func (c *ClientWithResponses) CreateAgentRunWithBodyWithResponse(ctx context.Con
 // context; the task must be visible to you. Tools act with your permissions (in a run
 // for a task, the agent's `tool_scope` may narrow them to that task). Send an
 // `Idempotency-Key` to make retries safe. Each user may have at most
-// `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-// answer is 429 with the problem type `/problems/quota-exceeded`.
+// `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+// once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+// Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+// default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11665,6 +12387,146 @@ func ParseGetAgentRunResponse(rsp *http.Response) (*GetAgentRunResponse, error) 
 		response.Headers401 = &headers
 	case rsp.StatusCode == 429:
 		var headers GetAgentRunResponse429Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSubmitAgentRunApprovalsResponse parses an HTTP response from a SubmitAgentRunApprovalsWithResponse call
+func ParseSubmitAgentRunApprovalsResponse(rsp *http.Response) (*SubmitAgentRunApprovalsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SubmitAgentRunApprovalsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest AgentRun
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest UnprocessableEntity
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SubmitAgentRunApprovalsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers SubmitAgentRunApprovalsResponse429Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {

@@ -10,6 +10,82 @@ import (
 	"time"
 )
 
+const agentRunAppendStep = `-- name: AgentRunAppendStep :exec
+UPDATE agent_runs SET steps = steps || jsonb_build_array($1::jsonb),
+    tool_calls = tool_calls + CASE WHEN $2::boolean THEN 1 ELSE 0 END, updated_at = now()
+WHERE id = $3
+`
+
+type AgentRunAppendStepParams struct {
+	Step    []byte
+	Counted bool
+	ID      int64
+}
+
+// AgentRunAppendStep adds a recorded tool call to a run's steps, and counts it when it
+// was executed or decided (not when refused beyond the per-turn limit).
+func (q *Queries) AgentRunAppendStep(ctx context.Context, arg AgentRunAppendStepParams) error {
+	_, err := q.db.Exec(ctx, agentRunAppendStep, arg.Step, arg.Counted, arg.ID)
+	return err
+}
+
+const agentRunContinue = `-- name: AgentRunContinue :one
+UPDATE agent_runs SET pending_tool_calls = '[]', job_id = $1, updated_at = now()
+WHERE id = $2 AND status = 'in_progress'
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context
+`
+
+type AgentRunContinueParams struct {
+	JobID *int64
+	ID    int64
+}
+
+// AgentRunContinue hands a run in progress to the job of its next turn, once its current
+// turn's tool calls are done.
+func (q *Queries) AgentRunContinue(ctx context.Context, arg AgentRunContinueParams) (AgentRun, error) {
+	row := q.db.QueryRow(ctx, agentRunContinue, arg.JobID, arg.ID)
+	var i AgentRun
+	err := row.Scan(
+		&i.ID,
+		&i.AgentID,
+		&i.TaskID,
+		&i.Status,
+		&i.Input,
+		&i.Output,
+		&i.Steps,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.Model,
+		&i.PromptTokens,
+		&i.CompletionTokens,
+		&i.TotalTokens,
+		&i.Attempt,
+		&i.Metadata,
+		&i.JobID,
+		&i.CreatedBy,
+		&i.CancelRequestedAt,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.CompletedAt,
+		&i.UpdatedAt,
+		&i.CachedCompletions,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
+		&i.OutputJson,
+		&i.IncompleteReason,
+		&i.ModelTurns,
+		&i.ToolCalls,
+		&i.LlmFailures,
+		&i.PendingToolCalls,
+		&i.RequiredAction,
+		&i.ExpiresAt,
+		&i.TaskContext,
+	)
+	return i, err
+}
+
 const agentRunCount = `-- name: AgentRunCount :one
 SELECT count(*) FROM agent_runs
 WHERE ($1::bigint IS NULL OR created_by = $1)
@@ -41,7 +117,7 @@ func (q *Queries) AgentRunCount(ctx context.Context, arg AgentRunCountParams) (i
 const agentRunCountActiveByCreators = `-- name: AgentRunCountActiveByCreators :many
 SELECT created_by::bigint AS user_id, count(*) AS active
 FROM agent_runs
-WHERE created_by = ANY($1::bigint[]) AND status IN ('queued', 'in_progress')
+WHERE created_by = ANY($1::bigint[]) AND status IN ('queued', 'in_progress', 'requires_action')
 GROUP BY created_by
 `
 
@@ -50,8 +126,8 @@ type AgentRunCountActiveByCreatorsRow struct {
 	Active int64
 }
 
-// AgentRunCountActiveByCreators counts the runs of each given user that are queued or in
-// progress (users without any are left out).
+// AgentRunCountActiveByCreators counts the runs of each given user that are queued, in
+// progress or waiting for an approval (users without any are left out).
 func (q *Queries) AgentRunCountActiveByCreators(ctx context.Context, userIds []int64) ([]AgentRunCountActiveByCreatorsRow, error) {
 	rows, err := q.db.Query(ctx, agentRunCountActiveByCreators, userIds)
 	if err != nil {
@@ -80,11 +156,18 @@ WITH input AS (
            unnest($4::text[])                                   AS model,
            unnest($5::jsonb[])                                AS metadata,
            unnest($6::bigint[])                             AS created_by,
+           unnest($7::int[])                                 AS max_steps,
+           unnest($8::int[])                            AS max_tool_calls,
+           unnest($9::bigint[])                       AS max_total_tokens,
+           unnest($10::text[])                           AS output_schema,
            generate_series(1, cardinality($1::bigint[]))     AS ord
 ), run AS (
-    INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by)
-    SELECT agent_id, nullif(task_id, 0), input, model, metadata, created_by FROM input ORDER BY ord
-    RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+    INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by, max_steps, max_tool_calls,
+                            max_total_tokens, output_schema)
+    SELECT agent_id, nullif(task_id, 0), input, model, metadata, created_by, max_steps, max_tool_calls,
+           nullif(max_total_tokens, 0), nullif(output_schema, '')::jsonb
+    FROM input ORDER BY ord
+    RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context
 ), ev AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
     SELECT run.id, 1, 'run.status',
@@ -92,16 +175,20 @@ WITH input AS (
     FROM run
     RETURNING run_id
 )
-SELECT run.id, run.agent_id, run.task_id, run.status, run.input, run.output, run.steps, run.error_code, run.error_message, run.model, run.prompt_tokens, run.completion_tokens, run.total_tokens, run.attempt, run.metadata, run.job_id, run.created_by, run.cancel_requested_at, run.created_at, run.started_at, run.completed_at, run.updated_at, run.cached_completions FROM run ORDER BY run.id
+SELECT run.id, run.agent_id, run.task_id, run.status, run.input, run.output, run.steps, run.error_code, run.error_message, run.model, run.prompt_tokens, run.completion_tokens, run.total_tokens, run.attempt, run.metadata, run.job_id, run.created_by, run.cancel_requested_at, run.created_at, run.started_at, run.completed_at, run.updated_at, run.cached_completions, run.max_steps, run.max_tool_calls, run.max_total_tokens, run.output_schema, run.output_json, run.incomplete_reason, run.model_turns, run.tool_calls, run.llm_failures, run.pending_tool_calls, run.required_action, run.expires_at, run.task_context FROM run ORDER BY run.id
 `
 
 type AgentRunCreateParams struct {
-	AgentIds  []int64
-	TaskIds   []int64
-	Inputs    []string
-	Models    []string
-	Metadata  [][]byte
-	CreatedBy []int64
+	AgentIds       []int64
+	TaskIds        []int64
+	Inputs         []string
+	Models         []string
+	Metadata       [][]byte
+	CreatedBy      []int64
+	MaxSteps       []int32
+	MaxToolCalls   []int32
+	MaxTotalTokens []int64
+	OutputSchemas  []string
 }
 
 type AgentRunCreateRow struct {
@@ -128,10 +215,24 @@ type AgentRunCreateRow struct {
 	CompletedAt       *time.Time
 	UpdatedAt         time.Time
 	CachedCompletions int64
+	MaxSteps          int32
+	MaxToolCalls      int32
+	MaxTotalTokens    *int64
+	OutputSchema      []byte
+	OutputJson        []byte
+	IncompleteReason  *string
+	ModelTurns        int32
+	ToolCalls         int32
+	LlmFailures       int32
+	PendingToolCalls  []byte
+	RequiredAction    []byte
+	ExpiresAt         *time.Time
+	TaskContext       *string
 }
 
 // AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
-// one statement. The arrays are parallel, one element per run; a task id of 0 means none.
+// one statement. The arrays are parallel, one element per run; a task id of 0, a token
+// budget of 0 and an empty output schema mean none.
 // The runs are inserted in input order, so their ids ascend in it, and they are returned
 // by id. Nothing can be listening for a run that did not exist, so nobody is notified.
 func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) ([]AgentRunCreateRow, error) {
@@ -142,6 +243,10 @@ func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) 
 		arg.Models,
 		arg.Metadata,
 		arg.CreatedBy,
+		arg.MaxSteps,
+		arg.MaxToolCalls,
+		arg.MaxTotalTokens,
+		arg.OutputSchemas,
 	)
 	if err != nil {
 		return nil, err
@@ -174,6 +279,19 @@ func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) 
 			&i.CompletedAt,
 			&i.UpdatedAt,
 			&i.CachedCompletions,
+			&i.MaxSteps,
+			&i.MaxToolCalls,
+			&i.MaxTotalTokens,
+			&i.OutputSchema,
+			&i.OutputJson,
+			&i.IncompleteReason,
+			&i.ModelTurns,
+			&i.ToolCalls,
+			&i.LlmFailures,
+			&i.PendingToolCalls,
+			&i.RequiredAction,
+			&i.ExpiresAt,
+			&i.TaskContext,
 		); err != nil {
 			return nil, err
 		}
@@ -254,30 +372,37 @@ WITH input AS (
            unnest($2::text[])               AS status,
            unnest($3::boolean[])         AS has_output,
            unnest($4::text[])                AS output,
-           unnest($5::jsonb[])                 AS steps,
-           unnest($6::text[])            AS error_code,
-           unnest($7::text[])         AS error_message,
-           unnest($8::bigint[])        AS prompt_tokens,
-           unnest($9::bigint[])    AS completion_tokens,
-           unnest($10::bigint[])         AS total_tokens,
-           unnest($11::bigint[])   AS cached_completions,
-           unnest($12::text[])                 AS delta
+           unnest($5::text[])            AS error_code,
+           unnest($6::text[])         AS error_message,
+           unnest($7::bigint[])        AS prompt_tokens,
+           unnest($8::bigint[])    AS completion_tokens,
+           unnest($9::bigint[])         AS total_tokens,
+           unnest($10::bigint[])   AS cached_completions,
+           unnest($11::text[])                 AS delta,
+           unnest($12::text[])           AS output_json,
+           unnest($13::text[])     AS incomplete_reason,
+           unnest($14::int[])             AS model_turns
 ), done AS (
     UPDATE agent_runs r SET
         status             = i.status::agent_run_status,
         output             = CASE WHEN i.has_output THEN i.output END,
-        steps              = i.steps,
         error_code         = nullif(i.error_code, ''),
         error_message      = CASE WHEN i.error_code <> '' THEN i.error_message END,
         prompt_tokens      = i.prompt_tokens,
         completion_tokens  = i.completion_tokens,
         total_tokens       = i.total_tokens,
         cached_completions = i.cached_completions,
+        output_json        = nullif(i.output_json, '')::jsonb,
+        incomplete_reason  = nullif(i.incomplete_reason, ''),
+        model_turns        = greatest(r.model_turns, i.model_turns),
+        pending_tool_calls = '[]',
+        required_action    = NULL,
+        expires_at         = NULL,
         completed_at       = now(),
         updated_at         = now()
     FROM input i
-    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress')
-    RETURNING r.id, r.agent_id, r.task_id, r.status, r.input, r.output, r.steps, r.error_code, r.error_message, r.model, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.attempt, r.metadata, r.job_id, r.created_by, r.cancel_requested_at, r.created_at, r.started_at, r.completed_at, r.updated_at, r.cached_completions
+    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress', 'requires_action')
+    RETURNING r.id, r.agent_id, r.task_id, r.status, r.input, r.output, r.steps, r.error_code, r.error_message, r.model, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.attempt, r.metadata, r.job_id, r.created_by, r.cancel_requested_at, r.created_at, r.started_at, r.completed_at, r.updated_at, r.cached_completions, r.max_steps, r.max_tool_calls, r.max_total_tokens, r.output_schema, r.output_json, r.incomplete_reason, r.model_turns, r.tool_calls, r.llm_failures, r.pending_tool_calls, r.required_action, r.expires_at, r.task_context
 ), last AS (
     SELECT d.id, d.status, i.delta,
            (SELECT coalesce(max(e.seq), 0) FROM agent_run_events e WHERE e.run_id = d.id) AS seq
@@ -296,7 +421,7 @@ WITH input AS (
     FROM last l
     RETURNING run_id
 )
-SELECT done.id, done.agent_id, done.task_id, done.status, done.input, done.output, done.steps, done.error_code, done.error_message, done.model, done.prompt_tokens, done.completion_tokens, done.total_tokens, done.attempt, done.metadata, done.job_id, done.created_by, done.cancel_requested_at, done.created_at, done.started_at, done.completed_at, done.updated_at, done.cached_completions FROM done
+SELECT done.id, done.agent_id, done.task_id, done.status, done.input, done.output, done.steps, done.error_code, done.error_message, done.model, done.prompt_tokens, done.completion_tokens, done.total_tokens, done.attempt, done.metadata, done.job_id, done.created_by, done.cancel_requested_at, done.created_at, done.started_at, done.completed_at, done.updated_at, done.cached_completions, done.max_steps, done.max_tool_calls, done.max_total_tokens, done.output_schema, done.output_json, done.incomplete_reason, done.model_turns, done.tool_calls, done.llm_failures, done.pending_tool_calls, done.required_action, done.expires_at, done.task_context FROM done
 CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', done.id::text)) AS notify
 `
 
@@ -305,7 +430,6 @@ type AgentRunFinishParams struct {
 	Statuses          []string
 	HasOutputs        []bool
 	Outputs           []string
-	Steps             [][]byte
 	ErrorCodes        []string
 	ErrorMessages     []string
 	PromptTokens      []int64
@@ -313,6 +437,9 @@ type AgentRunFinishParams struct {
 	TotalTokens       []int64
 	CachedCompletions []int64
 	Deltas            []string
+	OutputJsons       []string
+	IncompleteReasons []string
+	ModelTurns        []int32
 }
 
 type AgentRunFinishRow struct {
@@ -339,20 +466,33 @@ type AgentRunFinishRow struct {
 	CompletedAt       *time.Time
 	UpdatedAt         time.Time
 	CachedCompletions int64
+	MaxSteps          int32
+	MaxToolCalls      int32
+	MaxTotalTokens    *int64
+	OutputSchema      []byte
+	OutputJson        []byte
+	IncompleteReason  *string
+	ModelTurns        int32
+	ToolCalls         int32
+	LlmFailures       int32
+	PendingToolCalls  []byte
+	RequiredAction    []byte
+	ExpiresAt         *time.Time
+	TaskContext       *string
 }
 
 // AgentRunFinish moves runs that are not yet finished into a terminal status and appends
 // to each, in order, its last output delta (when not empty) and its terminal event
 // run.<status>, waking its streams: one statement for a batch of runs. The arrays are
 // parallel, one element per run; has_outputs says which outputs are set, and an empty
-// error code means none. Runs that have already ended are left out of the result.
+// error code, output_json or incomplete_reason means none. The run's steps are kept as
+// recorded, and model_turns never goes down. Runs that have already ended are left out of the result.
 func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) ([]AgentRunFinishRow, error) {
 	rows, err := q.db.Query(ctx, agentRunFinish,
 		arg.Ids,
 		arg.Statuses,
 		arg.HasOutputs,
 		arg.Outputs,
-		arg.Steps,
 		arg.ErrorCodes,
 		arg.ErrorMessages,
 		arg.PromptTokens,
@@ -360,6 +500,9 @@ func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) 
 		arg.TotalTokens,
 		arg.CachedCompletions,
 		arg.Deltas,
+		arg.OutputJsons,
+		arg.IncompleteReasons,
+		arg.ModelTurns,
 	)
 	if err != nil {
 		return nil, err
@@ -392,6 +535,19 @@ func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) 
 			&i.CompletedAt,
 			&i.UpdatedAt,
 			&i.CachedCompletions,
+			&i.MaxSteps,
+			&i.MaxToolCalls,
+			&i.MaxTotalTokens,
+			&i.OutputSchema,
+			&i.OutputJson,
+			&i.IncompleteReason,
+			&i.ModelTurns,
+			&i.ToolCalls,
+			&i.LlmFailures,
+			&i.PendingToolCalls,
+			&i.RequiredAction,
+			&i.ExpiresAt,
+			&i.TaskContext,
 		); err != nil {
 			return nil, err
 		}
@@ -404,7 +560,7 @@ func (q *Queries) AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) 
 }
 
 const agentRunGetByID = `-- name: AgentRunGetByID :one
-SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions FROM agent_runs WHERE id = $1
+SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context FROM agent_runs WHERE id = $1
 `
 
 // AgentRunGetByID returns one run.
@@ -435,12 +591,25 @@ func (q *Queries) AgentRunGetByID(ctx context.Context, id int64) (AgentRun, erro
 		&i.CompletedAt,
 		&i.UpdatedAt,
 		&i.CachedCompletions,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
+		&i.OutputJson,
+		&i.IncompleteReason,
+		&i.ModelTurns,
+		&i.ToolCalls,
+		&i.LlmFailures,
+		&i.PendingToolCalls,
+		&i.RequiredAction,
+		&i.ExpiresAt,
+		&i.TaskContext,
 	)
 	return i, err
 }
 
 const agentRunGetByIDForUpdate = `-- name: AgentRunGetByIDForUpdate :one
-SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions FROM agent_runs WHERE id = $1 FOR UPDATE
+SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context FROM agent_runs WHERE id = $1 FOR UPDATE
 `
 
 // AgentRunGetByIDForUpdate returns one run, locked until the transaction ends.
@@ -471,12 +640,25 @@ func (q *Queries) AgentRunGetByIDForUpdate(ctx context.Context, id int64) (Agent
 		&i.CompletedAt,
 		&i.UpdatedAt,
 		&i.CachedCompletions,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
+		&i.OutputJson,
+		&i.IncompleteReason,
+		&i.ModelTurns,
+		&i.ToolCalls,
+		&i.LlmFailures,
+		&i.PendingToolCalls,
+		&i.RequiredAction,
+		&i.ExpiresAt,
+		&i.TaskContext,
 	)
 	return i, err
 }
 
 const agentRunList = `-- name: AgentRunList :many
-SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions FROM agent_runs
+SELECT id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context FROM agent_runs
 WHERE ($1::bigint IS NULL OR created_by = $1)
   AND ($2::bigint IS NULL OR agent_id = $2)
   AND ($3::bigint IS NULL OR task_id = $3)
@@ -536,6 +718,19 @@ func (q *Queries) AgentRunList(ctx context.Context, arg AgentRunListParams) ([]A
 			&i.CompletedAt,
 			&i.UpdatedAt,
 			&i.CachedCompletions,
+			&i.MaxSteps,
+			&i.MaxToolCalls,
+			&i.MaxTotalTokens,
+			&i.OutputSchema,
+			&i.OutputJson,
+			&i.IncompleteReason,
+			&i.ModelTurns,
+			&i.ToolCalls,
+			&i.LlmFailures,
+			&i.PendingToolCalls,
+			&i.RequiredAction,
+			&i.ExpiresAt,
+			&i.TaskContext,
 		); err != nil {
 			return nil, err
 		}
@@ -564,7 +759,7 @@ func (q *Queries) AgentRunLockCreators(ctx context.Context, userIds []int64) err
 const agentRunRequestCancel = `-- name: AgentRunRequestCancel :one
 UPDATE agent_runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
 WHERE id = $1
-RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context
 `
 
 // AgentRunRequestCancel records that a run should stop.
@@ -595,23 +790,154 @@ func (q *Queries) AgentRunRequestCancel(ctx context.Context, id int64) (AgentRun
 		&i.CompletedAt,
 		&i.UpdatedAt,
 		&i.CachedCompletions,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
+		&i.OutputJson,
+		&i.IncompleteReason,
+		&i.ModelTurns,
+		&i.ToolCalls,
+		&i.LlmFailures,
+		&i.PendingToolCalls,
+		&i.RequiredAction,
+		&i.ExpiresAt,
+		&i.TaskContext,
+	)
+	return i, err
+}
+
+const agentRunRequireAction = `-- name: AgentRunRequireAction :one
+UPDATE agent_runs SET status = 'requires_action', required_action = $1, expires_at = $2,
+    job_id = NULL, updated_at = now()
+WHERE id = $3 AND status = 'in_progress'
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context
+`
+
+type AgentRunRequireActionParams struct {
+	RequiredAction []byte
+	ExpiresAt      *time.Time
+	ID             int64
+}
+
+// AgentRunRequireAction stops a run in progress to wait for approvals until expires_at.
+func (q *Queries) AgentRunRequireAction(ctx context.Context, arg AgentRunRequireActionParams) (AgentRun, error) {
+	row := q.db.QueryRow(ctx, agentRunRequireAction, arg.RequiredAction, arg.ExpiresAt, arg.ID)
+	var i AgentRun
+	err := row.Scan(
+		&i.ID,
+		&i.AgentID,
+		&i.TaskID,
+		&i.Status,
+		&i.Input,
+		&i.Output,
+		&i.Steps,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.Model,
+		&i.PromptTokens,
+		&i.CompletionTokens,
+		&i.TotalTokens,
+		&i.Attempt,
+		&i.Metadata,
+		&i.JobID,
+		&i.CreatedBy,
+		&i.CancelRequestedAt,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.CompletedAt,
+		&i.UpdatedAt,
+		&i.CachedCompletions,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
+		&i.OutputJson,
+		&i.IncompleteReason,
+		&i.ModelTurns,
+		&i.ToolCalls,
+		&i.LlmFailures,
+		&i.PendingToolCalls,
+		&i.RequiredAction,
+		&i.ExpiresAt,
+		&i.TaskContext,
+	)
+	return i, err
+}
+
+const agentRunResume = `-- name: AgentRunResume :one
+UPDATE agent_runs SET status = 'queued', pending_tool_calls = $1, required_action = NULL,
+    expires_at = NULL, job_id = $2, updated_at = now()
+WHERE id = $3 AND status = 'requires_action'
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context
+`
+
+type AgentRunResumeParams struct {
+	PendingToolCalls []byte
+	JobID            *int64
+	ID               int64
+}
+
+// AgentRunResume queues a waiting run again with its decided tool calls, for the job given.
+func (q *Queries) AgentRunResume(ctx context.Context, arg AgentRunResumeParams) (AgentRun, error) {
+	row := q.db.QueryRow(ctx, agentRunResume, arg.PendingToolCalls, arg.JobID, arg.ID)
+	var i AgentRun
+	err := row.Scan(
+		&i.ID,
+		&i.AgentID,
+		&i.TaskID,
+		&i.Status,
+		&i.Input,
+		&i.Output,
+		&i.Steps,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.Model,
+		&i.PromptTokens,
+		&i.CompletionTokens,
+		&i.TotalTokens,
+		&i.Attempt,
+		&i.Metadata,
+		&i.JobID,
+		&i.CreatedBy,
+		&i.CancelRequestedAt,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.CompletedAt,
+		&i.UpdatedAt,
+		&i.CachedCompletions,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
+		&i.OutputJson,
+		&i.IncompleteReason,
+		&i.ModelTurns,
+		&i.ToolCalls,
+		&i.LlmFailures,
+		&i.PendingToolCalls,
+		&i.RequiredAction,
+		&i.ExpiresAt,
+		&i.TaskContext,
 	)
 	return i, err
 }
 
 const agentRunSaveProgress = `-- name: AgentRunSaveProgress :exec
 UPDATE agent_runs SET
-    steps             = $1,
-    prompt_tokens     = $2,
-    completion_tokens = $3,
-    total_tokens      = $4,
-    cached_completions = $5,
+    llm_failures      = $1,
+    model_turns       = $2,
+    prompt_tokens     = $3,
+    completion_tokens = $4,
+    total_tokens      = $5,
+    cached_completions = $6,
     updated_at        = now()
-WHERE id = $6
+WHERE id = $7
 `
 
 type AgentRunSaveProgressParams struct {
-	Steps             []byte
+	LlmFailures       int32
+	ModelTurns        int32
 	PromptTokens      int64
 	CompletionTokens  int64
 	TotalTokens       int64
@@ -619,10 +945,12 @@ type AgentRunSaveProgressParams struct {
 	ID                int64
 }
 
-// AgentRunSaveProgress stores the steps and usage so far, so a retry resumes from them.
+// AgentRunSaveProgress stores the usage so far and the count of failed model calls of
+// the current turn, so a retry resumes from them (the steps are saved one by one).
 func (q *Queries) AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProgressParams) error {
 	_, err := q.db.Exec(ctx, agentRunSaveProgress,
-		arg.Steps,
+		arg.LlmFailures,
+		arg.ModelTurns,
 		arg.PromptTokens,
 		arg.CompletionTokens,
 		arg.TotalTokens,
@@ -632,11 +960,95 @@ func (q *Queries) AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProg
 	return err
 }
 
+const agentRunSaveTurn = `-- name: AgentRunSaveTurn :one
+UPDATE agent_runs SET
+    pending_tool_calls = $1,
+    task_context       = coalesce(task_context, $2),
+    model_turns        = $3,
+    llm_failures       = 0,
+    prompt_tokens      = $4,
+    completion_tokens  = $5,
+    total_tokens       = $6,
+    cached_completions = $7,
+    updated_at         = now()
+WHERE id = $8 AND status = 'in_progress'
+RETURNING id, agent_id, task_id, status, input, output, steps, error_code, error_message, model, prompt_tokens, completion_tokens, total_tokens, attempt, metadata, job_id, created_by, cancel_requested_at, created_at, started_at, completed_at, updated_at, cached_completions, max_steps, max_tool_calls, max_total_tokens, output_schema, output_json, incomplete_reason, model_turns, tool_calls, llm_failures, pending_tool_calls, required_action, expires_at, task_context
+`
+
+type AgentRunSaveTurnParams struct {
+	PendingToolCalls  []byte
+	TaskContext       *string
+	ModelTurns        int32
+	PromptTokens      int64
+	CompletionTokens  int64
+	TotalTokens       int64
+	CachedCompletions int64
+	ID                int64
+}
+
+// AgentRunSaveTurn checkpoints a model turn of a run in progress: its usage so far, the
+// tool calls the model asked for (to execute before the next turn), and the task as the
+// first turn gave it to the model (kept from then on).
+func (q *Queries) AgentRunSaveTurn(ctx context.Context, arg AgentRunSaveTurnParams) (AgentRun, error) {
+	row := q.db.QueryRow(ctx, agentRunSaveTurn,
+		arg.PendingToolCalls,
+		arg.TaskContext,
+		arg.ModelTurns,
+		arg.PromptTokens,
+		arg.CompletionTokens,
+		arg.TotalTokens,
+		arg.CachedCompletions,
+		arg.ID,
+	)
+	var i AgentRun
+	err := row.Scan(
+		&i.ID,
+		&i.AgentID,
+		&i.TaskID,
+		&i.Status,
+		&i.Input,
+		&i.Output,
+		&i.Steps,
+		&i.ErrorCode,
+		&i.ErrorMessage,
+		&i.Model,
+		&i.PromptTokens,
+		&i.CompletionTokens,
+		&i.TotalTokens,
+		&i.Attempt,
+		&i.Metadata,
+		&i.JobID,
+		&i.CreatedBy,
+		&i.CancelRequestedAt,
+		&i.CreatedAt,
+		&i.StartedAt,
+		&i.CompletedAt,
+		&i.UpdatedAt,
+		&i.CachedCompletions,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
+		&i.OutputJson,
+		&i.IncompleteReason,
+		&i.ModelTurns,
+		&i.ToolCalls,
+		&i.LlmFailures,
+		&i.PendingToolCalls,
+		&i.RequiredAction,
+		&i.ExpiresAt,
+		&i.TaskContext,
+	)
+	return i, err
+}
+
 const agentRunStart = `-- name: AgentRunStart :many
 WITH input AS (
     SELECT unnest($1::bigint[])      AS id,
            unnest($2::int[])    AS attempt,
            unnest($3::bigint[])  AS job_id
+), prev AS (
+    SELECT r.id, r.status, r.attempt FROM agent_runs r JOIN input i ON i.id = r.id
 ), started AS (
     UPDATE agent_runs r SET
         status     = 'in_progress',
@@ -645,18 +1057,19 @@ WITH input AS (
         started_at = coalesce(r.started_at, now()),
         updated_at = now()
     FROM input i
-    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress')
-    RETURNING r.id, r.agent_id, r.task_id, r.status, r.input, r.output, r.steps, r.error_code, r.error_message, r.model, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.attempt, r.metadata, r.job_id, r.created_by, r.cancel_requested_at, r.created_at, r.started_at, r.completed_at, r.updated_at, r.cached_completions
+    WHERE r.id = i.id AND r.status IN ('queued', 'in_progress') AND (r.job_id IS NULL OR r.job_id = i.job_id)
+    RETURNING r.id, r.agent_id, r.task_id, r.status, r.input, r.output, r.steps, r.error_code, r.error_message, r.model, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.attempt, r.metadata, r.job_id, r.created_by, r.cancel_requested_at, r.created_at, r.started_at, r.completed_at, r.updated_at, r.cached_completions, r.max_steps, r.max_tool_calls, r.max_total_tokens, r.output_schema, r.output_json, r.incomplete_reason, r.model_turns, r.tool_calls, r.llm_failures, r.pending_tool_calls, r.required_action, r.expires_at, r.task_context
 ), ev AS (
     INSERT INTO agent_run_events (run_id, seq, type, data)
     SELECT s.id,
            (SELECT coalesce(max(e.seq), 0) + 1 FROM agent_run_events e WHERE e.run_id = s.id),
            'run.status',
            jsonb_build_object('type', 'run.status', 'run_id', s.id, 'status', s.status, 'attempt', s.attempt)
-    FROM started s
+    FROM started s JOIN prev p ON p.id = s.id
+    WHERE p.status <> 'in_progress' OR p.attempt <> s.attempt
     RETURNING run_id
 )
-SELECT started.id, started.agent_id, started.task_id, started.status, started.input, started.output, started.steps, started.error_code, started.error_message, started.model, started.prompt_tokens, started.completion_tokens, started.total_tokens, started.attempt, started.metadata, started.job_id, started.created_by, started.cancel_requested_at, started.created_at, started.started_at, started.completed_at, started.updated_at, started.cached_completions FROM started
+SELECT started.id, started.agent_id, started.task_id, started.status, started.input, started.output, started.steps, started.error_code, started.error_message, started.model, started.prompt_tokens, started.completion_tokens, started.total_tokens, started.attempt, started.metadata, started.job_id, started.created_by, started.cancel_requested_at, started.created_at, started.started_at, started.completed_at, started.updated_at, started.cached_completions, started.max_steps, started.max_tool_calls, started.max_total_tokens, started.output_schema, started.output_json, started.incomplete_reason, started.model_turns, started.tool_calls, started.llm_failures, started.pending_tool_calls, started.required_action, started.expires_at, started.task_context FROM started
 CROSS JOIN LATERAL (SELECT pg_notify('agent_run_events', started.id::text)) AS notify
 `
 
@@ -690,11 +1103,27 @@ type AgentRunStartRow struct {
 	CompletedAt       *time.Time
 	UpdatedAt         time.Time
 	CachedCompletions int64
+	MaxSteps          int32
+	MaxToolCalls      int32
+	MaxTotalTokens    *int64
+	OutputSchema      []byte
+	OutputJson        []byte
+	IncompleteReason  *string
+	ModelTurns        int32
+	ToolCalls         int32
+	LlmFailures       int32
+	PendingToolCalls  []byte
+	RequiredAction    []byte
+	ExpiresAt         *time.Time
+	TaskContext       *string
 }
 
 // AgentRunStart marks runs in progress for a new attempt, records the queue job running
 // each, and appends each one's run.status event (waking its streams): one statement for
-// a batch of runs. Runs that have already ended are left out of the result.
+// a batch of runs. Only the run's current job may start it (a run queued by its creation
+// has none yet): a stale job (rescued after it had queued the next turn) is left out, as
+// are runs that are not queued or in progress. The event is appended only when the
+// status or the attempt changes, not for every turn.
 func (q *Queries) AgentRunStart(ctx context.Context, arg AgentRunStartParams) ([]AgentRunStartRow, error) {
 	rows, err := q.db.Query(ctx, agentRunStart, arg.Ids, arg.Attempts, arg.JobIds)
 	if err != nil {
@@ -728,6 +1157,19 @@ func (q *Queries) AgentRunStart(ctx context.Context, arg AgentRunStartParams) ([
 			&i.CompletedAt,
 			&i.UpdatedAt,
 			&i.CachedCompletions,
+			&i.MaxSteps,
+			&i.MaxToolCalls,
+			&i.MaxTotalTokens,
+			&i.OutputSchema,
+			&i.OutputJson,
+			&i.IncompleteReason,
+			&i.ModelTurns,
+			&i.ToolCalls,
+			&i.LlmFailures,
+			&i.PendingToolCalls,
+			&i.RequiredAction,
+			&i.ExpiresAt,
+			&i.TaskContext,
 		); err != nil {
 			return nil, err
 		}
@@ -737,4 +1179,26 @@ func (q *Queries) AgentRunStart(ctx context.Context, arg AgentRunStartParams) ([
 		return nil, err
 	}
 	return items, nil
+}
+
+const agentRunToolCallClaim = `-- name: AgentRunToolCallClaim :execrows
+INSERT INTO agent_run_tool_calls (run_id, turn, call_id) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING
+`
+
+type AgentRunToolCallClaimParams struct {
+	RunID  int64
+	Turn   int32
+	CallID string
+}
+
+// AgentRunToolCallClaim records that a tool call of a run's turn is being executed, in
+// the transaction of its effect: 0 rows when it was recorded already (it must not run
+// again). A concurrent claim of the same call waits for the first to commit or roll back.
+func (q *Queries) AgentRunToolCallClaim(ctx context.Context, arg AgentRunToolCallClaimParams) (int64, error) {
+	result, err := q.db.Exec(ctx, agentRunToolCallClaim, arg.RunID, arg.Turn, arg.CallID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

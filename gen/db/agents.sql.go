@@ -23,22 +23,29 @@ func (q *Queries) AgentCount(ctx context.Context, isActive *bool) (int64, error)
 }
 
 const agentCreate = `-- name: AgentCreate :one
-INSERT INTO agents (name, description, instructions, model, temperature, max_output_tokens, tools, tool_scope, is_active, created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-RETURNING id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope
+INSERT INTO agents (name, description, instructions, model, temperature, max_output_tokens, tools, tool_scope, is_active, created_by,
+                    approval_required_tools, max_steps, max_tool_calls, max_total_tokens, output_schema)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+        $11, $12, $13, $14, $15)
+RETURNING id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope, approval_required_tools, max_steps, max_tool_calls, max_total_tokens, output_schema
 `
 
 type AgentCreateParams struct {
-	Name            string
-	Description     string
-	Instructions    string
-	Model           string
-	Temperature     float64
-	MaxOutputTokens *int32
-	Tools           []string
-	ToolScope       AgentToolScope
-	IsActive        bool
-	CreatedBy       *int64
+	Name                  string
+	Description           string
+	Instructions          string
+	Model                 string
+	Temperature           float64
+	MaxOutputTokens       *int32
+	Tools                 []string
+	ToolScope             AgentToolScope
+	IsActive              bool
+	CreatedBy             *int64
+	ApprovalRequiredTools []string
+	MaxSteps              *int32
+	MaxToolCalls          *int32
+	MaxTotalTokens        *int64
+	OutputSchema          []byte
 }
 
 // AgentCreate inserts an agent definition.
@@ -54,6 +61,11 @@ func (q *Queries) AgentCreate(ctx context.Context, arg AgentCreateParams) (Agent
 		arg.ToolScope,
 		arg.IsActive,
 		arg.CreatedBy,
+		arg.ApprovalRequiredTools,
+		arg.MaxSteps,
+		arg.MaxToolCalls,
+		arg.MaxTotalTokens,
+		arg.OutputSchema,
 	)
 	var i Agent
 	err := row.Scan(
@@ -71,6 +83,11 @@ func (q *Queries) AgentCreate(ctx context.Context, arg AgentCreateParams) (Agent
 		&i.UpdatedAt,
 		&i.Version,
 		&i.ToolScope,
+		&i.ApprovalRequiredTools,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
 	)
 	return i, err
 }
@@ -122,7 +139,7 @@ func (q *Queries) AgentDetachUser(ctx context.Context, userID int64) ([]int64, e
 }
 
 const agentGetByID = `-- name: AgentGetByID :one
-SELECT id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope FROM agents WHERE id = $1
+SELECT id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope, approval_required_tools, max_steps, max_tool_calls, max_total_tokens, output_schema FROM agents WHERE id = $1
 `
 
 // AgentGetByID returns one agent.
@@ -144,12 +161,17 @@ func (q *Queries) AgentGetByID(ctx context.Context, id int64) (Agent, error) {
 		&i.UpdatedAt,
 		&i.Version,
 		&i.ToolScope,
+		&i.ApprovalRequiredTools,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
 	)
 	return i, err
 }
 
 const agentList = `-- name: AgentList :many
-SELECT id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope FROM agents
+SELECT id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope, approval_required_tools, max_steps, max_tool_calls, max_total_tokens, output_schema FROM agents
 WHERE ($1::boolean IS NULL OR is_active = $1)
 ORDER BY id
 LIMIT $3 OFFSET $2
@@ -186,6 +208,11 @@ func (q *Queries) AgentList(ctx context.Context, arg AgentListParams) ([]Agent, 
 			&i.UpdatedAt,
 			&i.Version,
 			&i.ToolScope,
+			&i.ApprovalRequiredTools,
+			&i.MaxSteps,
+			&i.MaxToolCalls,
+			&i.MaxTotalTokens,
+			&i.OutputSchema,
 		); err != nil {
 			return nil, err
 		}
@@ -208,24 +235,34 @@ UPDATE agents SET
     tools             = $7,
     tool_scope        = $8,
     is_active         = $9,
+    approval_required_tools = $10,
+    max_steps         = $11,
+    max_tool_calls    = $12,
+    max_total_tokens  = $13,
+    output_schema     = $14,
     version           = version + 1,
     updated_at        = now()
-WHERE id = $10 AND version = $11
-RETURNING id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope
+WHERE id = $15 AND version = $16
+RETURNING id, name, description, instructions, model, temperature, max_output_tokens, tools, is_active, created_by, created_at, updated_at, version, tool_scope, approval_required_tools, max_steps, max_tool_calls, max_total_tokens, output_schema
 `
 
 type AgentUpdateParams struct {
-	Name            string
-	Description     string
-	Instructions    string
-	Model           string
-	Temperature     float64
-	MaxOutputTokens *int32
-	Tools           []string
-	ToolScope       AgentToolScope
-	IsActive        bool
-	ID              int64
-	Version         int64
+	Name                  string
+	Description           string
+	Instructions          string
+	Model                 string
+	Temperature           float64
+	MaxOutputTokens       *int32
+	Tools                 []string
+	ToolScope             AgentToolScope
+	IsActive              bool
+	ApprovalRequiredTools []string
+	MaxSteps              *int32
+	MaxToolCalls          *int32
+	MaxTotalTokens        *int64
+	OutputSchema          []byte
+	ID                    int64
+	Version               int64
 }
 
 // AgentUpdate writes every mutable field of an agent whose version still matches.
@@ -240,6 +277,11 @@ func (q *Queries) AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent
 		arg.Tools,
 		arg.ToolScope,
 		arg.IsActive,
+		arg.ApprovalRequiredTools,
+		arg.MaxSteps,
+		arg.MaxToolCalls,
+		arg.MaxTotalTokens,
+		arg.OutputSchema,
 		arg.ID,
 		arg.Version,
 	)
@@ -259,6 +301,11 @@ func (q *Queries) AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent
 		&i.UpdatedAt,
 		&i.Version,
 		&i.ToolScope,
+		&i.ApprovalRequiredTools,
+		&i.MaxSteps,
+		&i.MaxToolCalls,
+		&i.MaxTotalTokens,
+		&i.OutputSchema,
 	)
 	return i, err
 }

@@ -15,12 +15,14 @@ import (
 type AgentRunStatus string
 
 const (
-	AgentRunStatusQueued     AgentRunStatus = "queued"
-	AgentRunStatusInProgress AgentRunStatus = "in_progress"
-	AgentRunStatusCompleted  AgentRunStatus = "completed"
-	AgentRunStatusFailed     AgentRunStatus = "failed"
-	AgentRunStatusCancelled  AgentRunStatus = "cancelled"
-	AgentRunStatusIncomplete AgentRunStatus = "incomplete"
+	AgentRunStatusQueued         AgentRunStatus = "queued"
+	AgentRunStatusInProgress     AgentRunStatus = "in_progress"
+	AgentRunStatusRequiresAction AgentRunStatus = "requires_action"
+	AgentRunStatusCompleted      AgentRunStatus = "completed"
+	AgentRunStatusFailed         AgentRunStatus = "failed"
+	AgentRunStatusCancelled      AgentRunStatus = "cancelled"
+	AgentRunStatusIncomplete     AgentRunStatus = "incomplete"
+	AgentRunStatusExpired        AgentRunStatus = "expired"
 )
 
 func (e *AgentRunStatus) Scan(src interface{}) error {
@@ -62,10 +64,12 @@ func (e AgentRunStatus) Valid() bool {
 	switch e {
 	case AgentRunStatusQueued,
 		AgentRunStatusInProgress,
+		AgentRunStatusRequiresAction,
 		AgentRunStatusCompleted,
 		AgentRunStatusFailed,
 		AgentRunStatusCancelled,
-		AgentRunStatusIncomplete:
+		AgentRunStatusIncomplete,
+		AgentRunStatusExpired:
 		return true
 	}
 	return false
@@ -75,10 +79,12 @@ func AllAgentRunStatusValues() []AgentRunStatus {
 	return []AgentRunStatus{
 		AgentRunStatusQueued,
 		AgentRunStatusInProgress,
+		AgentRunStatusRequiresAction,
 		AgentRunStatusCompleted,
 		AgentRunStatusFailed,
 		AgentRunStatusCancelled,
 		AgentRunStatusIncomplete,
+		AgentRunStatusExpired,
 	}
 }
 
@@ -272,20 +278,25 @@ func AllTaskStatusValues() []TaskStatus {
 }
 
 type Agent struct {
-	ID              int64
-	Name            string
-	Description     string
-	Instructions    string
-	Model           string
-	Temperature     float64
-	MaxOutputTokens *int32
-	Tools           []string
-	IsActive        bool
-	CreatedBy       *int64
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	Version         int64
-	ToolScope       AgentToolScope
+	ID                    int64
+	Name                  string
+	Description           string
+	Instructions          string
+	Model                 string
+	Temperature           float64
+	MaxOutputTokens       *int32
+	Tools                 []string
+	IsActive              bool
+	CreatedBy             *int64
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+	Version               int64
+	ToolScope             AgentToolScope
+	ApprovalRequiredTools []string
+	MaxSteps              *int32
+	MaxToolCalls          *int32
+	MaxTotalTokens        *int64
+	OutputSchema          []byte
 }
 
 type AgentRun struct {
@@ -312,6 +323,19 @@ type AgentRun struct {
 	CompletedAt       *time.Time
 	UpdatedAt         time.Time
 	CachedCompletions int64
+	MaxSteps          int32
+	MaxToolCalls      int32
+	MaxTotalTokens    *int64
+	OutputSchema      []byte
+	OutputJson        []byte
+	IncompleteReason  *string
+	ModelTurns        int32
+	ToolCalls         int32
+	LlmFailures       int32
+	PendingToolCalls  []byte
+	RequiredAction    []byte
+	ExpiresAt         *time.Time
+	TaskContext       *string
 }
 
 type AgentRunEvent struct {
@@ -319,6 +343,13 @@ type AgentRunEvent struct {
 	Seq       int64
 	Type      string
 	Data      []byte
+	CreatedAt time.Time
+}
+
+type AgentRunToolCall struct {
+	RunID     int64
+	Turn      int32
+	CallID    string
 	CreatedAt time.Time
 }
 

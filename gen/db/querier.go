@@ -39,13 +39,20 @@ type Querier interface {
 	AgentGetByID(ctx context.Context, id int64) (Agent, error)
 	// AgentList returns a page of agents ordered by id, optionally only active ones.
 	AgentList(ctx context.Context, arg AgentListParams) ([]Agent, error)
+	// AgentRunAppendStep adds a recorded tool call to a run's steps, and counts it when it
+	// was executed or decided (not when refused beyond the per-turn limit).
+	AgentRunAppendStep(ctx context.Context, arg AgentRunAppendStepParams) error
+	// AgentRunContinue hands a run in progress to the job of its next turn, once its current
+	// turn's tool calls are done.
+	AgentRunContinue(ctx context.Context, arg AgentRunContinueParams) (AgentRun, error)
 	// AgentRunCount counts the runs matching AgentRunList's filters.
 	AgentRunCount(ctx context.Context, arg AgentRunCountParams) (int64, error)
-	// AgentRunCountActiveByCreators counts the runs of each given user that are queued or in
-	// progress (users without any are left out).
+	// AgentRunCountActiveByCreators counts the runs of each given user that are queued, in
+	// progress or waiting for an approval (users without any are left out).
 	AgentRunCountActiveByCreators(ctx context.Context, userIds []int64) ([]AgentRunCountActiveByCreatorsRow, error)
 	// AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
-	// one statement. The arrays are parallel, one element per run; a task id of 0 means none.
+	// one statement. The arrays are parallel, one element per run; a task id of 0, a token
+	// budget of 0 and an empty output schema mean none.
 	// The runs are inserted in input order, so their ids ascend in it, and they are returned
 	// by id. Nothing can be listening for a run that did not exist, so nobody is notified.
 	AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) ([]AgentRunCreateRow, error)
@@ -58,7 +65,8 @@ type Querier interface {
 	// to each, in order, its last output delta (when not empty) and its terminal event
 	// run.<status>, waking its streams: one statement for a batch of runs. The arrays are
 	// parallel, one element per run; has_outputs says which outputs are set, and an empty
-	// error code means none. Runs that have already ended are left out of the result.
+	// error code, output_json or incomplete_reason means none. The run's steps are kept as
+	// recorded, and model_turns never goes down. Runs that have already ended are left out of the result.
 	AgentRunFinish(ctx context.Context, arg AgentRunFinishParams) ([]AgentRunFinishRow, error)
 	// AgentRunGetByID returns one run.
 	AgentRunGetByID(ctx context.Context, id int64) (AgentRun, error)
@@ -73,12 +81,28 @@ type Querier interface {
 	AgentRunLockCreators(ctx context.Context, userIds []int64) error
 	// AgentRunRequestCancel records that a run should stop.
 	AgentRunRequestCancel(ctx context.Context, id int64) (AgentRun, error)
-	// AgentRunSaveProgress stores the steps and usage so far, so a retry resumes from them.
+	// AgentRunRequireAction stops a run in progress to wait for approvals until expires_at.
+	AgentRunRequireAction(ctx context.Context, arg AgentRunRequireActionParams) (AgentRun, error)
+	// AgentRunResume queues a waiting run again with its decided tool calls, for the job given.
+	AgentRunResume(ctx context.Context, arg AgentRunResumeParams) (AgentRun, error)
+	// AgentRunSaveProgress stores the usage so far and the count of failed model calls of
+	// the current turn, so a retry resumes from them (the steps are saved one by one).
 	AgentRunSaveProgress(ctx context.Context, arg AgentRunSaveProgressParams) error
+	// AgentRunSaveTurn checkpoints a model turn of a run in progress: its usage so far, the
+	// tool calls the model asked for (to execute before the next turn), and the task as the
+	// first turn gave it to the model (kept from then on).
+	AgentRunSaveTurn(ctx context.Context, arg AgentRunSaveTurnParams) (AgentRun, error)
 	// AgentRunStart marks runs in progress for a new attempt, records the queue job running
 	// each, and appends each one's run.status event (waking its streams): one statement for
-	// a batch of runs. Runs that have already ended are left out of the result.
+	// a batch of runs. Only the run's current job may start it (a run queued by its creation
+	// has none yet): a stale job (rescued after it had queued the next turn) is left out, as
+	// are runs that are not queued or in progress. The event is appended only when the
+	// status or the attempt changes, not for every turn.
 	AgentRunStart(ctx context.Context, arg AgentRunStartParams) ([]AgentRunStartRow, error)
+	// AgentRunToolCallClaim records that a tool call of a run's turn is being executed, in
+	// the transaction of its effect: 0 rows when it was recorded already (it must not run
+	// again). A concurrent claim of the same call waits for the first to commit or roll back.
+	AgentRunToolCallClaim(ctx context.Context, arg AgentRunToolCallClaimParams) (int64, error)
 	// AgentUpdate writes every mutable field of an agent whose version still matches.
 	AgentUpdate(ctx context.Context, arg AgentUpdateParams) (Agent, error)
 	// AuditEventAllowRetention lets the current transaction delete old events.

@@ -6,7 +6,9 @@ package agent
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,6 +41,14 @@ type Agent struct {
 	UpdatedAt       time.Time
 	Version         int64
 	ToolScope       ToolScope
+	// ApprovalRequiredTools are the tools (among Tools) whose calls wait for a person's
+	// approval before they run.
+	ApprovalRequiredTools []string
+	// Defaults of its runs' budgets (nil: the server's) and output schema (nil: free text).
+	MaxSteps       *int32
+	MaxToolCalls   *int32
+	MaxTotalTokens *int64
+	OutputSchema   []byte // JSON; []byte, not json.RawMessage: the cache keeps agents as JSON
 }
 
 // ToolScope is what an agent's writing tools may change in a run about a task.
@@ -61,19 +71,44 @@ type Tasks interface {
 	List(ctx context.Context, actor auth.Principal, p task.ListParams) (page.Page[task.Task], error)
 	Create(ctx context.Context, actor auth.Principal, p task.CreateParams) (task.Task, error)
 	Update(ctx context.Context, actor auth.Principal, id int64, p task.UpdateParams, ifMatch etag.Condition) (task.Task, error)
+	// Within returns the service acting in q's transaction (tool calls commit their
+	// effect with their record); its Committed is called after the commit.
+	Within(q db.Querier) *task.Service
 }
 
 var _ Tasks = (*task.Service)(nil)
 
 // Queue enqueues and cancels the jobs that execute runs, inside the caller's transaction.
 type Queue interface {
-	// EnqueueRuns queues the execution of runs, in q's transaction. The worker that
+	// EnqueueRuns queues the first job of new runs, in q's transaction. The worker that
 	// starts a run records its job on it.
-	EnqueueRuns(ctx context.Context, q db.Querier, runIDs []int64) error
+	EnqueueRuns(ctx context.Context, q db.Querier, runs []NewJob) error
+	// EnqueueNext queues the job of a run's next turn (or of its continuation after
+	// approvals), in q's transaction, ahead of new runs.
+	EnqueueNext(ctx context.Context, q db.Querier, runID int64) (jobID int64, err error)
+	// ScheduleExpiry queues the job that expires a waiting run at a time, in q's transaction.
+	ScheduleExpiry(ctx context.Context, q db.Querier, runID int64, at time.Time) error
 	// CancelJob cancels a queued or retrying job, or asks the worker running it to stop;
 	// running reports the latter.
 	CancelJob(ctx context.Context, q db.Querier, jobID int64) (running bool, err error)
 }
+
+// NewJob is the first job of a new run. Backlog is how many runs its creator already
+// had queued, in progress or waiting: the queue picks runs of users with a short
+// backlog first, so that one user's thousand runs do not hold up another's one.
+type NewJob struct {
+	RunID   int64
+	Backlog int
+}
+
+// Limits are the server's bounds of run budgets, and their defaults.
+type Limits struct {
+	MaxSteps     int // AGENT_MAX_STEPS: the most (and default) model turns of a run
+	MaxToolCalls int // AGENT_MAX_TOOL_CALLS: the default tool calls of a run
+}
+
+// maxToolCallsBound is the most tool calls a run's budget may allow.
+const maxToolCallsBound = 1000
 
 // Service implements the agent and run use cases.
 type Service struct {
@@ -86,11 +121,12 @@ type Service struct {
 	// the same time share its transaction (package batch).
 	insertRun  func(context.Context, newRun) (created, error)
 	activeRuns int // most runs a user may have queued or in progress (0: no limit)
+	limits     Limits
 }
 
 // NewService builds a Service; defaultModel is used when an agent names none.
 func NewService(s database, tasks Tasks, q Queue, defaultModel string) *Service {
-	svc := &Service{store: s, tasks: tasks, queue: q, defaultModel: defaultModel}
+	svc := &Service{store: s, tasks: tasks, queue: q, defaultModel: defaultModel, limits: Limits{MaxSteps: 8, MaxToolCalls: 32}}
 	svc.insertRun = batch.New(svc.createRuns).Do
 	return svc
 }
@@ -109,6 +145,13 @@ func (s *Service) WithActiveRunLimit(n int) *Service {
 	return s
 }
 
+// WithLimits sets the bounds and defaults of run budgets (zero fields keep theirs).
+func (s *Service) WithLimits(l Limits) *Service {
+	s.limits.MaxSteps = cmp.Or(l.MaxSteps, s.limits.MaxSteps)
+	s.limits.MaxToolCalls = cmp.Or(l.MaxToolCalls, s.limits.MaxToolCalls)
+	return s
+}
+
 var errAdminRequired = apperr.E(apperr.Forbidden, "administrator privileges required")
 
 // CreateParams are the fields of a new agent.
@@ -122,6 +165,12 @@ type CreateParams struct {
 	Tools           []string
 	ToolScope       ToolScope // empty means task
 	IsActive        *bool
+	// ApprovalRequiredTools must be among Tools.
+	ApprovalRequiredTools []string
+	MaxSteps              *int32
+	MaxToolCalls          *int32
+	MaxTotalTokens        *int64
+	OutputSchema          json.RawMessage // nil: none
 }
 
 // Create adds an agent. Forbidden unless actor is an admin; Conflict when the name is
@@ -133,7 +182,12 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	if err := checkDefinition(&p.Name, p.Tools, &p.ToolScope); err != nil {
 		return Agent{}, err
 	}
+	if err := s.checkRunDefaults(p.Tools, p.ApprovalRequiredTools, p.MaxSteps, p.MaxToolCalls, p.MaxTotalTokens, p.OutputSchema); err != nil {
+		return Agent{}, err
+	}
 	a := db.AgentCreateParams{
+		ApprovalRequiredTools: orEmpty(p.ApprovalRequiredTools), MaxSteps: p.MaxSteps, MaxToolCalls: p.MaxToolCalls,
+		MaxTotalTokens: p.MaxTotalTokens, OutputSchema: p.OutputSchema,
 		Name: strings.TrimSpace(p.Name), Description: p.Description, Instructions: p.Instructions,
 		Model: cmp.Or(strings.TrimSpace(p.Model), s.defaultModel), Temperature: 0.2, MaxOutputTokens: p.MaxOutputTokens,
 		Tools: p.Tools, ToolScope: db.AgentToolScope(cmp.Or(p.ToolScope, ToolScopeTask)), IsActive: true, CreatedBy: &actor.UserID,
@@ -186,6 +240,50 @@ func checkDefinition(name *string, tools []string, scope *ToolScope) error {
 	return nil
 }
 
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// checkRunDefaults validates an agent's approval list (a subset of its tools), budget
+// defaults and output schema.
+func (s *Service) checkRunDefaults(tools, approval []string, steps, calls *int32, tokens *int64, schema []byte) error {
+	var fields []apperr.FieldError
+	for i, t := range approval {
+		if !slices.Contains(tools, t) {
+			fields = append(fields, apperr.FieldError{Location: "body", Field: fmt.Sprintf("approval_required_tools.%d", i),
+				Message: fmt.Sprintf("%q is not among the agent's tools", t)})
+		}
+	}
+	fields = append(fields, s.checkBudget(steps, calls, tokens)...)
+	if err := CheckOutputSchema(schema); err != nil {
+		fields = append(fields, apperr.FieldError{Location: "body", Field: "output_schema", Message: err.Error()})
+	}
+	if len(fields) > 0 {
+		return apperr.Validation(fields...)
+	}
+	return nil
+}
+
+// checkBudget validates budget values (nil: not given).
+func (s *Service) checkBudget(steps, calls *int32, tokens *int64) []apperr.FieldError {
+	var fields []apperr.FieldError
+	if steps != nil && (*steps < 1 || int(*steps) > s.limits.MaxSteps) {
+		fields = append(fields, apperr.FieldError{Location: "body", Field: "max_steps",
+			Message: fmt.Sprintf("must be between 1 and %d (AGENT_MAX_STEPS)", s.limits.MaxSteps)})
+	}
+	if calls != nil && (*calls < 1 || *calls > maxToolCallsBound) {
+		fields = append(fields, apperr.FieldError{Location: "body", Field: "max_tool_calls",
+			Message: fmt.Sprintf("must be between 1 and %d", maxToolCallsBound)})
+	}
+	if tokens != nil && *tokens < 1 {
+		fields = append(fields, apperr.FieldError{Location: "body", Field: "max_total_tokens", Message: "must be at least 1"})
+	}
+	return fields
+}
+
 // Get returns an agent; NotFound when there is none.
 func (s *Service) Get(ctx context.Context, id int64) (Agent, error) {
 	return s.get(ctx, id, s.cache)
@@ -231,6 +329,12 @@ type UpdateParams struct {
 	Tools           *[]string
 	ToolScope       *ToolScope
 	IsActive        *bool
+	// ApprovalRequiredTools must be among the (new or current) tools.
+	ApprovalRequiredTools *[]string
+	MaxSteps              Optional[int32]
+	MaxToolCalls          Optional[int32]
+	MaxTotalTokens        Optional[int64]
+	OutputSchema          Optional[json.RawMessage]
 }
 
 // Optional is a field of a partial update that can be left out, set, or set to null.
@@ -271,6 +375,26 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 			ID: id, Version: cur.Version, Name: cur.Name, Description: cur.Description, Instructions: cur.Instructions,
 			Model: cur.Model, Temperature: cur.Temperature, MaxOutputTokens: cur.MaxOutputTokens, Tools: cur.Tools,
 			ToolScope: cmp.Or(cur.ToolScope, db.AgentToolScopeTask), IsActive: cur.IsActive,
+			ApprovalRequiredTools: cur.ApprovalRequiredTools, MaxSteps: cur.MaxSteps, MaxToolCalls: cur.MaxToolCalls,
+			MaxTotalTokens: cur.MaxTotalTokens, OutputSchema: cur.OutputSchema,
+		}
+		if p.ApprovalRequiredTools != nil {
+			next.ApprovalRequiredTools = *p.ApprovalRequiredTools
+		}
+		if p.MaxSteps.Set {
+			next.MaxSteps = p.MaxSteps.Value
+		}
+		if p.MaxToolCalls.Set {
+			next.MaxToolCalls = p.MaxToolCalls.Value
+		}
+		if p.MaxTotalTokens.Set {
+			next.MaxTotalTokens = p.MaxTotalTokens.Value
+		}
+		if p.OutputSchema.Set {
+			next.OutputSchema = nil
+			if p.OutputSchema.Value != nil {
+				next.OutputSchema = *p.OutputSchema.Value
+			}
 		}
 		if p.Name != nil {
 			next.Name = strings.TrimSpace(*p.Name)
@@ -298,6 +422,13 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		}
 		if p.IsActive != nil {
 			next.IsActive = *p.IsActive
+		}
+		if next.ApprovalRequiredTools == nil {
+			next.ApprovalRequiredTools = []string{}
+		}
+		if err := s.checkRunDefaults(next.Tools, next.ApprovalRequiredTools, next.MaxSteps, next.MaxToolCalls,
+			next.MaxTotalTokens, next.OutputSchema); err != nil {
+			return err
 		}
 		row, err := q.AgentUpdate(ctx, next)
 		if apperr.Is(err, apperr.Conflict) {
@@ -362,5 +493,10 @@ func diff(a, b db.Agent) audit.Changes {
 	c.Set("tools", a.Tools, b.Tools)
 	c.Set("tool_scope", a.ToolScope, b.ToolScope)
 	c.Set("is_active", a.IsActive, b.IsActive)
+	c.Set("approval_required_tools", a.ApprovalRequiredTools, b.ApprovalRequiredTools)
+	c.Set("max_steps", a.MaxSteps, b.MaxSteps)
+	c.Set("max_tool_calls", a.MaxToolCalls, b.MaxToolCalls)
+	c.Set("max_total_tokens", a.MaxTotalTokens, b.MaxTotalTokens)
+	c.Set("output_schema", string(a.OutputSchema), string(b.OutputSchema))
 	return c
 }

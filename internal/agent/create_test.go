@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -28,7 +29,11 @@ type recordingQueue struct {
 	calls   int
 }
 
-func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []int64) error {
+func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, jobs []NewJob) error {
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.RunID
+	}
 	if _, ok := store.Tx(dbq); !ok {
 		return fmt.Errorf("enqueued outside the run's transaction")
 	}
@@ -40,6 +45,14 @@ func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []in
 	}
 	q.batches = append(q.batches, slices.Clone(ids))
 	return nil
+}
+
+func (q *recordingQueue) EnqueueNext(context.Context, db.Querier, int64) (int64, error) {
+	return 0, fmt.Errorf("not in these tests")
+}
+
+func (q *recordingQueue) ScheduleExpiry(context.Context, db.Querier, int64, time.Time) error {
+	return fmt.Errorf("not in these tests")
 }
 
 func (q *recordingQueue) CancelJob(context.Context, db.Querier, int64) (bool, error) {

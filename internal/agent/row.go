@@ -32,6 +32,12 @@ type queries interface {
 	AgentRunRequestCancel(ctx context.Context, id int64) (db.AgentRun, error)
 	AgentRunSaveProgress(ctx context.Context, arg db.AgentRunSaveProgressParams) error
 	AgentRunStart(ctx context.Context, arg db.AgentRunStartParams) ([]db.AgentRunStartRow, error)
+	AgentRunToolCallClaim(ctx context.Context, arg db.AgentRunToolCallClaimParams) (int64, error)
+	AgentRunAppendStep(ctx context.Context, arg db.AgentRunAppendStepParams) error
+	AgentRunSaveTurn(ctx context.Context, arg db.AgentRunSaveTurnParams) (db.AgentRun, error)
+	AgentRunContinue(ctx context.Context, arg db.AgentRunContinueParams) (db.AgentRun, error)
+	AgentRunRequireAction(ctx context.Context, arg db.AgentRunRequireActionParams) (db.AgentRun, error)
+	AgentRunResume(ctx context.Context, arg db.AgentRunResumeParams) (db.AgentRun, error)
 	UserGetByID(ctx context.Context, id int64) (db.User, error)
 	AuditEventCreate(ctx context.Context, arg db.AuditEventCreateParams) error
 }
@@ -48,6 +54,8 @@ func agentFromRow(r db.Agent) Agent {
 		ID: r.ID, Name: r.Name, Description: r.Description, Instructions: r.Instructions, Model: r.Model,
 		Temperature: r.Temperature, MaxOutputTokens: r.MaxOutputTokens, Tools: r.Tools, IsActive: r.IsActive,
 		CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Version: r.Version, ToolScope: ToolScope(r.ToolScope),
+		ApprovalRequiredTools: r.ApprovalRequiredTools, MaxSteps: r.MaxSteps, MaxToolCalls: r.MaxToolCalls,
+		MaxTotalTokens: r.MaxTotalTokens, OutputSchema: r.OutputSchema,
 	}
 }
 
@@ -73,6 +81,13 @@ func runFromRow(r db.AgentRun) (Run, error) {
 		Model: r.Model, Usage: usageOf(r), Attempt: r.Attempt, Metadata: json.RawMessage(r.Metadata),
 		CreatedBy: r.CreatedBy, CancelRequestedAt: r.CancelRequestedAt, CreatedAt: r.CreatedAt,
 		StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
+		Budget:       Budget{MaxSteps: int(r.MaxSteps), MaxToolCalls: int(r.MaxToolCalls)},
+		OutputSchema: json.RawMessage(r.OutputSchema), OutputJSON: json.RawMessage(r.OutputJson),
+		IncompleteReason: r.IncompleteReason, ModelTurns: int(r.ModelTurns), ToolCalls: int(r.ToolCalls),
+		LLMFailures: int(r.LlmFailures), JobID: r.JobID, TaskContext: r.TaskContext,
+	}
+	if r.MaxTotalTokens != nil {
+		run.Budget.MaxTotalTokens = *r.MaxTotalTokens
 	}
 	if r.ErrorCode != nil && r.ErrorMessage != nil {
 		run.Error = &RunError{Code: *r.ErrorCode, Message: *r.ErrorMessage}
@@ -82,6 +97,17 @@ func runFromRow(r db.AgentRun) (Run, error) {
 		return run, apperr.Wrap(apperr.Internal, err, "agent run %d: stored steps", r.ID)
 	}
 	run.Steps = steps
+	if len(r.PendingToolCalls) > 0 {
+		if err := json.Unmarshal(r.PendingToolCalls, &run.Pending); err != nil {
+			return run, apperr.Wrap(apperr.Internal, err, "agent run %d: stored pending tool calls", r.ID)
+		}
+	}
+	if len(r.RequiredAction) > 0 {
+		run.RequiredAction = new(RequiredAction)
+		if err := json.Unmarshal(r.RequiredAction, run.RequiredAction); err != nil {
+			return run, apperr.Wrap(apperr.Internal, err, "agent run %d: stored required action", r.ID)
+		}
+	}
 	return run, nil
 }
 
@@ -147,28 +173,31 @@ func startRuns(ctx context.Context, q queries, starts []start) ([]*db.AgentRun, 
 
 // ending is how one run ends.
 type ending struct {
-	runID        int64
-	status       RunStatus
-	output       *string
-	steps        []byte // JSON array
-	errorCode    string // empty: none
-	errorMessage string
-	usage        llm.Usage
-	delta        string // output text not yet sent as an event (empty: none)
+	runID            int64
+	status           RunStatus
+	output           *string
+	outputJSON       []byte // nil: none
+	errorCode        string // empty: none
+	errorMessage     string
+	incompleteReason string // empty: none
+	usage            llm.Usage
+	modelTurns       int
+	delta            string // output text not yet sent as an event (empty: none)
 }
 
 // finishRuns ends runs that have not ended yet and appends their last events, in one
-// statement; the result is in es' order (nil for a run that had ended).
+// statement (callers go through endRuns, which tells runChanged); the result is in es' order (nil for a run that had ended).
 func finishRuns(ctx context.Context, q queries, es []ending) ([]*db.AgentRun, error) {
 	n := len(es)
 	p := db.AgentRunFinishParams{
 		Ids: make([]int64, n), Statuses: make([]string, n), HasOutputs: make([]bool, n), Outputs: make([]string, n),
-		Steps: make([][]byte, n), ErrorCodes: make([]string, n), ErrorMessages: make([]string, n),
+		OutputJsons: make([]string, n), IncompleteReasons: make([]string, n), ModelTurns: make([]int32, n), ErrorCodes: make([]string, n), ErrorMessages: make([]string, n),
 		PromptTokens: make([]int64, n), CompletionTokens: make([]int64, n), TotalTokens: make([]int64, n),
 		CachedCompletions: make([]int64, n), Deltas: make([]string, n),
 	}
 	for i, e := range es {
-		p.Ids[i], p.Statuses[i], p.Steps[i] = e.runID, string(e.status), e.steps
+		p.Ids[i], p.Statuses[i] = e.runID, string(e.status)
+		p.OutputJsons[i], p.IncompleteReasons[i], p.ModelTurns[i] = string(e.outputJSON), e.incompleteReason, int32(e.modelTurns)
 		if e.output != nil {
 			p.HasOutputs[i], p.Outputs[i] = true, *e.output
 		}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -35,6 +36,30 @@ type Run struct {
 	CreatedAt         time.Time
 	StartedAt         *time.Time
 	CompletedAt       *time.Time
+	Budget            Budget
+	// OutputSchema is the JSON Schema the final answer must match (nil: free text), and
+	// OutputJSON the answer's value once it did.
+	OutputSchema     json.RawMessage
+	OutputJSON       json.RawMessage
+	IncompleteReason *string // why it ended incomplete: max_steps, max_tool_calls or max_total_tokens
+	ModelTurns       int     // model calls answered
+	ToolCalls        int     // tool calls recorded (executed or rejected)
+	LLMFailures      int     // transient model failures of the current turn
+	// Pending are the tool calls of the current turn not executed yet (with their
+	// decisions once approved or rejected).
+	Pending []PendingCall
+	// RequiredAction is what the run waits for in status requires_action (nil otherwise).
+	RequiredAction *RequiredAction
+	JobID          *int64
+	// TaskContext is the task as the first turn gave it to the model (nil: not yet, or no task).
+	TaskContext *string
+}
+
+// Budget bounds a run: model turns, tool calls and tokens (MaxTotalTokens 0: no bound).
+type Budget struct {
+	MaxSteps       int
+	MaxToolCalls   int
+	MaxTotalTokens int64
 }
 
 // RunError is the error a run ended with.
@@ -48,12 +73,14 @@ type RunStatus string
 
 // Run statuses.
 const (
-	RunQueued     RunStatus = "queued"
-	RunInProgress RunStatus = "in_progress"
-	RunCompleted  RunStatus = "completed"
-	RunFailed     RunStatus = "failed"
-	RunCancelled  RunStatus = "cancelled"
-	RunIncomplete RunStatus = "incomplete"
+	RunQueued         RunStatus = "queued"
+	RunInProgress     RunStatus = "in_progress"
+	RunRequiresAction RunStatus = "requires_action"
+	RunCompleted      RunStatus = "completed"
+	RunFailed         RunStatus = "failed"
+	RunCancelled      RunStatus = "cancelled"
+	RunIncomplete     RunStatus = "incomplete"
+	RunExpired        RunStatus = "expired"
 )
 
 // Event is one entry of a run's event stream.
@@ -75,6 +102,9 @@ const (
 	EventFailed      = "run.failed"
 	EventCancelled   = "run.cancelled"
 	EventIncomplete  = "run.incomplete"
+	// EventRequiresAction says the run waits for approvals (its data holds the run).
+	EventRequiresAction = "run.requires_action"
+	EventExpired        = "run.expired"
 )
 
 // TerminalEvent returns the event that ends a run in the given status ("" if it is not terminal).
@@ -88,6 +118,8 @@ func TerminalEvent(s RunStatus) string {
 		return EventCancelled
 	case RunIncomplete:
 		return EventIncomplete
+	case RunExpired:
+		return EventExpired
 	}
 	return ""
 }
@@ -104,6 +136,9 @@ type Step struct {
 	Result    json.RawMessage `json:"result"`
 	CallID    string          `json:"call_id"`
 	Turn      int             `json:"turn"`
+	Approval  *Approval       `json:"approval,omitempty"` // the decision on a call that needed one
+	// Refused marks a call beyond the per-turn limit: kept for the conversation only.
+	Refused bool `json:"refused,omitempty"`
 }
 
 // appendEvent records the next event of a run and notifies listeners on commit.
@@ -123,6 +158,11 @@ type RunParams struct {
 	Input    string
 	TaskID   *int64
 	Metadata []byte // a JSON object; nil means {}
+	// Budgets and output schema of this run; nil takes the agent's (and then the server's).
+	MaxSteps       *int32
+	MaxToolCalls   *int32
+	MaxTotalTokens *int64
+	OutputSchema   json.RawMessage
 }
 
 // CreateRun queues a run of an active agent. The run row, its first event and its job are
@@ -143,6 +183,15 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 		return Run{}, apperr.Validation(apperr.FieldError{Location: "body", Field: "metadata",
 			Message: fmt.Sprintf("must be at most %d bytes as JSON", maxRunMetadataBytes)})
 	}
+	fields := s.checkBudget(p.MaxSteps, p.MaxToolCalls, p.MaxTotalTokens)
+	if err := CheckOutputSchema(p.OutputSchema); err != nil {
+		fields = append(fields, apperr.FieldError{Location: "body", Field: "output_schema", Message: err.Error()})
+	}
+	if len(fields) > 0 {
+		return Run{}, apperr.Validation(fields...)
+	}
+	budget := s.budget(a, p)
+	schema := cmp.Or(string(p.OutputSchema), string(a.OutputSchema))
 	if p.TaskID != nil {
 		if _, err := s.tasks.Get(ctx, actor, *p.TaskID); err != nil {
 			if apperr.Is(err, apperr.NotFound) {
@@ -156,7 +205,7 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 		p.Metadata = []byte("{}")
 	}
 	res, err := s.insertRun(ctx, newRun{agentID: agentID, taskID: p.TaskID, input: p.Input, model: a.Model,
-		metadata: p.Metadata, createdBy: actor.UserID, ctx: auditContext(ctx)})
+		metadata: p.Metadata, createdBy: actor.UserID, ctx: auditContext(ctx), budget: budget, outputSchema: schema})
 	if err == nil {
 		err = res.err
 	}
@@ -166,14 +215,31 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 	return res.run, nil
 }
 
+// budget resolves a new run's budget: the run's, else the agent's, else the server's.
+func (s *Service) budget(a Agent, p RunParams) Budget {
+	b := Budget{MaxSteps: s.limits.MaxSteps, MaxToolCalls: s.limits.MaxToolCalls}
+	if v := cmp.Or(p.MaxSteps, a.MaxSteps); v != nil {
+		b.MaxSteps = min(int(*v), s.limits.MaxSteps)
+	}
+	if v := cmp.Or(p.MaxToolCalls, a.MaxToolCalls); v != nil {
+		b.MaxToolCalls = int(*v)
+	}
+	if v := cmp.Or(p.MaxTotalTokens, a.MaxTotalTokens); v != nil {
+		b.MaxTotalTokens = *v
+	}
+	return b
+}
+
 // newRun is a run to create.
 type newRun struct {
-	agentID   int64
-	taskID    *int64
-	input     string
-	model     string
-	metadata  []byte
-	createdBy int64
+	budget       Budget
+	outputSchema string // empty: none
+	agentID      int64
+	taskID       *int64
+	input        string
+	model        string
+	metadata     []byte
+	createdBy    int64
 	// ctx carries the creating request's audit Meta (the batch runs under another context).
 	ctx context.Context
 }
@@ -226,7 +292,7 @@ func (s *Service) createRuns(ctx context.Context, rs []newRun) ([]created, error
 func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error) {
 	out := make([]created, len(rs))
 	err := s.store.InTx(ctx, func(q db.Querier) error {
-		keep, err := s.withinQuota(ctx, q, rs, out)
+		keep, backlog, err := s.withinQuota(ctx, q, rs, out)
 		if err != nil || len(keep) == 0 {
 			return err
 		}
@@ -234,10 +300,13 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 		p := db.AgentRunCreateParams{
 			AgentIds: make([]int64, n), TaskIds: make([]int64, n), Inputs: make([]string, n), Models: make([]string, n),
 			Metadata: make([][]byte, n), CreatedBy: make([]int64, n),
+			MaxSteps: make([]int32, n), MaxToolCalls: make([]int32, n), MaxTotalTokens: make([]int64, n), OutputSchemas: make([]string, n),
 		}
 		for i, k := range keep {
 			r := rs[k]
 			p.AgentIds[i], p.Inputs[i], p.Models[i], p.Metadata[i], p.CreatedBy[i] = r.agentID, r.input, r.model, r.metadata, r.createdBy
+			p.MaxSteps[i], p.MaxToolCalls[i] = int32(r.budget.MaxSteps), int32(r.budget.MaxToolCalls)
+			p.MaxTotalTokens[i], p.OutputSchemas[i] = r.budget.MaxTotalTokens, r.outputSchema
 			if r.taskID != nil {
 				p.TaskIds[i] = *r.taskID
 			}
@@ -249,7 +318,7 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 		if len(rows) != n {
 			return fmt.Errorf("agent: %d runs created for %d", len(rows), n)
 		}
-		ids := make([]int64, n)
+		jobs := make([]NewJob, n)
 		for i, row := range rows {
 			// Rows come back by id, which ascends in insertion (input) order.
 			if r := rs[keep[i]]; row.AgentID != r.agentID || row.Input != r.input || row.CreatedBy == nil || *row.CreatedBy != r.createdBy {
@@ -258,7 +327,7 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 			if out[keep[i]].run, err = runFromRow(db.AgentRun(row)); err != nil {
 				return err
 			}
-			ids[i] = row.ID
+			jobs[i] = NewJob{RunID: row.ID, Backlog: backlog[keep[i]]}
 			if r := rs[keep[i]]; r.ctx != nil {
 				if err := audit.Record(r.ctx, q, audit.Entry{Resource: "agent_run", ID: &row.ID}); err != nil {
 					return err
@@ -267,7 +336,7 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 		}
 		// The worker that starts a run records its job on it; a queued run is
 		// cancelled by its status alone.
-		return s.queue.EnqueueRuns(ctx, q, ids)
+		return s.queue.EnqueueRuns(ctx, q, jobs)
 	})
 	if err != nil {
 		return nil, err
@@ -276,17 +345,13 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 }
 
 // withinQuota returns the indexes of the runs in rs that their creators' quotas allow,
-// in order, and sets a QuotaExceeded error in out for the others. It takes each creator's
+// in order, with each run's backlog (its creator's runs queued, in progress or waiting
+// before it: it orders the queue), and sets a QuotaExceeded error in out for the others. It takes each creator's
 // quota lock for the rest of q's transaction first, so that concurrent creations (in
 // other batches or processes) count each other's runs; the batch's own runs count too.
-func (s *Service) withinQuota(ctx context.Context, q queries, rs []newRun, out []created) ([]int, error) {
+func (s *Service) withinQuota(ctx context.Context, q queries, rs []newRun, out []created) ([]int, []int, error) {
 	keep := make([]int, 0, len(rs))
-	if s.activeRuns <= 0 {
-		for i := range rs {
-			keep = append(keep, i)
-		}
-		return keep, nil
-	}
+	backlog := make([]int, len(rs))
 	users := make([]int64, 0, 1)
 	for _, r := range rs {
 		users = append(users, r.createdBy)
@@ -294,12 +359,12 @@ func (s *Service) withinQuota(ctx context.Context, q queries, rs []newRun, out [
 	slices.Sort(users)
 	users = slices.Compact(users)
 	if err := q.AgentRunLockCreators(ctx, users); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A statement of its own: it must see the runs committed by whoever held a lock.
 	counts, err := q.AgentRunCountActiveByCreators(ctx, users)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	active := make(map[int64]int64, len(counts))
 	for _, c := range counts {
@@ -307,15 +372,16 @@ func (s *Service) withinQuota(ctx context.Context, q queries, rs []newRun, out [
 	}
 	limit := int64(s.activeRuns)
 	for i, r := range rs {
-		if active[r.createdBy] >= limit {
+		if limit > 0 && active[r.createdBy] >= limit {
 			out[i].err = apperr.E(apperr.QuotaExceeded,
-				"you have %d runs queued or in progress, the most allowed at once; wait for some to finish or cancel some", limit)
+				"you have %d runs queued, in progress or waiting for approval, the most allowed at once; wait for some to finish or cancel some", limit)
 			continue
 		}
+		backlog[i] = int(active[r.createdBy])
 		active[r.createdBy]++
 		keep = append(keep, i)
 	}
-	return keep, nil
+	return keep, backlog, nil
 }
 
 // canSee reports whether actor may see a run: runs are private to their creator (their
@@ -418,7 +484,8 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 		case db.AgentRunStatusCancelled:
 			out = r
 			return audit.Record(ctx, q, audit.Entry{Resource: "agent_run", ID: &id})
-		case db.AgentRunStatusQueued:
+		case db.AgentRunStatusQueued, db.AgentRunStatusRequiresAction:
+			// Waiting: no worker holds it, and its expiry job finds it ended.
 			if out, err = finishCancelled(ctx, q, r); err != nil {
 				return err
 			}
@@ -456,7 +523,7 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 // finishCancelled ends a run that no worker is executing as cancelled, keeping its steps
 // and usage, and appends its terminal event (in q's transaction).
 func finishCancelled(ctx context.Context, q queries, r db.AgentRun) (db.AgentRun, error) {
-	runs, err := finishRuns(ctx, q, []ending{{runID: r.ID, status: RunCancelled, steps: r.Steps, usage: usageOf(r)}})
+	runs, err := endRuns(ctx, q, []ending{{runID: r.ID, status: RunCancelled, usage: usageOf(r), modelTurns: int(r.ModelTurns)}})
 	if err != nil {
 		return db.AgentRun{}, err
 	}

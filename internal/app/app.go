@@ -381,7 +381,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	})
 	runner := agent.NewRunner(s, tasks, client, agent.RunnerOptions{
 		MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls, MaxToolCallsPerTurn: cfg.AgentMaxToolCallsPerTurn,
-		Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
+		MaxAttempts: cfg.LLMMaxAttempts, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
 	})
 	auditSvc := audit.NewService(s, []byte(cfg.SecretKey))
 	q, err := queue.New(pool, runner, queue.Config{
@@ -412,7 +412,8 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	return &services{
 		notifier: notifier, stopListening: func() { stopListening(); <-listening },
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
-		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser), queue: q,
+		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser).
+			WithLimits(agent.Limits{MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls}), queue: q,
 		apiKeys: apiKeys, audit: auditSvc, metrics: m, shared: shared,
 		stopProfiles: stopProfiles, stopMetrics: stopMetrics,
 	}, nil

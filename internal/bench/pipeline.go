@@ -223,8 +223,24 @@ func (b *pipelineBaseline) stop() {
 // baselineQueue implements agent.Queue on the baseline's River client.
 type baselineQueue struct{ client *river.Client[pgx.Tx] }
 
-func (q baselineQueue) EnqueueRuns(ctx context.Context, dbq db.Querier, runIDs []int64) error {
-	return queue.InsertRunJobs(ctx, q.client, dbq, runIDs, &river.InsertOpts{Queue: baselineQueueName})
+func (q baselineQueue) EnqueueRuns(ctx context.Context, dbq db.Querier, runs []agent.NewJob) error {
+	return queue.InsertRunJobs(ctx, q.client, dbq, runs, &river.InsertOpts{Queue: baselineQueueName})
+}
+
+func (q baselineQueue) EnqueueNext(ctx context.Context, dbq db.Querier, runID int64) (int64, error) {
+	tx, ok := store.Tx(dbq)
+	if !ok {
+		return 0, errors.New("bench: inserting jobs needs a transaction")
+	}
+	res, err := q.client.InsertTx(ctx, tx, queue.RunArgs{RunID: runID}, &river.InsertOpts{Queue: baselineQueueName, Priority: 1})
+	if err != nil {
+		return 0, err
+	}
+	return res.Job.ID, nil
+}
+
+func (q baselineQueue) ScheduleExpiry(context.Context, db.Querier, int64, time.Time) error {
+	return errors.New("bench: approvals are not part of the baseline")
 }
 
 func (q baselineQueue) CancelJob(context.Context, db.Querier, int64) (bool, error) {
@@ -238,7 +254,7 @@ type baselineWorker struct {
 }
 
 func (w *baselineWorker) Work(ctx context.Context, job *river.Job[queue.RunArgs]) error {
-	return w.runner.Execute(ctx, agent.Job{RunID: job.Args.RunID, JobID: job.ID, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts})
+	return w.runner.Execute(ctx, agent.Job{RunID: job.Args.RunID, JobID: job.ID, Attempt: job.Attempt})
 }
 
 func (e *runEnv) startPipelineBaseline(ctx context.Context) (*pipelineBaseline, error) {
@@ -271,6 +287,7 @@ func (e *runEnv) startPipelineBaseline(ctx context.Context) (*pipelineBaseline, 
 		pool.Close()
 		return nil, fmt.Errorf("baseline queue: %w", err)
 	}
+	runner.UseQueue(baselineQueue{client})
 	return &pipelineBaseline{
 		store: s, agents: agent.NewService(s, tasks, baselineQueue{client}, "gpt-4o"), client: client, close: pool.Close,
 	}, nil

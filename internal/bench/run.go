@@ -84,6 +84,7 @@ type runEnv struct {
 	llm            *llmtest.Server
 	agentHTTP      int64 // agent whose runs the server executes
 	agentBase      int64 // agent of the pipeline baseline's runs
+	agentApproval  int64 // agent whose get_task calls need approval (agent-runs-approval)
 	patched        atomic.Int64
 	peakRSSMB      float64
 }
@@ -153,6 +154,7 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 	}
 
 	llm := llmtest.Start()
+	llm.Auto = approvalReplies
 	defer llm.Close()
 	serverURL := dbURL
 	if cfg.ServerPool > 0 {
@@ -348,10 +350,13 @@ func (e *runEnv) setup(ctx context.Context, adminPassword string) error {
 	for _, a := range []struct {
 		name string
 		id   *int64
-	}{{"bench-http", &e.agentHTTP}, {"bench-baseline", &e.agentBase}} {
+	}{{"bench-http", &e.agentHTTP}, {"bench-baseline", &e.agentBase}, {"bench-approval", &e.agentApproval}} {
 		body := map[string]any{
 			"name": a.name, "description": "Benchmark agent",
 			"instructions": "You summarise tasks and suggest the next step. Answer in one short sentence.",
+		}
+		if a.id == &e.agentApproval {
+			body["tools"], body["approval_required_tools"], body["tool_scope"] = []string{"get_task"}, []string{"get_task"}, "creator"
 		}
 		var out struct {
 			ID int64 `json:"id"`

@@ -216,6 +216,12 @@ var scenarios = []scenarioDef{
 		custom:   runPipeline,
 	},
 	{
+		name: "agent-runs-approval", desc: "approval pipeline: create → requires_action → approve → completed, scripted zero-latency model",
+		httpWhat: "each client creates a run of an agent whose get_task needs approval, polls it (5 ms) until requires_action, approves the call and goes on; req/s = runs completed per second (first create → last completion), latencies = approval answered → run completed",
+		baseWhat: "none: the approval round trip is the HTTP API's own",
+		custom:   runApprovalPipeline,
+	},
+	{
 		name: "login", desc: "POST /api/v1/auth/token (OAuth2 password grant) with correct credentials", separate: true,
 		httpWhat: "POST /api/v1/auth/token (form: username, password) for a random active seeded user; argon2id (19 MiB, t=2) verification",
 		baseWhat: "UserGetByEmail + SessionCreate + RefreshTokenCreate in one transaction (the SQL only: the ceiling without argon2id)",

@@ -78,8 +78,13 @@ type Config struct {
 	LLMRetryBackoff time.Duration `env:"LLM_RETRY_BACKOFF" envDefault:"1s"`
 	// AgentMaxSteps bounds the model turns of one run (then it ends incomplete).
 	AgentMaxSteps int `env:"AGENT_MAX_STEPS" envDefault:"8"`
-	// AgentRunTimeout bounds one attempt of a run.
-	AgentRunTimeout time.Duration `env:"AGENT_RUN_TIMEOUT" envDefault:"10m"`
+	// AgentRunTimeout bounds one job of a run: one model turn and its tool calls (a run
+	// executes turn by turn, its state saved between). A worker that dies mid-turn has
+	// its job rescued 10 s after this, on River's next rescue pass (every 30 s).
+	AgentRunTimeout time.Duration `env:"AGENT_RUN_TIMEOUT" envDefault:"60s"`
+	// ApprovalTimeout is how long a run waits for approvals of its tool calls before it
+	// ends expired.
+	ApprovalTimeout time.Duration `env:"APPROVAL_TIMEOUT" envDefault:"24h"`
 
 	// FirstAdminEmail and FirstAdminPassword create the first administrator (seed, dev).
 	FirstAdminEmail string `env:"FIRST_ADMIN_EMAIL"`
@@ -359,7 +364,10 @@ func (c Config) validate() error {
 		return bad("AGENT_MAX_STEPS", c.AgentMaxSteps, "want 1..100")
 	}
 	if c.AgentRunTimeout <= 0 {
-		return bad("AGENT_RUN_TIMEOUT", c.AgentRunTimeout, "want a positive duration such as 10m")
+		return bad("AGENT_RUN_TIMEOUT", c.AgentRunTimeout, "want a positive duration such as 60s")
+	}
+	if c.ApprovalTimeout < time.Second {
+		return bad("APPROVAL_TIMEOUT", c.ApprovalTimeout, "want a duration of at least 1s, such as 24h")
 	}
 	if (c.FirstAdminEmail == "") != (c.FirstAdminPassword == "") {
 		return errors.New("config: FIRST_ADMIN_EMAIL and FIRST_ADMIN_PASSWORD must be set together")

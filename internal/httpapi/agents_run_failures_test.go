@@ -84,7 +84,7 @@ func TestAgentRunRetries(t *testing.T) {
 			evs := agtReplay(t, user.Client, run.Id)
 			if c.status == client.AgentRunStatusCompleted {
 				require.Equal(t, "recovered", run.Output.MustGet())
-				require.Equal(t, client.AgentRunUsage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}, run.Usage)
+				require.Equal(t, client.AgentRunUsage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5, ModelTurns: 1}, run.Usage)
 				require.Equal(t, "run.completed", evs[len(evs)-1].Type)
 			} else {
 				require.True(t, run.Output.IsNull(), "a failed run has no output")
@@ -118,7 +118,7 @@ func TestAgentRunRetries(t *testing.T) {
 		require.Equal(t, client.AgentRunStatusCompleted, run.Status, "%s", agtJSON(run))
 		require.Equal(t, int32(2), run.Attempt)
 		require.Len(t, run.Steps, 1, "the step of the first attempt is neither lost nor repeated")
-		require.Equal(t, client.AgentRunUsage{PromptTokens: 18, CompletionTokens: 5, TotalTokens: 23}, run.Usage, "usage of both attempts")
+		require.Equal(t, client.AgentRunUsage{PromptTokens: 18, CompletionTokens: 5, TotalTokens: 23, ModelTurns: 2, ToolCalls: 1}, run.Usage, "usage of both attempts")
 		reqs := f.llm.Requests()
 		require.Len(t, reqs, 3)
 		resumed := agtMessages(t, reqs[2])
@@ -255,7 +255,7 @@ func TestAgentRunStepBound(t *testing.T) {
 	}
 	require.True(t, run.Output.IsNull())
 	require.Equal(t, 2, f.llm.Hits(), "no third turn")
-	require.Equal(t, client.AgentRunUsage{PromptTokens: 2, CompletionTokens: 2, TotalTokens: 4}, run.Usage)
+	require.Equal(t, client.AgentRunUsage{PromptTokens: 2, CompletionTokens: 2, TotalTokens: 4, ModelTurns: 2, ToolCalls: 2}, run.Usage)
 	evs := agtReplay(t, user.Client, run.Id)
 	require.Equal(t, "run.incomplete", evs[len(evs)-1].Type, "%s", agtEventList(evs))
 }

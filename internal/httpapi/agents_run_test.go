@@ -59,7 +59,7 @@ func TestAgentRunEndToEnd(t *testing.T) {
 	require.Equal(t, client.AgentRunStatusCompleted, run.Status, "%s", agtJSON(run))
 	require.True(t, run.Error.IsNull())
 	require.Equal(t, "I started work on the task.", run.Output.MustGet(), "the output is the streamed pieces joined")
-	require.Equal(t, client.AgentRunUsage{PromptTokens: 600, CompletionTokens: 60, TotalTokens: 660}, run.Usage, "usage is summed over the three completions")
+	require.Equal(t, client.AgentRunUsage{PromptTokens: 600, CompletionTokens: 60, TotalTokens: 660, ModelTurns: 3, ToolCalls: 2}, run.Usage, "usage is summed over the three completions")
 	require.Equal(t, int32(1), run.Attempt)
 	started, err := run.StartedAt.Get()
 	require.NoError(t, err, "started_at is set")
@@ -208,7 +208,7 @@ func TestAgentRunEventsStreamAcrossInstances(t *testing.T) {
 	require.Equal(t, 2, llm.Hits())
 	viaA := agtGetRun(t, a.AsAdmin(t), run.Id)
 	require.Equal(t, client.AgentRunStatusCompleted, viaA.Status)
-	require.Equal(t, client.AgentRunUsage{PromptTokens: 12, CompletionTokens: 13, TotalTokens: 25}, viaA.Usage)
+	require.Equal(t, client.AgentRunUsage{PromptTokens: 12, CompletionTokens: 13, TotalTokens: 25, ModelTurns: 2, ToolCalls: 1}, viaA.Usage)
 
 	t.Run("Last-Event-ID resumes after that event", func(t *testing.T) {
 		t.Parallel()

@@ -64,6 +64,7 @@ func TestAuditEveryMutatingOperationLeavesOneEvent(t *testing.T) {
 
 	var (
 		userID, taskID, agentID, runID, keyID int64
+		waitingID                             int64
 		pair                                  client.TokenPair
 	)
 	type check struct {
@@ -168,6 +169,16 @@ func TestAuditEveryMutatingOperationLeavesOneEvent(t *testing.T) {
 			require.NoError(t, err)
 			return res.StatusCode()
 		}},
+		"submitAgentRunApprovals": {"agent_run", idOf(&waitingID), func(t *testing.T) int {
+			res, err := alice.Client.CreateAgentRunWithResponse(ctx, agentID, nil, client.AgentRunCreate{Input: "wait"})
+			require.NoError(t, err)
+			waitingID = res.JSON202.Id
+			steerMakeWaiting(t, env.DBURL, waitingID, "call_w")
+			ap, err := alice.Client.SubmitAgentRunApprovalsWithResponse(ctx, waitingID, client.AgentRunApprovals{
+				Decisions: []client.AgentRunDecision{steerApprove("call_w")}})
+			require.NoError(t, err)
+			return ap.StatusCode()
+		}},
 		"deleteAgent": {"agent", idOf(&agentID), func(t *testing.T) int {
 			res, err := admin.DeleteAgentWithResponse(ctx, agentID, nil)
 			require.NoError(t, err)
@@ -176,7 +187,7 @@ func TestAuditEveryMutatingOperationLeavesOneEvent(t *testing.T) {
 	}
 	order := []string{"createToken", "refreshToken", "logout", "createUser", "updateUser", "replaceUser",
 		"updateCurrentUser", "deleteUser", "createTask", "updateTask", "deleteTask", "createAgent", "updateAgent",
-		"createAgentRun", "cancelAgentRun", "deleteAgent", "createApiKey", "revokeApiKey"}
+		"createAgentRun", "cancelAgentRun", "submitAgentRunApprovals", "deleteAgent", "createApiKey", "revokeApiKey"}
 
 	policies, err := httpapi.ContractPolicies()
 	require.NoError(t, err)

@@ -479,6 +479,11 @@ func azmOps() map[string]azmOp {
 					}
 				}}
 		}},
+		// The run has ended: whoever may decide on it is told it is not waiting (409).
+		"submitAgentRunApprovals": {success: []int{http.StatusConflict}, other: azmOwned, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), params: map[string]int64{"run_id": f.run.Id},
+				body: `{"decisions":[{"tool_call_id":"call_1","decision":"approve"}]}`}
+		}},
 		// The run has ended, so the stream replays its events and ends.
 		"streamAgentRunEvents": {success: ok, other: azmOwned, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p), params: map[string]int64{"run_id": f.run.Id},

@@ -22,24 +22,33 @@ func toAgent(a agent.Agent) api.Agent {
 		Temperature: a.Temperature, MaxOutputTokens: nullableOf(a.MaxOutputTokens), Tools: tools,
 		ToolScope: api.AgentToolScope(a.ToolScope), IsActive: a.IsActive,
 		CreatedBy: nullableOf(a.CreatedBy), CreatedAt: a.CreatedAt.UTC(), UpdatedAt: a.UpdatedAt.UTC(),
+		ApprovalRequiredTools: agentTools(a.ApprovalRequiredTools), MaxSteps: nullableOf(a.MaxSteps),
+		MaxToolCalls: nullableOf(a.MaxToolCalls), MaxTotalTokens: nullableOf(a.MaxTotalTokens),
+		OutputSchema: outputSchema(a.OutputSchema),
 	}
 }
 
 func toRun(r agent.Run) (api.AgentRun, error) {
 	out := api.AgentRun{
 		Id: r.ID, AgentId: r.AgentID, TaskId: nullableOf(r.TaskID), Status: api.AgentRunStatus(r.Status),
-		Input: r.Input, Output: nullableOf(r.Output), Steps: make([]api.AgentRunStep, len(r.Steps)), Model: r.Model,
+		Input: r.Input, Output: nullableOf(r.Output), Steps: make([]api.AgentRunStep, 0, len(r.Steps)), Model: r.Model,
 		Usage: api.AgentRunUsage{PromptTokens: r.Usage.PromptTokens, CompletionTokens: r.Usage.CompletionTokens,
-			TotalTokens: r.Usage.TotalTokens, CachedCompletions: r.Usage.CachedCompletions},
+			TotalTokens: r.Usage.TotalTokens, CachedCompletions: r.Usage.CachedCompletions,
+			ModelTurns: int32(r.ModelTurns), ToolCalls: int32(r.ToolCalls)},
 		Attempt: r.Attempt, CreatedBy: nullableOf(r.CreatedBy), CreatedAt: r.CreatedAt.UTC(),
 		StartedAt: nullableTime(r.StartedAt), CompletedAt: nullableTime(r.CompletedAt), Metadata: api.TaskMetadata{},
 	}
-	for i, s := range r.Steps {
+	for _, s := range r.Steps {
+		if s.Refused {
+			continue // a call beyond the per-turn limit: the model's, not a step
+		}
 		st := api.AgentRunStep{Type: api.AgentRunStepType(s.Type), Name: s.Name, Arguments: map[string]any{}}
 		_ = json.Unmarshal(s.Arguments, &st.Arguments)
 		_ = json.Unmarshal(s.Result, &st.Result)
-		out.Steps[i] = st
+		st.Approval = toApproval(s.Approval)
+		out.Steps = append(out.Steps, st)
 	}
+	steerFields(&out, r)
 	if r.Error != nil {
 		out.Error = nullableOf(&api.AgentRunError{Code: r.Error.Code, Message: r.Error.Message})
 	} else {
@@ -78,8 +87,15 @@ func (s *Server) CreateAgent(ctx context.Context, req api.CreateAgentRequestObje
 	b := req.Body
 	p := agent.CreateParams{
 		Name: b.Name, Temperature: b.Temperature, MaxOutputTokens: optional(b.MaxOutputTokens).Value,
-		Tools: toolNames(b.Tools), IsActive: b.IsActive,
+		Tools: toolNames(b.Tools), IsActive: b.IsActive, ApprovalRequiredTools: toolNames(b.ApprovalRequiredTools),
+		MaxSteps: optional(b.MaxSteps).Value, MaxToolCalls: optional(b.MaxToolCalls).Value,
+		MaxTotalTokens: optional(b.MaxTotalTokens).Value,
 	}
+	schema, err := schemaJSON(b.OutputSchema)
+	if err != nil {
+		return nil, err
+	}
+	p.OutputSchema = schema
 	if b.Description != nil {
 		p.Description = *b.Description
 	}
@@ -140,6 +156,9 @@ func (s *Server) UpdateAgent(ctx context.Context, req api.UpdateAgentRequestObje
 		sc := agent.ToolScope(*b.ToolScope)
 		p.ToolScope = &sc
 	}
+	if err := steerUpdate(&p, b); err != nil {
+		return nil, err
+	}
 	a, err := s.agents.Update(ctx, actor(ctx), req.AgentId, p, etag.IfMatch(req.Params.IfMatch))
 	if err != nil {
 		return nil, err
@@ -162,8 +181,14 @@ func (s *Server) CreateAgentRun(ctx context.Context, req api.CreateAgentRunReque
 	if err != nil {
 		return nil, err
 	}
+	schema, err := schemaJSON(b.OutputSchema)
+	if err != nil {
+		return nil, err
+	}
 	r, err := s.agents.CreateRun(ctx, actor(ctx), req.AgentId, agent.RunParams{
 		Input: b.Input, TaskID: optional(b.TaskId).Value, Metadata: meta,
+		MaxSteps: optional(b.MaxSteps).Value, MaxToolCalls: optional(b.MaxToolCalls).Value,
+		MaxTotalTokens: optional(b.MaxTotalTokens).Value, OutputSchema: schema,
 	})
 	if err != nil {
 		return nil, err

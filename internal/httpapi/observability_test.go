@@ -99,13 +99,13 @@ func TestLLMResponseCache(t *testing.T) {
 			f.llm.Script(llmtest.Reply{Content: []string{"The ", "answer."}, Prompt: 50, Completion: 5})
 			first := agtWaitRun(t, f.admin, agtStartRun(t, f.admin, ag.Id, client.AgentRunCreate{Input: "What is the answer?"}).Id)
 			require.Equal(t, client.AgentRunStatusCompleted, first.Status, "%s", agtJSON(first))
-			require.Equal(t, client.AgentRunUsage{PromptTokens: 50, CompletionTokens: 5, TotalTokens: 55}, first.Usage)
+			require.Equal(t, client.AgentRunUsage{PromptTokens: 50, CompletionTokens: 5, TotalTokens: 55, ModelTurns: 1}, first.Usage)
 			require.Equal(t, 1, f.llm.Hits())
 
 			second := agtWaitRun(t, f.admin, agtStartRun(t, f.admin, ag.Id, client.AgentRunCreate{Input: "What is the answer?"}).Id)
 			require.Equal(t, client.AgentRunStatusCompleted, second.Status, "%s", agtJSON(second))
 			assert.Equal(t, "The answer.", second.Output.MustGet())
-			assert.Equal(t, client.AgentRunUsage{CachedCompletions: 1}, second.Usage, "a cached answer costs no tokens and is recorded on the run")
+			assert.Equal(t, client.AgentRunUsage{CachedCompletions: 1, ModelTurns: 1}, second.Usage, "a cached answer costs no tokens and is recorded on the run")
 			assert.Equal(t, 1, f.llm.Hits(), "the model was not called again")
 
 			// The streamed events of the cached run carry the answer like any other.

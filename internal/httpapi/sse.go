@@ -205,7 +205,7 @@ func (e *eventStream) drain(w http.ResponseWriter) (done, ok bool) {
 		for _, ev := range evs {
 			data := ev.Data
 			terminal := ev.Type == agent.EventCompleted || ev.Type == agent.EventFailed ||
-				ev.Type == agent.EventCancelled || ev.Type == agent.EventIncomplete
+				ev.Type == agent.EventCancelled || ev.Type == agent.EventIncomplete || ev.Type == agent.EventExpired
 			if terminal {
 				data = e.withRun(data)
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
 
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/metrics"
@@ -91,6 +92,9 @@ type Request struct {
 	MaxTokens   *int64
 	Messages    []openai.ChatCompletionMessageParamUnion
 	Tools       []openai.ChatCompletionToolUnionParam
+	// OutputSchema, when set, asks for an answer in JSON matching this JSON Schema
+	// (response_format json_schema).
+	OutputSchema json.RawMessage
 }
 
 // ToolCall is a function call the model asked for.
@@ -168,6 +172,11 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 	}
 	if len(req.Tools) > 0 {
 		params.Tools = req.Tools
+	}
+	if len(req.OutputSchema) > 0 {
+		params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
+			JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "output", Schema: req.OutputSchema},
+		}}
 	}
 	key := c.cacheKey(req, params)
 	if key != "" {

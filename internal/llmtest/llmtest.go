@@ -49,6 +49,10 @@ type Server struct {
 	hits     int
 	conns    int
 	record   bool // keep every request body for Requests
+	// Auto, when set, answers the requests that find the script empty: it gets the
+	// request body and returns a reply, or false for the default "done" (set it before
+	// the first request).
+	Auto func(body []byte) (Reply, bool)
 }
 
 // New starts a server that is closed when the test ends.
@@ -103,11 +107,16 @@ func (s *Server) Hits() int {
 	return s.hits
 }
 
-func (s *Server) next() Reply {
+func (s *Server) next(body []byte) Reply {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hits++
 	if len(s.script) == 0 {
+		if s.Auto != nil {
+			if r, ok := s.Auto(body); ok {
+				return r
+			}
+		}
 		return Reply{Content: []string{"done"}, Prompt: 1, Completion: 1}
 	}
 	r := s.script[0]
@@ -166,7 +175,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "invalid_request_error", "Incorrect API key provided")
 		return
 	}
-	reply := s.next()
+	reply := s.next(raw)
 	if reply.Hang {
 		<-r.Context().Done()
 		return

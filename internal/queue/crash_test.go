@@ -55,7 +55,7 @@ func newCrashEnv(t *testing.T, tools ...client.AgentTool) *crashEnv {
 
 func (c *crashEnv) worker(t *testing.T, name string) *workerProc {
 	t.Helper()
-	return startWorker(t, name, workerVars(c.env.DBURL, c.llm.BaseURL(), llmtest.APIKey, map[string]string{
+	return startWorker(t, name, workerVars(c.env.DBURL, c.llm.BaseURL(), map[string]string{
 		"AGENT_RUN_TIMEOUT": crashRunTimeout,
 	}))
 }

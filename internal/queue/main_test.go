@@ -16,6 +16,7 @@ import (
 
 	"enterprise-automation/internal/apitest"
 	"enterprise-automation/internal/dbtest"
+	"enterprise-automation/internal/llmtest"
 	"enterprise-automation/internal/password"
 )
 
@@ -156,11 +157,11 @@ func (w *workerProc) stop(t testing.TB, name string) {
 }
 
 // workerVars is what a worker child needs to work on env's database against the LLM.
-func workerVars(dbURL, llmBaseURL, apiKey string, extra map[string]string) map[string]string {
+func workerVars(dbURL, llmBaseURL string, extra map[string]string) map[string]string {
 	vars := map[string]string{
 		"DATABASE_URL":       dbURL,
 		"SECRET_KEY":         randomHex(32),
-		"OPENAI_API_KEY":     apiKey,
+		"OPENAI_API_KEY":     llmtest.APIKey,
 		"OPENAI_BASE_URL":    llmBaseURL,
 		"WORKER_CONCURRENCY": "4",
 		"LOG_LEVEL":          "DEBUG",

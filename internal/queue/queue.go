@@ -24,13 +24,57 @@ import (
 	"enterprise-automation/internal/store"
 )
 
-// RunArgs are the arguments of the job that executes one agent run.
+// RunArgs are the arguments of a job that executes one turn of an agent run (the first
+// job of a run, the job of its next turn, or its continuation after approvals).
 type RunArgs struct {
 	RunID int64 `json:"run_id"`
 }
 
 // Kind implements river.JobArgs.
 func (RunArgs) Kind() string { return "agent_run" }
+
+// ExpireArgs are the arguments of the job that expires a run still waiting for
+// approvals at its deadline (scheduled when it starts waiting).
+type ExpireArgs struct {
+	RunID int64 `json:"run_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ExpireArgs) Kind() string { return "agent_run_expire" }
+
+// Job priorities (River picks the lowest number first, then the oldest). A run's next
+// turn goes first: the run is under way. A new run's priority grows with its creator's
+// backlog (runs queued, in progress or waiting when it was created): a user's first
+// few runs are picked before the 5th to 16th of any user, those before the 17th to
+// 64th, and those before the rest. So another user's single run waits behind at most
+// the few first-priority jobs already queued, never behind one user's thousand.
+const (
+	priorityNext = 1
+	maxPriority  = 4
+)
+
+// backlogPriority is the priority of a new run whose creator had backlog runs before it.
+func backlogPriority(backlog int) int {
+	switch {
+	case backlog < 4:
+		return 1
+	case backlog < 16:
+		return 2
+	case backlog < 64:
+		return 3
+	}
+	return maxPriority
+}
+
+// rescueMargin is how long after its job's timeout a job whose worker vanished is
+// rescued: River's rescuer then runs at most 30 s later. With the default
+// AGENT_RUN_TIMEOUT of 60 s (one turn), a dead worker's run resumes within about 100 s.
+const rescueMargin = 10 * time.Second
+
+// rescueAttempts is how many more times than MaxAttempts a run's job may start: a
+// rescue after a worker's death counts as an attempt for River, not for the run (the
+// runner counts the run's failed model calls itself).
+const rescueAttempts = 10
 
 // How often workers look for jobs: at most every FetchCooldown, and at least every
 // FetchPollInterval even without an insert notification. River also sends insert
@@ -51,8 +95,8 @@ type Config struct {
 	MaxAttempts int
 	// RetryBackoff is the delay before the first retry; it doubles for each later one.
 	RetryBackoff time.Duration
-	// RunTimeout bounds one attempt; a worker that dies mid-run has its job rescued
-	// shortly after this.
+	// RunTimeout bounds one job: one model turn of a run and its tool calls. A worker
+	// that dies mid-turn has its job rescued shortly after this (rescueMargin).
 	RunTimeout time.Duration
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics
@@ -99,23 +143,24 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 		cfg.RetryBackoff = time.Second
 	}
 	if cfg.RunTimeout <= 0 {
-		cfg.RunTimeout = 10 * time.Minute
+		cfg.RunTimeout = time.Minute
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &runWorker{runner: runner, timeout: cfg.RunTimeout, metrics: cfg.Metrics})
+	river.AddWorker(workers, &expireWorker{runner: runner})
 	if cfg.AuditRetention != nil {
 		river.AddWorker(workers, &auditRetentionWorker{retain: cfg.AuditRetention, log: cfg.Logger})
 	}
 	rc := &river.Config{
 		Workers:     workers,
-		MaxAttempts: cfg.MaxAttempts,
+		MaxAttempts: cfg.MaxAttempts + rescueAttempts,
 		RetryPolicy: &backoff{base: cfg.RetryBackoff},
 		JobTimeout:  cfg.RunTimeout,
 		// Rescue jobs whose worker vanished soon after they could have timed out.
-		RescueStuckJobsAfter: cfg.RunTimeout + min(cfg.RunTimeout, time.Minute),
+		RescueStuckJobsAfter: cfg.RunTimeout + min(cfg.RunTimeout, rescueMargin),
 		Logger:               cfg.Logger.With("component", "queue"),
 	}
 	if cfg.Workers > 0 {
@@ -136,7 +181,11 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	return &Queue{client: client, pool: pool, workers: cfg.Workers, log: cfg.Logger}, nil
+	q := &Queue{client: client, pool: pool, workers: cfg.Workers, log: cfg.Logger}
+	if runner != nil {
+		runner.UseQueue(q)
+	}
+	return q, nil
 }
 
 // depthQuery counts the jobs that are not finished yet, by state (River's own table; the
@@ -164,25 +213,54 @@ func (q *Queue) Depth(ctx context.Context) (map[string]int64, error) {
 }
 
 // EnqueueRuns implements agent.Queue: the jobs are inserted in q's transaction, in one
-// statement.
-func (q *Queue) EnqueueRuns(ctx context.Context, dbq db.Querier, runIDs []int64) error {
-	return InsertRunJobs(ctx, q.client, dbq, runIDs, nil)
+// statement, each with the priority of its creator's backlog.
+func (q *Queue) EnqueueRuns(ctx context.Context, dbq db.Querier, runs []agent.NewJob) error {
+	return InsertRunJobs(ctx, q.client, dbq, runs, nil)
 }
 
-// InsertRunJobs inserts the jobs of runs with client, in dbq's transaction.
-func InsertRunJobs(ctx context.Context, client *river.Client[pgx.Tx], dbq db.Querier, runIDs []int64, opts *river.InsertOpts) error {
+// InsertRunJobs inserts the first jobs of runs with client, in dbq's transaction; opts
+// (optional) applies to each, its priority aside.
+func InsertRunJobs(ctx context.Context, client *river.Client[pgx.Tx], dbq db.Querier, runs []agent.NewJob, opts *river.InsertOpts) error {
 	tx, ok := store.Tx(dbq)
 	if !ok {
 		return errors.New("queue: inserting jobs needs a transaction")
 	}
-	params := make([]river.InsertManyParams, len(runIDs))
-	for i, id := range runIDs {
-		params[i] = river.InsertManyParams{Args: RunArgs{RunID: id}, InsertOpts: opts}
+	params := make([]river.InsertManyParams, len(runs))
+	for i, r := range runs {
+		o := river.InsertOpts{}
+		if opts != nil {
+			o = *opts
+		}
+		o.Priority = backlogPriority(r.Backlog)
+		params[i] = river.InsertManyParams{Args: RunArgs{RunID: r.RunID}, InsertOpts: &o}
 	}
 	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
 		return store.Translate(err)
 	}
 	return nil
+}
+
+// EnqueueNext implements agent.Queue: the job of a run's next turn, first in line.
+func (q *Queue) EnqueueNext(ctx context.Context, dbq db.Querier, runID int64) (int64, error) {
+	tx, ok := store.Tx(dbq)
+	if !ok {
+		return 0, errors.New("queue: inserting jobs needs a transaction")
+	}
+	res, err := q.client.InsertTx(ctx, tx, RunArgs{RunID: runID}, &river.InsertOpts{Priority: priorityNext})
+	if err != nil {
+		return 0, store.Translate(err)
+	}
+	return res.Job.ID, nil
+}
+
+// ScheduleExpiry implements agent.Queue.
+func (q *Queue) ScheduleExpiry(ctx context.Context, dbq db.Querier, runID int64, at time.Time) error {
+	tx, ok := store.Tx(dbq)
+	if !ok {
+		return errors.New("queue: inserting jobs needs a transaction")
+	}
+	_, err := q.client.InsertTx(ctx, tx, ExpireArgs{RunID: runID}, &river.InsertOpts{ScheduledAt: at, Priority: priorityNext})
+	return store.Translate(err)
 }
 
 // CancelJob implements agent.Queue: a waiting job is cancelled; a running one has its
@@ -238,7 +316,7 @@ type runWorker struct {
 func (w *runWorker) Timeout(*river.Job[RunArgs]) time.Duration { return w.timeout }
 
 func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
-	err := w.runner.Execute(ctx, agent.Job{RunID: job.Args.RunID, JobID: job.ID, Attempt: job.Attempt, MaxAttempts: job.MaxAttempts})
+	err := w.runner.Execute(ctx, agent.Job{RunID: job.Args.RunID, JobID: job.ID, Attempt: job.Attempt})
 	var retry *agent.RetryableError
 	switch {
 	case err == nil:
@@ -249,6 +327,16 @@ func (w *runWorker) Work(ctx context.Context, job *river.Job[RunArgs]) error {
 		w.metrics.JobOutcome("released") // shutting down: another worker takes the job
 	}
 	return err
+}
+
+// expireWorker expires a run that still waits for approvals at its deadline.
+type expireWorker struct {
+	river.WorkerDefaults[ExpireArgs]
+	runner *agent.Runner
+}
+
+func (w *expireWorker) Work(ctx context.Context, job *river.Job[ExpireArgs]) error {
+	return w.runner.Expire(ctx, job.Args.RunID)
 }
 
 // backoff retries after base, 2×base, 4×base, … capped at ten minutes.

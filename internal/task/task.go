@@ -49,6 +49,10 @@ type Service struct {
 	now        func() time.Time
 	cache      *cache.Entity[Task]
 	exactTotal int64
+	// changed, in a service bound to a caller's transaction (Within), collects the tasks
+	// it changed, whose cached records are dropped once that transaction commits.
+	changed *[]int64
+	parent  *Service
 }
 
 // DefaultExactTotalLimit is how many matching tasks a list counts exactly; beyond, its
@@ -294,7 +298,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 	if err != nil {
 		return Task{}, fmt.Errorf("task: update: %w", err)
 	}
-	s.cache.Invalidate(ctx, id)
+	s.forget(ctx, id)
 	return out, nil
 }
 
@@ -379,7 +383,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 	if err != nil {
 		return fmt.Errorf("task: delete: %w", err)
 	}
-	s.cache.Invalidate(ctx, id)
+	s.forget(ctx, id)
 	return nil
 }
 

@@ -424,8 +424,10 @@ export interface paths {
          *     context; the task must be visible to you. Tools act with your permissions (in a run
          *     for a task, the agent's `tool_scope` may narrow them to that task). Send an
          *     `Idempotency-Key` to make retries safe. Each user may have at most
-         *     `AGENT_ACTIVE_RUNS_PER_USER` runs queued or in progress at once; beyond that the
-         *     answer is 429 with the problem type `/problems/quota-exceeded`.
+         *     `AGENT_ACTIVE_RUNS_PER_USER` runs queued, in progress or waiting for approval at
+         *     once; beyond that the answer is 429 with the problem type `/problems/quota-exceeded`.
+         *     Budgets (`max_steps`, `max_tool_calls`, `max_total_tokens`) and `output_schema`
+         *     default to the agent's; an invalid schema, or one over 16 KiB, is refused with 422.
          */
         post: operations["createAgentRun"];
         delete?: never;
@@ -499,14 +501,49 @@ export interface paths {
         put?: never;
         /**
          * Cancel an agent run
-         * @description Idempotent. A queued run is cancelled at once; a running one is stopped (its
-         *     status becomes `cancelled` within moments — watch the run or its events); a
-         *     cancelled run stays cancelled. A run that already completed, failed or ended
-         *     incomplete cannot be cancelled (409). The example needs a run still queued or in
-         *     progress: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
+         * @description Idempotent. A queued run, or one waiting for approvals, is cancelled at once; a
+         *     running one is stopped (its status becomes `cancelled` within moments — watch the
+         *     run or its events); a cancelled run stays cancelled. A run that already completed,
+         *     failed, expired or ended incomplete cannot be cancelled (409). The example needs a run still queued, in progress or
+         *     waiting: without a model (`OPENAI_API_KEY`), as on a bare `make run`, runs fail at
          *     once and the answer is 409.
          */
         post: operations["cancelAgentRun"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agent-runs/{run_id}/approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+                 *     createAgentRun's example first.
+                 * @example 1
+                 */
+                run_id: components["parameters"]["RunID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve or reject a run's waiting tool calls
+         * @description Decides the tool calls a run in `requires_action` waits for: exactly one decision
+         *     for each call of its `required_action` (422 otherwise, and for edited `arguments`
+         *     that do not match the tool's parameters; the run keeps waiting). Approved calls run
+         *     with the run creator's permissions (with the edited arguments when given); a
+         *     rejected one gives the model `{"error": "rejected", "reason": …}`, and the run goes
+         *     on. The run's creator or an administrator may decide. Accepted: 202 with the run
+         *     `queued` again. A run that is not waiting (decided already, cancelled, expired or
+         *     ended) answers 409: of concurrent submissions exactly one wins, and each approved
+         *     call runs exactly once.
+         */
+        post: operations["submitAgentRunApprovals"];
         delete?: never;
         options?: never;
         head?: never;
@@ -530,8 +567,9 @@ export interface paths {
         /**
          * Stream a run's events (Server-Sent Events)
          * @description A `text/event-stream` of the run's events: `run.status`, `run.output.delta`,
-         *     `run.step`, and one terminal event (`run.completed`, `run.failed`,
-         *     `run.cancelled` or `run.incomplete`) after which the stream ends. Every event has
+         *     `run.step`, `run.requires_action` (the run waits for approvals; the stream stays
+         *     open), and one terminal event (`run.completed`, `run.failed`, `run.cancelled`,
+         *     `run.incomplete` or `run.expired`) after which the stream ends. Every event has
          *     an increasing `id:`; a new stream replays the run from the start, and
          *     `Last-Event-ID` resumes after that id. Each `data:` line is a JSON
          *     `AgentRunEvent`. Browsers' `EventSource` cannot send the bearer token: use the
@@ -1366,6 +1404,33 @@ export interface components {
             max_output_tokens: number | null;
             tools: components["schemas"]["AgentTools"];
             tool_scope: components["schemas"]["AgentToolScope"];
+            /**
+             * @description Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+             *     `requires_action` until its creator or an administrator decides.
+             * @example [
+             *       "update_task_status"
+             *     ]
+             */
+            approval_required_tools: components["schemas"]["AgentTool"][];
+            /**
+             * Format: int32
+             * @description Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+             * @example 6
+             */
+            max_steps: number | null;
+            /**
+             * Format: int32
+             * @description Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+             * @example 10
+             */
+            max_tool_calls: number | null;
+            /**
+             * Format: int64
+             * @description Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+             * @example 20000
+             */
+            max_total_tokens: number | null;
+            output_schema: components["schemas"]["OutputSchema"];
             /** @example true */
             is_active: boolean;
             /**
@@ -1410,6 +1475,33 @@ export interface components {
             tools?: components["schemas"]["AgentTools"];
             tool_scope?: components["schemas"]["AgentToolScope"];
             /**
+             * @description Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+             *     `requires_action` until its creator or an administrator decides.
+             * @example [
+             *       "update_task_status"
+             *     ]
+             */
+            approval_required_tools?: components["schemas"]["AgentTool"][];
+            /**
+             * Format: int32
+             * @description Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+             * @example 6
+             */
+            max_steps?: number | null;
+            /**
+             * Format: int32
+             * @description Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+             * @example 10
+             */
+            max_tool_calls?: number | null;
+            /**
+             * Format: int64
+             * @description Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+             * @example 20000
+             */
+            max_total_tokens?: number | null;
+            output_schema?: components["schemas"]["OutputSchema"];
+            /**
              * @default true
              * @example true
              */
@@ -1438,6 +1530,33 @@ export interface components {
             max_output_tokens?: number | null;
             tools?: components["schemas"]["AgentTools"];
             tool_scope?: components["schemas"]["AgentToolScope"];
+            /**
+             * @description Tools (among `tools`) whose calls wait for a person's approval: the run stops in
+             *     `requires_action` until its creator or an administrator decides.
+             * @example [
+             *       "update_task_status"
+             *     ]
+             */
+            approval_required_tools?: components["schemas"]["AgentTool"][];
+            /**
+             * Format: int32
+             * @description Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); null takes the default.
+             * @example 6
+             */
+            max_steps?: number | null;
+            /**
+             * Format: int32
+             * @description Tool calls a run may make; null takes the default (`AGENT_MAX_TOOL_CALLS`).
+             * @example 10
+             */
+            max_tool_calls?: number | null;
+            /**
+             * Format: int64
+             * @description Tokens (prompt and completion, every turn) a run may spend; null is no bound.
+             * @example 20000
+             */
+            max_total_tokens?: number | null;
+            output_schema?: components["schemas"]["OutputSchema"];
             /** @example false */
             is_active?: boolean;
         };
@@ -1474,6 +1593,143 @@ export interface components {
              */
             task_id?: number | null;
             metadata?: components["schemas"]["TaskMetadata"];
+            /**
+             * Format: int32
+             * @description Model turns a run may take (at most the server's `AGENT_MAX_STEPS`); absent or null takes the agent's, then the server's default.
+             * @example 6
+             */
+            max_steps?: number | null;
+            /**
+             * Format: int32
+             * @description Tool calls a run may make; absent or null takes the agent's, then the server's default (`AGENT_MAX_TOOL_CALLS`).
+             * @example 10
+             */
+            max_tool_calls?: number | null;
+            /**
+             * Format: int64
+             * @description Tokens (prompt and completion, every turn) a run may spend; absent or null takes the agent's (if it has none, no bound).
+             * @example 20000
+             */
+            max_total_tokens?: number | null;
+            output_schema?: components["schemas"]["OutputSchema"];
+        };
+        /**
+         * @description A JSON Schema (draft 2020-12 unless `$schema` says otherwise; at most 16 KiB, no
+         *     references outside itself) the final answer must match: the model is asked for
+         *     JSON (`response_format` json_schema), and the answer is validated. It ends in
+         *     `output_json`; an answer that does not match after one corrective turn fails the
+         *     run with `output_schema_mismatch`. An invalid schema is refused with 422.
+         * @example {
+         *       "type": "object",
+         *       "required": [
+         *         "verdict"
+         *       ],
+         *       "properties": {
+         *         "verdict": {
+         *           "type": "string",
+         *           "enum": [
+         *             "match",
+         *             "mismatch"
+         *           ]
+         *         }
+         *       }
+         *     }
+         */
+        OutputSchema: {
+            [key: string]: unknown;
+        } | null;
+        /**
+         * @example {
+         *       "decisions": [
+         *         {
+         *           "tool_call_id": "call_7Qm2",
+         *           "decision": "approve"
+         *         },
+         *         {
+         *           "tool_call_id": "call_8Rn3",
+         *           "decision": "reject",
+         *           "reason": "Not this task."
+         *         }
+         *       ]
+         *     }
+         */
+        AgentRunApprovals: {
+            /** @description Exactly one decision for each tool call in the run's `required_action`. */
+            decisions: components["schemas"]["AgentRunDecision"][];
+        };
+        AgentRunDecision: {
+            /** @example call_7Qm2 */
+            tool_call_id: string;
+            /**
+             * @example approve
+             * @enum {string}
+             */
+            decision: "approve" | "reject";
+            /**
+             * @description With approve: the arguments to run the tool with instead of the model's; they
+             *     must match the tool's parameters (else 422, and the run keeps waiting).
+             * @example {
+             *       "task_id": 7,
+             *       "status": "in_progress"
+             *     }
+             */
+            arguments?: {
+                [key: string]: unknown;
+            };
+            /**
+             * @description Why; with reject the model reads it.
+             * @example Not this task.
+             */
+            reason?: string;
+        };
+        /** @description What a run in `requires_action` waits for. */
+        AgentRunRequiredAction: {
+            /**
+             * @example tool_approval
+             * @enum {string}
+             */
+            type: "tool_approval";
+            tool_calls: components["schemas"]["AgentRunPendingToolCall"][];
+            /**
+             * Format: date-time
+             * @description Unanswered by then, the run ends `expired` (`APPROVAL_TIMEOUT` after it started waiting).
+             * @example 2026-11-03T09:00:01Z
+             */
+            expires_at: string;
+        };
+        AgentRunPendingToolCall: {
+            /** @example call_7Qm2 */
+            id: string;
+            name: components["schemas"]["AgentTool"];
+            /**
+             * @example {
+             *       "task_id": 7,
+             *       "status": "completed"
+             *     }
+             */
+            arguments: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description The decision on a tool call that needed approval. */
+        AgentRunApproval: {
+            /**
+             * @example approve
+             * @enum {string}
+             */
+            decision: "approve" | "reject";
+            /**
+             * Format: int64
+             * @example 1
+             */
+            decided_by: number;
+            /**
+             * Format: date-time
+             * @example 2026-11-02T09:03:00Z
+             */
+            decided_at: string;
+            /** @example null */
+            reason: string | null;
         };
         /** @description The `data` of one Server-Sent Event. */
         AgentRunEvent: {
@@ -1481,7 +1737,7 @@ export interface components {
              * @example run.output.delta
              * @enum {string}
              */
-            type: "run.status" | "run.output.delta" | "run.step" | "run.completed" | "run.failed" | "run.cancelled" | "run.incomplete";
+            type: "run.status" | "run.output.delta" | "run.step" | "run.requires_action" | "run.completed" | "run.failed" | "run.cancelled" | "run.incomplete" | "run.expired";
             /**
              * Format: int64
              * @example 99
@@ -1499,13 +1755,18 @@ export interface components {
              */
             delta?: string;
             step?: components["schemas"]["AgentRunStep"];
+            required_action?: components["schemas"]["AgentRunRequiredAction"];
             run?: components["schemas"]["AgentRun"];
         };
         /**
+         * @description `queued` → `in_progress` → `completed` | `failed` | `incomplete` | `cancelled`;
+         *     `in_progress` → `requires_action` (a tool call waits for approval) → `queued`
+         *     (decided) | `cancelled` | `expired` (nobody decided by `expires_at`). See the README's
+         *     state machine.
          * @example completed
          * @enum {string}
          */
-        AgentRunStatus: "queued" | "in_progress" | "completed" | "failed" | "cancelled" | "incomplete";
+        AgentRunStatus: "queued" | "in_progress" | "requires_action" | "completed" | "failed" | "cancelled" | "incomplete" | "expired";
         /**
          * @example {
          *       "type": "tool_call",
@@ -1543,6 +1804,8 @@ export interface components {
              *     }
              */
             result: unknown;
+            /** @description The decision, for a call that needed approval. */
+            approval?: components["schemas"]["AgentRunApproval"];
         };
         AgentRunError: {
             /** @example llm_not_configured */
@@ -1573,6 +1836,35 @@ export interface components {
              * @example 0
              */
             cached_completions: number;
+            /**
+             * Format: int32
+             * @description Model calls answered (the token counts are their sum).
+             * @example 3
+             */
+            model_turns: number;
+            /**
+             * Format: int32
+             * @description Tool calls recorded (executed or rejected).
+             * @example 2
+             */
+            tool_calls: number;
+        };
+        AgentRunBudget: {
+            /**
+             * Format: int32
+             * @example 8
+             */
+            max_steps: number;
+            /**
+             * Format: int32
+             * @example 32
+             */
+            max_tool_calls: number;
+            /**
+             * Format: int64
+             * @example null
+             */
+            max_total_tokens: number | null;
         };
         AgentRun: {
             /**
@@ -1627,6 +1919,23 @@ export interface components {
              * @example 2026-11-02T09:00:04Z
              */
             completed_at: string | null;
+            /** @description What the run waits for, in `requires_action` (null otherwise). */
+            required_action: components["schemas"]["AgentRunRequiredAction"] | null;
+            /**
+             * @description The final answer's JSON value, when the run has an output schema and completed.
+             * @example {
+             *       "verdict": "match"
+             *     }
+             */
+            output_json: unknown;
+            /**
+             * @description Which budget ended the run, when `incomplete` (null otherwise).
+             * @example max_steps
+             * @enum {string|null}
+             */
+            incomplete_reason: "max_steps" | "max_tool_calls" | "max_total_tokens" | null;
+            budget: components["schemas"]["AgentRunBudget"];
+            output_schema: components["schemas"]["OutputSchema"];
         };
         AgentRunPage: {
             items: components["schemas"]["AgentRun"][];
@@ -3100,6 +3409,48 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    submitAgentRunApprovals: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The run's id. The example, 1, is the first run started: on a fresh server, run
+                 *     createAgentRun's example first.
+                 * @example 1
+                 */
+                run_id: components["parameters"]["RunID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentRunApprovals"];
+            };
+        };
+        responses: {
+            /** @description Decided; the run is queued again. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentRun"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];
