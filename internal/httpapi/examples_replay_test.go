@@ -67,6 +67,32 @@ var replayHooks = map[string]replayHook{
 			req.Body = map[string]any{"refresh_token": r.env.Login(t, apitest.AdminEmail, examplesAdminPassword).RefreshToken}
 		},
 	},
+	"submitAgentRunApprovals": {
+		Phase: 3,
+		Why:   "approvals need a run waiting in requires_action for the example's tool call ids: an agent whose tool needs approval starts one, and the scripted model calls the tool with those ids",
+		Prepare: func(t *testing.T, r *replayRun, req *exampleRequest) {
+			res := r.env.Do(t, http.MethodPost, "/api/v1/agents", r.token,
+				`{"name":"approvals example","tools":["get_task"],"approval_required_tools":["get_task"]}`)
+			require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
+			var agent struct {
+				ID int64 `json:"id"`
+			}
+			require.NoError(t, json.Unmarshal(res.Body, &agent))
+			res = r.env.Do(t, http.MethodPost, fmt.Sprintf("/api/v1/agents/%d/runs", agent.ID), r.token,
+				`{"input":"`+approvalExampleInput+`"}`)
+			require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
+			var run struct {
+				ID     int64  `json:"id"`
+				Status string `json:"status"`
+			}
+			require.NoError(t, json.Unmarshal(res.Body, &run))
+			require.Eventually(t, func() bool {
+				res := r.env.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/agent-runs/%d", run.ID), r.token, "")
+				return res.Status == http.StatusOK && json.Unmarshal(res.Body, &run) == nil && run.Status == "requires_action"
+			}, 30*time.Second, 20*time.Millisecond, "the run never waited for approval")
+			req.Path["run_id"] = run.ID
+		},
+	},
 	"logout": {
 		Phase: 9,
 		Why:   "a refresh token exists only after a login: the example's is replaced by a fresh one",
@@ -74,6 +100,26 @@ var replayHooks = map[string]replayHook{
 			req.Body = map[string]any{"refresh_token": r.env.Login(t, apitest.AdminEmail, examplesAdminPassword).RefreshToken}
 		},
 	},
+}
+
+// approvalExampleInput marks the run submitAgentRunApprovals's hook starts: for it, the
+// scripted model calls get_task twice with the ids of the example's decisions.
+const approvalExampleInput = "the approvals example"
+
+// replayModel answers the replay's runs: the approvals example's run asks for its two
+// tool calls and then finishes; any other run (createAgentRun's example) never gets an
+// answer, so that it stays in progress for the reads and for cancelAgentRun's example.
+func replayModel(body []byte) (llmtest.Reply, bool) {
+	if !bytes.Contains(body, []byte(approvalExampleInput)) {
+		return llmtest.Reply{Hang: true}, true
+	}
+	if bytes.Contains(body, []byte(`"role":"tool"`)) {
+		return llmtest.Reply{Content: []string{"done"}, Prompt: 1, Completion: 1}, true
+	}
+	return llmtest.Reply{ToolCalls: []llmtest.ToolCall{
+		{ID: "call_7Qm2", Name: "get_task", Arguments: `{"task_id":1}`},
+		{ID: "call_8Rn3", Name: "get_task", Arguments: `{"task_id":1}`},
+	}, Prompt: 1, Completion: 1}, true
 }
 
 // replayPhaseChanged is the first phase whose resources earlier examples have already
@@ -93,10 +139,8 @@ func TestRequestExamplesSucceed(t *testing.T) {
 	t.Parallel()
 	doc, err := httpapi.LoadContract()
 	require.NoError(t, err)
-	// The scripted model never answers, so the run createAgentRun's example starts stays in
-	// progress for the reads and for cancelAgentRun's example.
 	llm := llmtest.New(t)
-	llm.Script(llmtest.Reply{Hang: true})
+	llm.Auto = replayModel
 	env := apitest.Start(t,
 		apitest.WithEnv("DEBUG", "true"),
 		apitest.WithEnv("FIRST_ADMIN_PASSWORD", examplesAdminPassword),
