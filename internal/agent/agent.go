@@ -68,8 +68,10 @@ var _ Tasks = (*task.Service)(nil)
 // Queue enqueues and cancels the jobs that execute runs, inside the caller's transaction.
 type Queue interface {
 	// EnqueueRuns queues the execution of runs, in q's transaction. The worker that
-	// starts a run records its job on it.
-	EnqueueRuns(ctx context.Context, q db.Querier, runIDs []int64) error
+	// starts a run records its job on it. origins[i] is the trace context of the
+	// request that created runIDs[i] (nil outside a trace): a batch inserts the runs of
+	// several requests under one context, and each job belongs to its own request.
+	EnqueueRuns(ctx context.Context, q db.Querier, runIDs []int64, origins []context.Context) error
 	// CancelJob cancels a queued or retrying job, or asks the worker running it to stop;
 	// running reports the latter.
 	CancelJob(ctx context.Context, q db.Querier, jobID int64) (running bool, err error)

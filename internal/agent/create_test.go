@@ -28,7 +28,7 @@ type recordingQueue struct {
 	calls   int
 }
 
-func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []int64) error {
+func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []int64, _ []context.Context) error {
 	if _, ok := store.Tx(dbq); !ok {
 		return fmt.Errorf("enqueued outside the run's transaction")
 	}

@@ -13,6 +13,7 @@ import (
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/tracing"
 )
 
 // Run is one execution of an agent on an input, and optionally a task.
@@ -156,7 +157,7 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 		p.Metadata = []byte("{}")
 	}
 	res, err := s.insertRun(ctx, newRun{agentID: agentID, taskID: p.TaskID, input: p.Input, model: a.Model,
-		metadata: p.Metadata, createdBy: actor.UserID, ctx: auditContext(ctx)})
+		metadata: p.Metadata, createdBy: actor.UserID, ctx: auditContext(ctx), origin: tracing.Origin(ctx)})
 	if err == nil {
 		err = res.err
 	}
@@ -176,6 +177,8 @@ type newRun struct {
 	createdBy int64
 	// ctx carries the creating request's audit Meta (the batch runs under another context).
 	ctx context.Context
+	// origin carries the creating request's trace, for the run's job (nil outside a trace).
+	origin context.Context
 }
 
 // auditContext keeps only the audit Meta of ctx (nil without one).
@@ -249,7 +252,7 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 		if len(rows) != n {
 			return fmt.Errorf("agent: %d runs created for %d", len(rows), n)
 		}
-		ids := make([]int64, n)
+		ids, origins := make([]int64, n), make([]context.Context, n)
 		for i, row := range rows {
 			// Rows come back by id, which ascends in insertion (input) order.
 			if r := rs[keep[i]]; row.AgentID != r.agentID || row.Input != r.input || row.CreatedBy == nil || *row.CreatedBy != r.createdBy {
@@ -258,7 +261,7 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 			if out[keep[i]].run, err = runFromRow(db.AgentRun(row)); err != nil {
 				return err
 			}
-			ids[i] = row.ID
+			ids[i], origins[i] = row.ID, rs[keep[i]].origin
 			if r := rs[keep[i]]; r.ctx != nil {
 				if err := audit.Record(r.ctx, q, audit.Entry{Resource: "agent_run", ID: &row.ID}); err != nil {
 					return err
@@ -267,7 +270,7 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 		}
 		// The worker that starts a run records its job on it; a queued run is
 		// cancelled by its status alone.
-		return s.queue.EnqueueRuns(ctx, q, ids)
+		return s.queue.EnqueueRuns(ctx, q, ids, origins)
 	})
 	if err != nil {
 		return nil, err

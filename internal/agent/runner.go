@@ -22,6 +22,7 @@ import (
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/metrics"
+	"enterprise-automation/internal/tracing"
 )
 
 // Runner executes runs: it drives the conversation with the model, runs the tools the
@@ -406,7 +407,9 @@ func (r *Runner) runTool(ctx context.Context, actor auth.Principal, allowed []st
 	default:
 		m, _ := audit.MetaFrom(ctx)
 		m.Action = call.Name
-		res, err := t.Run(audit.WithMeta(ctx, m), r.tasks, actor, json.RawMessage(call.Arguments))
+		toolCtx, endSpan := tracing.StartToolCall(ctx, call.Name)
+		res, err := t.Run(audit.WithMeta(toolCtx, m), r.tasks, actor, json.RawMessage(call.Arguments))
+		endSpan(err)
 		if err != nil {
 			result = toolError(err)
 		} else {

@@ -223,8 +223,8 @@ func (b *pipelineBaseline) stop() {
 // baselineQueue implements agent.Queue on the baseline's River client.
 type baselineQueue struct{ client *river.Client[pgx.Tx] }
 
-func (q baselineQueue) EnqueueRuns(ctx context.Context, dbq db.Querier, runIDs []int64) error {
-	return queue.InsertRunJobs(ctx, q.client, dbq, runIDs, &river.InsertOpts{Queue: baselineQueueName})
+func (q baselineQueue) EnqueueRuns(ctx context.Context, dbq db.Querier, runIDs []int64, origins []context.Context) error {
+	return queue.InsertRunJobs(ctx, q.client, dbq, runIDs, origins, &river.InsertOpts{Queue: baselineQueueName})
 }
 
 func (q baselineQueue) CancelJob(context.Context, db.Querier, int64) (bool, error) {

@@ -22,6 +22,7 @@ import (
 	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/store"
+	"enterprise-automation/internal/tracing"
 )
 
 // RunArgs are the arguments of the job that executes one agent run.
@@ -59,6 +60,9 @@ type Config struct {
 	// AuditRetention, when set, deletes audit events past their retention; with workers,
 	// it runs at start and then daily as a periodic job.
 	AuditRetention func(ctx context.Context) (int64, error)
+	// Tracing, when enabled, spans each job's work in the trace of the request that
+	// created the job (nil: off).
+	Tracing *tracing.Tracing
 }
 
 // AuditRetentionArgs is the periodic job that applies the audit log's retention.
@@ -117,6 +121,7 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 		// Rescue jobs whose worker vanished soon after they could have timed out.
 		RescueStuckJobsAfter: cfg.RunTimeout + min(cfg.RunTimeout, time.Minute),
 		Logger:               cfg.Logger.With("component", "queue"),
+		Middleware:           traceMiddleware(cfg.Tracing),
 	}
 	if cfg.Workers > 0 {
 		if runner == nil {
@@ -164,13 +169,15 @@ func (q *Queue) Depth(ctx context.Context) (map[string]int64, error) {
 }
 
 // EnqueueRuns implements agent.Queue: the jobs are inserted in q's transaction, in one
-// statement.
-func (q *Queue) EnqueueRuns(ctx context.Context, dbq db.Querier, runIDs []int64) error {
-	return InsertRunJobs(ctx, q.client, dbq, runIDs, nil)
+// statement; each job's metadata carries the trace of its origin.
+func (q *Queue) EnqueueRuns(ctx context.Context, dbq db.Querier, runIDs []int64, origins []context.Context) error {
+	return InsertRunJobs(ctx, q.client, dbq, runIDs, origins, nil)
 }
 
-// InsertRunJobs inserts the jobs of runs with client, in dbq's transaction.
-func InsertRunJobs(ctx context.Context, client *river.Client[pgx.Tx], dbq db.Querier, runIDs []int64, opts *river.InsertOpts) error {
+// InsertRunJobs inserts the jobs of runs with client, in dbq's transaction. origins[i]
+// (when origins is not nil) is the context that created runIDs[i]: a job whose origin
+// is inside a trace carries it in its metadata, and its work joins that trace.
+func InsertRunJobs(ctx context.Context, client *river.Client[pgx.Tx], dbq db.Querier, runIDs []int64, origins []context.Context, opts *river.InsertOpts) error {
 	tx, ok := store.Tx(dbq)
 	if !ok {
 		return errors.New("queue: inserting jobs needs a transaction")
@@ -178,6 +185,16 @@ func InsertRunJobs(ctx context.Context, client *river.Client[pgx.Tx], dbq db.Que
 	params := make([]river.InsertManyParams, len(runIDs))
 	for i, id := range runIDs {
 		params[i] = river.InsertManyParams{Args: RunArgs{RunID: id}, InsertOpts: opts}
+		if i < len(origins) {
+			if meta := jobMetadata(origins[i]); meta != nil {
+				o := river.InsertOpts{}
+				if opts != nil {
+					o = *opts
+				}
+				o.Metadata = meta
+				params[i].InsertOpts = &o
+			}
+		}
 	}
 	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
 		return store.Translate(err)
