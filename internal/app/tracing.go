@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"enterprise-automation/internal/tracing"
 )
 
@@ -24,6 +26,10 @@ func (p *Program) startTracing(ctx context.Context, log *slog.Logger) (flush fun
 	if !t.Enabled() {
 		return func() {}, nil
 	}
+	// Every instrumented piece is handed the provider; the global one is for libraries
+	// that take no provider. Off, it stays OpenTelemetry's no-op.
+	otel.SetTracerProvider(t.Provider())
+	otel.SetTextMapPropagator(tracing.Propagator)
 	log.Info("tracing on: spans are exported as the OTEL_* variables say")
 	return func() {
 		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
