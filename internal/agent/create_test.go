@@ -24,11 +24,12 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 type recordingQueue struct {
 	mu      sync.Mutex
 	batches [][]int64
+	origins []context.Context // each enqueued run's origin, in enqueued order
 	fail    error // returned by every EnqueueRuns when set
 	calls   int
 }
 
-func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []int64, _ []context.Context) error {
+func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []int64, origins []context.Context) error {
 	if _, ok := store.Tx(dbq); !ok {
 		return fmt.Errorf("enqueued outside the run's transaction")
 	}
@@ -39,6 +40,7 @@ func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, ids []in
 		return q.fail
 	}
 	q.batches = append(q.batches, slices.Clone(ids))
+	q.origins = append(q.origins, origins...)
 	return nil
 }
 

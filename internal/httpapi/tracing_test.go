@@ -12,6 +12,7 @@ import (
 
 	"github.com/oapi-codegen/nullable"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -222,6 +223,17 @@ func TestTracing_OneTraceFromRequestToToolSQL(t *testing.T) {
 	}
 	require.NotEmpty(t, inJob.sql(), "the job's own SQL is in the trace")
 
+	// The request's log line carries its trace: the caller's trace id and the server span's id.
+	var logged bool
+	for line := range strings.SplitSeq(f.env.Logs.String(), "\n") {
+		if strings.Contains(line, `"route":"/api/v1/agents/:agent_id/runs"`) {
+			require.Contains(t, line, `"trace_id":"`+tid.String()+`"`)
+			require.Contains(t, line, `"span_id":"`+server[0].SpanContext.SpanID().String()+`"`)
+			logged = true
+		}
+	}
+	require.True(t, logged, "the access log has the request")
+
 	// Probes are not traced.
 	got := f.env.Do(t, http.MethodGet, "/api/health", "", nil)
 	require.Equal(t, http.StatusOK, got.Status)
@@ -272,4 +284,21 @@ func TestTracing_EachBatchedJobJoinsItsOwnRequest(t *testing.T) {
 		require.Equal(t, client.AgentRunStatusCompleted, run.Status)
 		require.NotZero(t, jobID.AsInt64())
 	}
+}
+
+// TestTracing_OffWithoutOTELVariables: a server started without OTEL_* variables installs
+// no tracing: a caller's traceparent is not continued (no trace id in the log line) and
+// the global provider stays a no-op.
+func TestTracing_OffWithoutOTELVariables(t *testing.T) {
+	t.Parallel()
+	env := apitest.Start(t)
+	caller := trcParent(t, 99)
+	res := env.Do(t, http.MethodGet, "/api/v1/users/me", "", nil, "traceparent", fmt.Sprintf("00-%s-%s-01", caller.TraceID(), caller.SpanID()))
+	require.Equal(t, http.StatusUnauthorized, res.Status)
+	logs := env.Logs.String()
+	require.Contains(t, logs, `"route":"/api/v1/users/me"`)
+	require.NotContains(t, logs, "trace_id")
+	require.NotContains(t, logs, caller.TraceID().String())
+	_, span := otel.Tracer("test").Start(context.Background(), "x")
+	require.False(t, span.IsRecording(), "the global provider is a no-op")
 }
