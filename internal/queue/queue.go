@@ -186,7 +186,7 @@ func InsertRunJobs(ctx context.Context, client *river.Client[pgx.Tx], dbq db.Que
 	for i, id := range runIDs {
 		params[i] = river.InsertManyParams{Args: RunArgs{RunID: id}, InsertOpts: opts}
 		if i < len(origins) {
-			if meta := jobMetadata(origins[i]); meta != nil {
+			if meta := TraceMetadata(origins[i]); meta != nil {
 				o := river.InsertOpts{}
 				if opts != nil {
 					o = *opts

@@ -21,15 +21,16 @@ func traceMiddleware(t *tracing.Tracing) []rivertype.Middleware {
 	return []rivertype.Middleware{
 		&traceParent{},
 		// River's own propagation would stamp every job of a batch insert with the
-		// batch's one context and only link the work to it; jobMetadata below carries
+		// batch's one context and only link the work to it; TraceMetadata carries
 		// each job's own request instead.
 		otelriver.NewMiddleware(&otelriver.MiddlewareConfig{TracerProvider: t.Provider(), EnableWorkSpanJobKindSuffix: true}),
 	}
 }
 
-// jobMetadata is a job's metadata carrying the trace context of origin (the request that
-// created the job); nil outside a trace.
-func jobMetadata(origin context.Context) []byte {
+// TraceMetadata is job metadata carrying the trace context of origin (the request that
+// created the job), for river.InsertOpts.Metadata: any job inserted with it is worked as
+// a child of origin's span, in its trace. Nil outside a trace (or with tracing off).
+func TraceMetadata(origin context.Context) []byte {
 	c := tracing.Carrier(origin)
 	if len(c) == 0 {
 		return nil

@@ -16,12 +16,13 @@ import (
 func TestJobTraceContext(t *testing.T) {
 	t.Parallel()
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{7, 7}, SpanID: trace.SpanID{8, 8}, TraceFlags: trace.FlagsSampled})
-	meta := jobMetadata(trace.ContextWithSpanContext(context.Background(), sc))
+	meta := TraceMetadata(trace.ContextWithSpanContext(context.Background(), sc))
 	var m map[string]string
 	require.NoError(t, json.Unmarshal(meta, &m))
 	require.Equal(t, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-01", m["traceparent"])
-	require.Nil(t, jobMetadata(nil), "no origin, no metadata")
-	require.Nil(t, jobMetadata(context.Background()), "an origin outside a trace, no metadata")
+	var none context.Context
+	require.Nil(t, TraceMetadata(none), "no origin, no metadata")
+	require.Nil(t, TraceMetadata(context.Background()), "an origin outside a trace, no metadata")
 
 	work := func(metadata string) trace.SpanContext {
 		var got trace.SpanContext
