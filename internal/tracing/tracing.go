@@ -18,7 +18,6 @@ import (
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -79,8 +78,7 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 //     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, and off otherwise.
 //   - OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT: where OTLP goes, over HTTP with protobuf (the
 //     only protocol built in: OTEL_EXPORTER_OTLP_PROTOCOL may say http/protobuf or
-//     nothing). The exporter reads its other settings (headers, timeout, certificates,
-//     compression) from the process environment itself.
+//     nothing), with OTEL_EXPORTER_OTLP_(TRACES_)HEADERS, _TIMEOUT and _COMPRESSION.
 //   - OTEL_SERVICE_NAME (default enterprise-automation) and OTEL_RESOURCE_ATTRIBUTES
 //     describe the service; service.version is version.
 //   - OTEL_TRACES_SAMPLER(_ARG) and OTEL_BSP_* are read by the SDK itself (default:
@@ -105,7 +103,7 @@ func Setup(ctx context.Context, getenv func(string) string, version string, stdo
 		case "none":
 			return Off(), nil
 		case "otlp":
-			exp, err := otlpExporter(ctx, getenv, endpoint, signalEndpoint)
+			exp, err := otlpExporter(getenv, endpoint, signalEndpoint)
 			if err != nil {
 				return nil, err
 			}
@@ -130,7 +128,7 @@ func Setup(ctx context.Context, getenv func(string) string, version string, stdo
 }
 
 // otlpExporter is the OTLP exporter over HTTP with protobuf.
-func otlpExporter(ctx context.Context, getenv func(string) string, endpoint, signalEndpoint string) (sdktrace.SpanExporter, error) {
+func otlpExporter(getenv func(string) string, endpoint, signalEndpoint string) (sdktrace.SpanExporter, error) {
 	protocol := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
 	name := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
 	if protocol == "" {
@@ -139,28 +137,17 @@ func otlpExporter(ctx context.Context, getenv func(string) string, endpoint, sig
 	if protocol != "" && protocol != "http/protobuf" {
 		return nil, fmt.Errorf("tracing: %s: %q is not built in (use http/protobuf: a collector serves it on port 4318)", name, protocol)
 	}
-	var opts []otlptracehttp.Option
-	// The endpoint is read here, with the program's getenv, so that what turned tracing
-	// on is also where the spans go.
+	target := "http://localhost:4318/v1/traces" // the specification's default
 	switch {
 	case signalEndpoint != "":
-		if _, err := url.Parse(signalEndpoint); err != nil {
-			return nil, fmt.Errorf("tracing: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: %w", err)
-		}
-		opts = append(opts, otlptracehttp.WithEndpointURL(signalEndpoint))
+		target, name = signalEndpoint, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 	case endpoint != "":
-		u, err := url.Parse(endpoint)
-		if err != nil {
-			return nil, fmt.Errorf("tracing: OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
-		}
-		u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/traces"
-		opts = append(opts, otlptracehttp.WithEndpointURL(u.String()))
+		target, name = strings.TrimSuffix(endpoint, "/")+"/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT"
 	}
-	exp, err := otlptracehttp.New(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("tracing: %s: want an http(s) URL, got %q", name, target)
 	}
-	return exp, nil
+	return newOTLPHTTP(getenv, target)
 }
 
 // serviceResource describes this service: service.name, service.version and the

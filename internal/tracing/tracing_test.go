@@ -2,6 +2,7 @@ package tracing_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"enterprise-automation/internal/tracing"
@@ -28,6 +30,7 @@ type collector struct {
 	*httptest.Server
 	mu       sync.Mutex
 	paths    []string
+	auth     []string // the Authorization header of each request
 	requests []*coltrace.ExportTraceServiceRequest
 }
 
@@ -35,7 +38,16 @@ func newCollector(t *testing.T) *collector {
 	t.Helper()
 	c := &collector{}
 	c.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
+		var in io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			in = zr
+		}
+		body, err := io.ReadAll(in)
 		req := &coltrace.ExportTraceServiceRequest{}
 		if err == nil {
 			err = proto.Unmarshal(body, req)
@@ -46,6 +58,7 @@ func newCollector(t *testing.T) *collector {
 		}
 		c.mu.Lock()
 		c.paths = append(c.paths, r.URL.Path)
+		c.auth = append(c.auth, r.Header.Get("Authorization"))
 		c.requests = append(c.requests, req)
 		c.mu.Unlock()
 		w.Header().Set("Content-Type", "application/x-protobuf")
@@ -160,6 +173,8 @@ func TestSetup_OTLPEndpointAndResource(t *testing.T) {
 			"OTEL_EXPORTER_OTLP_PROTOCOL":        "http/protobuf",
 			"OTEL_SERVICE_NAME":                  "automation-eu",
 			"OTEL_RESOURCE_ATTRIBUTES":           "deployment.environment=staging%20eu,service.name=ignored",
+			"OTEL_EXPORTER_OTLP_HEADERS":         "Authorization=Bearer%20s3cret",
+			"OTEL_EXPORTER_OTLP_COMPRESSION":     "gzip",
 		}), "2.0.0", io.Discard)
 		require.NoError(t, err)
 		makeSpans(tr)
@@ -168,6 +183,41 @@ func TestSetup_OTLPEndpointAndResource(t *testing.T) {
 		require.Contains(t, services, "service.name=automation-eu", "OTEL_SERVICE_NAME wins")
 		require.Contains(t, services, "deployment.environment=staging eu")
 		require.Equal(t, []string{"/custom/path"}, paths)
+		require.Equal(t, []string{"Bearer s3cret"}, col.auth, "OTEL_EXPORTER_OTLP_HEADERS are sent")
+	})
+	t.Run("spans keep their parents and attributes", func(t *testing.T) {
+		t.Parallel()
+		col := newCollector(t)
+		tr, err := tracing.Setup(context.Background(), env(map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": col.URL}), "2.0.0", io.Discard)
+		require.NoError(t, err)
+		makeSpans(tr)
+		require.NoError(t, tr.Shutdown(context.Background()))
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		byName := map[string]*tracepb.Span{}
+		for _, req := range col.requests {
+			for _, rs := range req.ResourceSpans {
+				for _, ss := range rs.ScopeSpans {
+					for _, s := range ss.Spans {
+						byName[s.Name] = s
+					}
+				}
+			}
+		}
+		root, tool := byName["root"], byName["execute_tool get_task"]
+		require.NotNil(t, root)
+		require.NotNil(t, tool)
+		require.Equal(t, root.TraceId, tool.TraceId)
+		require.Equal(t, root.SpanId, tool.ParentSpanId)
+		require.Empty(t, root.ParentSpanId)
+		require.Len(t, tool.TraceId, 16)
+		require.Equal(t, tracepb.Span_SPAN_KIND_INTERNAL, tool.Kind)
+		require.Positive(t, tool.EndTimeUnixNano-tool.StartTimeUnixNano+1)
+		attrs := map[string]string{}
+		for _, a := range tool.Attributes {
+			attrs[a.Key] = a.Value.GetStringValue()
+		}
+		require.Equal(t, "get_task", attrs["gen_ai.tool.name"])
 	})
 }
 
@@ -190,6 +240,9 @@ func TestSetup_RefusesWhatItCannotHonour(t *testing.T) {
 		"grpc":             {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL"},
 		"grpc for traces":  {map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
 		"unknown exporter": {map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"},
+		"not a URL":        {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		"bad timeout":      {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_TIMEOUT": "10s"}, "OTEL_EXPORTER_OTLP_TIMEOUT"},
+		"bad compression":  {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION": "zstd"}, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"},
 		"bad attributes":   {map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_RESOURCE_ATTRIBUTES": "novalue"}, "OTEL_RESOURCE_ATTRIBUTES"},
 	} {
 		t.Run(name, func(t *testing.T) {
