@@ -25,7 +25,7 @@ type recordingQueue struct {
 	mu      sync.Mutex
 	batches [][]int64
 	origins []context.Context // each enqueued run's origin, in enqueued order
-	fail    error // returned by every EnqueueRuns when set
+	fail    error             // returned by every EnqueueRuns when set
 	calls   int
 }
 
