@@ -99,6 +99,10 @@ type Queue interface {
 type NewJob struct {
 	RunID   int64
 	Backlog int
+	// Origin is the context of the request that created the run (nil outside a trace):
+	// a batch inserts the runs of several requests at once, and each job joins the
+	// trace of its own request.
+	Origin context.Context
 }
 
 // Limits are the server's bounds of run budgets, and their defaults.

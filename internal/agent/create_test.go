@@ -25,14 +25,16 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 type recordingQueue struct {
 	mu      sync.Mutex
 	batches [][]int64
-	fail    error // returned by every EnqueueRuns when set
+	origins []context.Context // each enqueued run's origin, in enqueued order
+	fail    error             // returned by every EnqueueRuns when set
 	calls   int
 }
 
 func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, jobs []NewJob) error {
 	ids := make([]int64, len(jobs))
+	origins := make([]context.Context, len(jobs))
 	for i, j := range jobs {
-		ids[i] = j.RunID
+		ids[i], origins[i] = j.RunID, j.Origin
 	}
 	if _, ok := store.Tx(dbq); !ok {
 		return fmt.Errorf("enqueued outside the run's transaction")
@@ -44,6 +46,7 @@ func (q *recordingQueue) EnqueueRuns(_ context.Context, dbq db.Querier, jobs []N
 		return q.fail
 	}
 	q.batches = append(q.batches, slices.Clone(ids))
+	q.origins = append(q.origins, origins...)
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/tracing"
 )
 
 // Run is one execution of an agent on an input, and optionally a task.
@@ -205,7 +206,8 @@ func (s *Service) CreateRun(ctx context.Context, actor auth.Principal, agentID i
 		p.Metadata = []byte("{}")
 	}
 	res, err := s.insertRun(ctx, newRun{agentID: agentID, taskID: p.TaskID, input: p.Input, model: a.Model,
-		metadata: p.Metadata, createdBy: actor.UserID, ctx: auditContext(ctx), budget: budget, outputSchema: schema})
+		metadata: p.Metadata, createdBy: actor.UserID, ctx: auditContext(ctx), budget: budget, outputSchema: schema,
+		origin: tracing.Origin(ctx)})
 	if err == nil {
 		err = res.err
 	}
@@ -242,6 +244,8 @@ type newRun struct {
 	createdBy    int64
 	// ctx carries the creating request's audit Meta (the batch runs under another context).
 	ctx context.Context
+	// origin carries the creating request's trace, for the run's job (nil outside a trace).
+	origin context.Context
 }
 
 // auditContext keeps only the audit Meta of ctx (nil without one).
@@ -327,7 +331,7 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 			if out[keep[i]].run, err = runFromRow(db.AgentRun(row)); err != nil {
 				return err
 			}
-			jobs[i] = NewJob{RunID: row.ID, Backlog: backlog[keep[i]]}
+			jobs[i] = NewJob{RunID: row.ID, Backlog: backlog[keep[i]], Origin: rs[keep[i]].origin}
 			if r := rs[keep[i]]; r.ctx != nil {
 				if err := audit.Record(r.ctx, q, audit.Entry{Resource: "agent_run", ID: &row.ID}); err != nil {
 					return err

@@ -24,6 +24,7 @@ import (
 	"enterprise-automation/internal/llm"
 	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/task"
+	"enterprise-automation/internal/tracing"
 )
 
 // Runner executes runs, one model turn per queue job: a job asks the model once, then
@@ -807,7 +808,10 @@ func (r *Runner) runTool(ctx context.Context, tasks Tasks, tc turnCtx, name, arg
 	case tc.onlyTask != 0 && t.Changes != nil && t.Changes(json.RawMessage(args)) != tc.onlyTask:
 		return map[string]any{"error": fmt.Sprintf("this run may only change task %d", tc.onlyTask)}, nil
 	}
-	return t.Run(ctx, tasks, tc.actor, json.RawMessage(args))
+	ctx, endSpan := tracing.StartToolCall(ctx, name)
+	res, err := t.Run(ctx, tasks, tc.actor, json.RawMessage(args))
+	endSpan(err)
+	return res, err
 }
 
 // StepView is how a step appears in the API and in events (without its bookkeeping).

@@ -29,6 +29,7 @@ import (
 	"enterprise-automation/internal/dbtest"
 	"enterprise-automation/internal/httpapi"
 	"enterprise-automation/internal/password"
+	"enterprise-automation/internal/tracing"
 )
 
 // Admin credentials seeded into every environment.
@@ -70,6 +71,18 @@ func Start(t testing.TB, opts ...Option) *Env {
 // StartOn serves an instance on an existing database (for several instances sharing one).
 func StartOn(t testing.TB, dbURL string, opts ...Option) *Env {
 	t.Helper()
+	return start(t, dbURL, nil, opts...)
+}
+
+// StartTraced is Start with the server tracing into tr (in tests, a provider with an
+// in-memory exporter) instead of what OTEL_* variables would configure.
+func StartTraced(t testing.TB, tr *tracing.Tracing, opts ...Option) *Env {
+	t.Helper()
+	return start(t, dbtest.URL(t), tr, opts...)
+}
+
+func start(t testing.TB, dbURL string, tr *tracing.Tracing, opts ...Option) *Env {
+	t.Helper()
 	vars := map[string]string{
 		"DATABASE_URL":         dbURL,
 		"SECRET_KEY":           randomHex(32),
@@ -95,7 +108,7 @@ func StartOn(t testing.TB, dbURL string, opts ...Option) *Env {
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
 	prog := &app.Program{Getenv: getenv, Stdout: io.Discard, Stderr: logs, PasswordParams: testPasswordParams,
-		OnListen: func(addr string) { addrc <- addr }}
+		OnListen: func(addr string) { addrc <- addr }, Tracing: tr}
 	go func() { done <- prog.Run(ctx, []string{"serve"}) }()
 	var addr string
 	select {

@@ -35,6 +35,7 @@ import (
 	"enterprise-automation/internal/queue"
 	"enterprise-automation/internal/store"
 	"enterprise-automation/internal/task"
+	"enterprise-automation/internal/tracing"
 	"enterprise-automation/internal/user"
 )
 
@@ -101,6 +102,11 @@ type Program struct {
 	OnListen func(addr string)
 	// PasswordParams overrides the argon2id cost (zero value: the secure default).
 	PasswordParams password.Params
+	// Tracing, when set, replaces the tracing the OTEL_* variables configure (tests
+	// trace into memory).
+	Tracing *tracing.Tracing
+	// tracing is the tracing of serve, worker and dev (nil: off).
+	tracing *tracing.Tracing
 }
 
 // Run is what main calls: run the program with the process's environment.
@@ -201,10 +207,11 @@ func (p *Program) commandHelp(cmd string) error {
 
 func (p *Program) logger(cfg config.Config) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: slog.Level(cfg.LogLevel)}
+	// Lines logged inside a trace carry its trace_id and span_id.
 	if cfg.Debug {
-		return slog.New(slog.NewTextHandler(p.Stderr, opts))
+		return slog.New(tracing.LogHandler(slog.NewTextHandler(p.Stderr, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(p.Stderr, opts))
+	return slog.New(tracing.LogHandler(slog.NewJSONHandler(p.Stderr, opts)))
 }
 
 // openPool opens the database pool; with DATABASE_ECHO every statement's SQL is logged
@@ -217,7 +224,7 @@ func (p *Program) openPool(ctx context.Context, cfg config.Config) (*pgxpool.Poo
 	if err != nil {
 		return nil, fmt.Errorf("config: DATABASE_URL is invalid: %w", err)
 	}
-	opts := store.Options{}
+	opts := store.Options{Tracing: p.tracing}
 	if cfg.DatabaseEcho {
 		opts.QueryLog = p.logger(cfg)
 	}
@@ -306,6 +313,11 @@ func (p *Program) serve(ctx context.Context, cfg config.Config) error {
 		cfg.SecretKey = randomSecret()
 		log.Warn("SECRET_KEY is not set; using a random key for this process (debug mode only)")
 	}
+	flushTraces, err := p.startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces()
 	pool, err := p.openPool(ctx, cfg)
 	if err != nil {
 		return err
@@ -377,7 +389,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	tasks := task.NewService(s).WithCache(taskCache).WithExactTotalLimit(cfg.TaskExactTotalLimit)
 	client := llm.New(llm.Config{
 		APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Timeout: cfg.LLMTimeout, Concurrency: workers,
-		Cache: shared.cache, CacheTTL: cfg.LLMCacheTTL, Metrics: m,
+		Cache: shared.cache, CacheTTL: cfg.LLMCacheTTL, Metrics: m, Tracing: p.tracing,
 	})
 	runner := agent.NewRunner(s, tasks, client, agent.RunnerOptions{
 		MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls, MaxToolCallsPerTurn: cfg.AgentMaxToolCallsPerTurn,
@@ -386,7 +398,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	auditSvc := audit.NewService(s, []byte(cfg.SecretKey))
 	q, err := queue.New(pool, runner, queue.Config{
 		Workers: workers, MaxAttempts: cfg.LLMMaxAttempts, RetryBackoff: cfg.LLMRetryBackoff,
-		RunTimeout: cfg.AgentRunTimeout, Logger: log, Metrics: m,
+		RunTimeout: cfg.AgentRunTimeout, Logger: log, Metrics: m, Tracing: p.tracing,
 		AuditRetention: func(ctx context.Context) (int64, error) { return auditSvc.Retain(ctx, cfg.AuditRetention()) },
 	})
 	if err != nil {
@@ -508,6 +520,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 			Limiter: svc.shared.limiter, PerMinute: cfg.RateLimitPerMinute, LoginPerMinute: cfg.LoginRateLimitPerMinute,
 		},
 		TrustedProxies: cfg.TrustedProxies,
+		Tracing:        p.tracing,
 		Checks: []httpapi.Check{
 			{Name: "database", Required: true, Run: func(ctx context.Context) (string, error) {
 				if err := svc.store.Ping(ctx, 2*time.Second); err != nil {
@@ -591,6 +604,11 @@ func (p *Program) worker(ctx context.Context, cfg config.Config) error {
 	if cfg.WorkerConcurrency < 1 {
 		return errors.New("config: WORKER_CONCURRENCY must be at least 1 for the worker command")
 	}
+	flushTraces, err := p.startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces()
 	pool, err := p.openPool(ctx, cfg)
 	if err != nil {
 		return err

@@ -50,10 +50,14 @@ func (p *Program) dev(ctx context.Context, cfg config.Config, args []string) err
 	if err := checkPortFree(cfg.Addr()); err != nil {
 		return err
 	}
+	flushTraces, err := p.startTracing(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer flushTraces()
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
-	var err error
 	if cfg.SecretKey == "" {
 		if cfg.SecretKey, _, err = persistentSecret(filepath.Join(*dataDir, "secret_key"), 48); err != nil {
 			return err

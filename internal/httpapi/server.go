@@ -27,6 +27,7 @@ import (
 	"enterprise-automation/internal/idempotency"
 	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/task"
+	"enterprise-automation/internal/tracing"
 	"enterprise-automation/internal/user"
 )
 
@@ -70,6 +71,8 @@ type Options struct {
 	// MetricsElsewhere says /metrics is served on a listener of its own (METRICS_ADDR):
 	// the API then answers 404 there.
 	MetricsElsewhere bool
+	// Tracing, when enabled, makes each request a span (nil: off).
+	Tracing *tracing.Tracing
 }
 
 // Server is the HTTP face of the API.
@@ -166,7 +169,11 @@ func New(opts Options) (*Server, error) {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 	e.Pre(middleware.RemoveTrailingSlash(), securityHeaders)
-	e.Use(withRequestID, s.accessLog, s.recoverPanics, s.rejectOptions, s.rejectUnknownMethods)
+	e.Use(withRequestID)
+	if mw := traceRequests(opts.Tracing); mw != nil {
+		e.Use(mw) // outside the access log, whose line then carries the trace id
+	}
+	e.Use(s.accessLog, s.recoverPanics, s.rejectOptions, s.rejectUnknownMethods)
 	if len(opts.CORSOrigins) > 0 {
 		e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 			AllowOrigins: opts.CORSOrigins,

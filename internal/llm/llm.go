@@ -24,6 +24,7 @@ import (
 
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/metrics"
+	"enterprise-automation/internal/tracing"
 )
 
 // Config configures a Client.
@@ -39,6 +40,8 @@ type Config struct {
 	Cache    cache.Cache
 	CacheTTL time.Duration
 	Metrics  *metrics.Metrics
+	// Tracing, when enabled, makes each request to the provider a client span (nil: off).
+	Tracing *tracing.Tracing
 }
 
 // Client streams chat completions. The zero value is unconfigured.
@@ -71,7 +74,7 @@ func New(cfg Config) *Client {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = cfg.Concurrency, cfg.Concurrency
-	opts = append(opts, option.WithHTTPClient(&http.Client{Transport: transport}))
+	opts = append(opts, option.WithHTTPClient(&http.Client{Transport: cfg.Tracing.Transport(transport)}))
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
@@ -159,6 +162,24 @@ func (c *Client) Stream(ctx context.Context, req Request, onDelta func(string)) 
 	if !c.Configured() {
 		return Result{}, &Error{Code: "llm_not_configured", Message: "no API key"}
 	}
+	ctx, span := tracing.StartModelCall(ctx, provider, req.Model)
+	res, err := c.streamTraced(ctx, req, onDelta)
+	traced := tracing.ModelResult{ResponseModel: res.Model, InputTokens: res.Usage.PromptTokens,
+		OutputTokens: res.Usage.CompletionTokens, FinishReason: res.FinishReason, Cached: res.Cached}
+	var le *Error
+	if errors.As(err, &le) {
+		traced.ErrorType = le.Code
+	}
+	span.End(traced, err)
+	return res, err
+}
+
+// provider names the API for traces (gen_ai.provider.name): every provider this client
+// talks to speaks OpenAI's.
+const provider = "openai"
+
+// streamTraced is Stream within its span.
+func (c *Client) streamTraced(ctx context.Context, req Request, onDelta func(string)) (Result, error) {
 	callCtx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
 	defer cancel()
 	params := openai.ChatCompletionNewParams{

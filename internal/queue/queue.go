@@ -22,6 +22,7 @@ import (
 	"enterprise-automation/internal/agent"
 	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/store"
+	"enterprise-automation/internal/tracing"
 )
 
 // RunArgs are the arguments of a job that executes one turn of an agent run (the first
@@ -103,6 +104,9 @@ type Config struct {
 	// AuditRetention, when set, deletes audit events past their retention; with workers,
 	// it runs at start and then daily as a periodic job.
 	AuditRetention func(ctx context.Context) (int64, error)
+	// Tracing, when enabled, spans each job's work in the trace of the request that
+	// created the job (nil: off).
+	Tracing *tracing.Tracing
 }
 
 // AuditRetentionArgs is the periodic job that applies the audit log's retention.
@@ -162,6 +166,7 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 		// Rescue jobs whose worker vanished soon after they could have timed out.
 		RescueStuckJobsAfter: cfg.RunTimeout + min(cfg.RunTimeout, rescueMargin),
 		Logger:               cfg.Logger.With("component", "queue"),
+		Middleware:           traceMiddleware(cfg.Tracing),
 	}
 	if cfg.Workers > 0 {
 		if runner == nil {
@@ -213,7 +218,8 @@ func (q *Queue) Depth(ctx context.Context) (map[string]int64, error) {
 }
 
 // EnqueueRuns implements agent.Queue: the jobs are inserted in q's transaction, in one
-// statement, each with the priority of its creator's backlog.
+// statement, each with the priority of its creator's backlog; each job's metadata
+// carries the trace of the request that created its run.
 func (q *Queue) EnqueueRuns(ctx context.Context, dbq db.Querier, runs []agent.NewJob) error {
 	return InsertRunJobs(ctx, q.client, dbq, runs, nil)
 }
@@ -232,6 +238,9 @@ func InsertRunJobs(ctx context.Context, client *river.Client[pgx.Tx], dbq db.Que
 			o = *opts
 		}
 		o.Priority = backlogPriority(r.Backlog)
+		if meta := TraceMetadata(r.Origin); meta != nil {
+			o.Metadata = meta
+		}
 		params[i] = river.InsertManyParams{Args: RunArgs{RunID: r.RunID}, InsertOpts: &o}
 	}
 	if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
@@ -246,7 +255,8 @@ func (q *Queue) EnqueueNext(ctx context.Context, dbq db.Querier, runID int64) (i
 	if !ok {
 		return 0, errors.New("queue: inserting jobs needs a transaction")
 	}
-	res, err := q.client.InsertTx(ctx, tx, RunArgs{RunID: runID}, &river.InsertOpts{Priority: priorityNext})
+	// The next turn continues the trace of the turn (or of the approval) that queues it.
+	res, err := q.client.InsertTx(ctx, tx, RunArgs{RunID: runID}, &river.InsertOpts{Priority: priorityNext, Metadata: TraceMetadata(ctx)})
 	if err != nil {
 		return 0, store.Translate(err)
 	}

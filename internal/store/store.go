@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/puddle/v2"
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
+	"enterprise-automation/internal/tracing"
 )
 
 // Store is what services depend on: every sqlc query, plus transactions.
@@ -93,6 +95,9 @@ type Options struct {
 	// QueryLog, when set, receives every statement's SQL at DEBUG level (DATABASE_ECHO);
 	// never its arguments.
 	QueryLog *slog.Logger
+	// Tracing, when enabled, makes each statement run inside a trace a span of it
+	// (nil: off).
+	Tracing *tracing.Tracing
 }
 
 // OpenWith is Open with options. It fails like Open.
@@ -104,8 +109,18 @@ func OpenWith(ctx context.Context, url string, opts Options) (*pgxpool.Pool, err
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	var tracers []pgx.QueryTracer
 	if opts.QueryLog != nil {
-		cfg.ConnConfig.Tracer = queryLog{log: opts.QueryLog}
+		tracers = append(tracers, queryLog{log: opts.QueryLog})
+	}
+	if opts.Tracing.Enabled() {
+		tracers = append(tracers, newSQLTracer(opts.Tracing.Provider()))
+	}
+	switch len(tracers) {
+	case 1:
+		cfg.ConnConfig.Tracer = tracers[0]
+	case 2:
+		cfg.ConnConfig.Tracer = multitracer.New(tracers...)
 	}
 	// Fail fast when the database is gone instead of hanging requests.
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
