@@ -36,11 +36,12 @@ import (
 	"enterprise-automation/internal/store"
 	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/user"
+	"enterprise-automation/internal/webhook"
 )
 
 // Version is the service version reported by GET / and `automation version`; it is the
 // contract's info.version (a test keeps them equal).
-const Version = "1.3.0"
+const Version = "2.0.0"
 
 // Commit is the source revision the binary was built from: set with
 // -ldflags "-X enterprise-automation/internal/app.Commit=…", else read from the build's
@@ -100,6 +101,8 @@ type Program struct {
 	OnListen func(addr string)
 	// PasswordParams overrides the argon2id cost (zero value: the secure default).
 	PasswordParams password.Params
+	// WebhookResolve, when set, resolves webhook hosts instead of DNS (tests).
+	WebhookResolve webhook.ResolveFunc
 }
 
 // Run is what main calls: run the program with the process's environment.
@@ -320,6 +323,7 @@ type services struct {
 	agents  *agent.Service
 	apiKeys *apikey.Service
 	audit   *audit.Service
+	hooks   *webhook.Service
 	queue   *queue.Queue
 	metrics *metrics.Metrics
 	shared  *sharedState
@@ -381,14 +385,18 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
 	})
 	auditSvc := audit.NewService(s, []byte(cfg.SecretKey))
+	hooks, deliveries := p.webhooks(cfg, log, m, s)
+	tasks.WithEvents(hooks)
 	q, err := queue.New(pool, runner, queue.Config{
 		Workers: workers, MaxAttempts: cfg.LLMMaxAttempts, RetryBackoff: cfg.LLMRetryBackoff,
 		RunTimeout: cfg.AgentRunTimeout, Logger: log, Metrics: m,
 		AuditRetention: func(ctx context.Context) (int64, error) { return auditSvc.Retain(ctx, cfg.AuditRetention()) },
+		Register:       deliveries.Register, Queues: webhookQueues(cfg),
 	})
 	if err != nil {
 		return nil, err
 	}
+	hooks.UseJobs(webhook.RiverJobs{Client: q.River()})
 	m.RegisterQueue(q.Depth, log)
 	stopProfiles, err := serveProfiles(cfg.PprofAddr, log)
 	if err != nil {
@@ -408,9 +416,9 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	}()
 	return &services{
 		notifier: notifier, stopListening: func() { stopListening(); <-listening },
-		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
+		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache).WithEvents(hooks), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser), queue: q,
-		apiKeys: apiKeys, audit: auditSvc, metrics: m, shared: shared,
+		apiKeys: apiKeys, audit: auditSvc, hooks: hooks, metrics: m, shared: shared,
 		stopProfiles: stopProfiles, stopMetrics: stopMetrics,
 	}, nil
 }
@@ -493,6 +501,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Agents:      svc.agents,
 		APIKeys:     svc.apiKeys,
 		Audit:       svc.audit,
+		Webhooks:    svc.hooks,
 		RunEvents:   svc.notifier,
 		// Counted per instance: a user reaches the limit on each instance behind a balancer.
 		MaxStreamsPerUser: cfg.SSEMaxStreamsPerUser,
