@@ -25,6 +25,9 @@ var DefaultRetrySchedule = []time.Duration{
 	10 * time.Hour, 14 * time.Hour, 20 * time.Hour, 24 * time.Hour,
 }
 
+// MaxRetryAfter bounds how long a receiver's Retry-After may put the next attempt off.
+const MaxRetryAfter = 24 * time.Hour
+
 // MaxKeptResponse is how much of a receiver's answer the delivery log keeps.
 const MaxKeptResponse = 4 << 10
 
@@ -156,7 +159,7 @@ func (d *Deliverer) Attempt(ctx context.Context, id int64) (Result, error) {
 	case int(r.Attempts) >= len(d.opts.Schedule):
 		rec.Status, outcome = string(StatusFailed), "failed"
 	default:
-		delay := max(d.jitter(d.opts.Schedule[r.Attempts]), min(out.retryAfter, d.opts.Schedule[len(d.opts.Schedule)-1]))
+		delay := max(d.jitter(d.opts.Schedule[r.Attempts]), min(out.retryAfter, MaxRetryAfter))
 		next := d.now().Add(delay).UTC()
 		rec.Status, rec.NextAttemptAt, outcome = string(StatusRetrying), &next, "retrying"
 		res.Retry = delay

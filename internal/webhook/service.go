@@ -81,7 +81,7 @@ func CheckEvents(events []EventType) error {
 	}
 	for i, e := range events {
 		if !e.Valid() {
-			return apperr.Validation(apperr.FieldError{Location: "body", Field: fmt.Sprintf("events/%d", i),
+			return apperr.Validation(apperr.FieldError{Location: "body", Field: fmt.Sprintf("events.%d", i),
 				Message: fmt.Sprintf("unknown event type %q", e)})
 		}
 	}
