@@ -1,0 +1,5 @@
+package webhook_test
+
+import "enterprise-automation/internal/page"
+
+func pageOf(limit int32) page.Request { return page.NewRequest(nil, &limit) }
