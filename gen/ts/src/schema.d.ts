@@ -2140,6 +2140,7 @@ export interface components {
              * @example 2026-12-06T10:00:00.123Z
              */
             timestamp: string;
+            /** @description Which endpoint the test was sent to, and a fixed message. */
             data: {
                 /**
                  * Format: int64
@@ -2153,6 +2154,14 @@ export interface components {
         /**
          * @description The body of every webhook delivery (see `x-webhooks`): `type` says which of the
          *     shapes it is. Verify `webhook-signature` before trusting it.
+         * @example {
+         *       "type": "webhook.test",
+         *       "timestamp": "2026-12-06T10:00:00.123Z",
+         *       "data": {
+         *         "webhook_id": 5,
+         *         "message": "This is a test event."
+         *       }
+         *     }
          */
         WebhookEvent: components["schemas"]["WebhookTaskEvent"] | components["schemas"]["WebhookAgentRunEvent"] | components["schemas"]["WebhookUserEvent"] | components["schemas"]["WebhookTestEvent"];
     };
