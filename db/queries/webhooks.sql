@@ -123,3 +123,7 @@ RETURNING id;
 SELECT endpoint_id, count(*) AS deliveries FROM webhook_deliveries
 WHERE status IN ('pending', 'retrying')
 GROUP BY endpoint_id;
+
+-- name: WebhookSubscribedTypes :many
+-- WebhookSubscribedTypes lists the event types (or "*") some active endpoint receives.
+SELECT DISTINCT unnest(events)::text AS event_type FROM webhook_endpoints WHERE is_active;

@@ -218,6 +218,8 @@ type Querier interface {
 	WebhookList(ctx context.Context, arg WebhookListParams) ([]WebhookEndpoint, error)
 	// WebhookRotateSecret replaces the secret; the old one keeps signing until previous_expires_at.
 	WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecretParams) (WebhookEndpoint, error)
+	// WebhookSubscribedTypes lists the event types (or "*") some active endpoint receives.
+	WebhookSubscribedTypes(ctx context.Context) ([]string, error)
 	// WebhookUpdate writes an endpoint's editable fields and moves its version on.
 	WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (WebhookEndpoint, error)
 }

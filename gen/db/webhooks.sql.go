@@ -563,6 +563,31 @@ func (q *Queries) WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecr
 	return i, err
 }
 
+const webhookSubscribedTypes = `-- name: WebhookSubscribedTypes :many
+SELECT DISTINCT unnest(events)::text AS event_type FROM webhook_endpoints WHERE is_active
+`
+
+// WebhookSubscribedTypes lists the event types (or "*") some active endpoint receives.
+func (q *Queries) WebhookSubscribedTypes(ctx context.Context) ([]string, error) {
+	rows, err := q.db.Query(ctx, webhookSubscribedTypes)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []string{}
+	for rows.Next() {
+		var event_type string
+		if err := rows.Scan(&event_type); err != nil {
+			return nil, err
+		}
+		items = append(items, event_type)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const webhookUpdate = `-- name: WebhookUpdate :one
 UPDATE webhook_endpoints
 SET url = $1, description = $2, events = $3, is_active = $4,

@@ -127,7 +127,7 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 		params.AuditActorType, params.AuditActorUserID, params.AuditActorApiKeyID = &ev.ActorType, ev.ActorUserID, ev.ActorApiKeyID
 		params.AuditActorAgentRunID, params.AuditAction, params.AuditRequestID, params.AuditIp = ev.ActorAgentRunID, &ev.Action, ev.RequestID, ev.Ip
 	}
-	if s.events != nil {
+	if s.events != nil && s.events.Wants(ctx, webhook.TaskCreated) {
 		// The webhook event joins the insert's transaction (the outbox).
 		var t Task
 		err := s.store.InTx(ctx, func(q db.Querier) error {

@@ -26,6 +26,7 @@ type queries interface {
 	WebhookDeliveryForAttempt(ctx context.Context, id int64) (db.WebhookDeliveryForAttemptRow, error)
 	WebhookDeliveryRecord(ctx context.Context, arg db.WebhookDeliveryRecordParams) error
 	WebhookDeliveryDepth(ctx context.Context) ([]db.WebhookDeliveryDepthRow, error)
+	WebhookSubscribedTypes(ctx context.Context) ([]string, error)
 }
 
 // store is what the service needs of the database: its queries, and transactions.

@@ -44,6 +44,7 @@ type Service struct {
 	encode EncodeFunc
 	log    *slog.Logger
 	now    func() time.Time
+	subs   subscriptions
 }
 
 // NewService builds a Service over s.
@@ -136,6 +137,7 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 		}
 		return audit.Record(ctx, q, audit.Entry{Resource: "webhook", ID: &r.ID})
 	})
+	s.subs.invalidate()
 	if err != nil {
 		return Created{}, fmt.Errorf("webhook: create: %w", err)
 	}
@@ -243,6 +245,7 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		changes.Set("is_active", cur.IsActive, r.IsActive)
 		return audit.Record(ctx, q, audit.Entry{Resource: "webhook", ID: &id, Changes: changes})
 	})
+	s.subs.invalidate()
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("webhook: update: %w", err)
 	}
@@ -272,6 +275,7 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		}
 		return audit.Record(ctx, q, audit.Entry{Resource: "webhook", ID: &id})
 	})
+	s.subs.invalidate()
 	if err != nil {
 		return fmt.Errorf("webhook: delete: %w", err)
 	}
@@ -430,9 +434,12 @@ type Outbox interface {
 // Emit records an event of type t about data (a domain value the encoder renders as
 // the API returns it) through q, which must be the change's transaction: one pending
 // delivery and one job for each active endpoint subscribed to t (none: nothing is
-// written). The event is sent if and only if the transaction commits. Its errors are
+// written; see Wants). The event is sent if and only if the transaction commits. Its errors are
 // the database's, or Internal when data cannot be encoded.
 func (s *Service) Emit(ctx context.Context, q Outbox, t EventType, data any) error {
+	if !s.Wants(ctx, t) {
+		return nil
+	}
 	body, msgID, err := s.body(t, data)
 	if err != nil {
 		return err
