@@ -53,7 +53,7 @@ func NewService(s dbStore, opts Options) *Service {
 		opts.Guard = &Guard{AllowPrivate: true}
 	}
 	if opts.Encode == nil {
-		opts.Encode = func(v any) ([]byte, error) { return json.Marshal(v) }
+		opts.Encode = json.Marshal
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -434,12 +434,9 @@ type Outbox interface {
 // Emit records an event of type t about data (a domain value the encoder renders as
 // the API returns it) through q, which must be the change's transaction: one pending
 // delivery and one job for each active endpoint subscribed to t (none: nothing is
-// written; see Wants). The event is sent if and only if the transaction commits. Its errors are
+// written). The event is sent if and only if the transaction commits. Its errors are
 // the database's, or Internal when data cannot be encoded.
 func (s *Service) Emit(ctx context.Context, q Outbox, t EventType, data any) error {
-	if !s.Wants(ctx, t) {
-		return nil
-	}
 	body, msgID, err := s.body(t, data)
 	if err != nil {
 		return err

@@ -18,30 +18,39 @@ type subscriptions struct {
 	mu     sync.Mutex
 	types  map[EventType]bool
 	loaded time.Time
+	gen    uint64 // moves on with every invalidation
 }
 
 func (s *subscriptions) invalidate() {
 	s.mu.Lock()
-	s.loaded = time.Time{}
+	s.loaded, s.gen = time.Time{}, s.gen+1
 	s.mu.Unlock()
 }
 
 // Wants reports whether an active endpoint may receive events of type t. When the
-// subscriptions cannot be read it answers true: the outbox statement decides.
+// subscriptions cannot be read it answers true: the outbox statement decides. Call it
+// outside transactions: a refresh reads from the pool.
 func (s *Service) Wants(ctx context.Context, t EventType) bool {
 	c := &s.subs
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.types == nil || s.now().Sub(c.loaded) > SubscriptionTTL {
+	types, gen := c.types, c.gen
+	fresh := types != nil && s.now().Sub(c.loaded) <= SubscriptionTTL
+	c.mu.Unlock()
+	if !fresh {
+		// Read without the lock: concurrent refreshes may overlap, none waits on another.
 		rows, err := s.store.WebhookSubscribedTypes(ctx)
 		if err != nil {
 			return true
 		}
-		c.types = make(map[EventType]bool, len(rows))
+		types = make(map[EventType]bool, len(rows))
 		for _, r := range rows {
-			c.types[EventType(r)] = true
+			types[EventType(r)] = true
 		}
-		c.loaded = s.now()
+		c.mu.Lock()
+		if c.gen == gen { // no change through this process meanwhile
+			c.types, c.loaded = types, s.now()
+		}
+		c.mu.Unlock()
 	}
-	return c.types[t] || c.types[Wildcard]
+	return types[t] || types[Wildcard]
 }
