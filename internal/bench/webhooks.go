@@ -97,9 +97,13 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 	e.log.printf("%s: task creates with %d subscribed endpoints, %d concurrent, %s, then drain", def.name, webhookReceivers, e.cfg.Concurrency, e.cfg.Duration)
 	before = e.cpu()
 	rss := sampleRSS(e.server.pid())
+	profiled := e.server.profile(e.cfg.ProfileDir, def.name, e.cfg.Duration)
 	start := time.Now()
 	on := attack(ctx, e.tr, e.cfg.Concurrency, e.cfg.Duration, def.name+"-on", create)
 	createsDone := time.Now()
+	if err := profiled(); err != nil {
+		return s, err
+	}
 	s.HTTP = on.measured(def.httpWhat)
 	d := &WebhookDetails{Receivers: webhookReceivers, Expected: int(on.success) * webhookReceivers}
 	progress, lastProgress := -1, time.Now()
