@@ -441,3 +441,40 @@ type User struct {
 	UpdatedAt       time.Time
 	TokenGeneration int64
 }
+
+type WebhookDelivery struct {
+	ID               int64
+	EndpointID       int64
+	EventID          int64
+	Status           string
+	Attempts         int32
+	LastStatusCode   *int32
+	LastError        *string
+	LastResponseBody *string
+	NextAttemptAt    *time.Time
+	CreatedAt        time.Time
+	DeliveredAt      *time.Time
+}
+
+type WebhookEndpoint struct {
+	ID                      int64
+	Url                     string
+	Description             string
+	Events                  []string
+	IsActive                bool
+	Secret                  string
+	PreviousSecret          *string
+	PreviousSecretExpiresAt *time.Time
+	DisabledReason          *string
+	Version                 int64
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
+}
+
+type WebhookEvent struct {
+	ID        int64
+	MsgID     string
+	Type      string
+	Body      string
+	CreatedAt time.Time
+}

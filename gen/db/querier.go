@@ -206,6 +206,46 @@ type Querier interface {
 	// UserUpdate changes the given fields of a user whose version still matches (end_sessions
 	// bumps its token generation); no row means the user is gone or changed meanwhile.
 	UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error)
+	// WebhookCount counts the endpoints WebhookList pages through.
+	WebhookCount(ctx context.Context) (int64, error)
+	// WebhookCreate stores a new endpoint with its signing secret.
+	WebhookCreate(ctx context.Context, arg WebhookCreateParams) (WebhookEndpoint, error)
+	// WebhookDelete removes an endpoint and, by cascade, its deliveries.
+	WebhookDelete(ctx context.Context, id int64) (int64, error)
+	// WebhookDeliveryCount counts the deliveries WebhookDeliveryList pages through.
+	WebhookDeliveryCount(ctx context.Context, arg WebhookDeliveryCountParams) (int64, error)
+	// WebhookDeliveryDepth counts the unfinished deliveries of each endpoint (metrics).
+	WebhookDeliveryDepth(ctx context.Context) ([]WebhookDeliveryDepthRow, error)
+	// WebhookDeliveryForAttempt returns what an attempt needs: the delivery, its event's body
+	// and its endpoint's URL, state and secrets.
+	WebhookDeliveryForAttempt(ctx context.Context, id int64) (WebhookDeliveryForAttemptRow, error)
+	// WebhookDeliveryGet returns one delivery of an endpoint with its event.
+	WebhookDeliveryGet(ctx context.Context, arg WebhookDeliveryGetParams) (WebhookDeliveryGetRow, error)
+	// WebhookDeliveryList returns a page of an endpoint's deliveries, newest first, with their events.
+	WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryListParams) ([]WebhookDeliveryListRow, error)
+	// WebhookDeliveryRecord stores the outcome of one attempt.
+	WebhookDeliveryRecord(ctx context.Context, arg WebhookDeliveryRecordParams) error
+	// WebhookDeliveryReset puts a delivery back to pending for a redelivery (attempts start over).
+	WebhookDeliveryReset(ctx context.Context, arg WebhookDeliveryResetParams) (int64, error)
+	// WebhookDisable deactivates an endpoint on the system's behalf, saying why.
+	WebhookDisable(ctx context.Context, arg WebhookDisableParams) error
+	// WebhookEventEmit records an event and one pending delivery per active endpoint
+	// subscribed to its type, in the caller's transaction; no endpoint, no event.
+	WebhookEventEmit(ctx context.Context, arg WebhookEventEmitParams) ([]int64, error)
+	// WebhookEventEmitTo records an event and one pending delivery to one endpoint.
+	WebhookEventEmitTo(ctx context.Context, arg WebhookEventEmitToParams) (int64, error)
+	// WebhookGetByID returns one endpoint.
+	WebhookGetByID(ctx context.Context, id int64) (WebhookEndpoint, error)
+	// WebhookGetByIDForUpdate returns one endpoint and locks it for the rest of the transaction.
+	WebhookGetByIDForUpdate(ctx context.Context, id int64) (WebhookEndpoint, error)
+	// WebhookList returns a page of endpoints, newest first.
+	WebhookList(ctx context.Context, arg WebhookListParams) ([]WebhookEndpoint, error)
+	// WebhookRotateSecret replaces the secret; the old one keeps signing until previous_expires_at.
+	WebhookRotateSecret(ctx context.Context, arg WebhookRotateSecretParams) (WebhookEndpoint, error)
+	// WebhookSubscribedTypes lists the event types (or "*") some active endpoint receives.
+	WebhookSubscribedTypes(ctx context.Context) ([]string, error)
+	// WebhookUpdate writes an endpoint's editable fields and moves its version on.
+	WebhookUpdate(ctx context.Context, arg WebhookUpdateParams) (WebhookEndpoint, error)
 }
 
 var _ Querier = (*Queries)(nil)

@@ -126,6 +126,7 @@ type Service struct {
 	insertRun  func(context.Context, newRun) (created, error)
 	activeRuns int // most runs a user may have queued or in progress (0: no limit)
 	limits     Limits
+	events     Events // webhook events of run status changes (nil: none)
 }
 
 // NewService builds a Service; defaultModel is used when an agent names none.

@@ -117,7 +117,7 @@ func (s *Service) SubmitApprovals(ctx context.Context, actor auth.Principal, run
 			Changes: audit.Changes{"status": {From: RunRequiresAction, To: RunQueued}}}); err != nil {
 			return err
 		}
-		return statusChanged(ctx, q, out, map[string]any{"status": string(RunQueued)})
+		return statusChanged(ctx, q, s.events, out, map[string]any{"status": string(RunQueued)})
 	})
 	if err != nil {
 		return Run{}, fmt.Errorf("agent: approvals: %w", err)
@@ -192,10 +192,10 @@ func decide(pending []PendingCall, ds []DecisionParams, by int64, at time.Time) 
 // (error approval_expired); a run that was decided, cancelled or is waiting for a later
 // deadline is left as it is. Its errors are the database's.
 func (s *Service) Expire(ctx context.Context, runID int64) error {
-	return expire(ctx, s.store, runID)
+	return expire(ctx, s.store, s.events, runID)
 }
 
-func expire(ctx context.Context, store database, runID int64) error {
+func expire(ctx context.Context, store database, ev Events, runID int64) error {
 	return store.InTx(ctx, func(q db.Querier) error {
 		row, err := q.AgentRunGetByIDForUpdate(ctx, runID)
 		if apperr.Is(err, apperr.NotFound) {
@@ -207,7 +207,7 @@ func expire(ctx context.Context, store database, runID int64) error {
 		if row.Status != db.AgentRunStatusRequiresAction || row.ExpiresAt == nil || row.ExpiresAt.After(time.Now()) {
 			return nil
 		}
-		_, err = endRuns(ctx, q, []ending{{runID: runID, status: RunExpired, usage: usageOf(row), modelTurns: int(row.ModelTurns),
+		_, err = endRuns(ctx, q, ev, []ending{{runID: runID, status: RunExpired, usage: usageOf(row), modelTurns: int(row.ModelTurns),
 			errorCode: "approval_expired", errorMessage: fmt.Sprintf("nobody approved or rejected the waiting tool calls by %s",
 				row.ExpiresAt.UTC().Format(time.RFC3339))}})
 		return err

@@ -490,7 +490,7 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 			return audit.Record(ctx, q, audit.Entry{Resource: "agent_run", ID: &id})
 		case db.AgentRunStatusQueued, db.AgentRunStatusRequiresAction:
 			// Waiting: no worker holds it, and its expiry job finds it ended.
-			if out, err = finishCancelled(ctx, q, r); err != nil {
+			if out, err = finishCancelled(ctx, q, s.events, r); err != nil {
 				return err
 			}
 		case db.AgentRunStatusInProgress:
@@ -507,7 +507,7 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 				return nil // its worker stops and ends the run cancelled
 			}
 			// Between attempts (waiting for a retry): no worker will see the request.
-			out, err = finishCancelled(ctx, q, r)
+			out, err = finishCancelled(ctx, q, s.events, r)
 			return err
 		default:
 			return apperr.E(apperr.Conflict, "agent run %d already ended (%s) and cannot be cancelled", id, r.Status)
@@ -526,8 +526,8 @@ func (s *Service) CancelRun(ctx context.Context, actor auth.Principal, id int64)
 
 // finishCancelled ends a run that no worker is executing as cancelled, keeping its steps
 // and usage, and appends its terminal event (in q's transaction).
-func finishCancelled(ctx context.Context, q queries, r db.AgentRun) (db.AgentRun, error) {
-	runs, err := endRuns(ctx, q, []ending{{runID: r.ID, status: RunCancelled, usage: usageOf(r), modelTurns: int(r.ModelTurns)}})
+func finishCancelled(ctx context.Context, q queries, ev Events, r db.AgentRun) (db.AgentRun, error) {
+	runs, err := endRuns(ctx, q, ev, []ending{{runID: r.ID, status: RunCancelled, usage: usageOf(r), modelTurns: int(r.ModelTurns)}})
 	if err != nil {
 		return db.AgentRun{}, err
 	}

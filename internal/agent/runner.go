@@ -46,6 +46,7 @@ type Runner struct {
 	approvalTimeout time.Duration
 	log             *slog.Logger
 	metrics         *metrics.Metrics
+	events          Events // webhook events of run status changes (nil: none)
 	users           *cache.Entity[auth.Account]
 	agents          *cache.Entity[Agent]
 	// startRun and endRun write one run's start or end (nil: it had already ended); the
@@ -105,7 +106,7 @@ func NewRunner(s database, tasks Tasks, client *llm.Client, opts RunnerOptions) 
 		var out []*db.AgentRun
 		err := s.InTx(ctx, func(q db.Querier) error {
 			var err error
-			out, err = endRuns(ctx, q, b)
+			out, err = endRuns(ctx, q, r.events, b)
 			return err
 		})
 		return out, err
@@ -462,7 +463,7 @@ func (r *Runner) saveTurn(ctx context.Context, run Run, tc turnCtx, o outcome, p
 			return err
 		}
 		out = &row
-		return statusChanged(ctx, q, row, map[string]any{"status": string(RunRequiresAction), "required_action": ra})
+		return statusChanged(ctx, q, r.events, row, map[string]any{"status": string(RunRequiresAction), "required_action": ra})
 	})
 	return out, err
 }
@@ -852,7 +853,9 @@ func (r *Runner) finish(ctx context.Context, run Run, o outcome) error {
 
 // Expire ends a run that still waits for approvals after its deadline as expired (see
 // Service.Expire). Its errors are the database's.
-func (r *Runner) Expire(ctx context.Context, runID int64) error { return expire(ctx, r.store, runID) }
+func (r *Runner) Expire(ctx context.Context, runID int64) error {
+	return expire(ctx, r.store, r.events, runID)
+}
 
 // deltaWriter batches output text into run.output.delta events, at most one every
 // deltaInterval, so a fast stream does not become thousands of rows.

@@ -37,6 +37,7 @@ import (
 	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/tracing"
 	"enterprise-automation/internal/user"
+	"enterprise-automation/internal/webhook"
 )
 
 // Version is the service version reported by GET / and `automation version`; it is the
@@ -107,6 +108,8 @@ type Program struct {
 	Tracing *tracing.Tracing
 	// tracing is the tracing of serve, worker and dev (nil: off).
 	tracing *tracing.Tracing
+	// WebhookResolve, when set, resolves webhook hosts instead of DNS (tests).
+	WebhookResolve webhook.ResolveFunc
 }
 
 // Run is what main calls: run the program with the process's environment.
@@ -335,6 +338,7 @@ type services struct {
 	agents  *agent.Service
 	apiKeys *apikey.Service
 	audit   *audit.Service
+	hooks   *webhook.Service
 	queue   *queue.Queue
 	metrics *metrics.Metrics
 	shared  *sharedState
@@ -396,14 +400,19 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		MaxAttempts: cfg.LLMMaxAttempts, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
 	})
 	auditSvc := audit.NewService(s, []byte(cfg.SecretKey))
+	hooks, deliveries := p.webhooks(cfg, log, m, s)
+	tasks.WithEvents(hooks)
+	runner.WithEvents(hooks)
 	q, err := queue.New(pool, runner, queue.Config{
 		Workers: workers, MaxAttempts: cfg.LLMMaxAttempts, RetryBackoff: cfg.LLMRetryBackoff,
 		RunTimeout: cfg.AgentRunTimeout, Logger: log, Metrics: m, Tracing: p.tracing,
 		AuditRetention: func(ctx context.Context) (int64, error) { return auditSvc.Retain(ctx, cfg.AuditRetention()) },
+		Register:       deliveries.Register, Queues: webhookQueues(cfg),
 	})
 	if err != nil {
 		return nil, err
 	}
+	hooks.UseJobs(webhook.RiverJobs{Client: q.River()})
 	m.RegisterQueue(q.Depth, log)
 	stopProfiles, err := serveProfiles(cfg.PprofAddr, log)
 	if err != nil {
@@ -423,10 +432,10 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 	}()
 	return &services{
 		notifier: notifier, stopListening: func() { stopListening(); <-listening },
-		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache), tasks: tasks,
+		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache).WithEvents(hooks), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser).
-			WithLimits(agent.Limits{MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls}), queue: q,
-		apiKeys: apiKeys, audit: auditSvc, metrics: m, shared: shared,
+			WithLimits(agent.Limits{MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls}).WithEvents(hooks), queue: q,
+		apiKeys: apiKeys, audit: auditSvc, hooks: hooks, metrics: m, shared: shared,
 		stopProfiles: stopProfiles, stopMetrics: stopMetrics,
 	}, nil
 }
@@ -509,6 +518,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		Agents:      svc.agents,
 		APIKeys:     svc.apiKeys,
 		Audit:       svc.audit,
+		Webhooks:    svc.hooks,
 		RunEvents:   svc.notifier,
 		// Counted per instance: a user reaches the limit on each instance behind a balancer.
 		MaxStreamsPerUser: cfg.SSEMaxStreamsPerUser,

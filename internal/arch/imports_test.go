@@ -56,7 +56,7 @@ func local(paths []string) []string {
 func TestImportRules(t *testing.T) {
 	t.Parallel()
 	pkgs := listPackages(t)
-	services := []string{"internal/user", "internal/auth", "internal/task", "internal/agent", "internal/apikey", "internal/audit"}
+	services := []string{"internal/user", "internal/auth", "internal/task", "internal/agent", "internal/apikey", "internal/audit", "internal/webhook"}
 	harnesses := []string{"internal/apitest", "internal/dbtest", "internal/llmtest", "internal/redistest", "internal/fleet"}
 
 	for _, name := range services {

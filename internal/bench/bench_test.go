@@ -112,6 +112,15 @@ func TestTinyRunProducesWellFormedReport(t *testing.T) {
 			require.Equal(t, int64(p.BaselineCreate.Operations), p.BaselineRuns.Created)
 		} else {
 			require.Nil(t, s.Pipeline, s.Name)
+			if s.Name == "webhooks" {
+				require.NotNil(t, s.Webhooks)
+				require.Equal(t, 3*int(s.HTTP.Operations), s.Webhooks.Expected)
+				require.Equal(t, s.Webhooks.Expected, s.Webhooks.Delivered, "every delivery arrives")
+				require.Positive(t, s.Webhooks.PerSecond)
+				require.Positive(t, s.Webhooks.CommitToReceipt.P99)
+			} else {
+				require.Nil(t, s.Webhooks, s.Name)
+			}
 			require.Equal(t, s.HTTP.Operations, uint64(s.HTTP.StatusCodes["200"]+s.HTTP.StatusCodes["201"]), s.Name)
 		}
 	}

@@ -70,7 +70,9 @@ type Scenario struct {
 	Ratio float64 `json:"ratio"`
 	// Pipeline holds the agent-run pipeline's details (HTTP side and baseline side).
 	Pipeline *PipelineDetails `json:"pipeline,omitempty"`
-	Notes    []string         `json:"notes,omitempty"`
+	// Webhooks holds the webhooks scenario's deliveries.
+	Webhooks *WebhookDetails `json:"webhooks,omitempty"`
+	Notes    []string        `json:"notes,omitempty"`
 }
 
 // Measured is one side of a scenario: requests through the server, or the baseline's

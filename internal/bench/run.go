@@ -171,6 +171,8 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 		// The load queues far more runs per user than a person would; the quota is
 		// still checked (and its cost measured), it just never refuses.
 		"AGENT_ACTIVE_RUNS_PER_USER": "1000000000",
+		// The webhooks scenario's receivers listen on loopback.
+		"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
 		// A soft memory limit, as a container with a memory limit would set: the GC works
 		// harder before the heap outgrows it (argon2id churns 19 MiB per login).
 		"GOMEMLIMIT": "100MiB",

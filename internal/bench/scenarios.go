@@ -156,18 +156,7 @@ var scenarios = []scenarioDef{
 		name: "tasks-create", desc: "POST /api/v1/tasks with assignee, tags, due date, as a normal user",
 		httpWhat: "POST /api/v1/tasks (title, description, priority, active assignee, 0–3 tags, due date) as one of the seeded users",
 		baseWhat: "task.Service.Create (UserGetByID for the assignee check, TaskCreate)",
-		targeter: func(e *runEnv) vegeta.Targeter {
-			return func(t *vegeta.Target) error {
-				in := e.newTaskInput()
-				body, err := json.Marshal(in.body())
-				if err != nil {
-					return err
-				}
-				t.Method, t.Header, t.Body = http.MethodPost, e.randomActor().jsonHeader, body
-				t.URL = e.base + "/api/v1/tasks"
-				return nil
-			}
-		},
+		targeter: tasksCreateTargeter,
 		baseline: func(e *runEnv) func(context.Context) error {
 			return func(ctx context.Context) error {
 				actor := e.randomActor()
@@ -222,6 +211,12 @@ var scenarios = []scenarioDef{
 		custom:   runApprovalPipeline,
 	},
 	{
+		name: "webhooks", desc: "POST /api/v1/tasks with 3 local webhook endpoints subscribed to task.created, and their deliveries",
+		httpWhat: "POST /api/v1/tasks (as tasks-create) with 3 local endpoints subscribed to task.created: the event and 3 deliveries (rows and River jobs) are written in the task's transaction, and the server's workers deliver them, signed, to receivers in the bench process",
+		baseWhat: "the same POST /api/v1/tasks load with no webhook endpoint (webhooks off); ratio = throughput on ÷ off",
+		custom:   runWebhooks,
+	},
+	{
 		name: "login", desc: "POST /api/v1/auth/token (OAuth2 password grant) with correct credentials", separate: true,
 		httpWhat: "POST /api/v1/auth/token (form: username, password) for a random active seeded user; argon2id (19 MiB, t=2) verification",
 		baseWhat: "UserGetByEmail + SessionCreate + RefreshTokenCreate in one transaction (the SQL only: the ceiling without argon2id)",
@@ -256,6 +251,20 @@ var scenarios = []scenarioDef{
 			}
 		},
 	},
+}
+
+// tasksCreateTargeter creates tasks as random seeded users (tasks-create, webhooks).
+func tasksCreateTargeter(e *runEnv) vegeta.Targeter {
+	return func(t *vegeta.Target) error {
+		in := e.newTaskInput()
+		body, err := json.Marshal(in.body())
+		if err != nil {
+			return err
+		}
+		t.Method, t.Header, t.Body = http.MethodPost, e.randomActor().jsonHeader, body
+		t.URL = e.base + "/api/v1/tasks"
+		return nil
+	}
 }
 
 // ScenarioNames lists the scenarios in run order.

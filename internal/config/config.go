@@ -121,6 +121,21 @@ type Config struct {
 	// AgentActiveRunsPerUser bounds a user's runs that are queued, in progress or
 	// waiting at once (429 quota-exceeded beyond).
 	AgentActiveRunsPerUser int `env:"AGENT_ACTIVE_RUNS_PER_USER" envDefault:"50"`
+
+	// WebhookTimeout bounds one webhook delivery attempt, from connecting to the answer.
+	WebhookTimeout time.Duration `env:"WEBHOOK_TIMEOUT" envDefault:"15s"`
+	// WebhookRetrySchedule is the delay before each retry of a failed webhook delivery
+	// (comma list, jittered by ±10 %; a longer Retry-After wins); after the last, the
+	// delivery fails.
+	WebhookRetrySchedule Durations `env:"WEBHOOK_RETRY_SCHEDULE" envDefault:"5s,5m,30m,2h,5h,10h,14h,20h,24h"`
+	// WebhookAllowPrivateNetworks lets webhooks reach loopback, private, link-local and
+	// CGNAT addresses: for development and tests only.
+	WebhookAllowPrivateNetworks bool `env:"WEBHOOK_ALLOW_PRIVATE_NETWORKS" envDefault:"false"`
+	// WebhookWorkers is how many webhook deliveries a process makes at once (0: none).
+	WebhookWorkers int `env:"WEBHOOK_WORKERS" envDefault:"100"`
+	// WebhookEndpointConcurrency caps a process's deliveries in flight to one endpoint, so
+	// that a slow or failing endpoint cannot hold every webhook worker.
+	WebhookEndpointConcurrency int `env:"WEBHOOK_ENDPOINT_CONCURRENCY" envDefault:"10"`
 }
 
 // AccessTokenTTL is the lifetime of access tokens.
@@ -368,6 +383,9 @@ func (c Config) validate() error {
 	}
 	if c.ApprovalTimeout < time.Second {
 		return bad("APPROVAL_TIMEOUT", c.ApprovalTimeout, "want a duration of at least 1s, such as 24h")
+	}
+	if err := c.validateWebhooks(bad); err != nil {
+		return err
 	}
 	if (c.FirstAdminEmail == "") != (c.FirstAdminPassword == "") {
 		return errors.New("config: FIRST_ADMIN_EMAIL and FIRST_ADMIN_PASSWORD must be set together")

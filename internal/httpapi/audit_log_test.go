@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 	"github.com/stretchr/testify/require"
 
@@ -65,6 +66,7 @@ func TestAuditEveryMutatingOperationLeavesOneEvent(t *testing.T) {
 	var (
 		userID, taskID, agentID, runID, keyID int64
 		waitingID                             int64
+		hookID, deliveryID                    int64
 		pair                                  client.TokenPair
 	)
 	type check struct {
@@ -184,10 +186,50 @@ func TestAuditEveryMutatingOperationLeavesOneEvent(t *testing.T) {
 			require.NoError(t, err)
 			return res.StatusCode()
 		}},
+		"createWebhook": {"webhook", idOf(&hookID), func(t *testing.T) int {
+			res, err := admin.CreateWebhookWithResponse(ctx, client.WebhookCreate{Url: "https://203.0.113.10/hook",
+				Events: []client.WebhookSubscription{"task.created"}, IsActive: apitest.Ptr(false)})
+			require.NoError(t, err)
+			hookID = res.JSON201.Id
+			return res.StatusCode()
+		}},
+		"updateWebhook": {"webhook", idOf(&hookID), func(t *testing.T) int {
+			res, err := admin.UpdateWebhookWithResponse(ctx, hookID, nil, client.WebhookUpdate{Description: apitest.Ptr("audited")})
+			require.NoError(t, err)
+			return res.StatusCode()
+		}},
+		"rotateWebhookSecret": {"webhook", idOf(&hookID), func(t *testing.T) int {
+			res, err := admin.RotateWebhookSecretWithResponse(ctx, hookID)
+			require.NoError(t, err)
+			return res.StatusCode()
+		}},
+		"sendWebhookTest": {"webhook", idOf(&hookID), func(t *testing.T) int {
+			res, err := admin.SendWebhookTestWithResponse(ctx, hookID)
+			require.NoError(t, err)
+			deliveryID = res.JSON202.Id
+			return res.StatusCode()
+		}},
+		"redeliverWebhookDelivery": {"webhook_delivery", idOf(&deliveryID), func(t *testing.T) int {
+			// No workers here: end the delivery by hand so that it may be sent again.
+			conn, err := pgx.Connect(ctx, env.DBURL)
+			require.NoError(t, err)
+			defer func() { _ = conn.Close(ctx) }()
+			_, err = conn.Exec(ctx, "UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1", deliveryID)
+			require.NoError(t, err)
+			res, err := admin.RedeliverWebhookDeliveryWithResponse(ctx, hookID, deliveryID)
+			require.NoError(t, err)
+			return res.StatusCode()
+		}},
+		"deleteWebhook": {"webhook", idOf(&hookID), func(t *testing.T) int {
+			res, err := admin.DeleteWebhookWithResponse(ctx, hookID, nil)
+			require.NoError(t, err)
+			return res.StatusCode()
+		}},
 	}
 	order := []string{"createToken", "refreshToken", "logout", "createUser", "updateUser", "replaceUser",
 		"updateCurrentUser", "deleteUser", "createTask", "updateTask", "deleteTask", "createAgent", "updateAgent",
-		"createAgentRun", "cancelAgentRun", "submitAgentRunApprovals", "deleteAgent", "createApiKey", "revokeApiKey"}
+		"createAgentRun", "cancelAgentRun", "submitAgentRunApprovals", "deleteAgent", "createApiKey", "revokeApiKey",
+		"createWebhook", "updateWebhook", "rotateWebhookSecret", "sendWebhookTest", "redeliverWebhookDelivery", "deleteWebhook"}
 
 	policies, err := httpapi.ContractPolicies()
 	require.NoError(t, err)

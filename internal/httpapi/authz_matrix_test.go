@@ -190,6 +190,31 @@ func (f *azmFixture) getRun(t *testing.T, id int64) client.AgentRun {
 	return *res.JSON200
 }
 
+// newWebhook subscribes an inactive endpoint as the admin (nothing is ever sent to it).
+func (f *azmFixture) newWebhook(t *testing.T) int64 {
+	t.Helper()
+	res, err := f.admin.CreateWebhookWithResponse(context.Background(), client.WebhookCreate{Url: "https://203.0.113.10/hook",
+		Events: []client.WebhookSubscription{"task.created"}, IsActive: apitest.Ptr(false)})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusCreated, res.StatusCode(), "create webhook: %s", res.Body)
+	return res.JSON201.Id
+}
+
+// finishedDelivery returns an inactive endpoint and a delivery to it that has ended
+// (failed: the worker does not send to inactive endpoints), so that it may be redelivered.
+func (f *azmFixture) finishedDelivery(t *testing.T) (hookID, deliveryID int64) {
+	t.Helper()
+	hookID = f.newWebhook(t)
+	res, err := f.admin.SendWebhookTestWithResponse(context.Background(), hookID)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusAccepted, res.StatusCode(), "%s", res.Body)
+	require.Eventually(t, func() bool {
+		got := f.adminGet(t, fmt.Sprintf("/api/v1/webhooks/%d/deliveries?status=failed", hookID))
+		return got.Status == http.StatusOK && len(azmItemIDs(t, got.Body)) == 1
+	}, 30*time.Second, 20*time.Millisecond, "the test delivery to an inactive endpoint fails")
+	return hookID, res.JSON202.Id
+}
+
 // adminGet reads a path as the admin and returns its status and body.
 func (f *azmFixture) adminGet(t *testing.T, path string) *apitest.Response {
 	t.Helper()
@@ -387,6 +412,48 @@ func azmOps() map[string]azmOp {
 		}},
 		"listAuditEvents": {success: ok, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
 			return azmCall{token: f.token(p)}
+		}},
+
+		// webhooks (administrators only; inactive endpoints, so nothing is ever sent)
+		"createWebhook": {success: created, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), body: azmJSON(t, map[string]any{"url": "https://203.0.113.10/hook",
+				"events": []string{"task.created"}, "is_active": false, "description": "made by " + p})}
+		}},
+		"listWebhooks": {success: ok, build: func(_ *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p)}
+		}},
+		"getWebhook": {success: ok, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), params: map[string]int64{"webhook_id": f.newWebhook(t)}}
+		}},
+		"updateWebhook": {success: ok, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			id := f.newWebhook(t)
+			desc := fmt.Sprintf("changed by %s %d", p, f.next())
+			return azmCall{token: f.token(p), params: map[string]int64{"webhook_id": id}, body: azmJSON(t, map[string]any{"description": desc}),
+				after: func(t *testing.T, allowed bool, _ *apitest.Response) {
+					got := f.adminGet(t, "/api/v1/webhooks/"+strconv.FormatInt(id, 10))
+					require.Equal(t, allowed, azmField(t, got.Body, "description") == desc, "changed only when allowed")
+				}}
+		}},
+		"deleteWebhook": {success: noContent, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			id := f.newWebhook(t)
+			return azmCall{token: f.token(p), params: map[string]int64{"webhook_id": id},
+				after: func(t *testing.T, allowed bool, _ *apitest.Response) {
+					got := f.adminGet(t, "/api/v1/webhooks/"+strconv.FormatInt(id, 10))
+					require.Equal(t, allowed, got.Status == http.StatusNotFound, "deleted only when allowed")
+				}}
+		}},
+		"rotateWebhookSecret": {success: ok, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), params: map[string]int64{"webhook_id": f.newWebhook(t)}}
+		}},
+		"sendWebhookTest": {success: []int{http.StatusAccepted}, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), params: map[string]int64{"webhook_id": f.newWebhook(t)}}
+		}},
+		"listWebhookDeliveries": {success: ok, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			return azmCall{token: f.token(p), params: map[string]int64{"webhook_id": f.newWebhook(t)}}
+		}},
+		"redeliverWebhookDelivery": {success: []int{http.StatusAccepted}, build: func(t *testing.T, f *azmFixture, p string) azmCall {
+			id, delivery := f.finishedDelivery(t)
+			return azmCall{token: f.token(p), params: map[string]int64{"webhook_id": id, "delivery_id": delivery}}
 		}},
 		// /me operations act on the caller: every authenticated principal succeeds.
 		"getCurrentUser": {success: ok, other: azmUnscoped, build: func(_ *testing.T, f *azmFixture, p string) azmCall {

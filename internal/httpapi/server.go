@@ -29,6 +29,7 @@ import (
 	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/tracing"
 	"enterprise-automation/internal/user"
+	"enterprise-automation/internal/webhook"
 )
 
 // maxBodyBytes bounds every request body (413 beyond); the body limit middleware is
@@ -57,6 +58,7 @@ type Options struct {
 	Agents      *agent.Service
 	APIKeys     *apikey.Service
 	Audit       *audit.Service
+	Webhooks    *webhook.Service
 	RunEvents   RunEvents
 	// MaxStreamsPerUser bounds a user's concurrent run event streams on this instance
 	// (429 beyond); 0 leaves them unbounded.
@@ -85,6 +87,7 @@ type Server struct {
 	agents    *agent.Service
 	apiKeys   *apikey.Service
 	audit     *audit.Service
+	webhooks  *webhook.Service
 	runEvents RunEvents
 	streams   streamCounter
 	idem      *idempotency.Service
@@ -139,6 +142,7 @@ func New(opts Options) (*Server, error) {
 		agents:    opts.Agents,
 		apiKeys:   opts.APIKeys,
 		audit:     opts.Audit,
+		webhooks:  opts.Webhooks,
 		runEvents: opts.RunEvents,
 		streams:   streamCounter{max: opts.MaxStreamsPerUser},
 		idem:      opts.Idempotency,

@@ -107,6 +107,11 @@ type Config struct {
 	// Tracing, when enabled, spans each job's work in the trace of the request that
 	// created the job (nil: off).
 	Tracing *tracing.Tracing
+	// Register, when set, adds more job kinds to the client's workers (webhook
+	// deliveries); Queues names their queues and how many of their jobs this process
+	// works at once (with Workers > 0 only).
+	Register func(workers *river.Workers)
+	Queues   map[string]int
 }
 
 // AuditRetentionArgs is the periodic job that applies the audit log's retention.
@@ -158,6 +163,9 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 	if cfg.AuditRetention != nil {
 		river.AddWorker(workers, &auditRetentionWorker{retain: cfg.AuditRetention, log: cfg.Logger})
 	}
+	if cfg.Register != nil {
+		cfg.Register(workers)
+	}
 	rc := &river.Config{
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts + rescueAttempts,
@@ -173,6 +181,9 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 			return nil, errors.New("queue: workers need a runner")
 		}
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+		for name, n := range cfg.Queues {
+			rc.Queues[name] = river.QueueConfig{MaxWorkers: n}
+		}
 		rc.FetchCooldown = FetchCooldown
 		rc.FetchPollInterval = FetchPollInterval
 		if cfg.AuditRetention != nil {
@@ -192,6 +203,10 @@ func New(pool *pgxpool.Pool, runner *agent.Runner, cfg Config) (*Queue, error) {
 	}
 	return q, nil
 }
+
+// River returns the queue's River client, for other job kinds inserted in a transaction
+// (webhook deliveries).
+func (q *Queue) River() *river.Client[pgx.Tx] { return q.client }
 
 // depthQuery counts the jobs that are not finished yet, by state (River's own table; the
 // fetch index covers the state column). It takes no input.

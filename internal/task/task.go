@@ -16,6 +16,7 @@ import (
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/webhook"
 )
 
 // MaxMetadataBytes bounds a task's metadata once serialized as JSON.
@@ -53,6 +54,7 @@ type Service struct {
 	// it changed, whose cached records are dropped once that transaction commits.
 	changed *[]int64
 	parent  *Service
+	events  Events
 }
 
 // DefaultExactTotalLimit is how many matching tasks a list counts exactly; beyond, its
@@ -128,6 +130,21 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 	if ok {
 		params.AuditActorType, params.AuditActorUserID, params.AuditActorApiKeyID = &ev.ActorType, ev.ActorUserID, ev.ActorApiKeyID
 		params.AuditActorAgentRunID, params.AuditAction, params.AuditRequestID, params.AuditIp = ev.ActorAgentRunID, &ev.Action, ev.RequestID, ev.Ip
+	}
+	if s.events != nil && s.events.Wants(ctx, webhook.TaskCreated) {
+		// The webhook event joins the insert's transaction (the outbox).
+		var t Task
+		err := s.store.InTx(ctx, func(q db.Querier) error {
+			row, err := q.TaskCreate(ctx, params)
+			if t, err = fromRow(db.Task(row), err); err != nil {
+				return err
+			}
+			return s.emit(ctx, q, webhook.TaskCreated, t)
+		})
+		if err != nil {
+			return Task{}, fmt.Errorf("task: create: %w", assigneeGone(err))
+		}
+		return t, nil
 	}
 	row, err := s.store.TaskCreate(ctx, params)
 	t, err := fromRow(db.Task(row), err)
@@ -293,7 +310,10 @@ func (s *Service) Update(ctx context.Context, actor auth.Principal, id int64, p 
 		if err != nil {
 			return assigneeGone(err)
 		}
-		return audit.Record(ctx, q, audit.Entry{Resource: "task", ID: &id, Changes: diff(cur, out)})
+		if err := audit.Record(ctx, q, audit.Entry{Resource: "task", ID: &id, Changes: diff(cur, out)}); err != nil {
+			return err
+		}
+		return s.emit(ctx, q, webhook.TaskUpdated, out)
 	})
 	if err != nil {
 		return Task{}, fmt.Errorf("task: update: %w", err)
@@ -378,7 +398,10 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		if _, err = q.TaskDelete(ctx, db.TaskDeleteParams{ID: id, Version: cur.Version}); err != nil {
 			return err
 		}
-		return audit.Record(ctx, q, audit.Entry{Resource: "task", ID: &id})
+		if err := audit.Record(ctx, q, audit.Entry{Resource: "task", ID: &id}); err != nil {
+			return err
+		}
+		return s.emit(ctx, q, webhook.TaskDeleted, cur)
 	})
 	if err != nil {
 		return fmt.Errorf("task: delete: %w", err)

@@ -12,7 +12,7 @@ import (
 // the tasks it changes stay cached until the caller calls Committed after the commit.
 // An error from one of its writes may leave q unusable: the caller rolls back.
 func (s *Service) Within(q db.Querier) *Service {
-	return &Service{store: joined{Querier: q}, now: s.now, exactTotal: s.exactTotal, changed: new([]int64), parent: s}
+	return &Service{store: joined{Querier: q}, now: s.now, exactTotal: s.exactTotal, events: s.events, changed: new([]int64), parent: s}
 }
 
 // Committed drops from the record cache the tasks a service from Within changed; it is

@@ -5,6 +5,7 @@ import (
 
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/auth"
+	"enterprise-automation/internal/webhook"
 )
 
 // queries are the queries the service runs outside its transactions.
@@ -26,6 +27,7 @@ type txQueries interface {
 	AuditEventCreate(ctx context.Context, arg db.AuditEventCreateParams) error
 	TaskDetachUser(ctx context.Context, userID int64) ([]int64, error)
 	AgentDetachUser(ctx context.Context, userID int64) ([]int64, error)
+	webhook.Outbox
 }
 
 // store is what the service needs of the database: its queries, and transactions whose

@@ -14,6 +14,7 @@ import (
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/etag"
 	"enterprise-automation/internal/page"
+	"enterprise-automation/internal/webhook"
 )
 
 // User is a user account. Its credentials are not part of it: only the auth service
@@ -45,6 +46,7 @@ type Service struct {
 	users     *cache.Entity[auth.Account]
 	tasks     invalidator
 	agents    invalidator
+	events    Events
 }
 
 // invalidator drops records from a record cache (a *cache.Entity of any record type).
@@ -108,7 +110,10 @@ func (s *Service) create(ctx context.Context, p CreateParams) (User, error) {
 		if err != nil {
 			return err
 		}
-		return audit.Record(ctx, q, audit.Entry{Resource: "user", ID: &r.ID})
+		if err := audit.Record(ctx, q, audit.Entry{Resource: "user", ID: &r.ID}); err != nil {
+			return err
+		}
+		return s.emit(ctx, q, webhook.UserCreated, userFromRow(r))
 	})
 	if apperr.Is(err, apperr.Conflict) {
 		return User{}, apperr.Wrap(apperr.Conflict, err, "a user with email %q already exists", p.Email)
@@ -329,7 +334,10 @@ func (s *Service) Delete(ctx context.Context, actor auth.Principal, id int64, if
 		if _, err = q.UserDelete(ctx, db.UserDeleteParams{ID: id, Version: &cur.Version}); err != nil {
 			return err
 		}
-		return audit.Record(ctx, q, audit.Entry{Resource: "user", ID: &id})
+		if err := audit.Record(ctx, q, audit.Entry{Resource: "user", ID: &id}); err != nil {
+			return err
+		}
+		return s.emit(ctx, q, webhook.UserDeleted, userFromRow(cur))
 	})
 	if err != nil {
 		return fmt.Errorf("user: delete: %w", err)

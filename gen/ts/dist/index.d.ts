@@ -12,3 +12,4 @@ export type TaskCreate = Schemas["TaskCreate"];
 export type TaskUpdate = Schemas["TaskUpdate"];
 export type TaskStatus = Schemas["TaskStatus"];
 export type TaskPriority = Schemas["TaskPriority"];
+export { WEBHOOK_HEADERS, type WebhookEvent, type WebhookEventOf, type WebhookEventType, type Webhook, type WebhookCreate, type WebhookDelivery } from "./webhooks.ts";

@@ -766,6 +766,183 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhook endpoints
+         * @description Every subscribed endpoint, newest first, without secrets.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Subscribe a webhook endpoint
+         * @description Subscribes an endpoint to event types (at least one; `*` for all). The URL must be
+         *     http or https without credentials; an address in a loopback, private, link-local,
+         *     CGNAT, multicast or unspecified network is refused (422) unless the server allows
+         *     private networks. The signing secret (`secret`) is in this response only.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get a webhook endpoint
+         * @description One endpoint, without its secret.
+         */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook endpoint
+         * @description Removes the endpoint and its delivery log; its pending deliveries are not sent.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Update a webhook endpoint
+         * @description Changes the URL (checked as on creation), the event types, the description or
+         *     whether the endpoint is active. Reactivating an endpoint the server deactivated
+         *     (it answered 410 Gone) clears `disabled_reason`.
+         */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook endpoint's secret
+         * @description Issues a new signing secret, shown only in this response. For 24 hours deliveries
+         *     carry two signatures in `webhook-signature` (space-separated), one with each
+         *     secret, so that receivers can switch without losing a message.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test event
+         * @description Queues a `webhook.test` event to this endpoint (whatever its event types), and
+         *     answers with its delivery; follow it in the delivery log.
+         */
+        post: operations["sendWebhookTest"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List an endpoint's deliveries
+         * @description The delivery log of one endpoint, newest first.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+                /**
+                 * @description The delivery's id.
+                 * @example 1200
+                 */
+                delivery_id: components["parameters"]["DeliveryID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Redeliver an event
+         * @description Sends a finished delivery (succeeded or failed) again, with the same `webhook-id`
+         *     and body, as a new series of attempts. A delivery still pending or retrying is a
+         *     409.
+         */
+        post: operations["redeliverWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2039,6 +2216,303 @@ export interface components {
              */
             next_cursor: string | null;
         };
+        /**
+         * @description What happened; the `type` of a webhook event.
+         * @example task.created
+         * @enum {string}
+         */
+        WebhookEventType: "task.created" | "task.updated" | "task.deleted" | "agent_run.completed" | "agent_run.failed" | "agent_run.cancelled" | "agent_run.incomplete" | "agent_run.requires_action" | "agent_run.expired" | "user.created" | "user.deleted" | "webhook.test";
+        /**
+         * @description An event type an endpoint receives, or `*` for all of them.
+         * @example task.created
+         * @enum {string}
+         */
+        WebhookSubscription: "*" | "task.created" | "task.updated" | "task.deleted" | "agent_run.completed" | "agent_run.failed" | "agent_run.cancelled" | "agent_run.incomplete" | "agent_run.requires_action" | "agent_run.expired" | "user.created" | "user.deleted" | "webhook.test";
+        /**
+         * @description The event types the endpoint receives (at least one; `*` for all).
+         * @example [
+         *       "task.created",
+         *       "task.updated"
+         *     ]
+         */
+        WebhookEvents: components["schemas"]["WebhookSubscription"][];
+        WebhookCreate: {
+            /**
+             * @description Where events are posted (http or https, no credentials).
+             * @example https://hooks.example.com/automation
+             */
+            url: string;
+            events: components["schemas"]["WebhookEvents"];
+            /**
+             * @description What the endpoint is for.
+             * @example Ticketing bridge
+             */
+            description?: string;
+            /**
+             * @description Inactive endpoints receive nothing.
+             * @default true
+             * @example true
+             */
+            is_active?: boolean;
+        };
+        WebhookUpdate: {
+            /** @example https://hooks.example.com/automation */
+            url?: string;
+            events?: components["schemas"]["WebhookEvents"];
+            /** @example Ticketing bridge */
+            description?: string;
+            /** @example false */
+            is_active?: boolean;
+        };
+        Webhook: {
+            /**
+             * Format: int64
+             * @example 5
+             */
+            id: number;
+            /** @example https://hooks.example.com/automation */
+            url: string;
+            /**
+             * @example [
+             *       "task.created",
+             *       "task.updated"
+             *     ]
+             */
+            events: components["schemas"]["WebhookSubscription"][];
+            /** @example Ticketing bridge */
+            description: string;
+            /** @example true */
+            is_active: boolean;
+            /**
+             * @description Why the server deactivated the endpoint (it answered 410 Gone); null otherwise.
+             * @example null
+             */
+            disabled_reason: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-12-06T10:00:00Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @example 2026-12-06T10:00:00Z
+             */
+            updated_at: string;
+        };
+        /**
+         * @description A new endpoint with its signing secret, which is shown again only on rotation.
+         * @example {
+         *       "id": 5,
+         *       "url": "https://hooks.example.com/automation",
+         *       "events": [
+         *         "task.created",
+         *         "task.updated"
+         *       ],
+         *       "description": "Ticketing bridge",
+         *       "is_active": true,
+         *       "disabled_reason": null,
+         *       "created_at": "2026-12-06T10:00:00Z",
+         *       "updated_at": "2026-12-06T10:00:00Z",
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw8ktRX0dO2xs="
+         *     }
+         */
+        WebhookCreated: components["schemas"]["Webhook"] & {
+            /**
+             * @description The signing secret (`whsec_` and base64 of 32 bytes). Shown only here and on rotation.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw8ktRX0dO2xs=
+             */
+            secret: string;
+        };
+        WebhookSecret: {
+            /**
+             * @description The new signing secret; the previous one keeps signing for 24 hours.
+             * @example whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD7FqMYLSt7Ks=
+             */
+            secret: string;
+        };
+        WebhookPage: {
+            items: components["schemas"]["Webhook"][];
+            /**
+             * Format: int64
+             * @example 1
+             */
+            total: number;
+            /**
+             * Format: int32
+             * @example 1
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @example 100
+             */
+            page_size: number;
+            /**
+             * Format: int32
+             * @example 1
+             */
+            total_pages: number;
+        };
+        /**
+         * @description pending (not tried yet), succeeded (answered 2xx), retrying (failed; another attempt is scheduled) or failed (given up, or the endpoint answered 410).
+         * @example succeeded
+         * @enum {string}
+         */
+        WebhookDeliveryStatus: "pending" | "succeeded" | "retrying" | "failed";
+        WebhookDelivery: {
+            /**
+             * Format: int64
+             * @example 1200
+             */
+            id: number;
+            /**
+             * @description The event's `webhook-id`, the same on every attempt and redelivery.
+             * @example msg_0193a4f1c2d87e5fb4a1c3d2e1f0a9b8
+             */
+            event_id: string;
+            event_type: components["schemas"]["WebhookEventType"];
+            status: components["schemas"]["WebhookDeliveryStatus"];
+            /**
+             * Format: int32
+             * @description Attempts made so far.
+             * @example 1
+             */
+            attempts: number;
+            /**
+             * Format: int32
+             * @description The HTTP status of the last answer; null without one.
+             * @example 200
+             */
+            last_status_code: number | null;
+            /**
+             * @description Why the last attempt failed (no answer in time, refused address, non-2xx status).
+             * @example null
+             */
+            last_error: string | null;
+            /**
+             * @description The first 4 KiB of the last answer's body.
+             * @example ok
+             */
+            last_response_body: string | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due (while retrying).
+             * @example null
+             */
+            next_attempt_at: string | null;
+            /**
+             * Format: date-time
+             * @example 2026-12-06T10:00:00Z
+             */
+            created_at: string;
+            /**
+             * Format: date-time
+             * @description When a 2xx answer came.
+             * @example 2026-12-06T10:00:00Z
+             */
+            delivered_at: string | null;
+        };
+        WebhookDeliveryPage: {
+            items: components["schemas"]["WebhookDelivery"][];
+            /**
+             * Format: int64
+             * @example 1
+             */
+            total: number;
+            /**
+             * Format: int32
+             * @example 1
+             */
+            page: number;
+            /**
+             * Format: int32
+             * @example 100
+             */
+            page_size: number;
+            /**
+             * Format: int32
+             * @example 1
+             */
+            total_pages: number;
+        };
+        /** @description A task was created, updated or deleted; `data` is the task as the API returns it (for deletions, as it was). */
+        WebhookTaskEvent: {
+            /**
+             * @example task.created
+             * @enum {string}
+             */
+            type: "task.created" | "task.updated" | "task.deleted";
+            /**
+             * Format: date-time
+             * @example 2026-12-06T10:00:00.123Z
+             */
+            timestamp: string;
+            data: components["schemas"]["Task"];
+        };
+        /** @description An agent run ended, waits for approval or expired; `data` is the run as the API returns it. */
+        WebhookAgentRunEvent: {
+            /**
+             * @example agent_run.completed
+             * @enum {string}
+             */
+            type: "agent_run.completed" | "agent_run.failed" | "agent_run.cancelled" | "agent_run.incomplete" | "agent_run.requires_action" | "agent_run.expired";
+            /**
+             * Format: date-time
+             * @example 2026-12-06T10:00:00.123Z
+             */
+            timestamp: string;
+            data: components["schemas"]["AgentRun"];
+        };
+        /** @description A user was created or deleted; `data` is the user as the API returns it (for deletions, as it was). */
+        WebhookUserEvent: {
+            /**
+             * @example user.created
+             * @enum {string}
+             */
+            type: "user.created" | "user.deleted";
+            /**
+             * Format: date-time
+             * @example 2026-12-06T10:00:00.123Z
+             */
+            timestamp: string;
+            data: components["schemas"]["User"];
+        };
+        /** @description Sent by `POST /api/v1/webhooks/{webhook_id}/test`. */
+        WebhookTestEvent: {
+            /**
+             * @example webhook.test
+             * @enum {string}
+             */
+            type: "webhook.test";
+            /**
+             * Format: date-time
+             * @example 2026-12-06T10:00:00.123Z
+             */
+            timestamp: string;
+            /** @description Which endpoint the test was sent to, and a fixed message. */
+            data: {
+                /**
+                 * Format: int64
+                 * @example 5
+                 */
+                webhook_id: number;
+                /** @example This is a test event. */
+                message: string;
+            };
+        };
+        /**
+         * @description The body of every webhook delivery (see `x-webhooks`): `type` says which of the
+         *     shapes it is. Verify `webhook-signature` before trusting it.
+         * @example {
+         *       "type": "webhook.test",
+         *       "timestamp": "2026-12-06T10:00:00.123Z",
+         *       "data": {
+         *         "webhook_id": 5,
+         *         "message": "This is a test event."
+         *       }
+         *     }
+         */
+        WebhookEvent: components["schemas"]["WebhookTaskEvent"] | components["schemas"]["WebhookAgentRunEvent"] | components["schemas"]["WebhookUserEvent"] | components["schemas"]["WebhookTestEvent"];
     };
     responses: {
         /** @description The request is malformed (for example, the body is not valid JSON). */
@@ -2333,6 +2807,16 @@ export interface components {
          * @example "0"
          */
         IfNoneMatch: string;
+        /**
+         * @description The webhook endpoint's id.
+         * @example 5
+         */
+        WebhookID: number;
+        /**
+         * @description The delivery's id.
+         * @example 1200
+         */
+        DeliveryID: number;
     };
     requestBodies: never;
     headers: {
@@ -4009,6 +4493,365 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                /** @description How many items to skip. */
+                skip?: components["parameters"]["Skip"];
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of endpoints. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/automation",
+                 *       "events": [
+                 *         "task.created",
+                 *         "task.updated",
+                 *         "agent_run.completed"
+                 *       ],
+                 *       "description": "Ticketing bridge"
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Created; `secret` is shown only here and on rotation. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Apply the change only if the resource still has this ETag (else 412). The example,
+                 *     `"1"`, is the ETag of a resource not changed since its creation; send the `ETag` of
+                 *     your last read, or leave the header out to apply the change unconditionally.
+                 * @example "1"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "events": [
+                 *         "*"
+                 *       ],
+                 *       "is_active": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description The updated endpoint. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    sendWebhookTest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description How many items to skip. */
+                skip?: components["parameters"]["Skip"];
+                /** @description Page size. */
+                limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Only deliveries with this status.
+                 * @example failed
+                 */
+                status?: components["schemas"]["WebhookDeliveryStatus"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of deliveries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["UnprocessableEntity"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    redeliverWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The webhook endpoint's id.
+                 * @example 5
+                 */
+                webhook_id: components["parameters"]["WebhookID"];
+                /**
+                 * @description The delivery's id.
+                 * @example 1200
+                 */
+                delivery_id: components["parameters"]["DeliveryID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued again. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
             422: components["responses"]["UnprocessableEntity"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["InternalError"];

@@ -1,0 +1,129 @@
+-- name: WebhookCreate :one
+-- WebhookCreate stores a new endpoint with its signing secret.
+INSERT INTO webhook_endpoints (url, description, events, is_active, secret)
+VALUES (@url, @description, @events, @is_active, @secret)
+RETURNING *;
+
+-- name: WebhookGetByID :one
+-- WebhookGetByID returns one endpoint.
+SELECT * FROM webhook_endpoints WHERE id = @id;
+
+-- name: WebhookGetByIDForUpdate :one
+-- WebhookGetByIDForUpdate returns one endpoint and locks it for the rest of the transaction.
+SELECT * FROM webhook_endpoints WHERE id = @id FOR UPDATE;
+
+-- name: WebhookList :many
+-- WebhookList returns a page of endpoints, newest first.
+SELECT * FROM webhook_endpoints ORDER BY id DESC LIMIT @max_rows OFFSET @skip_rows;
+
+-- name: WebhookCount :one
+-- WebhookCount counts the endpoints WebhookList pages through.
+SELECT count(*) FROM webhook_endpoints;
+
+-- name: WebhookUpdate :one
+-- WebhookUpdate writes an endpoint's editable fields and moves its version on.
+UPDATE webhook_endpoints
+SET url = @url, description = @description, events = @events, is_active = @is_active,
+    disabled_reason = CASE WHEN @is_active::boolean THEN NULL ELSE disabled_reason END,
+    version = version + 1, updated_at = now()
+WHERE id = @id
+RETURNING *;
+
+-- name: WebhookRotateSecret :one
+-- WebhookRotateSecret replaces the secret; the old one keeps signing until previous_expires_at.
+UPDATE webhook_endpoints
+SET previous_secret = secret, previous_secret_expires_at = @previous_expires_at, secret = @secret,
+    version = version + 1, updated_at = now()
+WHERE id = @id
+RETURNING *;
+
+-- name: WebhookDisable :exec
+-- WebhookDisable deactivates an endpoint on the system's behalf, saying why.
+UPDATE webhook_endpoints
+SET is_active = false, disabled_reason = @reason, version = version + 1, updated_at = now()
+WHERE id = @id AND is_active;
+
+-- name: WebhookDelete :execrows
+-- WebhookDelete removes an endpoint and, by cascade, its deliveries.
+DELETE FROM webhook_endpoints WHERE id = @id;
+
+-- name: WebhookEventEmit :many
+-- WebhookEventEmit records an event and one pending delivery per active endpoint
+-- subscribed to its type, in the caller's transaction; no endpoint, no event.
+WITH subscribed AS (
+    SELECT e.id FROM webhook_endpoints e
+    WHERE e.is_active AND e.events && ARRAY[@type::text, '*']
+), ev AS (
+    INSERT INTO webhook_events (msg_id, type, body)
+    SELECT @msg_id, @type, @body WHERE EXISTS (SELECT 1 FROM subscribed)
+    RETURNING id
+)
+INSERT INTO webhook_deliveries (endpoint_id, event_id)
+SELECT subscribed.id, ev.id FROM subscribed, ev
+RETURNING id;
+
+-- name: WebhookEventEmitTo :one
+-- WebhookEventEmitTo records an event and one pending delivery to one endpoint.
+WITH ev AS (
+    INSERT INTO webhook_events (msg_id, type, body) VALUES (@msg_id, @type, @body) RETURNING id
+)
+INSERT INTO webhook_deliveries (endpoint_id, event_id)
+SELECT @endpoint_id, ev.id FROM ev
+RETURNING id;
+
+-- name: WebhookDeliveryList :many
+-- WebhookDeliveryList returns a page of an endpoint's deliveries, newest first, with their events.
+SELECT d.*, ev.msg_id, ev.type AS event_type
+FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
+WHERE d.endpoint_id = @endpoint_id
+  AND (sqlc.narg('status')::text IS NULL OR d.status = sqlc.narg('status'))
+ORDER BY d.id DESC
+LIMIT @max_rows OFFSET @skip_rows;
+
+-- name: WebhookDeliveryCount :one
+-- WebhookDeliveryCount counts the deliveries WebhookDeliveryList pages through.
+SELECT count(*) FROM webhook_deliveries
+WHERE endpoint_id = @endpoint_id
+  AND (sqlc.narg('status')::text IS NULL OR status = sqlc.narg('status'));
+
+-- name: WebhookDeliveryGet :one
+-- WebhookDeliveryGet returns one delivery of an endpoint with its event.
+SELECT d.*, ev.msg_id, ev.type AS event_type
+FROM webhook_deliveries d JOIN webhook_events ev ON ev.id = d.event_id
+WHERE d.id = @id AND d.endpoint_id = @endpoint_id;
+
+-- name: WebhookDeliveryForAttempt :one
+-- WebhookDeliveryForAttempt returns what an attempt needs: the delivery, its event's body
+-- and its endpoint's URL, state and secrets.
+SELECT d.id, d.status, d.attempts, d.endpoint_id, ev.msg_id, ev.type AS event_type, ev.body,
+    ev.created_at AS event_created_at, e.url, e.is_active, e.secret, e.previous_secret, e.previous_secret_expires_at
+FROM webhook_deliveries d
+JOIN webhook_events ev ON ev.id = d.event_id
+JOIN webhook_endpoints e ON e.id = d.endpoint_id
+WHERE d.id = @id;
+
+-- name: WebhookDeliveryRecord :exec
+-- WebhookDeliveryRecord stores the outcome of one attempt.
+UPDATE webhook_deliveries
+SET status = @status, attempts = attempts + 1, last_status_code = sqlc.narg('last_status_code'),
+    last_error = sqlc.narg('last_error'), last_response_body = sqlc.narg('last_response_body'),
+    next_attempt_at = sqlc.narg('next_attempt_at'),
+    delivered_at = CASE WHEN @status = 'succeeded' THEN now() ELSE delivered_at END
+WHERE id = @id;
+
+-- name: WebhookDeliveryReset :one
+-- WebhookDeliveryReset puts a delivery back to pending for a redelivery (attempts start over).
+UPDATE webhook_deliveries
+SET status = 'pending', attempts = 0, next_attempt_at = NULL
+WHERE id = @id AND endpoint_id = @endpoint_id
+RETURNING id;
+
+-- name: WebhookDeliveryDepth :many
+-- WebhookDeliveryDepth counts the unfinished deliveries of each endpoint (metrics).
+SELECT endpoint_id, count(*) AS deliveries FROM webhook_deliveries
+WHERE status IN ('pending', 'retrying')
+GROUP BY endpoint_id;
+
+-- name: WebhookSubscribedTypes :many
+-- WebhookSubscribedTypes lists the event types (or "*") some active endpoint receives.
+SELECT DISTINCT unnest(events)::text AS event_type FROM webhook_endpoints WHERE is_active;

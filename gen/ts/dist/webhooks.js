@@ -1,0 +1,2 @@
+/** The Standard Webhooks headers every delivery carries. */
+export const WEBHOOK_HEADERS = ["webhook-id", "webhook-timestamp", "webhook-signature"];

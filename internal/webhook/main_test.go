@@ -1,0 +1,9 @@
+package webhook_test
+
+import (
+	"testing"
+
+	"enterprise-automation/internal/dbtest"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
