@@ -202,6 +202,7 @@ interface Run {
   output: string | null;
   task_id: number | null;
   steps: { name: string }[];
+  required_action?: { tool_calls: { id: string; name: string }[] } | null;
 }
 
 describe("MCP tools through the official TypeScript client", { timeout: 300_000 }, () => {
@@ -302,22 +303,52 @@ describe("MCP tools through the official TypeScript client", { timeout: 300_000 
     problem(await call(mcp, "cancel_agent_run", { run_id: run.id }), 409);
   });
 
-  it("submits approvals for a run", async (t) => {
-    // The approval operation (POST /api/v1/agent-runs/{run_id}/approvals) becomes the
-    // tool the moment it is marked x-mcp; until then there is nothing to call.
+  it("approves a waiting run's tool call through submit_agent_run_approvals", async () => {
     const approve = tools.find((tool) => tool.name === "submit_agent_run_approvals");
-    if (!approve) {
-      t.skip("submit_agent_run_approvals is not offered by this server");
-      return;
-    }
+    assert.ok(approve, "submit_agent_run_approvals is a tool");
     assert.ok(approve.inputSchema.required?.includes("run_id"));
-    // No such run: 404, or 422 first when the body's required fields are left out.
-    const missing = await call(mcp, "submit_agent_run_approvals", { run_id: 999_999 });
-    assert.equal(missing.isError, true, textOf(missing));
-    assert.ok([404, 422].includes((JSON.parse(textOf(missing)) as Problem).status), textOf(missing));
-    // A tasks:read key may not approve anything.
-    const p = problem(await call(readOnly, "submit_agent_run_approvals", { run_id: 999_999 }), 403);
-    assert.equal(p.type, "/problems/insufficient-scope");
+    assert.ok(approve.inputSchema.required?.includes("decisions"));
+    const guarded = unwrap(
+      await admin.client.POST("/api/v1/agents", {
+        body: {
+          name: "Guarded closer",
+          instructions: "Close the task when asked.",
+          tools: ["get_task", "update_task_status"],
+          approval_required_tools: ["update_task_status"],
+        },
+      }),
+    );
+    const target = ok<Task>(await call(mcp, "create_task", { title: "Close after approval" }));
+    await model.script([
+      { tool_calls: [{ id: "call_ok", name: "update_task_status", arguments: JSON.stringify({ task_id: target.id, status: "in_progress" }) }] },
+      { content: ["Closed it."] },
+    ]);
+    const queued = ok<Run>(await call(mcp, "create_agent_run", { agent_id: guarded.id, task_id: target.id, input: "Close it." }));
+    const waitFor = async (done: (r: Run) => boolean): Promise<Run> => {
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const r = ok<Run>(await call(mcp, "get_agent_run", { run_id: queued.id }));
+        if (done(r)) return r;
+        assert.ok(Date.now() < deadline, `run still ${r.status}`);
+        await new Promise((res) => setTimeout(res, 100));
+      }
+    };
+    const waiting = await waitFor((r) => r.status === "requires_action");
+    assert.equal(waiting.required_action?.tool_calls[0]?.id, "call_ok");
+    assert.equal(ok<Task>(await call(mcp, "get_task", { task_id: target.id })).status, "pending", "nothing runs before the approval");
+
+    // A tasks:read key may not decide; one decision short is the operation's 422.
+    assert.equal(problem(await call(readOnly, "submit_agent_run_approvals", { run_id: queued.id, decisions: [{ tool_call_id: "call_ok", decision: "approve" }] }), 403).type, "/problems/insufficient-scope");
+    problem(await call(mcp, "submit_agent_run_approvals", { run_id: queued.id, decisions: [{ tool_call_id: "call_other", decision: "approve" }] }), 422);
+
+    const accepted = ok<Run>(await call(mcp, "submit_agent_run_approvals", { run_id: queued.id, decisions: [{ tool_call_id: "call_ok", decision: "approve" }] }));
+    assert.notEqual(accepted.status, "requires_action");
+    // Decided already: the operation's 409.
+    problem(await call(mcp, "submit_agent_run_approvals", { run_id: queued.id, decisions: [{ tool_call_id: "call_ok", decision: "approve" }] }), 409);
+    const done = await waitFor((r) => ["completed", "failed", "cancelled", "incomplete", "expired"].includes(r.status));
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    assert.equal(done.output, "Closed it.");
+    assert.equal(ok<Task>(await call(mcp, "get_task", { task_id: target.id })).status, "in_progress", "the approved call ran");
   });
 
   it("gives a tasks:read key errors from write tools", async () => {
