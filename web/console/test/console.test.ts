@@ -548,18 +548,27 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
     await adoptSession(phone);
     await phone.getByRole("heading", { level: 1, name: "Tasks" }).waitFor();
     await shot("tasks-phone", phone);
-    const overflow = await phone.evaluate(() => {
-      const wide = [...document.querySelectorAll("body *")]
-        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !e.parentElement?.closest(".table-wrap"))
-        .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
-      return { by: document.documentElement.scrollWidth - window.innerWidth, wide: wide.slice(0, 5) };
-    });
-    assert.ok(overflow.by <= 0, `the page scrolls sideways by ${overflow.by} px: ${overflow.wide.join(", ")}`);
+    const noSideways = async (): Promise<void> => {
+      const overflow = await phone.evaluate(() => {
+        const wide = [...document.querySelectorAll("body *")]
+          .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !e.parentElement?.closest(".table-wrap"))
+          .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
+        return { by: document.documentElement.scrollWidth - window.innerWidth, wide: wide.slice(0, 5) };
+      });
+      assert.ok(overflow.by <= 0, `the page scrolls sideways by ${overflow.by} px: ${overflow.wide.join(", ")}`);
+    };
+    await noSideways();
     const menu = phone.getByRole("button", { name: "Menu" });
     await menu.click();
     assert.equal(await menu.getAttribute("aria-expanded"), "true");
     await phone.getByRole("link", { name: "Runs" }).click();
     await phone.getByRole("heading", { level: 1, name: "Agent runs" }).waitFor();
+    // The webhooks' form (URL, event checkboxes) fits too.
+    await phone.goto(url("/webhooks"));
+    await phone.getByRole("button", { name: "New endpoint" }).click();
+    await phone.getByRole("form", { name: "New endpoint" }).waitFor();
+    await noSideways();
+    await shot("webhooks-phone", phone);
     await phone.close();
   });
 
