@@ -1,6 +1,6 @@
 import type { components } from "./schema.d.ts";
 /** The event names of GET /api/v1/agent-runs/{run_id}/events. */
-export declare const RUN_EVENT_NAMES: readonly ["run.status", "run.output.delta", "run.step", "run.completed", "run.failed", "run.cancelled", "run.incomplete"];
+export declare const RUN_EVENT_NAMES: readonly ["run.status", "run.output.delta", "run.step", "run.requires_action", "run.completed", "run.failed", "run.cancelled", "run.incomplete", "run.expired"];
 export type RunEventName = (typeof RUN_EVENT_NAMES)[number];
 /** The events after which the run is over and the server ends the stream. */
 export declare const TERMINAL_RUN_EVENTS: ReadonlySet<RunEventName>;

@@ -4,10 +4,12 @@ export const RUN_EVENT_NAMES = [
     "run.status",
     "run.output.delta",
     "run.step",
+    "run.requires_action",
     "run.completed",
     "run.failed",
     "run.cancelled",
     "run.incomplete",
+    "run.expired",
 ];
 /** The events after which the run is over and the server ends the stream. */
 export const TERMINAL_RUN_EVENTS = new Set([
@@ -15,7 +17,10 @@ export const TERMINAL_RUN_EVENTS = new Set([
     "run.failed",
     "run.cancelled",
     "run.incomplete",
+    "run.expired",
 ]);
+const everyRunEventListed = true;
+void everyRunEventListed;
 /** Statuses worth reconnecting after; other errors are thrown as ApiProblem at once. */
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 /**

@@ -12,10 +12,12 @@ export const RUN_EVENT_NAMES = [
   "run.status",
   "run.output.delta",
   "run.step",
+  "run.requires_action",
   "run.completed",
   "run.failed",
   "run.cancelled",
   "run.incomplete",
+  "run.expired",
 ] as const;
 export type RunEventName = (typeof RUN_EVENT_NAMES)[number];
 
@@ -25,6 +27,7 @@ export const TERMINAL_RUN_EVENTS: ReadonlySet<RunEventName> = new Set<RunEventNa
   "run.failed",
   "run.cancelled",
   "run.incomplete",
+  "run.expired",
 ]);
 
 type Schemas = components["schemas"];
@@ -32,6 +35,11 @@ type Schemas = components["schemas"];
 export type RunEventData = Schemas extends { AgentRunEvent: infer E }
   ? E
   : { type: RunEventName; run_id: number; [field: string]: unknown };
+
+/** Compiles only while RUN_EVENT_NAMES lists every event type of the contract's `AgentRunEvent`. */
+type MissingRunEvents = Schemas extends { AgentRunEvent: { type: infer T } } ? Exclude<T, RunEventName> : never;
+const everyRunEventListed: [MissingRunEvents] extends [never] ? true : MissingRunEvents = true;
+void everyRunEventListed;
 
 /** One event of a run. */
 export interface RunEvent {

@@ -9,15 +9,17 @@ import { Audit } from "./screens/Audit.tsx";
 import { Login } from "./screens/Login.tsx";
 import { RunDetail, Runs } from "./screens/Runs.tsx";
 import { Tasks } from "./screens/Tasks.tsx";
+import { AdminsOnly, WebhookDetail, Webhooks } from "./screens/Webhooks.tsx";
 import { Link } from "./ui.tsx";
 
-const NAV = [
+const NAV: { to: string; label: string; adminOnly?: boolean }[] = [
   { to: "/tasks", label: "Tasks" },
   { to: "/agents", label: "Agents" },
   { to: "/runs", label: "Runs" },
   { to: "/api-keys", label: "API keys" },
+  { to: "/webhooks", label: "Webhooks", adminOnly: true },
   { to: "/audit", label: "Audit log" },
-] as const;
+];
 
 export function App() {
   const loggedIn = useLoggedIn();
@@ -62,7 +64,7 @@ function Shell({ path }: { path: string }) {
         </button>
         <nav id="nav" aria-label="Main" className={menuOpen ? "open" : ""}>
           <ul>
-            {NAV.map((n) => (
+            {NAV.filter((n) => !n.adminOnly || me.data?.is_admin).map((n) => (
               <li key={n.to}>
                 <Link to={n.to} {...(path.startsWith(n.to) ? { "aria-current": "page" as const } : {})}>
                   {n.label}
@@ -78,14 +80,21 @@ function Shell({ path }: { path: string }) {
           </button>
         </div>
       </header>
-      <main id="main">{route(path, me.data?.is_admin ?? false)}</main>
+      <main id="main">{route(path, me.data?.is_admin)}</main>
     </>
   );
 }
 
-function route(path: string, isAdmin: boolean) {
+/** The screen of a path; `isAdmin` is undefined until the user is known. */
+function route(path: string, isAdmin: boolean | undefined) {
   const run = /^\/runs\/(\d+)$/.exec(path);
   if (run?.[1]) return <RunDetail key={run[1]} runId={Number(run[1])} />;
+  const hook = /^\/webhooks(?:\/(\d+))?$/.exec(path);
+  if (hook) {
+    if (isAdmin === undefined) return null;
+    if (!isAdmin) return <AdminsOnly />;
+    return hook[1] ? <WebhookDetail key={hook[1]} webhookId={Number(hook[1])} /> : <Webhooks />;
+  }
   switch (path) {
     case "/agents":
       return <Agents />;
@@ -94,7 +103,7 @@ function route(path: string, isAdmin: boolean) {
     case "/api-keys":
       return <ApiKeys />;
     case "/audit":
-      return <Audit isAdmin={isAdmin} />;
+      return <Audit isAdmin={isAdmin ?? false} />;
     case "/tasks":
       return <Tasks />;
     default:

@@ -1,6 +1,7 @@
 // The console end to end: Chromium (playwright-core) against the real server, whose
 // model is the scripted one. Every screen leaves a screenshot in artifacts/console/.
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import path from "node:path";
 import { after, before, describe, it as test, type TestContext } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -11,7 +12,17 @@ import {
   unwrap,
   type ApiSession,
 } from "@enterprise-automation/api-client";
-import { ADMIN_EMAIL, ADMIN_PASSWORD, ARTIFACTS, launchBrowser, startModel, startServer, type Model, type Server } from "./harness.ts";
+import {
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
+  ARTIFACTS,
+  launchBrowser,
+  startModel,
+  startReceiver,
+  startServer,
+  type Model,
+  type Server,
+} from "./harness.ts";
 
 const TOKENS_KEY = "automation.console.tokens";
 
@@ -205,7 +216,7 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
     await form.getByLabel("Name").fill("Reporter");
     await form.getByLabel("Description").fill("Summarises tasks");
     await form.getByLabel("Instructions").fill("Answer briefly.");
-    await form.getByLabel("get_task").check();
+    await form.getByLabel("get_task", { exact: true }).check();
     await form.getByRole("button", { name: "Create agent" }).click();
     await page.getByRole("heading", { level: 2, name: "Reporter" }).waitFor();
 
@@ -243,6 +254,110 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
     await page.getByRole("link", { name: "All runs" }).click();
     await page.getByRole("row").filter({ hasText: "How is the report going?" }).filter({ hasText: "completed" }).waitFor();
     await shot("runs");
+  });
+
+  it("waits for approval live, refuses bad arguments, and runs the approved call with edited arguments", async () => {
+    // An agent whose status changes wait for a person.
+    await page.getByRole("link", { name: "Agents" }).click();
+    await page.getByRole("button", { name: "New agent" }).click();
+    const form = page.getByRole("form", { name: "New agent" });
+    await form.getByLabel("Name").fill("Closer");
+    await form.getByLabel("Instructions").fill("Move the task along.");
+    await form.getByLabel("update_task_status", { exact: true }).check();
+    await form.getByLabel("Approve update_task_status calls").check();
+    await form.getByRole("button", { name: "Create agent" }).click();
+    await page.getByRole("heading", { level: 2, name: "Closer" }).waitFor();
+    await page.getByText("approval: update_task_status").waitFor();
+
+    // The model wants to cancel the task; a person moves it to in_progress instead.
+    const before = unwrap(await other.client.GET("/api/v1/tasks/{task_id}", { params: { path: { task_id: taskId } } }));
+    assert.equal(before.status, "pending");
+    await model.script([
+      {
+        delay: 1 * SECOND,
+        tool_calls: [{ id: "call_close", name: "update_task_status", arguments: JSON.stringify({ task_id: taskId, status: "cancelled" }) }],
+      },
+      { content: ["Started the task instead."] },
+    ]);
+    await page.getByRole("button", { name: "Run Closer" }).click();
+    const start = page.getByRole("form", { name: "Run Closer" });
+    await start.getByLabel("Input").fill("Close the report task.");
+    await start.getByLabel("Task id (optional)").fill(String(taskId));
+    await start.getByRole("button", { name: "Start run" }).click();
+    await page.getByRole("heading", { level: 1, name: /^Run #\d+$/ }).waitFor();
+    const runId = Number(/\/runs\/(\d+)$/.exec(page.url())?.[1]);
+    const status = page.getByTestId("run-status");
+    await status.filter({ hasText: "in_progress" }).waitFor();
+    await status.filter({ hasText: "requires_action" }).waitFor({ timeout: 30_000 });
+    await page.getByTestId("run-events").getByText("run.requires_action").waitFor();
+    const call = page.getByRole("group", { name: "Tool call update_task_status (call_close)" });
+    const args = call.getByLabel("Arguments (JSON)");
+    assert.deepEqual(JSON.parse(await args.inputValue()), { task_id: taskId, status: "cancelled" });
+
+    // Not JSON: refused here, nothing is sent.
+    let posted = 0;
+    page.on("request", (r) => {
+      if (r.method() === "POST" && r.url().endsWith(`/api/v1/agent-runs/${runId}/approvals`)) posted++;
+    });
+    await args.fill("{ task_id: ");
+    await call.getByRole("button", { name: "Approve update_task_status" }).click();
+    await call.getByRole("alert").filter({ hasText: "not valid JSON" }).waitFor();
+    assert.equal(posted, 0);
+    assert.equal(await args.getAttribute("aria-invalid"), "true");
+
+    // JSON the tool refuses: the server's 422 appears next to the call; the run keeps waiting.
+    await args.fill(JSON.stringify({ task_id: taskId, status: "archived" }));
+    await call.getByRole("button", { name: "Approve update_task_status" }).click();
+    await call.getByRole("alert").filter({ hasText: /arguments/ }).waitFor();
+    assert.equal(posted, 1);
+    assert.equal((await status.textContent())?.trim(), "requires_action");
+
+    await args.fill(JSON.stringify({ task_id: taskId, status: "in_progress" }, null, 2));
+    await call.getByLabel(/^Reason/).fill("Start it rather than cancel it.");
+    await shot("run-approval");
+    await call.getByRole("button", { name: "Approve update_task_status" }).click();
+    await status.filter({ hasText: "completed" }).waitFor({ timeout: 30_000 });
+    assert.equal(await page.getByRole("heading", { name: "Waiting for approval" }).count(), 0);
+    assert.equal((await page.getByTestId("run-output").textContent())?.trim(), "Started the task instead.");
+    await page.getByTestId("run-events").getByText(/update_task_status\(.*in_progress/).waitFor();
+    const after = unwrap(await other.client.GET("/api/v1/tasks/{task_id}", { params: { path: { task_id: taskId } } }));
+    assert.equal(after.status, "in_progress", "the edited arguments ran, not the model's");
+  });
+
+  it("says so when someone else decided first (409) and shows the run as it is", async () => {
+    await model.script([
+      { tool_calls: [{ id: "call_again", name: "update_task_status", arguments: JSON.stringify({ task_id: taskId, status: "completed" }) }] },
+      { content: ["Left it as it is."] },
+    ]);
+    await page.getByRole("link", { name: "Agents" }).click();
+    await page.getByRole("button", { name: "Run Closer" }).click();
+    const start = page.getByRole("form", { name: "Run Closer" });
+    await start.getByLabel("Input").fill("Finish it.");
+    await start.getByLabel("Task id (optional)").fill(String(taskId));
+    await start.getByRole("button", { name: "Start run" }).click();
+    await page.getByRole("heading", { level: 1, name: /^Run #\d+$/ }).waitFor();
+    const runId = Number(/\/runs\/(\d+)$/.exec(page.url())?.[1]);
+    const call = page.getByRole("group", { name: "Tool call update_task_status (call_again)" });
+    await call.waitFor({ timeout: 30_000 });
+    // The other session rejects just before the browser's approval reaches the server.
+    const approvals = `**/api/v1/agent-runs/${runId}/approvals`;
+    await page.route(approvals, async (route) => {
+      unwrap(
+        await other.client.POST("/api/v1/agent-runs/{run_id}/approvals", {
+          params: { path: { run_id: runId } },
+          body: { decisions: [{ tool_call_id: "call_again", decision: "reject", reason: "Not yet." }] },
+        }),
+      );
+      await route.continue();
+    });
+    const answered = page.waitForResponse((r) => r.url().endsWith(`/approvals`) && r.request().method() === "POST");
+    await call.getByRole("button", { name: "Approve update_task_status" }).click();
+    assert.equal((await answered).status(), 409);
+    await page.getByRole("alert").filter({ hasText: "Your decision was not taken" }).waitFor();
+    await page.getByTestId("run-status").filter({ hasText: "completed" }).waitFor({ timeout: 30_000 });
+    await page.unroute(approvals);
+    const task = unwrap(await other.client.GET("/api/v1/tasks/{task_id}", { params: { path: { task_id: taskId } } }));
+    assert.equal(task.status, "in_progress", "the rejected call did not run");
   });
 
   it("creates an API key, shows it once with a copy button, and the key works", async () => {
@@ -304,6 +419,128 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
     await page.waitForFunction(() => document.querySelectorAll("tbody tr").length === 25);
   });
 
+  it("subscribes a webhook endpoint, shows its secret once, edits it with If-Match, and logs and redelivers a test event", async () => {
+    const receiver = await startReceiver();
+    try {
+      await page.getByRole("link", { name: "Webhooks" }).click();
+      await page.getByRole("heading", { level: 1, name: "Webhooks" }).waitFor();
+      await page.getByRole("button", { name: "New endpoint" }).click();
+      const form = page.getByRole("form", { name: "New endpoint" });
+      await form.getByLabel("URL").fill(receiver.url);
+      await form.getByLabel("Description").fill("Ticketing bridge");
+      await form.getByLabel("* (every event)").check();
+      assert.equal(await form.getByLabel("task.created").isDisabled(), true, "* stands alone");
+      await form.getByRole("button", { name: "Create endpoint" }).click();
+      const secretField = page.getByLabel("The signing secret");
+      await secretField.waitFor();
+      const secret = await secretField.inputValue();
+      assert.match(secret, /^whsec_[A-Za-z0-9+/]+=*$/);
+      await page.getByRole("button", { name: "Copy" }).click();
+      await page.getByText("Copied to the clipboard.").waitFor();
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), secret);
+      await shot("webhooks");
+      await page.getByRole("button", { name: "Done" }).click();
+      assert.equal(await page.getByLabel("The signing secret").count(), 0, "the secret is gone once dismissed");
+
+      // Edit with If-Match: another session changes the endpoint first, the form shows
+      // their version (412), and the change made again is saved.
+      const hooks = unwrap(await other.client.GET("/api/v1/webhooks"));
+      const hookId = hooks.items.find((w) => w.url === receiver.url)?.id ?? 0;
+      assert.ok(hookId > 0);
+      await page.getByRole("button", { name: `Edit ${receiver.url}` }).click();
+      const edit = page.getByRole("form", { name: `Edit endpoint ${hookId}` });
+      await edit.getByRole("button", { name: "Save endpoint" }).and(page.locator(":enabled")).waitFor();
+      unwrap(
+        await other.client.PATCH("/api/v1/webhooks/{webhook_id}", {
+          params: { path: { webhook_id: hookId } },
+          body: { description: "Ticketing bridge (theirs)" },
+        }),
+      );
+      await edit.getByLabel("* (every event)").uncheck();
+      await edit.getByLabel("task.created").check();
+      await edit.getByLabel("task.updated").check();
+      await edit.getByRole("button", { name: "Save endpoint" }).click();
+      await edit.getByRole("alert").filter({ hasText: "Someone else changed this endpoint" }).waitFor();
+      // The form is read again: it shows their description.
+      await page.waitForFunction(
+        (id) => (document.querySelector(`form[aria-label="Edit endpoint ${id}"] [name="description"]`) as HTMLInputElement | null)?.value === "Ticketing bridge (theirs)",
+        hookId,
+      );
+      await edit.getByLabel("* (every event)").uncheck();
+      await edit.getByLabel("task.created").check();
+      await edit.getByLabel("task.updated").check();
+      await edit.getByLabel("Active").uncheck();
+      await edit.getByRole("button", { name: "Save endpoint" }).click();
+      await edit.waitFor({ state: "detached" });
+      let saved = unwrap(await other.client.GET("/api/v1/webhooks/{webhook_id}", { params: { path: { webhook_id: hookId } } }));
+      assert.deepEqual([...saved.events].sort(), ["task.created", "task.updated"]);
+      assert.equal(saved.is_active, false);
+      assert.equal(saved.description, "Ticketing bridge (theirs)");
+      await page.getByText("events: task.created, task.updated").waitFor();
+      // Active again, for the test events.
+      await page.getByRole("button", { name: `Edit ${receiver.url}` }).click();
+      await edit.getByLabel("Active").check();
+      await edit.getByRole("button", { name: "Save endpoint" }).click();
+      await edit.waitFor({ state: "detached" });
+      saved = unwrap(await other.client.GET("/api/v1/webhooks/{webhook_id}", { params: { path: { webhook_id: hookId } } }));
+      assert.equal(saved.is_active, true);
+
+      // The delivery log: a test event arrives, signed with the secret shown once.
+      await page.getByRole("link", { name: "Delivery log" }).click();
+      await page.getByRole("heading", { level: 1, name: `Webhook #${hookId}` }).waitFor();
+      await page.getByRole("button", { name: "Send test event" }).click();
+      const row = page.getByRole("row").filter({ hasText: "webhook.test" });
+      await row.filter({ hasText: "succeeded" }).waitFor({ timeout: 30_000 });
+      assert.equal(receiver.received.length, 1);
+      const first = receiver.received[0];
+      assert.ok(first);
+      const msgId = first.headers["webhook-id"] ?? "";
+      const expected = createHmac("sha256", Buffer.from(secret.slice("whsec_".length), "base64"))
+        .update(`${msgId}.${first.headers["webhook-timestamp"]}.${first.body}`)
+        .digest("base64");
+      assert.ok((first.headers["webhook-signature"] ?? "").split(" ").includes(`v1,${expected}`), "signed with the shown secret");
+      assert.match((await row.textContent()) ?? "", /200/);
+      await shot("webhook-deliveries");
+
+      // Redeliver: the same event (same webhook-id) arrives again.
+      const deliveryId = Number(/#(\d+)/.exec((await row.textContent()) ?? "")?.[1]);
+      await page.getByRole("button", { name: `Redeliver #${deliveryId}` }).click();
+      await page.getByText(`Delivery #${deliveryId} queued again.`).waitFor();
+      for (let i = 0; i < 150 && receiver.received.length < 2; i++) await new Promise((r) => setTimeout(r, 200));
+      assert.equal(receiver.received.length, 2);
+      assert.equal(receiver.received[1]?.headers["webhook-id"], msgId);
+      await row.filter({ hasText: "succeeded" }).waitFor();
+
+      // A delivery still being retried cannot be redelivered: said plainly.
+      receiver.failing = true;
+      await page.getByRole("button", { name: "Send test event" }).click();
+      const retrying = page.getByRole("row").filter({ hasText: "retrying" });
+      await retrying.waitFor({ timeout: 30_000 });
+      assert.match((await retrying.textContent()) ?? "", /500/);
+      const retryingId = Number(/#(\d+)/.exec((await retrying.textContent()) ?? "")?.[1]);
+      await page.getByRole("button", { name: `Redeliver #${retryingId}` }).click();
+      await page.getByRole("alert").filter({ hasText: "still pending or retrying" }).waitFor();
+
+      // Rotation shows the new secret once.
+      page.once("dialog", (d) => void d.accept());
+      await page.getByRole("button", { name: "Rotate secret" }).click();
+      const rotated = await page.getByLabel("The signing secret").inputValue();
+      assert.match(rotated, /^whsec_/);
+      assert.notEqual(rotated, secret);
+      await page.getByRole("button", { name: "Done" }).click();
+
+      // Delete asks first.
+      await page.getByRole("link", { name: "All endpoints" }).click();
+      page.once("dialog", (d) => void d.accept());
+      await page.getByRole("button", { name: `Delete ${receiver.url}` }).click();
+      await page.getByText("No endpoints yet.").waitFor();
+      const gone = await other.client.GET("/api/v1/webhooks/{webhook_id}", { params: { path: { webhook_id: hookId } } });
+      assert.equal(gone.response.status, 404);
+    } finally {
+      await receiver.stop();
+    }
+  });
+
   it("fits a phone's width", async () => {
     const phone = await context.newPage();
     await phone.setViewportSize({ width: 375, height: 740 });
@@ -311,18 +548,27 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
     await adoptSession(phone);
     await phone.getByRole("heading", { level: 1, name: "Tasks" }).waitFor();
     await shot("tasks-phone", phone);
-    const overflow = await phone.evaluate(() => {
-      const wide = [...document.querySelectorAll("body *")]
-        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !e.parentElement?.closest(".table-wrap"))
-        .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
-      return { by: document.documentElement.scrollWidth - window.innerWidth, wide: wide.slice(0, 5) };
-    });
-    assert.ok(overflow.by <= 0, `the page scrolls sideways by ${overflow.by} px: ${overflow.wide.join(", ")}`);
+    const noSideways = async (): Promise<void> => {
+      const overflow = await phone.evaluate(() => {
+        const wide = [...document.querySelectorAll("body *")]
+          .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 0.5 && !e.parentElement?.closest(".table-wrap"))
+          .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
+        return { by: document.documentElement.scrollWidth - window.innerWidth, wide: wide.slice(0, 5) };
+      });
+      assert.ok(overflow.by <= 0, `the page scrolls sideways by ${overflow.by} px: ${overflow.wide.join(", ")}`);
+    };
+    await noSideways();
     const menu = phone.getByRole("button", { name: "Menu" });
     await menu.click();
     assert.equal(await menu.getAttribute("aria-expanded"), "true");
     await phone.getByRole("link", { name: "Runs" }).click();
     await phone.getByRole("heading", { level: 1, name: "Agent runs" }).waitFor();
+    // The webhooks' form (URL, event checkboxes) fits too.
+    await phone.goto(url("/webhooks"));
+    await phone.getByRole("button", { name: "New endpoint" }).click();
+    await phone.getByRole("form", { name: "New endpoint" }).waitFor();
+    await noSideways();
+    await shot("webhooks-phone", phone);
     await phone.close();
   });
 

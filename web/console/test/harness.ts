@@ -4,6 +4,7 @@
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -123,6 +124,8 @@ export async function startServer(model: Model): Promise<Server> {
     OPENAI_API_KEY: LLM_KEY,
     LLM_MODEL: "scripted",
     LLM_CACHE_TTL: "0s",
+    // The test's webhook receiver listens on 127.0.0.1.
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS: "true",
   };
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
@@ -151,4 +154,41 @@ export async function launchBrowser(): Promise<Browser> {
       "--disable-sync",
     ],
   });
+}
+
+/** One request a webhook receiver got. */
+export interface Received {
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A webhook endpoint on 127.0.0.1: records what it gets; answers 200, or 500 while `failing`. */
+export interface Receiver extends Proc {
+  url: string;
+  received: Received[];
+  failing: boolean;
+}
+
+export async function startReceiver(): Promise<Receiver> {
+  const receiver: Receiver = { url: "", received: [], failing: false, stop: async () => undefined };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
+      receiver.received.push({ headers, body: Buffer.concat(chunks).toString("utf8") });
+      res.writeHead(receiver.failing ? 500 : 200, { "Content-Type": "text/plain" }).end(receiver.failing ? "down" : "ok");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const addr = server.address();
+  if (!addr || typeof addr === "string") throw new Error("the receiver has no port");
+  receiver.url = `http://127.0.0.1:${addr.port}/hook`;
+  receiver.stop = () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+  return receiver;
 }

@@ -45,6 +45,7 @@ export function Agents() {
                 <p>{a.description || <span className="muted">No description</span>}</p>
                 <p className="muted">
                   {a.model} · tools: {a.tools.length ? a.tools.join(", ") : "none"} · scope: {a.tool_scope}
+                  {a.approval_required_tools.length > 0 && ` · approval: ${a.approval_required_tools.join(", ")}`}
                 </p>
                 <div className="buttons">
                   <button type="button" onClick={() => setRunning(a)} disabled={!a.is_active} aria-label={`Run ${a.name}`}>
@@ -73,6 +74,7 @@ function AgentForm({ agent, onDone }: { agent: Agent | undefined; onDone: () => 
   const [model, setModel] = useState(agent?.model ?? "");
   const [temperature, setTemperature] = useState(String(agent?.temperature ?? 0));
   const [tools, setTools] = useState<AgentTool[]>(agent?.tools ?? []);
+  const [approval, setApproval] = useState<AgentTool[]>(agent?.approval_required_tools ?? []);
   const [scope, setScope] = useState<ToolScope>(agent?.tool_scope ?? "task");
   const [active, setActive] = useState(agent?.is_active ?? true);
   const save = useMutation({
@@ -83,6 +85,7 @@ function AgentForm({ agent, onDone }: { agent: Agent | undefined; onDone: () => 
         instructions,
         temperature: Number(temperature),
         tools,
+        approval_required_tools: approval.filter((t) => tools.includes(t)),
         tool_scope: scope,
         is_active: active,
         ...(model.trim() ? { model: model.trim() } : {}),
@@ -142,6 +145,21 @@ function AgentForm({ agent, onDone }: { agent: Agent | undefined; onDone: () => 
               type="checkbox"
               checked={tools.includes(t)}
               onChange={(e) => setTools((old) => (e.target.checked ? [...old, t] : old.filter((x) => x !== t)))}
+            />
+            {t}
+          </label>
+        ))}
+      </fieldset>
+      <fieldset>
+        <legend>Calls that wait for a person&apos;s approval</legend>
+        {TOOLS.map((t) => (
+          <label key={t} className="check">
+            <input
+              type="checkbox"
+              disabled={!tools.includes(t)}
+              checked={tools.includes(t) && approval.includes(t)}
+              onChange={(e) => setApproval((old) => (e.target.checked ? [...old, t] : old.filter((x) => x !== t)))}
+              aria-label={`Approve ${t} calls`}
             />
             {t}
           </label>

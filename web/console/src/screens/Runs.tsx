@@ -8,11 +8,11 @@ import {
 } from "@enterprise-automation/api-client";
 import { api, ApiProblem, baseUrl, session, unwrap } from "../api.ts";
 import { ErrorAlert, formatTime, Link, Pager, Screen } from "../ui.tsx";
-import { ApprovalPanel } from "./RunActions.tsx";
+import { ApprovalPanel, type Decision } from "./RunActions.tsx";
 
 type AgentRun = components["schemas"]["AgentRun"];
 type RunStatus = components["schemas"]["AgentRunStatus"];
-const STATUSES: RunStatus[] = ["queued", "in_progress", "completed", "failed", "cancelled", "incomplete"];
+const STATUSES: RunStatus[] = ["queued", "in_progress", "requires_action", "completed", "failed", "cancelled", "incomplete", "expired"];
 const PAGE_SIZE = 20;
 
 export function Runs() {
@@ -125,7 +125,7 @@ function useRunEvents(runId: number, onChange: () => void): Live {
           })) {
             lastEventId = ev.id;
             // A new status may bring new fields (a run waiting for approval names its tool calls).
-            if (ev.event === "run.status") onChange();
+            if (ev.event === "run.status" || ev.event === "run.requires_action") onChange();
             setLive((old) => ({
               ...old,
               events: [...old.events, ev],
@@ -166,6 +166,22 @@ export function RunDetail({ runId }: { runId: number }) {
   });
   const [onChange] = useState(() => () => void queryClient.invalidateQueries({ queryKey: ["run", runId] }));
   const live = useRunEvents(runId, onChange);
+  const [decidedElsewhere, setDecidedElsewhere] = useState(false);
+  /** Sends the decisions; the run screen then follows the run as it goes on. */
+  const decide = async (decisions: Decision[]): Promise<void> => {
+    setDecidedElsewhere(false);
+    try {
+      const queued = unwrap(
+        await api.POST("/api/v1/agent-runs/{run_id}/approvals", { params: { path: { run_id: runId } }, body: { decisions } }),
+      );
+      queryClient.setQueryData(["run", runId], queued);
+    } catch (err) {
+      // 409: decided elsewhere, expired or cancelled; show the run as it is now.
+      if (!(err instanceof ApiProblem && err.status === 409)) throw err;
+      setDecidedElsewhere(true);
+      await queryClient.invalidateQueries({ queryKey: ["run", runId] });
+    }
+  };
   const r: AgentRun | undefined = run.data;
   const status = live.status ?? r?.status;
   return (
@@ -211,7 +227,17 @@ export function RunDetail({ runId }: { runId: number }) {
           )}
         </dl>
       )}
-      {r && <ApprovalPanel run={r} />}
+      {decidedElsewhere && (
+        <div className="alert conflict" role="alert">
+          <span>
+            Your decision was not taken: this run no longer waits for one (someone else decided, or it expired or was
+            cancelled). It is shown as it is now.
+          </span>
+        </div>
+      )}
+      {r && (
+        <ApprovalPanel key={r.required_action?.tool_calls.map((c) => c.id).join(" ") ?? "none"} run={r} decide={decide} />
+      )}
       <h2>Output</h2>
       <pre className="output" data-testid="run-output" aria-live="polite">
         {live.output || r?.output || ""}
