@@ -52,8 +52,9 @@ func attack(ctx context.Context, tr *http.Transport, concurrency int, d time.Dur
 		vegeta.Client(client),
 		vegeta.Workers(uint64(concurrency)),
 		vegeta.MaxWorkers(uint64(concurrency)),
-		vegeta.KeepAlive(true),
-		vegeta.Connections(concurrency*2),
+		// Keep-alive and the idle connections per host are set once, on tr (newTransport):
+		// vegeta's KeepAlive and Connections options would write to a transport the
+		// previous phase's connections are still reading.
 		vegeta.Redirects(vegeta.NoFollow),
 		vegeta.MaxBody(512), // enough for an error sample; the rest is read and discarded
 	)

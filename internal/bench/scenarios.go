@@ -207,7 +207,7 @@ var scenarios = []scenarioDef{
 	{
 		name: "agent-runs-approval", desc: "approval pipeline: create → requires_action → approve → completed, scripted zero-latency model",
 		httpWhat: "each client creates a run of an agent whose get_task needs approval, polls it (5 ms) until requires_action, approves the call and goes on; req/s = runs completed per second (first create → last completion), latencies = approval answered → run completed",
-		baseWhat: "none: the approval round trip is the HTTP API's own",
+		baseWhat: "the same clients and polling with runs of an agent whose tools need no approval (create → completed); ratio = runs/s with the approval round trip ÷ without",
 		custom:   runApprovalPipeline,
 	},
 	{

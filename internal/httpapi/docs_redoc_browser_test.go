@@ -42,6 +42,17 @@ func TestRedoc(t *testing.T) {
 			}
 		}
 	}
+	// Redoc shows what the API posts to webhook endpoints (x-webhooks) in a section of its
+	// own whose anchor, #/webhooks, is also the webhooks tag's.
+	hooks, ok := doc.Extensions["x-webhooks"].(map[string]any)
+	require.True(t, ok, "the contract declares x-webhooks")
+	for _, item := range hooks {
+		for _, op := range item.(map[string]any) {
+			id, ok := op.(map[string]any)["operationId"].(string)
+			require.True(t, ok, "every x-webhooks entry has an operationId")
+			want["webhooks"] = append(want["webhooks"], "#/webhooks/"+strings.ToLower(id))
+		}
+	}
 	for tag := range want {
 		sort.Strings(want[tag])
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"sort"
 	"strings"
@@ -93,6 +94,38 @@ var replayHooks = map[string]replayHook{
 			req.Path["run_id"] = run.ID
 		},
 	},
+	"updateWebhook": {Phase: 3, Why: "rotateWebhookSecret's example changes the same endpoint first (If-Match is then refreshed, see replayPhaseChanged)"},
+	"redeliverWebhookDelivery": {
+		Why: "redelivery needs a delivery that has ended: the example's endpoint is not reachable from here, so a test event to a local receiver makes one that has succeeded",
+		Prepare: func(t *testing.T, r *replayRun, req *exampleRequest) {
+			recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+			t.Cleanup(recv.Close)
+			res := r.env.Do(t, http.MethodPost, "/api/v1/webhooks", r.token, `{"url":"`+recv.URL+`/hook","events":["webhook.test"]}`)
+			require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
+			var hook struct {
+				ID int64 `json:"id"`
+			}
+			require.NoError(t, json.Unmarshal(res.Body, &hook))
+			res = r.env.Do(t, http.MethodPost, fmt.Sprintf("/api/v1/webhooks/%d/test", hook.ID), r.token, "")
+			require.Equal(t, http.StatusAccepted, res.Status, string(res.Body))
+			var delivery int64
+			require.Eventually(t, func() bool {
+				res := r.env.Do(t, http.MethodGet, fmt.Sprintf("/api/v1/webhooks/%d/deliveries", hook.ID), r.token, "")
+				var page struct {
+					Items []struct {
+						ID     int64  `json:"id"`
+						Status string `json:"status"`
+					} `json:"items"`
+				}
+				if res.Status != http.StatusOK || json.Unmarshal(res.Body, &page) != nil || len(page.Items) == 0 {
+					return false
+				}
+				delivery = page.Items[0].ID
+				return page.Items[0].Status == "succeeded"
+			}, 30*time.Second, 20*time.Millisecond, "the test event was never delivered")
+			req.Path["webhook_id"], req.Path["delivery_id"] = hook.ID, delivery
+		},
+	},
 	"logout": {
 		Phase: 9,
 		Why:   "a refresh token exists only after a login: the example's is replaced by a fresh one",
@@ -145,7 +178,8 @@ func TestRequestExamplesSucceed(t *testing.T) {
 		apitest.WithEnv("DEBUG", "true"),
 		apitest.WithEnv("FIRST_ADMIN_PASSWORD", examplesAdminPassword),
 		apitest.WithEnv("OPENAI_API_KEY", llmtest.APIKey),
-		apitest.WithEnv("OPENAI_BASE_URL", llm.BaseURL()))
+		apitest.WithEnv("OPENAI_BASE_URL", llm.BaseURL()),
+		apitest.WithEnv("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true"))
 	run := &replayRun{env: env, token: env.Login(t, apitest.AdminEmail, examplesAdminPassword).AccessToken}
 
 	type operation struct {

@@ -799,8 +799,8 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -835,8 +835,8 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -863,8 +863,8 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -890,8 +890,8 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -916,13 +916,15 @@ export interface paths {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
                 /**
-                 * @description The delivery's id.
-                 * @example 1200
+                 * @description The delivery's id (the example, 1, is the first delivery: sendWebhookTest's example
+                 *     makes it). Redelivery needs a delivery that has succeeded or failed, not one still
+                 *     pending or retrying (409).
+                 * @example 1
                  */
                 delivery_id: components["parameters"]["DeliveryID"];
             };
@@ -2808,13 +2810,15 @@ export interface components {
          */
         IfNoneMatch: string;
         /**
-         * @description The webhook endpoint's id.
-         * @example 5
+         * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+         * @example 1
          */
         WebhookID: number;
         /**
-         * @description The delivery's id.
-         * @example 1200
+         * @description The delivery's id (the example, 1, is the first delivery: sendWebhookTest's example
+         *     makes it). Redelivery needs a delivery that has succeeded or failed, not one still
+         *     pending or retrying (409).
+         * @example 1
          */
         DeliveryID: number;
     };
@@ -4583,8 +4587,8 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -4625,8 +4629,8 @@ export interface operations {
             };
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -4665,8 +4669,8 @@ export interface operations {
             };
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -4715,8 +4719,8 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -4748,8 +4752,8 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -4791,8 +4795,8 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
             };
@@ -4825,13 +4829,15 @@ export interface operations {
             header?: never;
             path: {
                 /**
-                 * @description The webhook endpoint's id.
-                 * @example 5
+                 * @description The webhook endpoint's id (the example, 1, is the first endpoint created).
+                 * @example 1
                  */
                 webhook_id: components["parameters"]["WebhookID"];
                 /**
-                 * @description The delivery's id.
-                 * @example 1200
+                 * @description The delivery's id (the example, 1, is the first delivery: sendWebhookTest's example
+                 *     makes it). Redelivery needs a delivery that has succeeded or failed, not one still
+                 *     pending or retrying (409).
+                 * @example 1
                  */
                 delivery_id: components["parameters"]["DeliveryID"];
             };

@@ -25,6 +25,14 @@ import (
 	"enterprise-automation/internal/task"
 )
 
+// invalidUTF8 is what encoding/json writes for a byte that is not UTF-8: the escape
+// \ufffd up to Go 1.26, the replacement character itself from Go 1.27. Asking it keeps
+// this encoder's output equal to encoding/json's on any Go release.
+var invalidUTF8 = func() string {
+	b, _ := json.Marshal("\xff")
+	return string(b[1 : len(b)-1])
+}()
+
 // AppendTask appends t as the API's Task object. It returns an Internal error when the
 // stored metadata is not valid JSON.
 func AppendTask(b []byte, t task.Task) ([]byte, error) {
@@ -171,7 +179,7 @@ func appendString(b []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			b = append(b, invalidUTF8...)
 			i += size
 			start = i
 			continue
