@@ -376,7 +376,10 @@ func TestScaleRunEventsOnEveryInstance(t *testing.T) {
 func TestScaleSigtermDrainsInstance(t *testing.T) {
 	t.Parallel()
 	gate(t)
-	f := fleet.Start(t, fleet.Options{APIs: 2, Redis: true, Balancer: true, Env: map[string]string{"LOGIN_RATE_LIMIT_PER_MINUTE": "100"}})
+	// The users send as fast as the machine lets them until the instance is stopped: the
+	// general rate limit (tested on its own) is off, so that what fails is the drain's.
+	f := fleet.Start(t, fleet.Options{APIs: 2, Redis: true, Balancer: true, Env: map[string]string{
+		"LOGIN_RATE_LIMIT_PER_MINUTE": "100", "RATE_LIMIT_PER_MINUTE": "0"}})
 	lb := newNode(t, f.LB.URL())
 	users := make([]*client.ClientWithResponses, 6)
 	admin := lb.client(lb.login(t, f.AdminEmail, f.AdminPassword))
@@ -447,7 +450,9 @@ func TestScaleKilledWorkerRunResumes(t *testing.T) {
 		require.NoError(t, err)
 		go func() { _ = srv.Serve(ln) }()
 		t.Cleanup(func() { _ = srv.Close() })
-		workers[i] = f.Worker(t, map[string]string{"OPENAI_BASE_URL": fmt.Sprintf("http://127.0.0.1:%d/v1/", port)})
+		// Timings are the defaults. LLM_MAX_ATTEMPTS=1 makes the rescue's cost visible: had
+		// the killed attempt spent the run's only model attempt, the run would fail.
+		workers[i] = f.Worker(t, map[string]string{"OPENAI_BASE_URL": fmt.Sprintf("http://127.0.0.1:%d/v1/", port), "LLM_MAX_ATTEMPTS": "1"})
 	}
 	api := newNode(t, f.APIs[0].URL())
 	tok := api.login(t, f.AdminEmail, f.AdminPassword)
@@ -489,7 +494,7 @@ func TestScaleKilledWorkerRunResumes(t *testing.T) {
 	require.Equal(t, "finished elsewhere", r.Output.MustGet())
 	require.EqualValues(t, 5, r.Usage.TotalTokens)
 	require.Positive(t, hits[1-victim].Load(), "the other worker finished it")
-	require.EqualValues(t, 1, r.Attempt, "a rescue spends no LLM attempt")
+	require.EqualValues(t, 2, r.Attempt, "started once, rescued once")
 	evs := collect(t, events, 30*time.Second)
 	require.Equal(t, "run.completed", evs[len(evs)-1].Type)
 }
