@@ -274,21 +274,28 @@ func TestWantsFollowsSubscriptions(t *testing.T) {
 	t.Parallel()
 	b := setup(t, true, nil)
 	other := webhook.NewService(b.store, webhook.Options{Guard: b.guard}) // another process's copy
-	require.False(t, b.svc.Wants(b.ctx, webhook.TaskCreated))
-	require.False(t, other.Wants(b.ctx, webhook.TaskCreated))
+	// Wants never waits for the database: until it knows, it answers "may" (the outbox
+	// statement decides), then it answers from its copy.
+	require.True(t, b.svc.Wants(b.ctx, webhook.TaskCreated), "not known yet")
+	require.Eventually(t, func() bool { return !b.svc.Wants(b.ctx, webhook.TaskCreated) }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return !other.Wants(b.ctx, webhook.TaskCreated) }, 5*time.Second, 10*time.Millisecond)
 
 	h, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9/", Events: []webhook.EventType{webhook.UserCreated}})
 	require.NoError(t, err)
 	require.True(t, b.svc.Wants(b.ctx, webhook.UserCreated), "a change through this process applies at once")
-	require.False(t, b.svc.Wants(b.ctx, webhook.TaskCreated))
+	require.Eventually(t, func() bool { return !b.svc.Wants(b.ctx, webhook.TaskCreated) }, 5*time.Second, 10*time.Millisecond)
+	require.True(t, b.svc.Wants(b.ctx, webhook.UserCreated))
 	require.Eventually(t, func() bool { return other.Wants(b.ctx, webhook.UserCreated) }, 5*time.Second, 50*time.Millisecond,
 		"another process sees it within SubscriptionTTL")
 
 	off := false
 	_, err = b.svc.Update(b.ctx, admin, h.ID, webhook.UpdateParams{IsActive: &off}, etagAny())
 	require.NoError(t, err)
-	require.False(t, b.svc.Wants(b.ctx, webhook.UserCreated), "inactive endpoints want nothing")
+	require.Eventually(t, func() bool { return !b.svc.Wants(b.ctx, webhook.UserCreated) }, 5*time.Second, 10*time.Millisecond,
+		"inactive endpoints want nothing")
 	_, err = b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9/", Events: []webhook.EventType{webhook.Wildcard}})
 	require.NoError(t, err)
 	require.True(t, b.svc.Wants(b.ctx, webhook.AgentRunExpired), "the wildcard wants every type")
+	time.Sleep(100 * time.Millisecond)
+	require.True(t, b.svc.Wants(b.ctx, webhook.AgentRunExpired), "and keeps wanting it once the copy is read again")
 }
