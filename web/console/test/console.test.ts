@@ -338,7 +338,21 @@ describe("the web console in Chromium", { timeout: 600_000 }, () => {
     await page.getByRole("heading", { level: 1, name: /^Run #\d+$/ }).waitFor();
     const runId = Number(/\/runs\/(\d+)$/.exec(page.url())?.[1]);
     const call = page.getByRole("group", { name: "Tool call update_task_status (call_again)" });
-    await call.waitFor({ timeout: 30_000 });
+    // The server must get the run to requires_action (checked through the other session,
+    // so that a stalled run fails here with its status). The live arrival of that state
+    // is step 9's subject; this step's is the 409, so a page that missed it is reloaded.
+    let seen = "";
+    for (const deadline = Date.now() + 60_000; seen !== "requires_action"; ) {
+      assert.ok(Date.now() < deadline, `run ${runId} is ${seen}, not requires_action, after 60 s`);
+      await new Promise((r) => setTimeout(r, 100));
+      seen = unwrap(await other.client.GET("/api/v1/agent-runs/{run_id}", { params: { path: { run_id: runId } } })).status;
+    }
+    try {
+      await call.waitFor({ timeout: 10_000 });
+    } catch {
+      await page.reload();
+      await call.waitFor({ timeout: 30_000 });
+    }
     // The other session rejects just before the browser's approval reaches the server.
     const approvals = `**/api/v1/agent-runs/${runId}/approvals`;
     await page.route(approvals, async (route) => {
