@@ -10,12 +10,7 @@ import (
 
 // Events records webhook events in the transaction of the change they describe
 // (webhook.Service): an event is sent if and only if its change commits.
-type Events interface {
-	Emit(ctx context.Context, q webhook.Outbox, t webhook.EventType, data any) error
-	// Wants reports whether some endpoint may receive events of type t: when none does,
-	// nothing is encoded or written.
-	Wants(ctx context.Context, t webhook.EventType) bool
-}
+type Events = webhook.Events
 
 // WithEvents makes every run status change others are told of record its webhook event
 // (agent_run.completed, .failed, .cancelled, .incomplete, .requires_action, .expired).

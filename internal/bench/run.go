@@ -116,42 +116,16 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 	}
 	log.printf("work folder %s", dir)
 
-	cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(dir, "postgres"), TCP: true, Fast: cfg.PGFast})
+	bdb, stopDB, err := startDatabase(ctx, cfg, bin, dir, log)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if stopErr := cluster.Stop(); stopErr != nil && err == nil {
+		if stopErr := stopDB(); stopErr != nil && err == nil {
 			err = stopErr
 		}
 	}()
-	pgPID, err := postmasterPID(filepath.Join(dir, "postgres", "data"))
-	if err != nil {
-		return nil, fmt.Errorf("postgres pid: %w", err)
-	}
-	pgVersion, err := createDatabase(ctx, cluster.TCPURL("postgres"))
-	if err != nil {
-		return nil, err
-	}
-	dbURL := cluster.TCPURL(benchDatabase)
-	log.printf("PostgreSQL ready (%s)", pgVersion)
-
-	adminPassword := randomHex(12)
-	vars := map[string]string{
-		"DATABASE_URL": dbURL, "SECRET_KEY": secretKey, "LOG_LEVEL": "WARNING",
-		"FIRST_ADMIN_EMAIL": adminEmail, "FIRST_ADMIN_PASSWORD": adminPassword,
-	}
-	if err := runCommand(ctx, bin, dir, vars, "migrate", "up"); err != nil {
-		return nil, err
-	}
-	if err := runCommand(ctx, bin, dir, vars, "seed"); err != nil {
-		return nil, err
-	}
-	log.printf("migrated; administrator created; seeding %d users and %d tasks", cfg.Users, cfg.Tasks)
-	data, err := seedData(ctx, dbURL, cfg.Users, cfg.Tasks, cfg.Seed, log)
-	if err != nil {
-		return nil, err
-	}
+	pgPID, pgVersion, dbURL, adminPassword, data := bdb.pgPID, bdb.pgVersion, bdb.url, bdb.adminPassword, bdb.data
 
 	llm := llmtest.Start()
 	llm.Auto = approvalReplies
@@ -550,4 +524,53 @@ func machineInfo(pgVersion string) Machine {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
 	return m
+}
+
+// benchDB is the benchmark's PostgreSQL: migrated by the server binary, with the
+// administrator and the seeded data set.
+type benchDB struct {
+	pgPID         int
+	pgVersion     string
+	url           string
+	adminPassword string
+	data          *dataSet
+}
+
+// startDatabase starts a private PostgreSQL under dir, creates the benchmark database,
+// migrates it and creates the administrator with bin, and seeds the data set; stop stops
+// the cluster (on an error it is already stopped).
+func startDatabase(ctx context.Context, cfg Config, bin, dir string, log *logger) (_ *benchDB, stop func() error, err error) {
+	cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(dir, "postgres"), TCP: true, Fast: cfg.PGFast})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = cluster.Stop()
+		}
+	}()
+	db := &benchDB{adminPassword: randomHex(12)}
+	if db.pgPID, err = postmasterPID(filepath.Join(dir, "postgres", "data")); err != nil {
+		return nil, nil, fmt.Errorf("postgres pid: %w", err)
+	}
+	if db.pgVersion, err = createDatabase(ctx, cluster.TCPURL("postgres")); err != nil {
+		return nil, nil, err
+	}
+	db.url = cluster.TCPURL(benchDatabase)
+	log.printf("PostgreSQL ready (%s)", db.pgVersion)
+	vars := map[string]string{
+		"DATABASE_URL": db.url, "SECRET_KEY": secretKey, "LOG_LEVEL": "WARNING",
+		"FIRST_ADMIN_EMAIL": adminEmail, "FIRST_ADMIN_PASSWORD": db.adminPassword,
+	}
+	if err := runCommand(ctx, bin, dir, vars, "migrate", "up"); err != nil {
+		return nil, nil, err
+	}
+	if err := runCommand(ctx, bin, dir, vars, "seed"); err != nil {
+		return nil, nil, err
+	}
+	log.printf("migrated; administrator created; seeding %d users and %d tasks", cfg.Users, cfg.Tasks)
+	if db.data, err = seedData(ctx, db.url, cfg.Users, cfg.Tasks, cfg.Seed, log); err != nil {
+		return nil, nil, err
+	}
+	return db, cluster.Stop, nil
 }

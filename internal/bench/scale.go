@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"enterprise-automation/internal/fleet"
-	"enterprise-automation/internal/pgembed"
 	"enterprise-automation/internal/store"
 	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/user"
@@ -120,41 +119,16 @@ func ExecuteScale(ctx context.Context, cfg Config, progress io.Writer) (rep *Sca
 	}
 	defer cleanup()
 
-	cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(dir, "postgres"), TCP: true, Fast: cfg.PGFast})
+	bdb, stopDB, err := startDatabase(ctx, cfg, bin, dir, log)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
-		if stopErr := cluster.Stop(); stopErr != nil && err == nil {
+		if stopErr := stopDB(); stopErr != nil && err == nil {
 			err = stopErr
 		}
 	}()
-	pgPID, err := postmasterPID(filepath.Join(dir, "postgres", "data"))
-	if err != nil {
-		return nil, fmt.Errorf("postgres pid: %w", err)
-	}
-	pgVersion, err := createDatabase(ctx, cluster.TCPURL("postgres"))
-	if err != nil {
-		return nil, err
-	}
-	dbURL := cluster.TCPURL(benchDatabase)
-	log.printf("PostgreSQL ready (%s)", pgVersion)
-	adminPassword := randomHex(12)
-	vars := map[string]string{
-		"DATABASE_URL": dbURL, "SECRET_KEY": secretKey, "LOG_LEVEL": "WARNING",
-		"FIRST_ADMIN_EMAIL": adminEmail, "FIRST_ADMIN_PASSWORD": adminPassword,
-	}
-	if err := runCommand(ctx, bin, dir, vars, "migrate", "up"); err != nil {
-		return nil, err
-	}
-	if err := runCommand(ctx, bin, dir, vars, "seed"); err != nil {
-		return nil, err
-	}
-	log.printf("migrated; administrator created; seeding %d users and %d tasks", cfg.Users, cfg.Tasks)
-	data, err := seedData(ctx, dbURL, cfg.Users, cfg.Tasks, cfg.Seed, log)
-	if err != nil {
-		return nil, err
-	}
+	pgPID, pgVersion, dbURL, adminPassword, data := bdb.pgPID, bdb.pgVersion, bdb.url, bdb.adminPassword, bdb.data
 
 	serverURL := dbURL
 	if cfg.ServerPool > 0 {

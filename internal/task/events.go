@@ -8,12 +8,7 @@ import (
 
 // Events records webhook events in the transaction of the change they describe
 // (webhook.Service): the event is sent if and only if the change commits.
-type Events interface {
-	Emit(ctx context.Context, q webhook.Outbox, t webhook.EventType, data any) error
-	// Wants reports whether some endpoint may receive events of type t: when none does,
-	// a create skips the transaction it would need for the outbox.
-	Wants(ctx context.Context, t webhook.EventType) bool
-}
+type Events = webhook.Events
 
 // WithEvents makes every create, update and delete record its webhook event
 // (task.created, task.updated, task.deleted) in the change's transaction.

@@ -426,6 +426,15 @@ func (s *Service) Redeliver(ctx context.Context, actor auth.Principal, id, deliv
 	return s.GetDelivery(ctx, actor, id, deliveryID)
 }
 
+// Events is what a service that records webhook events needs of Service: Emit in the
+// transaction of the change, and Wants to skip what no endpoint receives.
+type Events interface {
+	Emit(ctx context.Context, q Outbox, t EventType, data any) error
+	// Wants reports whether some endpoint may receive events of type t; it never waits
+	// for the database, so it may be called inside a transaction.
+	Wants(ctx context.Context, t EventType) bool
+}
+
 // Outbox is what Emit needs of the change's transaction: the Querier InTx gives out.
 type Outbox interface {
 	WebhookEventEmit(ctx context.Context, arg db.WebhookEventEmitParams) ([]int64, error)
