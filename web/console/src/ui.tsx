@@ -1,5 +1,5 @@
 // Shared pieces of the screens: labelled fields with their errors, problem alerts, links.
-import { useEffect, useId, useRef, type ReactNode } from "react";
+import { useEffect, useId, useRef, useState, type ReactNode } from "react";
 import { describeError, fieldError } from "./api.ts";
 import { BASE, navigate } from "./router.ts";
 
@@ -126,4 +126,62 @@ export function optionalInt(text: string): number | undefined {
   if (!t) return undefined;
   const n = Number(t);
   return Number.isInteger(n) ? n : undefined;
+}
+
+/**
+ * A credential shown this once (a new API key, a webhook signing secret): the server keeps
+ * only its hash or never shows it again. The field takes the focus and selects itself; Copy
+ * puts it on the clipboard, or selects it when the browser refuses.
+ */
+export function ShownOnce({
+  title,
+  intro,
+  label,
+  value,
+  what,
+  onClose,
+}: {
+  title: string;
+  intro: ReactNode;
+  label: string;
+  value: string;
+  what: string;
+  onClose: () => void;
+}) {
+  const [copied, setCopied] = useState<"yes" | "failed" | undefined>();
+  const ref = useRef<HTMLInputElement>(null);
+  const id = useId();
+  useEffect(() => ref.current?.focus(), []);
+  return (
+    <div className="panel new-key" role="region" aria-labelledby={`${id}-title`}>
+      <h2 id={`${id}-title`}>{title}</h2>
+      <p>{intro}</p>
+      <div className="copy-row">
+        <label htmlFor={`${id}-value`} className="sr-only">
+          {label}
+        </label>
+        <input id={`${id}-value`} ref={ref} readOnly value={value} onFocus={(e) => e.target.select()} />
+        <button
+          type="button"
+          onClick={async () => {
+            try {
+              await navigator.clipboard.writeText(value);
+              setCopied("yes");
+            } catch {
+              ref.current?.select();
+              setCopied("failed");
+            }
+          }}
+        >
+          Copy
+        </button>
+      </div>
+      <p role="status" className="muted">
+        {copied === "yes" ? "Copied to the clipboard." : copied === "failed" ? `Copying was refused: the ${what} is selected, press Ctrl+C.` : ""}
+      </p>
+      <button type="button" onClick={onClose}>
+        Done
+      </button>
+    </div>
+  );
 }

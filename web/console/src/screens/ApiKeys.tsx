@@ -1,9 +1,9 @@
 // API keys: create (the key is shown once, with a copy button), list, revoke.
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState } from "react";
+import { useState } from "react";
 import type { components } from "@enterprise-automation/api-client";
 import { api, unwrap } from "../api.ts";
-import { ErrorAlert, Field, formatTime, Pager, Screen } from "../ui.tsx";
+import { ErrorAlert, Field, formatTime, Pager, Screen, ShownOnce } from "../ui.tsx";
 
 type Scope = components["schemas"]["Scope"];
 type ApiKeyCreated = components["schemas"]["ApiKeyCreated"];
@@ -181,39 +181,14 @@ function KeyForm({ onCancel, onCreated }: { onCancel: () => void; onCreated: (k:
 
 /** The new key, shown this once; the server keeps only its hash. */
 function NewKey({ created, onClose }: { created: ApiKeyCreated; onClose: () => void }) {
-  const [copied, setCopied] = useState<"yes" | "failed" | undefined>();
-  const ref = useRef<HTMLInputElement>(null);
-  useEffect(() => ref.current?.focus(), []);
   return (
-    <div className="panel new-key" role="region" aria-labelledby="new-key-title">
-      <h2 id="new-key-title">Key “{created.name}” created</h2>
-      <p>Copy it now: it is shown only this once.</p>
-      <div className="copy-row">
-        <label htmlFor="new-key" className="sr-only">
-          The new API key
-        </label>
-        <input id="new-key" ref={ref} readOnly value={created.key} onFocus={(e) => e.target.select()} />
-        <button
-          type="button"
-          onClick={async () => {
-            try {
-              await navigator.clipboard.writeText(created.key);
-              setCopied("yes");
-            } catch {
-              ref.current?.select();
-              setCopied("failed");
-            }
-          }}
-        >
-          Copy
-        </button>
-      </div>
-      <p role="status" className="muted">
-        {copied === "yes" ? "Copied to the clipboard." : copied === "failed" ? "Copying was refused: the key is selected, press Ctrl+C." : ""}
-      </p>
-      <button type="button" onClick={onClose}>
-        Done
-      </button>
-    </div>
+    <ShownOnce
+      title={`Key “${created.name}” created`}
+      intro="Copy it now: it is shown only this once."
+      label="The new API key"
+      value={created.key}
+      what="key"
+      onClose={onClose}
+    />
   );
 }

@@ -2,10 +2,10 @@
 // If-Match, delete, rotate the secret, send a test) and each endpoint's delivery log with
 // redeliver.
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useRef, useState } from "react";
+import { useState } from "react";
 import { etagOf, type components } from "@enterprise-automation/api-client";
 import { api, ApiProblem, unwrap } from "../api.ts";
-import { ErrorAlert, Field, formatTime, Link, Pager, Screen } from "../ui.tsx";
+import { ErrorAlert, Field, formatTime, Link, Pager, Screen, ShownOnce } from "../ui.tsx";
 
 type Webhook = components["schemas"]["Webhook"];
 type Subscription = components["schemas"]["WebhookSubscription"];
@@ -28,42 +28,17 @@ const EVENTS: Subscription[] = [
 const DELIVERY_STATUSES: DeliveryStatus[] = ["pending", "succeeded", "retrying", "failed"];
 const PAGE_SIZE = 20;
 
-/** A secret shown this once (on creation or rotation), with a copy button. */
+/** A signing secret shown this once (on creation or rotation). */
 function SecretOnce({ title, secret, onClose }: { title: string; secret: string; onClose: () => void }) {
-  const [copied, setCopied] = useState<"yes" | "failed" | undefined>();
-  const ref = useRef<HTMLInputElement>(null);
-  useEffect(() => ref.current?.focus(), []);
   return (
-    <div className="panel new-key" role="region" aria-labelledby="secret-title">
-      <h2 id="secret-title">{title}</h2>
-      <p>Copy the signing secret now: it is shown only this once. Receivers verify each delivery&apos;s signature with it.</p>
-      <div className="copy-row">
-        <label htmlFor="webhook-secret" className="sr-only">
-          The signing secret
-        </label>
-        <input id="webhook-secret" ref={ref} readOnly value={secret} onFocus={(e) => e.target.select()} />
-        <button
-          type="button"
-          onClick={async () => {
-            try {
-              await navigator.clipboard.writeText(secret);
-              setCopied("yes");
-            } catch {
-              ref.current?.select();
-              setCopied("failed");
-            }
-          }}
-        >
-          Copy
-        </button>
-      </div>
-      <p role="status" className="muted">
-        {copied === "yes" ? "Copied to the clipboard." : copied === "failed" ? "Copying was refused: the secret is selected, press Ctrl+C." : ""}
-      </p>
-      <button type="button" onClick={onClose}>
-        Done
-      </button>
-    </div>
+    <ShownOnce
+      title={title}
+      intro="Copy the signing secret now: it is shown only this once. Receivers verify each delivery's signature with it."
+      label="The signing secret"
+      value={secret}
+      what="secret"
+      onClose={onClose}
+    />
   );
 }
 
