@@ -27,47 +27,11 @@ import (
 // answers 200 with the administrator's email. It saves artifacts/swagger-ui.png.
 func TestSwaggerUI(t *testing.T) {
 	t.Parallel()
-	browser := findChromium()
-	if browser == "" {
-		t.Skip("no Chromium found (/usr/bin/chromium, chromium, chromium-browser, google-chrome); install it to run the Swagger UI browser test")
-	}
 	want := specOperations(t)
 
 	env := apitest.Start(t, apitest.WithEnv("DEBUG", "true"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.NoSandbox,
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-
-	// On failure, keep what the browser showed next to the regular artifact.
-	defer func() {
-		if t.Failed() && bctx.Err() == nil {
-			if png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil {
-				p := writeArtifact(t, "swagger-ui-failure.png", png)
-				t.Logf("failure screenshot: %s", p)
-			}
-		}
-	}()
-
-	start := time.Now()
-	step := func(name string, err error) {
-		t.Helper()
-		require.NoError(t, err, "%s (after %s)", name, time.Since(start).Round(time.Millisecond))
-	}
+	bctx, step := browserSession(t, "swagger-ui")
 
 	// 1. The page renders every operation of the contract, grouped by tag.
 	step("load /api/docs", chromedp.Do(bctx,
@@ -171,7 +135,7 @@ func TestSwaggerUI(t *testing.T) {
 	step("scroll to the response", chromedp.Do(bctx, chromedp.ScrollIntoView(chromedp.CSS(op))))
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	step("take the screenshot", err)
-	t.Logf("screenshot: %s (browser part took %s)", writeArtifact(t, "swagger-ui.png", png), time.Since(start).Round(time.Millisecond))
+	t.Logf("screenshot: %s", writeArtifact(t, "swagger-ui.png", png))
 }
 
 // TestDocsOnlyInDebug: without DEBUG the UI is gone but the contract is still served.
@@ -227,6 +191,47 @@ func specOperations(t *testing.T) contractOperations {
 	require.NotEmpty(t, me.Get.Tags)
 	c.me = "operations-" + me.Get.Tags[0] + "-" + me.Get.OperationID
 	return c
+}
+
+// browserSession starts a headless Chromium for a documentation page's test, or skips the
+// test when none is installed. The browser lives for at most a minute and goes with the
+// test; a failed test leaves what the browser showed in artifacts/<name>-failure.png. step
+// fails the test when err is not nil, saying which step and how long into the session.
+func browserSession(t *testing.T, name string) (context.Context, func(step string, err error)) {
+	t.Helper()
+	browser := findChromium()
+	if browser == "" {
+		t.Skipf("no Chromium found (/usr/bin/chromium, chromium, chromium-browser, google-chrome); install it to run the %s browser test", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.NoSandbox,
+		chromedp.Headless,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1400, 1000),
+	)...)
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		if t.Failed() && bctx.Err() == nil {
+			if png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil {
+				t.Logf("failure screenshot: %s", writeArtifact(t, name+"-failure.png", png))
+			}
+		}
+		cancelBrowser()
+		cancelAlloc()
+		cancel()
+	})
+	start := time.Now()
+	return bctx, func(step string, err error) {
+		t.Helper()
+		require.NoError(t, err, "%s (after %s)", step, time.Since(start).Round(time.Millisecond))
+	}
 }
 
 func findChromium() string {

@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"sort"
@@ -24,10 +23,6 @@ import (
 // from anywhere but the server (telemetry off, the remote logo blocked by its CSP). It saves artifacts/redoc.png.
 func TestRedoc(t *testing.T) {
 	t.Parallel()
-	browser := findChromium()
-	if browser == "" {
-		t.Skip("no Chromium found (/usr/bin/chromium, chromium, chromium-browser, google-chrome); install it to run the Redoc browser test")
-	}
 	doc, err := httpapi.LoadContract()
 	require.NoError(t, err)
 	// Redoc's links: #/<tag> for a tag, #/<tag>/<operationid in lower case> for an operation.
@@ -59,35 +54,7 @@ func TestRedoc(t *testing.T) {
 
 	env := apitest.Start(t, apitest.WithEnv("DEBUG", "true"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.NoSandbox,
-		chromedp.Headless,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	)...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	defer func() {
-		if t.Failed() && bctx.Err() == nil {
-			if png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100)); err == nil {
-				t.Logf("failure screenshot: %s", writeArtifact(t, "redoc-failure.png", png))
-			}
-		}
-	}()
-	start := time.Now()
-	step := func(name string, err error) {
-		t.Helper()
-		require.NoError(t, err, "%s (after %s)", name, time.Since(start).Round(time.Millisecond))
-	}
+	bctx, step := browserSession(t, "redoc")
 
 	// Every response the page receives, to check below that all come from the server.
 	var mu sync.Mutex
@@ -154,7 +121,7 @@ func TestRedoc(t *testing.T) {
 	// The viewport, on the operation's page (the whole page is a very long strip).
 	png, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
 	step("take the screenshot", err)
-	t.Logf("screenshot: %s (browser part took %s)", writeArtifact(t, "redoc.png", png), time.Since(start).Round(time.Millisecond))
+	t.Logf("screenshot: %s", writeArtifact(t, "redoc.png", png))
 }
 
 // TestDocsAssetsOnlyInDebug: the documentation UIs' files are served in debug mode only,
