@@ -29,7 +29,7 @@ func wantsNDJSON(ctx context.Context) bool {
 // that stream.
 func (s *Server) auditContext(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
+		op, ok := s.operationOf(c)
 		if !ok || !strings.HasPrefix(op.route.Path, "/api/v1/") {
 			return next(c)
 		}
