@@ -43,9 +43,10 @@ func (s *Server) auditContext(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			ctx = audit.WithMeta(ctx, m)
 		case http.MethodGet:
-			if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), ndjsonType) {
-				ctx = context.WithValue(ctx, ndjsonKey{}, true)
+			if !strings.Contains(c.Request().Header.Get(echo.HeaderAccept), ndjsonType) {
+				return next(c) // nothing to add: no copy of the request
 			}
+			ctx = context.WithValue(ctx, ndjsonKey{}, true)
 		default:
 			return next(c)
 		}
