@@ -60,3 +60,47 @@ func TestEntityAdmitsOnSecondMiss(t *testing.T) {
 		require.Equal(t, 1, values, "without the option the first miss fills the cache")
 	})
 }
+
+// taskLike has the shape of a task record (what the task cache holds).
+type taskLike struct {
+	ID                   int64
+	Title, Description   string
+	Status, Priority     string
+	AssigneeID, Creator  *int64
+	DueAt                *time.Time
+	Tags                 []string
+	Metadata             []byte
+	CreatedAt, UpdatedAt time.Time
+	Version              int64
+}
+
+// BenchmarkEntityMiss reads records that are never read again (random ids among
+// millions), the cache's cost on top of the load: with the fill, each miss encodes the
+// record and inserts it into a full in-process cache; admitted on their second miss,
+// they cost a bit in the doorkeeper.
+func BenchmarkEntityMiss(b *testing.B) {
+	ctx := context.Background()
+	owner := int64(3)
+	due := time.Date(2026, 12, 24, 0, 0, 0, 0, time.UTC)
+	load := func(_ context.Context, id int64) (taskLike, error) {
+		return taskLike{ID: id, Title: "Review the quarterly report", Description: "Check the figures and the summary before Friday.",
+			Status: "in_progress", Priority: "high", AssigneeID: &owner, Creator: &owner, DueAt: &due,
+			Tags: []string{"finance", "q4"}, Metadata: []byte(`{"source":"import"}`), CreatedAt: due, UpdatedAt: due, Version: 3}, nil
+	}
+	for _, admit := range []bool{false, true} {
+		b.Run(fmt.Sprintf("admit_on_second_miss=%v", admit), func(b *testing.B) {
+			e := cache.NewEntity[taskLike](cache.NewMemory(20_000, nil), "task", time.Minute, nil)
+			if admit {
+				e = e.AdmitOnSecondMiss()
+			}
+			id := int64(0)
+			b.ReportAllocs()
+			for b.Loop() {
+				id++
+				if _, err := e.Get(ctx, id, load); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
