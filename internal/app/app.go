@@ -377,9 +377,10 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		}
 	}()
 	// Users (the principal of every request) and agents are few and hot: kept as they are.
-	// Tasks are many, read at random, and pointer-rich: kept as JSON (see KeepObjects).
+	// Tasks are many, read at random, and pointer-rich: kept as JSON (see KeepObjects),
+	// and only once read twice (see AdmitOnSecondMiss).
 	userCache := cache.NewEntity[auth.Account](shared.cache, "user", cfg.CacheTTL, m).KeepObjects()
-	taskCache := cache.NewEntity[task.Task](shared.cache, "task", cfg.CacheTTL, m)
+	taskCache := cache.NewEntity[task.Task](shared.cache, "task", cfg.CacheTTL, m).AdmitOnSecondMiss()
 	agentCache := cache.NewEntity[agent.Agent](shared.cache, "agent", cfg.CacheTTL, m).KeepObjects()
 	// Sessions are read on every request too (is the token's session still open?).
 	sessionCache := cache.NewEntity[auth.Session](shared.cache, "session", cfg.CacheTTL, m).KeepObjects()

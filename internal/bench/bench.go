@@ -9,8 +9,9 @@
 //     assignee, tags and due dates; a fixed random seed),
 //  4. starts the real server binary (`automation serve`) as a separate process, with a
 //     zero-latency scripted model (internal/llmtest) in this process,
-//  5. drives every scenario at fixed concurrency with vegeta (closed loop: each worker
-//     sends its next request when the previous one is answered) and, in the same run,
+//  5. drives every scenario at fixed concurrency with its own lean HTTP/1.1 load
+//     generator (loadgen.go; closed loop: each worker sends its next request on its
+//     keep-alive connection when the previous one is answered) and, in the same run,
 //     the scenario's raw baseline: the same SQL statements through a pgx pool at the
 //     same concurrency, no HTTP,
 //  6. prints a table, writes a JSON report and a short markdown summary.

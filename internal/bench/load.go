@@ -3,10 +3,8 @@ package bench
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,81 +30,38 @@ func newTransport(concurrency int) *http.Transport {
 	}
 }
 
-// httpPhase is the outcome of one vegeta attack.
+// httpPhase is the outcome of one attack.
 type httpPhase struct {
-	metrics   vegeta.Metrics
-	success   uint64
-	errors    uint64
-	samples   []string
-	exhausted bool
-	seconds   float64
+	latency     latencyHist
+	statusCodes map[string]int
+	success     uint64
+	errors      uint64
+	samples     []string
+	exhausted   bool
+	seconds     float64
 }
 
-// attack runs a closed loop of exactly `concurrency` vegeta workers for d (rate 0 means
-// as fast as the workers go; MaxWorkers keeps vegeta from adding more) and collects the
-// metrics. A targeter returning errExhausted ends the attack early; that pseudo-request is
-// not counted.
+// attack runs a closed loop of exactly `concurrency` workers for d, each sending its next
+// request when the previous one is answered, and collects the metrics (the engine is
+// loadgen.go). A targeter returning errExhausted ends the attack early; that
+// pseudo-request is not counted. tr serves the targets the lean engine does not speak
+// (anything but plain http://).
 func attack(ctx context.Context, tr *http.Transport, concurrency int, d time.Duration, name string, targeter vegeta.Targeter) httpPhase {
-	client := &http.Client{Transport: tr, Timeout: 60 * time.Second}
-	a := vegeta.NewAttacker(
-		vegeta.Client(client),
-		vegeta.Workers(uint64(concurrency)),
-		vegeta.MaxWorkers(uint64(concurrency)),
-		// Keep-alive and the idle connections per host are set once, on tr (newTransport):
-		// vegeta's KeepAlive and Connections options would write to a transport the
-		// previous phase's connections are still reading.
-		vegeta.Redirects(vegeta.NoFollow),
-		vegeta.MaxBody(512), // enough for an error sample; the rest is read and discarded
-	)
-	stopOnCancel := context.AfterFunc(ctx, func() { a.Stop() })
-	defer stopOnCancel()
-	var p httpPhase
-	seen := map[string]bool{}
-	start := time.Now()
-	for res := range a.Attack(targeter, vegeta.Rate{Freq: 0, Per: time.Second}, d, name) {
-		if res.Code == 0 && res.Error == errExhausted.Error() {
-			p.exhausted = true
-			continue
-		}
-		p.metrics.Add(res)
-		if res.Code >= 200 && res.Code < 300 {
-			p.success++
-			continue
-		}
-		p.errors++
-		msg := res.Error
-		if len(res.Body) > 0 {
-			msg += ": " + strings.TrimSpace(string(res.Body))
-		}
-		if !seen[msg] && len(p.samples) < maxErrorSamples {
-			seen[msg] = true
-			p.samples = append(p.samples, fmt.Sprintf("%s %s → %s", res.Method, res.URL, msg))
-		}
-	}
-	p.metrics.Close()
-	p.seconds = time.Since(start).Seconds()
-	if p.metrics.Requests > 0 {
-		// From the first request sent to the last response received.
-		p.seconds = (p.metrics.Duration + p.metrics.Wait).Seconds()
-	}
-	return p
+	return runLoad(ctx, tr, concurrency, d, name, targeter)
 }
 
 // measured turns an attack into the report's numbers. Only 2xx responses count as
-// successes (vegeta counts 3xx too).
+// successes.
 func (p httpPhase) measured(what string) Measured {
 	m := Measured{
 		What:         what,
 		Operations:   p.success,
 		Errors:       p.errors,
 		Seconds:      p.seconds,
-		StatusCodes:  p.metrics.StatusCodes,
+		StatusCodes:  p.statusCodes,
 		ErrorSamples: p.samples,
 		Exhausted:    p.exhausted,
-		Latency: Latency{
-			P50: ms(p.metrics.Latencies.P50), P90: ms(p.metrics.Latencies.P90), P99: ms(p.metrics.Latencies.P99),
-			Max: ms(p.metrics.Latencies.Max), Mean: ms(p.metrics.Latencies.Mean),
-		},
+		Latency:      p.latency.latency(),
 	}
 	if p.seconds > 0 {
 		m.PerSecond = float64(p.success) / p.seconds

@@ -276,7 +276,7 @@ func WriteMarkdown(w io.Writer, rep *Report) error {
 	if rep.ServerPoolMaxConns > 0 {
 		pool = fmt.Sprint(rep.ServerPoolMaxConns)
 	}
-	fmt.Fprintf(&b, "- Load: concurrency %d (closed loop, vegeta), %s per scenario after %s warm-up, WORKER_CONCURRENCY=%d, server DB pool: %s\n",
+	fmt.Fprintf(&b, "- Load: concurrency %d (closed loop, keep-alive connection each), %s per scenario after %s warm-up, WORKER_CONCURRENCY=%d, server DB pool: %s\n",
 		rep.Concurrency, time.Duration(rep.DurationSeconds*float64(time.Second)), time.Duration(rep.WarmupSeconds*float64(time.Second)),
 		rep.WorkerConcurrency, pool)
 	if rep.PostgresFast {

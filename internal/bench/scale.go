@@ -425,7 +425,7 @@ func WriteScaleMarkdown(w io.Writer, rep *ScaleReport) error {
 	fmt.Fprintf(&b, "- Machine: %d CPUs, %s, %d MB RAM, Linux %s\n", rep.Machine.CPUs, rep.Machine.CPUModel, rep.Machine.MemoryMB, rep.Machine.Kernel)
 	fmt.Fprintf(&b, "- Go %s, %s\n", strings.TrimPrefix(rep.Machine.GoVersion, "go"), rep.Machine.PostgreSQLVersion)
 	fmt.Fprintf(&b, "- Data set: %d users, %d tasks\n", rep.Seeding.Users, rep.Seeding.Tasks)
-	fmt.Fprintf(&b, "- Load: concurrency %d (closed loop, vegeta) through haproxy, %s per phase after %s warm-up\n",
+	fmt.Fprintf(&b, "- Load: concurrency %d (closed loop, keep-alive connection each) through haproxy, %s per phase after %s warm-up\n",
 		rep.Concurrency, time.Duration(rep.DurationSeconds*float64(time.Second)), time.Duration(rep.WarmupSeconds*float64(time.Second)))
 	if rep.PostgresFast {
 		b.WriteString("- PostgreSQL ran without fsync (`-pg-fast`): a harness check, not comparable numbers\n")

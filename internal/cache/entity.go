@@ -16,9 +16,12 @@ import (
 // With KeepObjects, over an in-process cache, the record is kept as it is, neither
 // encoded nor decoded; the records returned then share their slices with the cache, and
 // callers must not modify them.
+//
+// With AdmitOnSecondMiss, a record is cached on its second miss within a while only.
 type Entity[T any] struct {
 	c       Cache
 	objs    objectCache // c, when records are kept as they are
+	admit   *doorkeeper // when set, records that missed once recently are cached
 	name    string
 	ttl     time.Duration
 	metrics *metrics.Metrics
@@ -39,6 +42,18 @@ func NewEntity[T any](c Cache, name string, ttl time.Duration, m *metrics.Metric
 func (e *Entity[T]) KeepObjects() *Entity[T] {
 	if e != nil {
 		e.objs, _ = e.c.(objectCache)
+	}
+	return e
+}
+
+// AdmitOnSecondMiss caches a record only when it misses a second time within a while
+// (the last ~130k first misses), as TinyLFU's doorkeeper admits: a record read once at
+// random among millions then costs no encoding and no cache insert that no read would
+// use, and evicts nothing hot; a record read twice is cached from then on. It suits
+// many records read at random (tasks). It returns e.
+func (e *Entity[T]) AdmitOnSecondMiss() *Entity[T] {
+	if e != nil {
+		e.admit = newDoorkeeper()
 	}
 	return e
 }
@@ -71,6 +86,9 @@ func (e *Entity[T]) Get(ctx context.Context, id int64, load func(context.Context
 	v, err := load(ctx, id)
 	if err != nil {
 		return v, err
+	}
+	if e.admit != nil && !e.admit.seen(id) {
+		return v, nil
 	}
 	if objs != nil {
 		_ = objs.FillObject(ctx, key, v, e.ttl)

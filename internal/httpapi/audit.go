@@ -29,7 +29,7 @@ func wantsNDJSON(ctx context.Context) bool {
 // that stream.
 func (s *Server) auditContext(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
+		op, ok := s.operationOf(c)
 		if !ok || !strings.HasPrefix(op.route.Path, "/api/v1/") {
 			return next(c)
 		}
@@ -43,9 +43,10 @@ func (s *Server) auditContext(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			ctx = audit.WithMeta(ctx, m)
 		case http.MethodGet:
-			if strings.Contains(c.Request().Header.Get(echo.HeaderAccept), ndjsonType) {
-				ctx = context.WithValue(ctx, ndjsonKey{}, true)
+			if !strings.Contains(c.Request().Header.Get(echo.HeaderAccept), ndjsonType) {
+				return next(c) // nothing to add: no copy of the request
 			}
+			ctx = context.WithValue(ctx, ndjsonKey{}, true)
 		default:
 			return next(c)
 		}

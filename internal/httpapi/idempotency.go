@@ -24,7 +24,7 @@ var replayedHeaders = []string{echo.HeaderContentType, echo.HeaderLocation, "ETa
 // 5xx or 429 status are not stored, so the client may retry those with the same key.
 func (s *Server) idempotent(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
+		op, ok := s.operationOf(c)
 		key := c.Request().Header.Get(idempotencyKeyHeader)
 		if !ok || !op.idempotent || key == "" || s.idem == nil {
 			return next(c)

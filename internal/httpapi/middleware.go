@@ -94,17 +94,26 @@ const statusClientClosedRequest = 499
 // from storing the answer.
 func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		// Every response shares these value slices (Set would allocate one per header per
+		// request); a header is replaced or appended to, never written in place.
 		h := c.Response().Header()
-		h.Set("X-Content-Type-Options", "nosniff")
+		h["X-Content-Type-Options"] = headerNosniff
 		if p := c.Request().URL.Path; p == "/api/v1" || strings.HasPrefix(p, "/api/v1/") {
-			h.Set("Cache-Control", "no-store")
+			h["Cache-Control"] = headerNoStore
 			if strings.HasPrefix(p, "/api/v1/auth/") {
-				h.Set("Pragma", "no-cache") // for HTTP/1.0 caches, as RFC 6749 asks
+				h["Pragma"] = headerNoCache // for HTTP/1.0 caches, as RFC 6749 asks
 			}
 		}
 		return next(c)
 	}
 }
+
+// The values securityHeaders sets (an append to one copies it: its capacity is its length).
+var (
+	headerNosniff = []string{"nosniff"}
+	headerNoStore = []string{"no-store"}
+	headerNoCache = []string{"no-cache"}
+)
 
 // accessLog writes one line per request. It logs the path without the query string and
 // never any header, so tokens and secrets stay out of logs.
@@ -148,7 +157,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 			s.log.LogAttrs(req.Context(), level, "request", attrs...)
 		}
 		route := c.Path()
-		if _, known := s.ops[routeKey(req.Method, route)]; !known {
+		if _, known := s.lookupOperation(req.Method, route); !known {
 			route = "unmatched" // bounds the label's values to the contract's routes
 		}
 		s.metrics.ObserveRequest(req.Method, route, res.Status, elapsed)
@@ -177,7 +186,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 				return echo.ErrNotFound
 			}
 		}
-		op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
+		op, ok := s.operationOf(c)
 		if !ok || !op.secured {
 			return next(c)
 		}

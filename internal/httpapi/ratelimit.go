@@ -92,8 +92,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 		if s.limits.Limiter == nil {
 			return next(c)
 		}
-		key := routeKey(c.Request().Method, c.Path())
-		op, ok := s.ops[key]
+		op, ok := s.operationOf(c)
 		if !ok || !op.rateLimited {
 			return next(c)
 		}
@@ -107,7 +106,7 @@ func (s *Server) rateLimit(next echo.HandlerFunc) echo.HandlerFunc {
 					cache.Limit{Name: "ip", Quota: s.limits.PerMinute, Window: time.Minute}})
 			}
 		}
-		if key == loginOperation && s.limits.LoginPerMinute > 0 {
+		if s.limits.LoginPerMinute > 0 && routeKey(c.Request().Method, c.Path()) == loginOperation {
 			checks = append(checks, limitCheck{"login-ip:" + clientKey(c),
 				cache.Limit{Name: "login-ip", Quota: s.limits.LoginPerMinute, Window: time.Minute}})
 		}

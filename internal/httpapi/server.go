@@ -205,7 +205,7 @@ func New(opts Options) (*Server, error) {
 // takesNoBody tells the body limit to leave alone requests to operations that declare no
 // body: nothing reads their body, so its size cannot matter.
 func (s *Server) takesNoBody(c echo.Context) bool {
-	op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
+	op, ok := s.operationOf(c)
 	return !ok || op.bodyTypes == nil
 }
 

@@ -40,6 +40,21 @@ type operation struct {
 // routeKey names an operation by method and Echo path template ("/users/:user_id").
 func routeKey(method, echoPath string) string { return method + " " + echoPath }
 
+// operationOf returns the contract's operation for the route Echo matched for c.
+func (s *Server) operationOf(c echo.Context) (*operation, bool) {
+	return s.lookupOperation(c.Request().Method, c.Path())
+}
+
+// lookupOperation returns the operation of a method and Echo path template. Several
+// middlewares ask on every request, so the key is built on the stack: the map lookup
+// of a converted byte slice does not copy it.
+func (s *Server) lookupOperation(method, path string) (*operation, bool) {
+	var buf [128]byte
+	k := append(append(append(buf[:0], method...), ' '), path...)
+	op, ok := s.ops[string(k)]
+	return op, ok
+}
+
 // echoPath converts an OpenAPI path template to Echo's syntax.
 func echoPath(p string) string {
 	return strings.NewReplacer("{", ":", "}", "").Replace(p)
@@ -108,7 +123,11 @@ func (emailFormat) Validate(v string) error {
 
 // SchemaOptions are the schema validation options the contract needs (custom formats);
 // tests validate responses with them too.
-var SchemaOptions = []openapi3.SchemaValidationOption{openapi3.WithStringFormatValidator("email", emailFormat{})}
+// The formats are one shared map, read only: WithStringFormatValidator would build a new
+// map for every value validated.
+var SchemaOptions = []openapi3.SchemaValidationOption{
+	openapi3.WithStringFormatValidators(map[string]openapi3.StringFormatValidator{"email": emailFormat{}}),
+}
 
 var validationOptions = &openapi3filter.Options{
 	AuthenticationFunc:      openapi3filter.NoopAuthenticationFunc, // enforced by Server.authenticate
@@ -121,15 +140,17 @@ var validationOptions = &openapi3filter.Options{
 // (415), syntax (400) and schema (422 listing every bad field).
 func (s *Server) validate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		op, ok := s.ops[routeKey(c.Request().Method, c.Path())]
+		op, ok := s.operationOf(c)
 		if !ok {
 			return next(c)
 		}
 		req := c.Request()
 		// Operations that read no query ignore the query string, as they ignore unknown
 		// parameters; the others must be able to read it.
-		if _, err := url.ParseQuery(req.URL.RawQuery); err != nil && op.readsQuery {
-			return apperr.Wrap(apperr.Malformed, err, "the query string is malformed: %v", err)
+		if op.readsQuery && req.URL.RawQuery != "" {
+			if _, err := url.ParseQuery(req.URL.RawQuery); err != nil {
+				return apperr.Wrap(apperr.Malformed, err, "the query string is malformed: %v", err)
+			}
 		}
 		if op.bodyTypes != nil && hasBody(req) {
 			mt, _, err := mime.ParseMediaType(req.Header.Get(echo.HeaderContentType))
