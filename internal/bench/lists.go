@@ -2,12 +2,19 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
+	"sync"
+	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"enterprise-automation/internal/page"
 )
 
 // The list scenarios measure pages against the RAW SQL that returns the same result:
@@ -74,6 +81,21 @@ var listScenarios = []scenarioDef{
 			}
 		},
 	},
+	{
+		name: "tasks-keyset-first", desc: "GET /api/v1/tasks?limit=20&sort={4 sorts}, the first page (total estimated), as admin",
+		httpWhat: "GET /api/v1/tasks?limit=20&sort={-created_at, created_at, due_at or -priority} as the admin: the first page of all tasks, its next_cursor, and the total (counted to 10,001, then estimated from a 1 % sample)",
+		baseWhat: "raw prepared SQL: count up to 10,001, count in a 1 % TABLESAMPLE, then the first 21 rows in the sort's index order",
+		targeter: func(e *runEnv) vegeta.Targeter { return keysetTargeter(e, false) },
+		baseline: func(e *runEnv) func(context.Context) error { return keysetBaseline(e, false) },
+	},
+	{
+		name: "tasks-keyset-deep", desc: "GET /api/v1/tasks?limit=20&sort=…&cursor=… 10,000 tasks deep, as admin",
+		httpWhat: "GET /api/v1/tasks?limit=20&sort={-created_at, created_at, due_at or -priority}&cursor={next_cursor after 10,000 tasks, fetched before measuring} as the admin; compare with tasks-keyset-first",
+		baseWhat: "raw prepared SQL: the same counts, then the 21 rows after the cursor's (key, id) by a row comparison on the sort's index",
+		targeter: func(e *runEnv) vegeta.Targeter { return keysetTargeter(e, true) },
+		baseline: func(e *runEnv) func(context.Context) error { return keysetBaseline(e, true) },
+	},
+
 }
 
 // randomUserSkip is a skip into the seeded users that leaves a page of 20.
@@ -96,4 +118,155 @@ func rawRows(ctx context.Context, e *runEnv, sql string, args ...any) error {
 		}
 	}
 	return rows.Err()
+}
+
+// keysetSort is one order of the keyset scenarios and its raw SQL.
+type keysetSort struct {
+	sort    string
+	orderBy string // the raw page's ORDER BY
+	after   string // the raw keyset condition on $1 (the key) and $2 (the id)
+	key     func(string) (any, error)
+}
+
+func keysetTime(s string) (any, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return time.Parse(time.RFC3339Nano, s)
+}
+
+func keysetText(s string) (any, error) { return s, nil }
+
+var keysetSorts = []keysetSort{
+	{"-created_at", "created_at DESC, id DESC", "(created_at, id) < ($1::timestamptz, $2::bigint)", keysetTime},
+	{"created_at", "created_at, id", "(created_at, id) > ($1::timestamptz, $2::bigint)", keysetTime},
+	{"due_at", "coalesce(due_at, 'infinity'::timestamptz), id",
+		"(coalesce(due_at, 'infinity'::timestamptz), id) > (coalesce($1::timestamptz, 'infinity'::timestamptz), $2::bigint)", keysetTime},
+	{"-priority", "priority DESC, id DESC", "(priority, id) < ($1::task_priority, $2::bigint)", keysetText},
+}
+
+// keysetDepth is how deep the deep keyset page starts.
+const keysetDepth = 10_000
+
+// deepCursor is the cursor 10,000 tasks deep in one order, and its key for the raw SQL.
+type deepCursor struct {
+	cursor string
+	key    any
+	id     int64
+}
+
+var deepCursors struct {
+	sync.Mutex
+	byEnv map[*runEnv][]deepCursor
+}
+
+// keysetCursors walks each keyset order 10,000 tasks deep through the API (pages of
+// 1,000), once per run, before anything is measured.
+func keysetCursors(e *runEnv) []deepCursor {
+	deepCursors.Lock()
+	defer deepCursors.Unlock()
+	if c, ok := deepCursors.byEnv[e]; ok {
+		return c
+	}
+	if deepCursors.byEnv == nil {
+		deepCursors.byEnv = map[*runEnv][]deepCursor{}
+	}
+	out := make([]deepCursor, len(keysetSorts))
+	client := &http.Client{Transport: e.tr, Timeout: 60 * time.Second}
+	for i, ks := range keysetSorts {
+		cursor := ""
+		for range keysetDepth / 1000 {
+			u := fmt.Sprintf("%s/api/v1/tasks?limit=1000&sort=%s", e.base, url.QueryEscape(ks.sort))
+			if cursor != "" {
+				u += "&cursor=" + url.QueryEscape(cursor)
+			}
+			next, err := nextCursorOf(client, u, e.admin.header)
+			if err != nil {
+				panic(fmt.Sprintf("bench: keyset cursors (%s): %v", ks.sort, err))
+			}
+			cursor = next
+		}
+		c, err := page.DecodeCursor(cursor)
+		if err != nil {
+			panic(fmt.Sprintf("bench: keyset cursor (%s): %v", ks.sort, err))
+		}
+		key, err := ks.key(c.Key)
+		if err != nil {
+			panic(fmt.Sprintf("bench: keyset cursor key (%s): %v", ks.sort, err))
+		}
+		out[i] = deepCursor{cursor: cursor, key: key, id: c.ID}
+	}
+	e.log.printf("keyset cursors %d tasks deep fetched for %d orders", keysetDepth, len(out))
+	deepCursors.byEnv[e] = out
+	return out
+}
+
+func nextCursorOf(client *http.Client, u string, header http.Header) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header = header.Clone()
+	res, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return "", err
+	}
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("%s: %d %s", u, res.StatusCode, body)
+	}
+	var pg struct {
+		NextCursor *string `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(body, &pg); err != nil {
+		return "", err
+	}
+	if pg.NextCursor == nil {
+		return "", fmt.Errorf("%s: no next page", u)
+	}
+	return *pg.NextCursor, nil
+}
+
+func keysetTargeter(e *runEnv, deep bool) vegeta.Targeter {
+	var cursors []deepCursor
+	if deep {
+		cursors = keysetCursors(e)
+	}
+	return func(t *vegeta.Target) error {
+		i := rand.IntN(len(keysetSorts))
+		t.Method, t.Header = http.MethodGet, e.admin.header
+		t.URL = fmt.Sprintf("%s/api/v1/tasks?limit=20&sort=%s", e.base, url.QueryEscape(keysetSorts[i].sort))
+		if deep {
+			t.URL += "&cursor=" + url.QueryEscape(cursors[i].cursor)
+		}
+		return nil
+	}
+}
+
+func keysetBaseline(e *runEnv, deep bool) func(context.Context) error {
+	var cursors []deepCursor
+	if deep {
+		cursors = keysetCursors(e)
+	}
+	return func(ctx context.Context) error {
+		i := rand.IntN(len(keysetSorts))
+		ks := keysetSorts[i]
+		var n, sampled int64
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM tasks LIMIT $1) AS m`, rawExactTotalLimit+1).Scan(&n); err != nil {
+			return err
+		}
+		if n > rawExactTotalLimit {
+			if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM tasks TABLESAMPLE SYSTEM (1)`).Scan(&sampled); err != nil {
+				return err
+			}
+		}
+		if !deep {
+			return rawRows(ctx, e, `SELECT * FROM tasks ORDER BY `+ks.orderBy+` LIMIT 21`)
+		}
+		return rawRows(ctx, e, `SELECT * FROM tasks WHERE `+ks.after+` ORDER BY `+ks.orderBy+` LIMIT 21`, cursors[i].key, cursors[i].id)
+	}
 }
