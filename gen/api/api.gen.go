@@ -2087,7 +2087,8 @@ type ListAgentRunsParams struct {
 	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
 	// every page as without a cursor; `page` counts the items returned before it, so it
 	// is approximate once items were added or removed. A cursor grants nothing: the
-	// list stays limited to what the caller may see.
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// AgentId Only runs of this agent.
@@ -2206,7 +2207,8 @@ type ListTasksParams struct {
 	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
 	// every page as without a cursor; `page` counts the items returned before it, so it
 	// is approximate once items were added or removed. A cursor grants nothing: the
-	// list stays limited to what the caller may see.
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Status Only tasks in one of these states (repeat the parameter for several).
@@ -2285,7 +2287,8 @@ type ListTaskRunsParams struct {
 	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
 	// every page as without a cursor; `page` counts the items returned before it, so it
 	// is approximate once items were added or removed. A cursor grants nothing: the
-	// list stays limited to what the caller may see.
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
@@ -2306,7 +2309,8 @@ type ListUsersParams struct {
 	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
 	// every page as without a cursor; `page` counts the items returned before it, so it
 	// is approximate once items were added or removed. A cursor grants nothing: the
-	// list stays limited to what the caller may see.
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Q Case-insensitive substring of the name or email; `%`, `_` and quotes are literal.

@@ -2787,8 +2787,9 @@ export interface components {
          *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
          *     every page as without a cursor; `page` counts the items returned before it, so it
          *     is approximate once items were added or removed. A cursor grants nothing: the
-         *     list stays limited to what the caller may see.
-         * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiQUJDIiwiaSI6NDJ9cT0xYmQzNDU2
+         *     list stays limited to what the caller may see. Cursors are issued by the server:
+         *     the example (the default task order, no filters) shows their shape.
+         * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
          */
         Cursor: string;
         /**
@@ -3203,8 +3204,9 @@ export interface operations {
                  *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
                  *     every page as without a cursor; `page` counts the items returned before it, so it
                  *     is approximate once items were added or removed. A cursor grants nothing: the
-                 *     list stays limited to what the caller may see.
-                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiQUJDIiwiaSI6NDJ9cT0xYmQzNDU2
+                 *     list stays limited to what the caller may see. Cursors are issued by the server:
+                 *     the example (the default task order, no filters) shows their shape.
+                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
                  */
                 cursor?: components["parameters"]["Cursor"];
                 /**
@@ -3853,8 +3855,9 @@ export interface operations {
                  *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
                  *     every page as without a cursor; `page` counts the items returned before it, so it
                  *     is approximate once items were added or removed. A cursor grants nothing: the
-                 *     list stays limited to what the caller may see.
-                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiQUJDIiwiaSI6NDJ9cT0xYmQzNDU2
+                 *     list stays limited to what the caller may see. Cursors are issued by the server:
+                 *     the example (the default task order, no filters) shows their shape.
+                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
                  */
                 cursor?: components["parameters"]["Cursor"];
                 /**
@@ -4204,8 +4207,9 @@ export interface operations {
                  *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
                  *     every page as without a cursor; `page` counts the items returned before it, so it
                  *     is approximate once items were added or removed. A cursor grants nothing: the
-                 *     list stays limited to what the caller may see.
-                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiQUJDIiwiaSI6NDJ9cT0xYmQzNDU2
+                 *     list stays limited to what the caller may see. Cursors are issued by the server:
+                 *     the example (the default task order, no filters) shows their shape.
+                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
                  */
                 cursor?: components["parameters"]["Cursor"];
                 /**
@@ -4482,8 +4486,9 @@ export interface operations {
                  *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
                  *     every page as without a cursor; `page` counts the items returned before it, so it
                  *     is approximate once items were added or removed. A cursor grants nothing: the
-                 *     list stays limited to what the caller may see.
-                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiQUJDIiwiaSI6NDJ9cT0xYmQzNDU2
+                 *     list stays limited to what the caller may see. Cursors are issued by the server:
+                 *     the example (the default task order, no filters) shows their shape.
+                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
                  */
                 cursor?: components["parameters"]["Cursor"];
             };
