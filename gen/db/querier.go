@@ -214,7 +214,9 @@ type Querier interface {
 	// q must already be escaped for LIKE.
 	UserList(ctx context.Context, arg UserListParams) ([]User, error)
 	// UserPage returns a page of all users ordered by id, after @after_id (0: from the first),
-	// each row with the count of all users: count and page in one prepared statement.
+	// each row with the count of all users: count and page in one prepared statement. The
+	// skipped users are read from the primary key alone (an index-only scan), and only the
+	// page's rows from the table.
 	UserPage(ctx context.Context, arg UserPageParams) ([]UserPageRow, error)
 	// UserPageFiltered is UserPage for the users matching UserList's optional filters (run with
 	// a custom plan); q must already be escaped for LIKE.

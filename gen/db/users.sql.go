@@ -225,9 +225,10 @@ func (q *Queries) UserList(ctx context.Context, arg UserListParams) ([]User, err
 const userPage = `-- name: UserPage :many
 SELECT users.id, users.name, users.email, users.password_hash, users.is_admin, users.is_active, users.version, users.created_at, users.updated_at, users.token_generation, (SELECT count(*) FROM users)::bigint AS total
 FROM users
-WHERE users.id > $1
+WHERE users.id IN (
+    SELECT p.id FROM users AS p WHERE p.id > $1 ORDER BY p.id LIMIT $3 OFFSET $2
+)
 ORDER BY users.id
-LIMIT $3 OFFSET $2
 `
 
 type UserPageParams struct {
@@ -242,7 +243,9 @@ type UserPageRow struct {
 }
 
 // UserPage returns a page of all users ordered by id, after @after_id (0: from the first),
-// each row with the count of all users: count and page in one prepared statement.
+// each row with the count of all users: count and page in one prepared statement. The
+// skipped users are read from the primary key alone (an index-only scan), and only the
+// page's rows from the table.
 func (q *Queries) UserPage(ctx context.Context, arg UserPageParams) ([]UserPageRow, error) {
 	rows, err := q.db.Query(ctx, userPage, arg.AfterID, arg.SkipRows, arg.MaxRows)
 	if err != nil {
