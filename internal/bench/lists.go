@@ -95,7 +95,6 @@ var listScenarios = []scenarioDef{
 		targeter: func(e *runEnv) vegeta.Targeter { return keysetTargeter(e, true) },
 		baseline: func(e *runEnv) func(context.Context) error { return keysetBaseline(e, true) },
 	},
-
 }
 
 // randomUserSkip is a skip into the seeded users that leaves a page of 20.

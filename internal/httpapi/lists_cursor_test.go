@@ -86,15 +86,14 @@ type listFilter struct {
 }
 
 // listSeedTasks inserts n tasks with few distinct keys (many ties in every order, due dates
-// missing on about a fifth) and returns their ids.
-func listSeedTasks(t *testing.T, pool *pgxpool.Pool, r *rand.Rand, n int, users []int64) []int64 {
+// missing on about a fifth).
+func listSeedTasks(t *testing.T, pool *pgxpool.Pool, r *rand.Rand, n int, users []int64) {
 	t.Helper()
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	statuses := []string{"pending", "in_progress", "completed"}
 	priorities := []string{"low", "medium", "high", "urgent"}
 	tagSets := [][]string{{}, {"ops"}, {"ops", "db"}, {"ui"}}
 	words := []string{"alpha", "beta", "gamma"}
-	ids := make([]int64, 0, n)
 	for range n {
 		status := statuses[r.IntN(len(statuses))]
 		var due *time.Time
@@ -115,9 +114,7 @@ func listSeedTasks(t *testing.T, pool *pgxpool.Pool, r *rand.Rand, n int, users 
 			users[r.IntN(len(users))], users[r.IntN(len(users))], due, tagSets[r.IntN(len(tagSets))],
 			created, created.Add(time.Duration(r.IntN(4))*time.Hour), completed).Scan(&id)
 		require.NoError(t, err)
-		ids = append(ids, id)
 	}
-	return ids
 }
 
 func listAllRows(t *testing.T, pool *pgxpool.Pool) map[int64]listRow {
