@@ -263,3 +263,22 @@ UPDATE agent_runs SET status = 'queued', pending_tool_calls = @pending_tool_call
     expires_at = NULL, job_id = @job_id, updated_at = now()
 WHERE id = @id AND status = 'requires_action'
 RETURNING *;
+
+-- name: AgentRunPage :many
+-- AgentRunPage returns a page of runs, newest first, matching AgentRunList's filters and
+-- older than before_id when it is set, each row with the count of all matching runs:
+-- count and page in one statement.
+SELECT sqlc.embed(agent_runs),
+    (SELECT count(*) FROM agent_runs
+     WHERE (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+       AND (sqlc.narg(agent_id)::bigint IS NULL OR agent_id = sqlc.narg(agent_id))
+       AND (sqlc.narg(task_id)::bigint IS NULL OR task_id = sqlc.narg(task_id))
+       AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text::agent_run_status))::bigint AS total
+FROM agent_runs
+WHERE (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+  AND (sqlc.narg(agent_id)::bigint IS NULL OR agent_id = sqlc.narg(agent_id))
+  AND (sqlc.narg(task_id)::bigint IS NULL OR task_id = sqlc.narg(task_id))
+  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text::agent_run_status)
+  AND (sqlc.narg(before_id)::bigint IS NULL OR agent_runs.id < sqlc.narg(before_id))
+ORDER BY agent_runs.id DESC
+LIMIT @max_rows OFFSET @skip_rows;

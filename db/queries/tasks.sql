@@ -128,3 +128,72 @@ UPDATE tasks SET
     updated_at  = now()
 WHERE created_by = @user_id::bigint OR assignee_id = @user_id::bigint
 RETURNING id;
+
+-- name: TaskPage :many
+-- TaskPage returns a page of tasks matching TaskList's filters in the requested order, after
+-- the keyset position (after_time or after_priority, after_id) when after_id is set, and on
+-- every row the count of all matching tasks up to @count_limit and, only when that limit is
+-- reached, the matches in a 1 % block sample (0 otherwise): count and page in one statement.
+-- Run with a custom plan, the unused filters, sort and keyset cases fold away.
+WITH counted AS (
+    SELECT count(*) AS n FROM (
+        SELECT 1 FROM tasks
+        WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+          AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
+          AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+          AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+          AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+          AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+          AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+          AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+          AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after))
+        LIMIT sqlc.arg(count_limit)::bigint
+    ) AS matching
+)
+SELECT sqlc.embed(tasks),
+    (SELECT n FROM counted)::bigint AS counted,
+    (CASE WHEN (SELECT n FROM counted) < sqlc.arg(count_limit)::bigint THEN 0
+          ELSE (SELECT count(*) FROM tasks TABLESAMPLE SYSTEM (1)
+                WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+                  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
+                  AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+                  AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+                  AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+                  AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+                  AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+                  AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+                  AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after)))
+     END)::bigint AS sampled
+FROM tasks
+WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
+  AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+  AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+  AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+  AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+  AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+  AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+  AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after))
+  AND (sqlc.narg(after_id)::bigint IS NULL
+    OR (@sort::text = 'created_at' AND (created_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::bigint))
+    OR (@sort::text = '-created_at' AND (created_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::bigint))
+    OR (@sort::text = 'updated_at' AND (updated_at, id) > (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::bigint))
+    OR (@sort::text = '-updated_at' AND (updated_at, id) < (sqlc.narg(after_time)::timestamptz, sqlc.narg(after_id)::bigint))
+    OR (@sort::text = 'due_at' AND (coalesce(due_at, 'infinity'::timestamptz), id)
+        > (coalesce(sqlc.narg(after_time)::timestamptz, 'infinity'::timestamptz), sqlc.narg(after_id)::bigint))
+    OR (@sort::text = '-due_at' AND (coalesce(due_at, '-infinity'::timestamptz), id)
+        < (coalesce(sqlc.narg(after_time)::timestamptz, '-infinity'::timestamptz), sqlc.narg(after_id)::bigint))
+    OR (@sort::text = 'priority' AND (priority, id) > (sqlc.narg(after_priority)::task_priority, sqlc.narg(after_id)::bigint))
+    OR (@sort::text = '-priority' AND (priority, id) < (sqlc.narg(after_priority)::task_priority, sqlc.narg(after_id)::bigint)))
+ORDER BY
+    CASE WHEN @sort::text = 'created_at' THEN created_at END ASC,
+    CASE WHEN @sort::text = '-created_at' THEN created_at END DESC,
+    CASE WHEN @sort::text = 'updated_at' THEN updated_at END ASC,
+    CASE WHEN @sort::text = '-updated_at' THEN updated_at END DESC,
+    CASE WHEN @sort::text = 'due_at' THEN coalesce(due_at, 'infinity'::timestamptz) END ASC,
+    CASE WHEN @sort::text = '-due_at' THEN coalesce(due_at, '-infinity'::timestamptz) END DESC,
+    CASE WHEN @sort::text = 'priority' THEN priority END ASC,
+    CASE WHEN @sort::text = '-priority' THEN priority END DESC,
+    CASE WHEN left(@sort::text, 1) = '-' THEN id END DESC,
+    CASE WHEN left(@sort::text, 1) <> '-' THEN id END ASC
+LIMIT @max_rows OFFSET @skip_rows;

@@ -55,3 +55,31 @@ SELECT EXISTS (SELECT 1 FROM users WHERE is_admin);
 -- name: UserGetByIDForUpdate :one
 -- UserGetByIDForUpdate returns one user and locks it until the transaction ends.
 SELECT * FROM users WHERE id = @id FOR UPDATE;
+
+-- name: UserPage :many
+-- UserPage returns a page of all users ordered by id, after @after_id (0: from the first),
+-- each row with the count of all users: count and page in one prepared statement. The
+-- skipped users are read from the primary key alone (an index-only scan), and only the
+-- page's rows from the table.
+SELECT sqlc.embed(users), (SELECT count(*) FROM users)::bigint AS total
+FROM users
+WHERE users.id IN (
+    SELECT p.id FROM users AS p WHERE p.id > @after_id ORDER BY p.id LIMIT @max_rows OFFSET @skip_rows
+)
+ORDER BY users.id;
+
+-- name: UserPageFiltered :many
+-- UserPageFiltered is UserPage for the users matching UserList's optional filters (run with
+-- a custom plan); q must already be escaped for LIKE.
+SELECT sqlc.embed(users),
+    (SELECT count(*) FROM users
+     WHERE (sqlc.narg(q)::text IS NULL OR name ILIKE '%' || sqlc.narg(q) || '%' OR email ILIKE '%' || sqlc.narg(q) || '%')
+       AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
+       AND (sqlc.narg(is_admin)::boolean IS NULL OR is_admin = sqlc.narg(is_admin)))::bigint AS total
+FROM users
+WHERE (sqlc.narg(q)::text IS NULL OR name ILIKE '%' || sqlc.narg(q) || '%' OR email ILIKE '%' || sqlc.narg(q) || '%')
+  AND (sqlc.narg(is_active)::boolean IS NULL OR is_active = sqlc.narg(is_active))
+  AND (sqlc.narg(is_admin)::boolean IS NULL OR is_admin = sqlc.narg(is_admin))
+  AND users.id > @after_id
+ORDER BY users.id
+LIMIT @max_rows OFFSET @skip_rows;

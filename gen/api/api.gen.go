@@ -936,6 +936,10 @@ type AgentRunError struct {
 type AgentRunPage struct {
 	Items []AgentRun `json:"items"`
 
+	// NextCursor Pass as `cursor` (with the same filters and sort) for the page after this one;
+	// null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+
 	// Page Example: 1
 	Page int32 `json:"page"`
 
@@ -1543,6 +1547,10 @@ type TaskMetadata map[string]interface{}
 type TaskPage struct {
 	Items []Task `json:"items"`
 
+	// NextCursor Pass as `cursor` (with the same filters and sort) for the page after this one;
+	// null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+
 	// Page Example: 1
 	Page int32 `json:"page"`
 
@@ -1723,6 +1731,10 @@ type UserCreate struct {
 // UserPage defines model for UserPage.
 type UserPage struct {
 	Items []User `json:"items"`
+
+	// NextCursor Pass as `cursor` (with the same filters and sort) for the page after this one;
+	// null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
 
 	// Page 1-based page number of this page (`skip / limit + 1`).
 	//
@@ -1989,6 +2001,9 @@ type AgentID = int64
 // ApiKeyID defines model for ApiKeyID.
 type ApiKeyID = int64
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
 // DeliveryID defines model for DeliveryID.
 type DeliveryID = int64
 
@@ -2062,6 +2077,19 @@ type ListAgentRunsParams struct {
 
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Continue the list after the page that returned this `next_cursor` (keyset
+	// pagination: a page 10,000 items deep costs the same as the first, and items
+	// added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+	// unchanged, with the same filters and sort as the page it came from and without
+	// `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+	// sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+	// every page as without a cursor; `page` counts the items returned before it, so it
+	// is approximate once items were added or removed. A cursor grants nothing: the
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// AgentId Only runs of this agent.
 	AgentId *int64 `form:"agent_id,omitempty" json:"agent_id,omitempty"`
@@ -2170,6 +2198,19 @@ type ListTasksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
+	// Cursor Continue the list after the page that returned this `next_cursor` (keyset
+	// pagination: a page 10,000 items deep costs the same as the first, and items
+	// added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+	// unchanged, with the same filters and sort as the page it came from and without
+	// `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+	// sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+	// every page as without a cursor; `page` counts the items returned before it, so it
+	// is approximate once items were added or removed. A cursor grants nothing: the
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
 	// Status Only tasks in one of these states (repeat the parameter for several).
 	Status *[]TaskStatus `form:"status,omitempty" json:"status,omitempty"`
 
@@ -2236,6 +2277,19 @@ type ListTaskRunsParams struct {
 
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Continue the list after the page that returned this `next_cursor` (keyset
+	// pagination: a page 10,000 items deep costs the same as the first, and items
+	// added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+	// unchanged, with the same filters and sort as the page it came from and without
+	// `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+	// sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+	// every page as without a cursor; `page` counts the items returned before it, so it
+	// is approximate once items were added or removed. A cursor grants nothing: the
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -2245,6 +2299,19 @@ type ListUsersParams struct {
 
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Continue the list after the page that returned this `next_cursor` (keyset
+	// pagination: a page 10,000 items deep costs the same as the first, and items
+	// added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+	// unchanged, with the same filters and sort as the page it came from and without
+	// `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+	// sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+	// every page as without a cursor; `page` counts the items returned before it, so it
+	// is approximate once items were added or removed. A cursor grants nothing: the
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Q Case-insensitive substring of the name or email; `%`, `_` and quotes are literal.
 	Q *string `form:"q,omitempty" json:"q,omitempty"`
@@ -2638,6 +2705,13 @@ func (w *ServerInterfaceWrapper) ListAgentRuns(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
 	}
 
 	// ------------- Optional query parameter "agent_id" -------------
@@ -3122,6 +3196,13 @@ func (w *ServerInterfaceWrapper) ListTasks(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
 
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
 	// ------------- Optional query parameter "status" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "array", Format: ""})
@@ -3354,6 +3435,13 @@ func (w *ServerInterfaceWrapper) ListTaskRuns(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
 	}
 
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.ListTaskRuns(ctx, taskId, params)
 	return err
@@ -3377,6 +3465,13 @@ func (w *ServerInterfaceWrapper) ListUsers(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: "int32"})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
 	}
 
 	// ------------- Optional query parameter "q" -------------

@@ -939,6 +939,10 @@ type AgentRunError struct {
 type AgentRunPage struct {
 	Items []AgentRun `json:"items"`
 
+	// NextCursor Pass as `cursor` (with the same filters and sort) for the page after this one;
+	// null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+
 	// Page Example: 1
 	Page int32 `json:"page"`
 
@@ -1546,6 +1550,10 @@ type TaskMetadata map[string]interface{}
 type TaskPage struct {
 	Items []Task `json:"items"`
 
+	// NextCursor Pass as `cursor` (with the same filters and sort) for the page after this one;
+	// null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
+
 	// Page Example: 1
 	Page int32 `json:"page"`
 
@@ -1726,6 +1734,10 @@ type UserCreate struct {
 // UserPage defines model for UserPage.
 type UserPage struct {
 	Items []User `json:"items"`
+
+	// NextCursor Pass as `cursor` (with the same filters and sort) for the page after this one;
+	// null on the last page.
+	NextCursor nullable.Nullable[string] `json:"next_cursor"`
 
 	// Page 1-based page number of this page (`skip / limit + 1`).
 	//
@@ -1992,6 +2004,9 @@ type AgentID = int64
 // ApiKeyID defines model for ApiKeyID.
 type ApiKeyID = int64
 
+// Cursor defines model for Cursor.
+type Cursor = string
+
 // DeliveryID defines model for DeliveryID.
 type DeliveryID = int64
 
@@ -2065,6 +2080,19 @@ type ListAgentRunsParams struct {
 
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Continue the list after the page that returned this `next_cursor` (keyset
+	// pagination: a page 10,000 items deep costs the same as the first, and items
+	// added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+	// unchanged, with the same filters and sort as the page it came from and without
+	// `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+	// sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+	// every page as without a cursor; `page` counts the items returned before it, so it
+	// is approximate once items were added or removed. A cursor grants nothing: the
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// AgentId Only runs of this agent.
 	AgentId *int64 `form:"agent_id,omitempty" json:"agent_id,omitempty"`
@@ -2173,6 +2201,19 @@ type ListTasksParams struct {
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
 
+	// Cursor Continue the list after the page that returned this `next_cursor` (keyset
+	// pagination: a page 10,000 items deep costs the same as the first, and items
+	// added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+	// unchanged, with the same filters and sort as the page it came from and without
+	// `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+	// sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+	// every page as without a cursor; `page` counts the items returned before it, so it
+	// is approximate once items were added or removed. A cursor grants nothing: the
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+
 	// Status Only tasks in one of these states (repeat the parameter for several).
 	Status *[]TaskStatus `form:"status,omitempty" json:"status,omitempty"`
 
@@ -2239,6 +2280,19 @@ type ListTaskRunsParams struct {
 
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Continue the list after the page that returned this `next_cursor` (keyset
+	// pagination: a page 10,000 items deep costs the same as the first, and items
+	// added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+	// unchanged, with the same filters and sort as the page it came from and without
+	// `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+	// sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+	// every page as without a cursor; `page` counts the items returned before it, so it
+	// is approximate once items were added or removed. A cursor grants nothing: the
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // ListUsersParams defines parameters for ListUsers.
@@ -2248,6 +2302,19 @@ type ListUsersParams struct {
 
 	// Limit Page size.
 	Limit *Limit `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor Continue the list after the page that returned this `next_cursor` (keyset
+	// pagination: a page 10,000 items deep costs the same as the first, and items
+	// added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+	// unchanged, with the same filters and sort as the page it came from and without
+	// `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+	// sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+	// naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+	// every page as without a cursor; `page` counts the items returned before it, so it
+	// is approximate once items were added or removed. A cursor grants nothing: the
+	// list stays limited to what the caller may see. Cursors are issued by the server:
+	// the example (the default task order, no filters) shows their shape.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
 	// Q Case-insensitive substring of the name or email; `%`, `_` and quotes are literal.
 	Q *string `form:"q,omitempty" json:"q,omitempty"`
@@ -4705,6 +4772,18 @@ func NewListAgentRunsRequest(server string, params *ListAgentRunsParams) (*http.
 
 		}
 
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.AgentId != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "agent_id", *params.AgentId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
@@ -5755,6 +5834,18 @@ func NewListTasksRequest(server string, params *ListTasksParams) (*http.Request,
 
 		}
 
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Status != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
@@ -6151,6 +6242,18 @@ func NewListTaskRunsRequest(server string, taskId TaskID, params *ListTaskRunsPa
 
 		}
 
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -6208,6 +6311,18 @@ func NewListUsersRequest(server string, params *ListUsersParams) (*http.Request,
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int32"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

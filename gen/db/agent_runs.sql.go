@@ -756,6 +756,107 @@ func (q *Queries) AgentRunLockCreators(ctx context.Context, userIds []int64) err
 	return err
 }
 
+const agentRunPage = `-- name: AgentRunPage :many
+SELECT agent_runs.id, agent_runs.agent_id, agent_runs.task_id, agent_runs.status, agent_runs.input, agent_runs.output, agent_runs.steps, agent_runs.error_code, agent_runs.error_message, agent_runs.model, agent_runs.prompt_tokens, agent_runs.completion_tokens, agent_runs.total_tokens, agent_runs.attempt, agent_runs.metadata, agent_runs.job_id, agent_runs.created_by, agent_runs.cancel_requested_at, agent_runs.created_at, agent_runs.started_at, agent_runs.completed_at, agent_runs.updated_at, agent_runs.cached_completions, agent_runs.max_steps, agent_runs.max_tool_calls, agent_runs.max_total_tokens, agent_runs.output_schema, agent_runs.output_json, agent_runs.incomplete_reason, agent_runs.model_turns, agent_runs.tool_calls, agent_runs.llm_failures, agent_runs.pending_tool_calls, agent_runs.required_action, agent_runs.expires_at, agent_runs.task_context,
+    (SELECT count(*) FROM agent_runs
+     WHERE ($1::bigint IS NULL OR created_by = $1)
+       AND ($2::bigint IS NULL OR agent_id = $2)
+       AND ($3::bigint IS NULL OR task_id = $3)
+       AND ($4::text IS NULL OR status = $4::text::agent_run_status))::bigint AS total
+FROM agent_runs
+WHERE ($1::bigint IS NULL OR created_by = $1)
+  AND ($2::bigint IS NULL OR agent_id = $2)
+  AND ($3::bigint IS NULL OR task_id = $3)
+  AND ($4::text IS NULL OR status = $4::text::agent_run_status)
+  AND ($5::bigint IS NULL OR agent_runs.id < $5)
+ORDER BY agent_runs.id DESC
+LIMIT $7 OFFSET $6
+`
+
+type AgentRunPageParams struct {
+	CreatedBy *int64
+	AgentID   *int64
+	TaskID    *int64
+	Status    *string
+	BeforeID  *int64
+	SkipRows  int32
+	MaxRows   int32
+}
+
+type AgentRunPageRow struct {
+	AgentRun AgentRun
+	Total    int64
+}
+
+// AgentRunPage returns a page of runs, newest first, matching AgentRunList's filters and
+// older than before_id when it is set, each row with the count of all matching runs:
+// count and page in one statement.
+func (q *Queries) AgentRunPage(ctx context.Context, arg AgentRunPageParams) ([]AgentRunPageRow, error) {
+	rows, err := q.db.Query(ctx, agentRunPage,
+		arg.CreatedBy,
+		arg.AgentID,
+		arg.TaskID,
+		arg.Status,
+		arg.BeforeID,
+		arg.SkipRows,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AgentRunPageRow{}
+	for rows.Next() {
+		var i AgentRunPageRow
+		if err := rows.Scan(
+			&i.AgentRun.ID,
+			&i.AgentRun.AgentID,
+			&i.AgentRun.TaskID,
+			&i.AgentRun.Status,
+			&i.AgentRun.Input,
+			&i.AgentRun.Output,
+			&i.AgentRun.Steps,
+			&i.AgentRun.ErrorCode,
+			&i.AgentRun.ErrorMessage,
+			&i.AgentRun.Model,
+			&i.AgentRun.PromptTokens,
+			&i.AgentRun.CompletionTokens,
+			&i.AgentRun.TotalTokens,
+			&i.AgentRun.Attempt,
+			&i.AgentRun.Metadata,
+			&i.AgentRun.JobID,
+			&i.AgentRun.CreatedBy,
+			&i.AgentRun.CancelRequestedAt,
+			&i.AgentRun.CreatedAt,
+			&i.AgentRun.StartedAt,
+			&i.AgentRun.CompletedAt,
+			&i.AgentRun.UpdatedAt,
+			&i.AgentRun.CachedCompletions,
+			&i.AgentRun.MaxSteps,
+			&i.AgentRun.MaxToolCalls,
+			&i.AgentRun.MaxTotalTokens,
+			&i.AgentRun.OutputSchema,
+			&i.AgentRun.OutputJson,
+			&i.AgentRun.IncompleteReason,
+			&i.AgentRun.ModelTurns,
+			&i.AgentRun.ToolCalls,
+			&i.AgentRun.LlmFailures,
+			&i.AgentRun.PendingToolCalls,
+			&i.AgentRun.RequiredAction,
+			&i.AgentRun.ExpiresAt,
+			&i.AgentRun.TaskContext,
+			&i.Total,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const agentRunRequestCancel = `-- name: AgentRunRequestCancel :one
 UPDATE agent_runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
 WHERE id = $1

@@ -79,6 +79,10 @@ type Querier interface {
 	// that concurrent creations for one user count and insert one after another; user_ids
 	// must be sorted and distinct (one lock order everywhere: no deadlocks).
 	AgentRunLockCreators(ctx context.Context, userIds []int64) error
+	// AgentRunPage returns a page of runs, newest first, matching AgentRunList's filters and
+	// older than before_id when it is set, each row with the count of all matching runs:
+	// count and page in one statement.
+	AgentRunPage(ctx context.Context, arg AgentRunPageParams) ([]AgentRunPageRow, error)
 	// AgentRunRequestCancel records that a run should stop.
 	AgentRunRequestCancel(ctx context.Context, id int64) (AgentRun, error)
 	// AgentRunRequireAction stops a run in progress to wait for approvals until expires_at.
@@ -183,6 +187,12 @@ type Querier interface {
 	// LIKE. The sort CASEs fold to a plain column under custom plans, so each order is
 	// served by its index.
 	TaskList(ctx context.Context, arg TaskListParams) ([]Task, error)
+	// TaskPage returns a page of tasks matching TaskList's filters in the requested order, after
+	// the keyset position (after_time or after_priority, after_id) when after_id is set, and on
+	// every row the count of all matching tasks up to @count_limit and, only when that limit is
+	// reached, the matches in a 1 % block sample (0 otherwise): count and page in one statement.
+	// Run with a custom plan, the unused filters, sort and keyset cases fold away.
+	TaskPage(ctx context.Context, arg TaskPageParams) ([]TaskPageRow, error)
 	// TaskUpdate writes every mutable field of a task whose version still matches; no row
 	// means the task is gone or another writer changed it first.
 	TaskUpdate(ctx context.Context, arg TaskUpdateParams) (Task, error)
@@ -203,6 +213,14 @@ type Querier interface {
 	// UserList returns a page of users matching the optional filters, ordered by id.
 	// q must already be escaped for LIKE.
 	UserList(ctx context.Context, arg UserListParams) ([]User, error)
+	// UserPage returns a page of all users ordered by id, after @after_id (0: from the first),
+	// each row with the count of all users: count and page in one prepared statement. The
+	// skipped users are read from the primary key alone (an index-only scan), and only the
+	// page's rows from the table.
+	UserPage(ctx context.Context, arg UserPageParams) ([]UserPageRow, error)
+	// UserPageFiltered is UserPage for the users matching UserList's optional filters (run with
+	// a custom plan); q must already be escaped for LIKE.
+	UserPageFiltered(ctx context.Context, arg UserPageFilteredParams) ([]UserPageFilteredRow, error)
 	// UserUpdate changes the given fields of a user whose version still matches (end_sessions
 	// bumps its token generation); no row means the user is gone or changed meanwhile.
 	UserUpdate(ctx context.Context, arg UserUpdateParams) (User, error)

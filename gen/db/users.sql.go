@@ -222,6 +222,132 @@ func (q *Queries) UserList(ctx context.Context, arg UserListParams) ([]User, err
 	return items, nil
 }
 
+const userPage = `-- name: UserPage :many
+SELECT users.id, users.name, users.email, users.password_hash, users.is_admin, users.is_active, users.version, users.created_at, users.updated_at, users.token_generation, (SELECT count(*) FROM users)::bigint AS total
+FROM users
+WHERE users.id IN (
+    SELECT p.id FROM users AS p WHERE p.id > $1 ORDER BY p.id LIMIT $3 OFFSET $2
+)
+ORDER BY users.id
+`
+
+type UserPageParams struct {
+	AfterID  int64
+	SkipRows int32
+	MaxRows  int32
+}
+
+type UserPageRow struct {
+	User  User
+	Total int64
+}
+
+// UserPage returns a page of all users ordered by id, after @after_id (0: from the first),
+// each row with the count of all users: count and page in one prepared statement. The
+// skipped users are read from the primary key alone (an index-only scan), and only the
+// page's rows from the table.
+func (q *Queries) UserPage(ctx context.Context, arg UserPageParams) ([]UserPageRow, error) {
+	rows, err := q.db.Query(ctx, userPage, arg.AfterID, arg.SkipRows, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UserPageRow{}
+	for rows.Next() {
+		var i UserPageRow
+		if err := rows.Scan(
+			&i.User.ID,
+			&i.User.Name,
+			&i.User.Email,
+			&i.User.PasswordHash,
+			&i.User.IsAdmin,
+			&i.User.IsActive,
+			&i.User.Version,
+			&i.User.CreatedAt,
+			&i.User.UpdatedAt,
+			&i.User.TokenGeneration,
+			&i.Total,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const userPageFiltered = `-- name: UserPageFiltered :many
+SELECT users.id, users.name, users.email, users.password_hash, users.is_admin, users.is_active, users.version, users.created_at, users.updated_at, users.token_generation,
+    (SELECT count(*) FROM users
+     WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%' OR email ILIKE '%' || $1 || '%')
+       AND ($2::boolean IS NULL OR is_active = $2)
+       AND ($3::boolean IS NULL OR is_admin = $3))::bigint AS total
+FROM users
+WHERE ($1::text IS NULL OR name ILIKE '%' || $1 || '%' OR email ILIKE '%' || $1 || '%')
+  AND ($2::boolean IS NULL OR is_active = $2)
+  AND ($3::boolean IS NULL OR is_admin = $3)
+  AND users.id > $4
+ORDER BY users.id
+LIMIT $6 OFFSET $5
+`
+
+type UserPageFilteredParams struct {
+	Q        *string
+	IsActive *bool
+	IsAdmin  *bool
+	AfterID  int64
+	SkipRows int32
+	MaxRows  int32
+}
+
+type UserPageFilteredRow struct {
+	User  User
+	Total int64
+}
+
+// UserPageFiltered is UserPage for the users matching UserList's optional filters (run with
+// a custom plan); q must already be escaped for LIKE.
+func (q *Queries) UserPageFiltered(ctx context.Context, arg UserPageFilteredParams) ([]UserPageFilteredRow, error) {
+	rows, err := q.db.Query(ctx, userPageFiltered,
+		arg.Q,
+		arg.IsActive,
+		arg.IsAdmin,
+		arg.AfterID,
+		arg.SkipRows,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []UserPageFilteredRow{}
+	for rows.Next() {
+		var i UserPageFilteredRow
+		if err := rows.Scan(
+			&i.User.ID,
+			&i.User.Name,
+			&i.User.Email,
+			&i.User.PasswordHash,
+			&i.User.IsAdmin,
+			&i.User.IsActive,
+			&i.User.Version,
+			&i.User.CreatedAt,
+			&i.User.UpdatedAt,
+			&i.User.TokenGeneration,
+			&i.Total,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const userUpdate = `-- name: UserUpdate :one
 UPDATE users SET
     name          = coalesce($1, name),

@@ -28,6 +28,7 @@ type queries interface {
 	AgentRunGetByID(ctx context.Context, id int64) (db.AgentRun, error)
 	AgentRunGetByIDForUpdate(ctx context.Context, id int64) (db.AgentRun, error)
 	AgentRunList(ctx context.Context, arg db.AgentRunListParams) ([]db.AgentRun, error)
+	AgentRunPage(ctx context.Context, arg db.AgentRunPageParams) ([]db.AgentRunPageRow, error)
 	AgentRunLockCreators(ctx context.Context, userIDs []int64) error
 	AgentRunRequestCancel(ctx context.Context, id int64) (db.AgentRun, error)
 	AgentRunSaveProgress(ctx context.Context, arg db.AgentRunSaveProgressParams) error

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"enterprise-automation/gen/db"
@@ -443,24 +444,56 @@ func (s *Service) listRuns(ctx context.Context, f db.AgentRunCountParams, p RunL
 		st := string(*p.Status)
 		f.Status = &st
 	}
-	var rows []db.AgentRun
-	total, err := s.store.AgentRunCount(ctx, f)
-	if err == nil && total > int64(p.Page.Skip) {
-		rows, err = s.store.AgentRunList(ctx, db.AgentRunListParams{
-			CreatedBy: f.CreatedBy, AgentID: f.AgentID, TaskID: f.TaskID, Status: f.Status,
-			SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
-		})
+	filter := page.Fingerprint(runFilterID(f.CreatedBy), runFilterID(f.AgentID), runFilterID(f.TaskID), runFilterStatus(f.Status))
+	cur, err := page.ParseCursor(p.Page, runListSort, filter)
+	if err != nil {
+		return page.Page[Run]{}, err
+	}
+	args := db.AgentRunPageParams{
+		CreatedBy: f.CreatedBy, AgentID: f.AgentID, TaskID: f.TaskID, Status: f.Status,
+		SkipRows: p.Page.Skip, MaxRows: p.Page.Limit + 1,
+	}
+	pos := int64(p.Page.Skip)
+	if cur != nil {
+		pos, args.BeforeID = cur.Pos, &cur.ID
+	}
+	// Count and page in one statement; only a page past the end needs a second one.
+	res, err := s.store.AgentRunPage(ctx, args)
+	var total int64
+	if err == nil && len(res) > 0 {
+		total = res[0].Total
+	} else if err == nil && pos > 0 {
+		total, err = s.store.AgentRunCount(ctx, f)
 	}
 	if err != nil {
 		return page.Page[Run]{}, fmt.Errorf("agent: list runs: %w", err)
 	}
-	items := make([]Run, len(rows))
-	for i, r := range rows {
-		if items[i], err = runFromRow(r); err != nil {
+	items := make([]Run, len(res))
+	for i, r := range res {
+		if items[i], err = runFromRow(r.AgentRun); err != nil {
 			return page.Page[Run]{}, err
 		}
 	}
-	return page.New(items, total, p.Page), nil
+	return page.NewKeyset(items, total, p.Page, pos, func(last Run) page.Cursor {
+		return page.Cursor{Sort: runListSort, Filter: filter, ID: last.ID}
+	}), nil
+}
+
+// runListSort is the run list's only order (newest first), which its cursors name.
+const runListSort = "-id"
+
+func runFilterID(v *int64) string {
+	if v == nil {
+		return ""
+	}
+	return strconv.FormatInt(*v, 10)
+}
+
+func runFilterStatus(v *string) string {
+	if v == nil {
+		return ""
+	}
+	return *v
 }
 
 // CancelRun stops a run: a queued one is cancelled at once, a running one is asked to

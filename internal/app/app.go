@@ -42,7 +42,7 @@ import (
 
 // Version is the service version reported by GET / and `automation version`; it is the
 // contract's info.version (a test keeps them equal).
-const Version = "2.0.0"
+const Version = "2.1.0"
 
 // Commit is the source revision the binary was built from: set with
 // -ldflags "-X enterprise-automation/internal/app.Commit=…", else read from the build's

@@ -68,7 +68,8 @@ func runPage(p page.Page[agent.Run]) (api.AgentRunPage, error) {
 			return api.AgentRunPage{}, err
 		}
 	}
-	return api.AgentRunPage{Items: items, Total: p.Total, Page: p.Page, PageSize: p.PageSize, TotalPages: p.TotalPages}, nil
+	return api.AgentRunPage{Items: items, Total: p.Total, Page: p.Page, PageSize: p.PageSize, TotalPages: p.TotalPages,
+		NextCursor: nextCursor(p.NextCursor)}, nil
 }
 
 func toolNames(t *api.AgentTools) []string {
@@ -205,7 +206,11 @@ func (s *Server) CreateAgentRun(ctx context.Context, req api.CreateAgentRunReque
 // ListAgentRuns implements GET /api/v1/agent-runs.
 func (s *Server) ListAgentRuns(ctx context.Context, req api.ListAgentRunsRequestObject) (api.ListAgentRunsResponseObject, error) {
 	q := req.Params
-	p := agent.RunListParams{Page: page.NewRequest(q.Skip, q.Limit), AgentID: q.AgentId, TaskID: q.TaskId}
+	pr, err := page.NewCursorRequest(q.Skip, q.Limit, q.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	p := agent.RunListParams{Page: pr, AgentID: q.AgentId, TaskID: q.TaskId}
 	if q.Status != nil {
 		st := agent.RunStatus(*q.Status)
 		p.Status = &st
@@ -249,7 +254,11 @@ func (s *Server) CancelAgentRun(ctx context.Context, req api.CancelAgentRunReque
 
 // ListTaskRuns implements GET /api/v1/tasks/{task_id}/runs.
 func (s *Server) ListTaskRuns(ctx context.Context, req api.ListTaskRunsRequestObject) (api.ListTaskRunsResponseObject, error) {
-	res, err := s.agents.ListTaskRuns(ctx, actor(ctx), req.TaskId, page.NewRequest(req.Params.Skip, req.Params.Limit))
+	pr, err := page.NewCursorRequest(req.Params.Skip, req.Params.Limit, req.Params.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.agents.ListTaskRuns(ctx, actor(ctx), req.TaskId, pr)
 	if err != nil {
 		return nil, err
 	}

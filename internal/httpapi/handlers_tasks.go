@@ -109,8 +109,12 @@ func (s *Server) CreateTask(ctx context.Context, req api.CreateTaskRequestObject
 // ListTasks implements GET /api/v1/tasks.
 func (s *Server) ListTasks(ctx context.Context, req api.ListTasksRequestObject) (api.ListTasksResponseObject, error) {
 	q := req.Params
+	pr, err := page.NewCursorRequest(q.Skip, q.Limit, q.Cursor)
+	if err != nil {
+		return nil, err
+	}
 	p := task.ListParams{
-		Page: page.NewRequest(q.Skip, q.Limit), AssigneeID: q.AssigneeId, CreatedBy: q.CreatedBy, Tag: q.Tag, Q: q.Q,
+		Page: pr, AssigneeID: q.AssigneeId, CreatedBy: q.CreatedBy, Tag: q.Tag, Q: q.Q,
 		DueBefore: q.DueBefore, DueAfter: q.DueAfter,
 	}
 	if q.Status != nil {

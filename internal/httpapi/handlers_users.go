@@ -53,14 +53,17 @@ func (s *Server) CreateUser(ctx context.Context, req api.CreateUserRequestObject
 // ListUsers implements GET /api/v1/users.
 func (s *Server) ListUsers(ctx context.Context, req api.ListUsersRequestObject) (api.ListUsersResponseObject, error) {
 	p := req.Params
-	res, err := s.users.List(ctx, actor(ctx), user.ListParams{
-		Page: page.NewRequest(p.Skip, p.Limit), Q: p.Q, IsActive: p.IsActive, IsAdmin: p.IsAdmin,
-	})
+	pr, err := page.NewCursorRequest(p.Skip, p.Limit, p.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.users.List(ctx, actor(ctx), user.ListParams{Page: pr, Q: p.Q, IsActive: p.IsActive, IsAdmin: p.IsAdmin})
 	if err != nil {
 		return nil, err
 	}
 	out := page.Map(res, toUser)
-	return api.ListUsers200JSONResponse{Items: out.Items, Total: out.Total, Page: out.Page, PageSize: out.PageSize, TotalPages: out.TotalPages}, nil
+	return api.ListUsers200JSONResponse{Items: out.Items, Total: out.Total, Page: out.Page, PageSize: out.PageSize, TotalPages: out.TotalPages,
+		NextCursor: nextCursor(out.NextCursor)}, nil
 }
 
 // GetCurrentUser implements GET /api/v1/users/me.

@@ -67,19 +67,23 @@ func TestTaskPageJSON(t *testing.T) {
 		{ID: 1, Title: "a", Status: task.StatusPending, Priority: task.PriorityLow, Metadata: []byte(`{"k": [1]}`), CreatedAt: now, UpdatedAt: now},
 		{ID: 2, Title: "b", Status: task.StatusFailed, Priority: task.PriorityHigh, Metadata: []byte(`{}`), CreatedAt: now, UpdatedAt: now},
 	}} {
-		w := httptest.NewRecorder()
-		require.NoError(t, taskPageResponse{Items: items, Page: 2, PageSize: 20, Total: 12345, TotalPages: 618, TotalIsEstimate: true}.VisitListTasksResponse(w))
-		require.Equal(t, 200, w.Code)
-		require.Equal(t, "application/json", w.Header().Get("Content-Type"))
-		want := api.TaskPage{Items: []api.Task{}, Page: 2, PageSize: 20, Total: 12345, TotalPages: 618, TotalIsEstimate: true}
-		for _, tk := range items {
-			gt, err := toTask(tk)
+		for _, cursor := range []string{"", "eyJzIjoiLWNyZWF0ZWRfYXQi-_0"} {
+			w := httptest.NewRecorder()
+			require.NoError(t, taskPageResponse{Items: items, Page: 2, PageSize: 20, Total: 12345, TotalPages: 618, TotalIsEstimate: true,
+				NextCursor: cursor}.VisitListTasksResponse(w))
+			require.Equal(t, 200, w.Code)
+			require.Equal(t, "application/json", w.Header().Get("Content-Type"))
+			want := api.TaskPage{Items: []api.Task{}, Page: 2, PageSize: 20, Total: 12345, TotalPages: 618, TotalIsEstimate: true,
+				NextCursor: nextCursor(cursor)}
+			for _, tk := range items {
+				gt, err := toTask(tk)
+				require.NoError(t, err)
+				want.Items = append(want.Items, gt)
+			}
+			wantJSON, err := json.Marshal(want)
 			require.NoError(t, err)
-			want.Items = append(want.Items, gt)
+			require.JSONEq(t, string(wantJSON), w.Body.String())
 		}
-		wantJSON, err := json.Marshal(want)
-		require.NoError(t, err)
-		require.JSONEq(t, string(wantJSON), w.Body.String())
 	}
 
 	w := httptest.NewRecorder()

@@ -175,7 +175,7 @@ func TestWebhookLifecycle(t *testing.T) {
 		require.Equal(t, apiTask, ev["data"], "data is the task exactly as the API returned it")
 		require.Regexp(t, `^msg_[0-9a-f]{32}$`, hr.Header.Get("webhook-id"))
 		require.Equal(t, "application/json", hr.Header.Get("Content-Type"))
-		require.Contains(t, hr.Header.Get("User-Agent"), "EnterpriseAutomation-Webhooks/2.0.0")
+		require.Contains(t, hr.Header.Get("User-Agent"), "EnterpriseAutomation-Webhooks/2.1.0")
 
 		st := client.TaskStatusInProgress
 		up, err := admin.UpdateTaskWithResponse(ctx, task.Id, nil, client.UpdateTaskJSONRequestBody{Status: &st})

@@ -213,10 +213,10 @@ func (t translating) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 // its cheaper generic plan. TestCustomPlanQueriesExistAndRunUnprepared fails when a name
 // here no longer matches a generated query.
 var customPlanQueries = []string{
-	"TaskList", "TaskCount", "TaskCountUpTo", "TaskCountSample",
-	"UserList", "UserCount",
+	"TaskList", "TaskCount", "TaskCountUpTo", "TaskCountSample", "TaskPage",
+	"UserList", "UserCount", "UserPageFiltered",
 	"AgentList", "AgentCount",
-	"AgentRunList", "AgentRunCount",
+	"AgentRunList", "AgentRunCount", "AgentRunPage",
 }
 
 // customPlanPrefixes are the first bytes of the SQL of customPlanQueries: sqlc starts

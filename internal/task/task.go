@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -33,6 +34,7 @@ type queries interface {
 	TaskCount(ctx context.Context, arg db.TaskCountParams) (int64, error)
 	TaskCountUpTo(ctx context.Context, arg db.TaskCountUpToParams) (int64, error)
 	TaskCountSample(ctx context.Context, arg db.TaskCountSampleParams) (int64, error)
+	TaskPage(ctx context.Context, arg db.TaskPageParams) ([]db.TaskPageRow, error)
 	UserGetByID(ctx context.Context, id int64) (db.User, error)
 	AuditEventCreate(ctx context.Context, arg db.AuditEventCreateParams) error
 }
@@ -208,23 +210,59 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 		q := page.EscapeLike(*p.Q)
 		f.Q = &q
 	}
-	var rows []db.Task
-	// Count and page are two statements with their own snapshots (as they would be in a
-	// read-committed transaction, minus its two round trips).
-	total, estimated, err := s.count(ctx, f)
-	if err == nil && (estimated || total > int64(p.Page.Skip)) {
-		rows, err = s.store.TaskList(ctx, db.TaskListParams{
-			VisibleTo: f.VisibleTo, Statuses: f.Statuses, Priority: f.Priority, AssigneeID: f.AssigneeID,
-			CreatedBy: f.CreatedBy, Tag: f.Tag, Q: f.Q, DueBefore: f.DueBefore, DueAfter: f.DueAfter,
-			Sort: p.Sort, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
-		})
+	filter := page.Fingerprint(fingerprintParts(f)...)
+	cur, err := page.ParseCursor(p.Page, p.Sort, filter)
+	if err != nil {
+		return page.Page[Task]{}, err
+	}
+	pos := int64(p.Page.Skip)
+	args := db.TaskPageParams{
+		CountLimit: s.countLimit(),
+		VisibleTo:  f.VisibleTo, Statuses: f.Statuses, Priority: f.Priority, AssigneeID: f.AssigneeID,
+		CreatedBy: f.CreatedBy, Tag: f.Tag, Q: f.Q, DueBefore: f.DueBefore, DueAfter: f.DueAfter,
+		Sort: p.Sort, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit + 1,
+	}
+	if cur != nil {
+		pos = cur.Pos
+		if err := setAfter(&args, cur); err != nil {
+			return page.Page[Task]{}, err
+		}
+	}
+	// Count and page in one statement (its snapshot serves both); only a page past the
+	// end needs a second statement for the total.
+	res, err := s.store.TaskPage(ctx, args)
+	var total int64
+	var estimated bool
+	if err == nil && len(res) > 0 {
+		total, estimated = res[0].Counted, res[0].Counted >= args.CountLimit
+		if estimated {
+			total = max(total, res[0].Sampled*100)
+		}
+	} else if err == nil && pos > 0 {
+		total, estimated, err = s.count(ctx, f)
 	}
 	if err != nil {
 		return page.Page[Task]{}, fmt.Errorf("task: list: %w", err)
 	}
-	pg := page.New(tasksFromRows(rows), total, p.Page)
+	rows := make([]db.Task, len(res))
+	for i, r := range res {
+		rows[i] = r.Task
+	}
+	sort := p.Sort
+	pg := page.NewKeyset(tasksFromRows(rows), total, p.Page, pos, func(last Task) page.Cursor {
+		return cursorAfter(last, sort, filter)
+	})
 	pg.TotalIsEstimate = estimated
 	return pg, nil
+}
+
+// countLimit is TaskPage's count_limit: one more than the exact-total limit, so that
+// reaching it tells the total is larger (no limit when every total is exact).
+func (s *Service) countLimit() int64 {
+	if s.exactTotal <= 0 {
+		return math.MaxInt64
+	}
+	return s.exactTotal + 1
 }
 
 // count counts the matching tasks exactly up to the exact-total limit. Beyond it, counting

@@ -15,6 +15,8 @@ type queries interface {
 	UserGetByEmail(ctx context.Context, email string) (db.User, error)
 	UserCount(ctx context.Context, arg db.UserCountParams) (int64, error)
 	UserList(ctx context.Context, arg db.UserListParams) ([]db.User, error)
+	UserPage(ctx context.Context, arg db.UserPageParams) ([]db.UserPageRow, error)
+	UserPageFiltered(ctx context.Context, arg db.UserPageFilteredParams) ([]db.UserPageFilteredRow, error)
 }
 
 // txQueries are the queries the service runs in its transactions.

@@ -168,7 +168,8 @@ type ListParams struct {
 	IsAdmin  *bool
 }
 
-// List returns a page of users. Forbidden unless actor is an admin.
+// List returns a page of users ordered by id, from p.Page's skip or after its cursor.
+// Forbidden unless actor is an admin; Invalid for a cursor of other filters.
 func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) (page.Page[User], error) {
 	if !actor.IsAdmin {
 		return page.Page[User]{}, errAdminRequired
@@ -178,14 +179,36 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 		escaped := page.EscapeLike(*p.Q)
 		q = &escaped
 	}
+	filter := page.Fingerprint(deref(p.Q), optBool(p.IsActive), optBool(p.IsAdmin))
+	cur, err := page.ParseCursor(p.Page, listSort, filter)
+	if err != nil {
+		return page.Page[User]{}, err
+	}
+	pos, afterID := int64(p.Page.Skip), int64(0)
+	if cur != nil {
+		pos, afterID = cur.Pos, cur.ID
+	}
+	// Count and page in one statement; only a page past the end needs a second one for
+	// the total. Without filters the statement is prepared once and planned generically.
 	var rows []db.User
-	// Count and page are two statements with their own snapshots (as they would be in a
-	// read-committed transaction, minus its two round trips).
-	total, err := s.store.UserCount(ctx, db.UserCountParams{Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin})
-	if err == nil && total > int64(p.Page.Skip) {
-		rows, err = s.store.UserList(ctx, db.UserListParams{
-			Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit,
+	var total int64
+	if q == nil && p.IsActive == nil && p.IsAdmin == nil {
+		var res []db.UserPageRow
+		res, err = s.store.UserPage(ctx, db.UserPageParams{AfterID: afterID, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit + 1})
+		for _, r := range res {
+			rows, total = append(rows, r.User), r.Total
+		}
+	} else {
+		var res []db.UserPageFilteredRow
+		res, err = s.store.UserPageFiltered(ctx, db.UserPageFilteredParams{
+			Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin, AfterID: afterID, SkipRows: p.Page.Skip, MaxRows: p.Page.Limit + 1,
 		})
+		for _, r := range res {
+			rows, total = append(rows, r.User), r.Total
+		}
+	}
+	if err == nil && len(rows) == 0 && pos > 0 {
+		total, err = s.store.UserCount(ctx, db.UserCountParams{Q: q, IsActive: p.IsActive, IsAdmin: p.IsAdmin})
 	}
 	if err != nil {
 		return page.Page[User]{}, fmt.Errorf("user: list: %w", err)
@@ -194,7 +217,29 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 	for i, r := range rows {
 		items[i] = userFromRow(r)
 	}
-	return page.New(items, total, p.Page), nil
+	return page.NewKeyset(items, total, p.Page, pos, func(last User) page.Cursor {
+		return page.Cursor{Sort: listSort, Filter: filter, ID: last.ID}
+	}), nil
+}
+
+// listSort is the user list's only order, which its cursors name.
+const listSort = "id"
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return "=" + *s
+}
+
+func optBool(b *bool) string {
+	switch {
+	case b == nil:
+		return ""
+	case *b:
+		return "true"
+	}
+	return "false"
 }
 
 // UpdateParams are the fields to change; nil leaves a field as it is.

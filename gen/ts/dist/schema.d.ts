@@ -1237,6 +1237,12 @@ export interface components {
              * @example 1
              */
             total_pages: number;
+            /**
+             * @description Pass as `cursor` (with the same filters and sort) for the page after this one;
+             *     null on the last page.
+             * @example null
+             */
+            next_cursor: string | null;
         };
         /**
          * @description What an API key may do; each `/api/v1` operation names the one it needs in `x-required-scope`.
@@ -1529,6 +1535,12 @@ export interface components {
              * @example false
              */
             total_is_estimate: boolean;
+            /**
+             * @description Pass as `cursor` (with the same filters and sort) for the page after this one;
+             *     null on the last page.
+             * @example null
+             */
+            next_cursor: string | null;
         };
         /**
          * @description A built-in tool: `get_task` reads a task, `search_tasks` lists tasks, `create_task`
@@ -2138,6 +2150,12 @@ export interface components {
              * @example 0
              */
             total_pages: number;
+            /**
+             * @description Pass as `cursor` (with the same filters and sort) for the page after this one;
+             *     null on the last page.
+             * @example null
+             */
+            next_cursor: string | null;
         };
         /** @description Who made the change. `user_id` is the user acting, or on whose behalf a key or run acted. */
         AuditActor: {
@@ -2760,6 +2778,21 @@ export interface components {
         /** @description Page size. */
         Limit: number;
         /**
+         * @description Continue the list after the page that returned this `next_cursor` (keyset
+         *     pagination: a page 10,000 items deep costs the same as the first, and items
+         *     added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+         *     unchanged, with the same filters and sort as the page it came from and without
+         *     `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+         *     sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+         *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+         *     every page as without a cursor; `page` counts the items returned before it, so it
+         *     is approximate once items were added or removed. A cursor grants nothing: the
+         *     list stays limited to what the caller may see. Cursors are issued by the server:
+         *     the example (the default task order, no filters) shows their shape.
+         * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
+         */
+        Cursor: string;
+        /**
          * @description The user's id. The example, 2, is the first user created after the first
          *     administrator (id 1): on a fresh server, run createUser's example first.
          * @example 2
@@ -3161,6 +3194,21 @@ export interface operations {
                 skip?: components["parameters"]["Skip"];
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Continue the list after the page that returned this `next_cursor` (keyset
+                 *     pagination: a page 10,000 items deep costs the same as the first, and items
+                 *     added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+                 *     unchanged, with the same filters and sort as the page it came from and without
+                 *     `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+                 *     sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+                 *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+                 *     every page as without a cursor; `page` counts the items returned before it, so it
+                 *     is approximate once items were added or removed. A cursor grants nothing: the
+                 *     list stays limited to what the caller may see. Cursors are issued by the server:
+                 *     the example (the default task order, no filters) shows their shape.
+                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
+                 */
+                cursor?: components["parameters"]["Cursor"];
                 /**
                  * @description Case-insensitive substring of the name or email; `%`, `_` and quotes are literal.
                  * @example ada
@@ -3798,6 +3846,21 @@ export interface operations {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
                 /**
+                 * @description Continue the list after the page that returned this `next_cursor` (keyset
+                 *     pagination: a page 10,000 items deep costs the same as the first, and items
+                 *     added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+                 *     unchanged, with the same filters and sort as the page it came from and without
+                 *     `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+                 *     sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+                 *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+                 *     every page as without a cursor; `page` counts the items returned before it, so it
+                 *     is approximate once items were added or removed. A cursor grants nothing: the
+                 *     list stays limited to what the caller may see. Cursors are issued by the server:
+                 *     the example (the default task order, no filters) shows their shape.
+                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
+                 */
+                cursor?: components["parameters"]["Cursor"];
+                /**
                  * @description Only runs of this agent.
                  * @example 1
                  */
@@ -4135,6 +4198,21 @@ export interface operations {
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
                 /**
+                 * @description Continue the list after the page that returned this `next_cursor` (keyset
+                 *     pagination: a page 10,000 items deep costs the same as the first, and items
+                 *     added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+                 *     unchanged, with the same filters and sort as the page it came from and without
+                 *     `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+                 *     sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+                 *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+                 *     every page as without a cursor; `page` counts the items returned before it, so it
+                 *     is approximate once items were added or removed. A cursor grants nothing: the
+                 *     list stays limited to what the caller may see. Cursors are issued by the server:
+                 *     the example (the default task order, no filters) shows their shape.
+                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
+                 */
+                cursor?: components["parameters"]["Cursor"];
+                /**
                  * @description Only tasks in one of these states (repeat the parameter for several).
                  * @example [
                  *       "pending",
@@ -4398,6 +4476,21 @@ export interface operations {
                 skip?: components["parameters"]["Skip"];
                 /** @description Page size. */
                 limit?: components["parameters"]["Limit"];
+                /**
+                 * @description Continue the list after the page that returned this `next_cursor` (keyset
+                 *     pagination: a page 10,000 items deep costs the same as the first, and items
+                 *     added or removed meanwhile neither repeat nor skip others). Opaque: send it back
+                 *     unchanged, with the same filters and sort as the page it came from and without
+                 *     `skip` (`limit` may change). A cursor that was altered, or that belongs to another
+                 *     sort or other filters, gets 422 naming `cursor`; `skip` with `cursor` gets 422
+                 *     naming `skip`. `total`, `total_pages` and `total_is_estimate` are computed on
+                 *     every page as without a cursor; `page` counts the items returned before it, so it
+                 *     is approximate once items were added or removed. A cursor grants nothing: the
+                 *     list stays limited to what the caller may see. Cursors are issued by the server:
+                 *     the example (the default task order, no filters) shows their shape.
+                 * @example eyJzIjoiLWNyZWF0ZWRfYXQiLCJmIjoiWU5xanBmZmItaUFQIiwiayI6IjIwMjYtMDMtMDFUMTI6MDA6MDBaIiwiaSI6NDIsInAiOjEwMH3K9BYOVHvWmg
+                 */
+                cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
             path: {

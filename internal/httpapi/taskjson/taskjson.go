@@ -88,7 +88,14 @@ func AppendPage(b []byte, p page.Page[task.Task]) ([]byte, error) {
 			return nil, err
 		}
 	}
-	b = append(b, `],"page":`...)
+	b = append(b, `],"next_cursor":`...)
+	if p.NextCursor == "" {
+		b = append(b, "null"...)
+	} else {
+		// A cursor is URL-safe base64: nothing in it needs escaping.
+		b = append(append(append(b, '"'), p.NextCursor...), '"')
+	}
+	b = append(b, `,"page":`...)
 	b = strconv.AppendInt(b, int64(p.Page), 10)
 	b = append(b, `,"page_size":`...)
 	b = strconv.AppendInt(b, int64(p.PageSize), 10)
