@@ -87,9 +87,8 @@ func (t *Tool) Request(ctx context.Context, arguments json.RawMessage) (*http.Re
 		if trimmed[0] != '{' {
 			return nil, &ArgumentError{Location: "body", Field: "arguments", Message: "must be a JSON object"}
 		}
-		dec := json.NewDecoder(bytes.NewReader(trimmed))
-		dec.UseNumber()
-		if err := dec.Decode(&args); err != nil {
+		// The values stay raw (numbers keep their text); one Unmarshal, no Decoder.
+		if err := json.Unmarshal(trimmed, &args); err != nil {
 			return nil, &ArgumentError{Location: "body", Field: "arguments", Message: "must be a JSON object"}
 		}
 	}

@@ -152,9 +152,9 @@ func (s *Server) callTool(t *genmcp.Tool) mcp.ToolHandler {
 			return rec.result(), nil
 		}
 		if call.Extra != nil {
-			for _, h := range []string{echo.HeaderAuthorization, apiKeyHeader, echo.HeaderXForwardedFor, echo.HeaderXRealIP} {
-				if v := call.Extra.Header.Values(h); len(v) > 0 {
-					req.Header[http.CanonicalHeaderKey(h)] = v
+			for _, h := range mcpForwardedHeaders {
+				if v := call.Extra.Header[h]; len(v) > 0 {
+					req.Header[h] = v
 				}
 			}
 		}
@@ -165,6 +165,13 @@ func (s *Server) callTool(t *genmcp.Tool) mcp.ToolHandler {
 		s.echo.ServeHTTP(rec, req)
 		return rec.result(), nil
 	}
+}
+
+// mcpForwardedHeaders are the headers of the /mcp request a tool call's request
+// carries (canonical keys): the credential and the client address.
+var mcpForwardedHeaders = []string{
+	http.CanonicalHeaderKey(echo.HeaderAuthorization), http.CanonicalHeaderKey(apiKeyHeader),
+	http.CanonicalHeaderKey(echo.HeaderXForwardedFor), http.CanonicalHeaderKey(echo.HeaderXRealIP),
 }
 
 // toolResponse records the operation's answer in memory.
