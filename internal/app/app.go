@@ -351,6 +351,8 @@ type services struct {
 	stopMetrics func()
 	// stopListening ends the notifier's connection.
 	stopListening func()
+	// stopDispatching ends the webhook dispatcher (outbox events to deliveries).
+	stopDispatching func()
 }
 
 // close releases what services started: the profiling and metrics endpoints, the
@@ -358,6 +360,7 @@ type services struct {
 func (s *services) close() {
 	s.stopProfiles()
 	s.stopMetrics()
+	s.stopDispatching()
 	s.stopListening()
 	s.shared.close()
 }
@@ -431,7 +434,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		notifier.Run(listenCtx)
 	}()
 	return &services{
-		notifier: notifier, stopListening: func() { stopListening(); <-listening },
+		notifier: notifier, stopListening: func() { stopListening(); <-listening }, stopDispatching: hooks.StartDispatcher(),
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache).WithEvents(hooks), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser).
 			WithLimits(agent.Limits{MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls}).WithEvents(hooks), queue: q,

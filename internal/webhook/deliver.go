@@ -62,6 +62,7 @@ type Deliverer struct {
 	mu       sync.Mutex
 	inFlight map[int64]int
 	now      func() time.Time
+	log      *recorder
 }
 
 // NewDeliverer builds a Deliverer over the store's queries.
@@ -103,7 +104,7 @@ func NewDeliverer(s queries, opts DelivererOptions) *Deliverer {
 		// Redirects are not followed: a 3xx is an answer like any other non-2xx.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Deliverer{store: s, client: client, opts: opts, inFlight: map[int64]int{}, now: time.Now}
+	return &Deliverer{store: s, client: client, opts: opts, inFlight: map[int64]int{}, now: time.Now, log: &recorder{store: s}}
 }
 
 // Result is what an attempt asks of its job.
@@ -131,7 +132,7 @@ func (d *Deliverer) Attempt(ctx context.Context, id int64) (Result, error) {
 	}
 	if !r.IsActive {
 		msg := "endpoint is inactive"
-		return Result{}, d.record(ctx, db.WebhookDeliveryRecordParams{ID: id, Status: string(StatusFailed), LastError: &msg})
+		return Result{}, d.record(ctx, attemptOutcome{ID: id, Status: string(StatusFailed), LastError: &msg})
 	}
 	if !d.acquire(r.EndpointID) {
 		return Result{Busy: true, Retry: d.jitter(250 * time.Millisecond)}, nil
@@ -139,7 +140,7 @@ func (d *Deliverer) Attempt(ctx context.Context, id int64) (Result, error) {
 	out := d.send(ctx, r)
 	d.release(r.EndpointID)
 
-	rec := db.WebhookDeliveryRecordParams{ID: id, LastError: out.err, LastResponseBody: out.body}
+	rec := attemptOutcome{ID: id, LastError: out.err, LastResponseBody: out.body}
 	if out.status != 0 {
 		code := int32(out.status)
 		rec.LastStatusCode = &code
@@ -170,12 +171,11 @@ func (d *Deliverer) Attempt(ctx context.Context, id int64) (Result, error) {
 	return res, d.record(ctx, rec)
 }
 
-func (d *Deliverer) record(ctx context.Context, p db.WebhookDeliveryRecordParams) error {
-	// Recorded even when the job's context ended meanwhile: the attempt happened.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := d.store.WebhookDeliveryRecord(ctx, p); err != nil {
-		return fmt.Errorf("webhook: record attempt of %d: %w", p.ID, err)
+// record stores an attempt's outcome and returns once it is committed (so that a job
+// never completes before its delivery's log says what happened).
+func (d *Deliverer) record(ctx context.Context, o attemptOutcome) error {
+	if err := d.log.record(ctx, o); err != nil {
+		return fmt.Errorf("webhook: record attempt of %d: %w", o.ID, err)
 	}
 	return nil
 }

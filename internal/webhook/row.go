@@ -17,14 +17,14 @@ type queries interface {
 	WebhookRotateSecret(ctx context.Context, arg db.WebhookRotateSecretParams) (db.WebhookEndpoint, error)
 	WebhookDisable(ctx context.Context, arg db.WebhookDisableParams) error
 	WebhookDelete(ctx context.Context, id int64) (int64, error)
-	WebhookEventEmit(ctx context.Context, arg db.WebhookEventEmitParams) ([]int64, error)
+	WebhookEventEmit(ctx context.Context, arg db.WebhookEventEmitParams) (int64, error)
 	WebhookEventEmitTo(ctx context.Context, arg db.WebhookEventEmitToParams) (int64, error)
 	WebhookDeliveryList(ctx context.Context, arg db.WebhookDeliveryListParams) ([]db.WebhookDeliveryListRow, error)
 	WebhookDeliveryCount(ctx context.Context, arg db.WebhookDeliveryCountParams) (int64, error)
 	WebhookDeliveryGet(ctx context.Context, arg db.WebhookDeliveryGetParams) (db.WebhookDeliveryGetRow, error)
 	WebhookDeliveryReset(ctx context.Context, arg db.WebhookDeliveryResetParams) (int64, error)
 	WebhookDeliveryForAttempt(ctx context.Context, id int64) (db.WebhookDeliveryForAttemptRow, error)
-	WebhookDeliveryRecord(ctx context.Context, arg db.WebhookDeliveryRecordParams) error
+	WebhookDeliveryRecord(ctx context.Context, outcomes []byte) error
 	WebhookDeliveryDepth(ctx context.Context) ([]db.WebhookDeliveryDepthRow, error)
 	WebhookSubscribedTypes(ctx context.Context) ([]string, error)
 }
