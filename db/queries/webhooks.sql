@@ -116,8 +116,9 @@ JOIN webhook_endpoints e ON e.id = d.endpoint_id
 WHERE d.id = @id;
 
 -- name: WebhookDeliveryRecord :exec
--- WebhookDeliveryRecord stores the outcomes of attempts, one per delivery: a JSON array of
--- {id, status, last_status_code, last_error, last_response_body, next_attempt_at}.
+-- WebhookDeliveryRecord stores the outcomes of attempts, one per delivery (ids: theirs, so
+-- that the rows are found by index): a JSON array of {id, status, last_status_code,
+-- last_error, last_response_body, next_attempt_at}.
 UPDATE webhook_deliveries d
 SET status = r.status, attempts = d.attempts + 1, last_status_code = r.last_status_code,
     last_error = r.last_error, last_response_body = r.last_response_body,
@@ -125,7 +126,7 @@ SET status = r.status, attempts = d.attempts + 1, last_status_code = r.last_stat
     delivered_at = CASE WHEN r.status = 'succeeded' THEN now() ELSE d.delivered_at END
 FROM jsonb_to_recordset(@outcomes::jsonb) AS r(id bigint, status text, last_status_code integer,
     last_error text, last_response_body text, next_attempt_at timestamptz)
-WHERE d.id = r.id;
+WHERE d.id = ANY(@ids::bigint[]) AND d.id = r.id;
 
 -- name: WebhookDeliveryReset :one
 -- WebhookDeliveryReset puts a delivery back to pending for a redelivery (attempts start over).

@@ -226,9 +226,10 @@ type Querier interface {
 	WebhookDeliveryGet(ctx context.Context, arg WebhookDeliveryGetParams) (WebhookDeliveryGetRow, error)
 	// WebhookDeliveryList returns a page of an endpoint's deliveries, newest first, with their events.
 	WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryListParams) ([]WebhookDeliveryListRow, error)
-	// WebhookDeliveryRecord stores the outcomes of attempts, one per delivery: a JSON array of
-	// {id, status, last_status_code, last_error, last_response_body, next_attempt_at}.
-	WebhookDeliveryRecord(ctx context.Context, outcomes []byte) error
+	// WebhookDeliveryRecord stores the outcomes of attempts, one per delivery (ids: theirs, so
+	// that the rows are found by index): a JSON array of {id, status, last_status_code,
+	// last_error, last_response_body, next_attempt_at}.
+	WebhookDeliveryRecord(ctx context.Context, arg WebhookDeliveryRecordParams) error
 	// WebhookDeliveryReset puts a delivery back to pending for a redelivery (attempts start over).
 	WebhookDeliveryReset(ctx context.Context, arg WebhookDeliveryResetParams) (int64, error)
 	// WebhookDisable deactivates an endpoint on the system's behalf, saying why.

@@ -334,15 +334,21 @@ SET status = r.status, attempts = d.attempts + 1, last_status_code = r.last_stat
     last_error = r.last_error, last_response_body = r.last_response_body,
     next_attempt_at = r.next_attempt_at,
     delivered_at = CASE WHEN r.status = 'succeeded' THEN now() ELSE d.delivered_at END
-FROM jsonb_to_recordset($1::jsonb) AS r(id bigint, status text, last_status_code integer,
+FROM jsonb_to_recordset($2::jsonb) AS r(id bigint, status text, last_status_code integer,
     last_error text, last_response_body text, next_attempt_at timestamptz)
-WHERE d.id = r.id
+WHERE d.id = ANY($1::bigint[]) AND d.id = r.id
 `
 
-// WebhookDeliveryRecord stores the outcomes of attempts, one per delivery: a JSON array of
-// {id, status, last_status_code, last_error, last_response_body, next_attempt_at}.
-func (q *Queries) WebhookDeliveryRecord(ctx context.Context, outcomes []byte) error {
-	_, err := q.db.Exec(ctx, webhookDeliveryRecord, outcomes)
+type WebhookDeliveryRecordParams struct {
+	Ids      []int64
+	Outcomes []byte
+}
+
+// WebhookDeliveryRecord stores the outcomes of attempts, one per delivery (ids: theirs, so
+// that the rows are found by index): a JSON array of {id, status, last_status_code,
+// last_error, last_response_body, next_attempt_at}.
+func (q *Queries) WebhookDeliveryRecord(ctx context.Context, arg WebhookDeliveryRecordParams) error {
+	_, err := q.db.Exec(ctx, webhookDeliveryRecord, arg.Ids, arg.Outcomes)
 	return err
 }
 

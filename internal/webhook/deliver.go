@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 )
@@ -50,6 +52,10 @@ type DelivererOptions struct {
 	EndpointConcurrency int
 	// UserAgent is sent with every attempt.
 	UserAgent string
+	// Busy reports whether the process's foreground work (the API) keeps its CPUs busy;
+	// nil: never. While it does, attempts start at most BusyRate per second.
+	Busy     func() bool
+	BusyRate float64
 	Metrics   Metrics
 	Logger    *slog.Logger
 }
@@ -63,6 +69,7 @@ type Deliverer struct {
 	inFlight map[int64]int
 	now      func() time.Time
 	log      *recorder
+	pacer    *rate.Limiter // nil: never paced
 }
 
 // NewDeliverer builds a Deliverer over the store's queries.
@@ -104,7 +111,11 @@ func NewDeliverer(s queries, opts DelivererOptions) *Deliverer {
 		// Redirects are not followed: a 3xx is an answer like any other non-2xx.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Deliverer{store: s, client: client, opts: opts, inFlight: map[int64]int{}, now: time.Now, log: &recorder{store: s}}
+	d := &Deliverer{store: s, client: client, opts: opts, inFlight: map[int64]int{}, now: time.Now, log: &recorder{store: s}}
+	if opts.Busy != nil && opts.BusyRate > 0 {
+		d.pacer = rate.NewLimiter(rate.Limit(opts.BusyRate), max(1, int(opts.BusyRate/20)))
+	}
+	return d
 }
 
 // Result is what an attempt asks of its job.
@@ -178,6 +189,16 @@ func (d *Deliverer) record(ctx context.Context, o attemptOutcome) error {
 		return fmt.Errorf("webhook: record attempt of %d: %w", o.ID, err)
 	}
 	return nil
+}
+
+// Pace waits, while the foreground is busy, for the attempt's turn at BusyRate: the
+// deliveries yield the CPU to requests and catch up when the load drops. Its error is
+// ctx's.
+func (d *Deliverer) Pace(ctx context.Context) error {
+	if d.pacer == nil || !d.opts.Busy() {
+		return nil
+	}
+	return d.pacer.Wait(ctx)
 }
 
 func (d *Deliverer) acquire(endpointID int64) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,4 +125,23 @@ func assertNoError(t *testing.T, err error) bool {
 		return false
 	}
 	return true
+}
+
+// TestPaceYieldsWhileTheForegroundIsBusy: attempts start at BusyRate while the API is
+// busy, and without waiting when it is not.
+func TestPaceYieldsWhileTheForegroundIsBusy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, true, nil)
+	var busy atomic.Bool
+	d := webhook.NewDeliverer(b.store, webhook.DelivererOptions{Busy: busy.Load, BusyRate: 1})
+	for range 100 {
+		require.NoError(t, d.Pace(b.ctx), "not busy: never waits")
+	}
+	busy.Store(true)
+	require.NoError(t, d.Pace(b.ctx), "the first attempt's turn is now")
+	ctx, cancel := context.WithTimeout(b.ctx, 100*time.Millisecond)
+	defer cancel()
+	require.Error(t, d.Pace(ctx), "the next one waits a second at one per second")
+	busy.Store(false)
+	require.NoError(t, d.Pace(b.ctx), "and goes at once when the load drops")
 }

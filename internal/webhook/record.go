@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"enterprise-automation/gen/db"
 )
 
 // recorder writes the outcomes of delivery attempts to the delivery log in batches: the
@@ -17,7 +19,7 @@ import (
 // instead of per attempt (the webhooks bench row, deliveries per second and database CPU).
 type recorder struct {
 	store interface {
-		WebhookDeliveryRecord(ctx context.Context, outcomes []byte) error
+		WebhookDeliveryRecord(ctx context.Context, arg db.WebhookDeliveryRecordParams) error
 	}
 	mu       sync.Mutex
 	pending  []pendingOutcome
@@ -89,7 +91,11 @@ func (r *recorder) write(ctx context.Context, outcomes []attemptOutcome) error {
 	if err != nil {
 		return err
 	}
+	ids := make([]int64, len(outcomes))
+	for i, o := range outcomes {
+		ids[i] = o.ID
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return r.store.WebhookDeliveryRecord(ctx, raw)
+	return r.store.WebhookDeliveryRecord(ctx, db.WebhookDeliveryRecordParams{Ids: ids, Outcomes: raw})
 }

@@ -24,7 +24,7 @@ type queries interface {
 	WebhookDeliveryGet(ctx context.Context, arg db.WebhookDeliveryGetParams) (db.WebhookDeliveryGetRow, error)
 	WebhookDeliveryReset(ctx context.Context, arg db.WebhookDeliveryResetParams) (int64, error)
 	WebhookDeliveryForAttempt(ctx context.Context, id int64) (db.WebhookDeliveryForAttemptRow, error)
-	WebhookDeliveryRecord(ctx context.Context, outcomes []byte) error
+	WebhookDeliveryRecord(ctx context.Context, arg db.WebhookDeliveryRecordParams) error
 	WebhookDeliveryDepth(ctx context.Context) ([]db.WebhookDeliveryDepthRow, error)
 	WebhookSubscribedTypes(ctx context.Context) ([]string, error)
 }

@@ -52,6 +52,9 @@ func (w *Worker) Timeout(*river.Job[DeliverArgs]) time.Duration { return w.timeo
 
 // Work implements river.Worker.
 func (w *Worker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	if err := w.deliverer.Pace(ctx); err != nil {
+		return err
+	}
 	res, err := w.deliverer.Attempt(ctx, job.Args.DeliveryID)
 	if err != nil {
 		return err
