@@ -195,11 +195,40 @@ func (d *Deliverer) record(ctx context.Context, o attemptOutcome) error {
 // deliveries yield the CPU to requests and catch up when the load drops. Its error is
 // ctx's.
 func (d *Deliverer) Pace(ctx context.Context) error {
-	if d.pacer == nil || !d.opts.Busy() {
+	if d.pacer == nil {
 		return nil
 	}
-	return d.pacer.Wait(ctx)
+	for d.opts.Busy() {
+		// A turn further away than paceStep is not kept: the load may drop meanwhile,
+		// and then the attempt goes at once.
+		r := d.pacer.Reserve()
+		wait := r.Delay()
+		if wait == 0 {
+			return nil
+		}
+		kept := wait <= paceStep
+		if !kept {
+			r.Cancel()
+			wait = paceStep
+		}
+		select {
+		case <-ctx.Done():
+			if kept {
+				r.Cancel()
+			}
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		if kept {
+			return nil
+		}
+	}
+	return nil
 }
+
+// paceStep is how often an attempt waiting for its turn checks whether the API is
+// still busy.
+const paceStep = 50 * time.Millisecond
 
 func (d *Deliverer) acquire(endpointID int64) bool {
 	d.mu.Lock()

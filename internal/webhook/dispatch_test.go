@@ -144,4 +144,23 @@ func TestPaceYieldsWhileTheForegroundIsBusy(t *testing.T) {
 	require.Error(t, d.Pace(ctx), "the next one waits a second at one per second")
 	busy.Store(false)
 	require.NoError(t, d.Pace(b.ctx), "and goes at once when the load drops")
+
+	// An attempt waiting for a far turn goes as soon as the load drops.
+	slow := webhook.NewDeliverer(b.store, webhook.DelivererOptions{Busy: busy.Load, BusyRate: 0.001})
+	busy.Store(true)
+	require.NoError(t, slow.Pace(b.ctx))
+	done := make(chan error, 1)
+	go func() { done <- slow.Pace(b.ctx) }()
+	select {
+	case <-done:
+		t.Fatal("the second attempt did not wait for its turn")
+	case <-time.After(200 * time.Millisecond):
+	}
+	busy.Store(false)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting attempt kept its turn, 1,000 seconds away, after the load dropped")
+	}
 }
