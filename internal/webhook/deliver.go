@@ -56,8 +56,8 @@ type DelivererOptions struct {
 	// nil: never. While it does, attempts start at most BusyRate per second.
 	Busy     func() bool
 	BusyRate float64
-	Metrics   Metrics
-	Logger    *slog.Logger
+	Metrics  Metrics
+	Logger   *slog.Logger
 }
 
 // Deliverer makes delivery attempts.
