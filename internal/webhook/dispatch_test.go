@@ -152,8 +152,8 @@ func TestPaceYieldsWhileTheForegroundIsBusy(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- slow.Pace(b.ctx) }()
 	select {
-	case <-done:
-		t.Fatal("the second attempt did not wait for its turn")
+	case err := <-done:
+		t.Fatalf("the second attempt did not wait for its turn (%v)", err)
 	case <-time.After(200 * time.Millisecond):
 	}
 	busy.Store(false)
