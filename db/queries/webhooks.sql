@@ -47,28 +47,41 @@ WHERE id = @id AND is_active;
 -- WebhookDelete removes an endpoint and, by cascade, its deliveries.
 DELETE FROM webhook_endpoints WHERE id = @id;
 
--- name: WebhookEventEmit :many
--- WebhookEventEmit records an event and one pending delivery per active endpoint
--- subscribed to its type, in the caller's transaction; no endpoint, no event.
-WITH subscribed AS (
-    SELECT e.id FROM webhook_endpoints e
-    WHERE e.is_active AND e.events && ARRAY[@type::text, '*']
-), ev AS (
-    INSERT INTO webhook_events (msg_id, type, body)
-    SELECT @msg_id, @type, @body WHERE EXISTS (SELECT 1 FROM subscribed)
-    RETURNING id
-)
-INSERT INTO webhook_deliveries (endpoint_id, event_id)
-SELECT subscribed.id, ev.id FROM subscribed, ev
-RETURNING id;
+-- name: WebhookEventEmit :execrows
+-- WebhookEventEmit records an event in the caller's transaction (the outbox) when some
+-- active endpoint is subscribed to its type; the dispatcher writes its deliveries.
+INSERT INTO webhook_events (msg_id, type, body)
+SELECT @msg_id, @type, @body
+WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.is_active AND e.events && ARRAY[@type::text, '*']);
 
 -- name: WebhookEventEmitTo :one
--- WebhookEventEmitTo records an event and one pending delivery to one endpoint.
+-- WebhookEventEmitTo records an event, already dispatched, and one pending delivery to one endpoint.
 WITH ev AS (
-    INSERT INTO webhook_events (msg_id, type, body) VALUES (@msg_id, @type, @body) RETURNING id
+    INSERT INTO webhook_events (msg_id, type, body, dispatched_at) VALUES (@msg_id, @type, @body, now()) RETURNING id
 )
 INSERT INTO webhook_deliveries (endpoint_id, event_id)
 SELECT @endpoint_id, ev.id FROM ev
+RETURNING id;
+
+-- name: WebhookEventClaim :many
+-- WebhookEventClaim marks up to max_rows undispatched events dispatched, oldest first,
+-- skipping those another dispatcher holds, and returns their ids.
+UPDATE webhook_events SET dispatched_at = now()
+WHERE id IN (
+    SELECT id FROM webhook_events WHERE dispatched_at IS NULL
+    ORDER BY id LIMIT @max_rows FOR UPDATE SKIP LOCKED
+)
+RETURNING id;
+
+-- name: WebhookDeliveryFanOut :many
+-- WebhookDeliveryFanOut writes one pending delivery per event and active endpoint that
+-- was subscribed to its type when it was recorded.
+INSERT INTO webhook_deliveries (endpoint_id, event_id)
+SELECT e.id, ev.id
+FROM webhook_events ev
+JOIN webhook_endpoints e ON e.is_active AND e.events && ARRAY[ev.type, '*'] AND e.created_at <= ev.created_at
+WHERE ev.id = ANY(@event_ids::bigint[])
+ORDER BY ev.id, e.id
 RETURNING id;
 
 -- name: WebhookDeliveryList :many
@@ -103,13 +116,17 @@ JOIN webhook_endpoints e ON e.id = d.endpoint_id
 WHERE d.id = @id;
 
 -- name: WebhookDeliveryRecord :exec
--- WebhookDeliveryRecord stores the outcome of one attempt.
-UPDATE webhook_deliveries
-SET status = @status, attempts = attempts + 1, last_status_code = sqlc.narg('last_status_code'),
-    last_error = sqlc.narg('last_error'), last_response_body = sqlc.narg('last_response_body'),
-    next_attempt_at = sqlc.narg('next_attempt_at'),
-    delivered_at = CASE WHEN @status = 'succeeded' THEN now() ELSE delivered_at END
-WHERE id = @id;
+-- WebhookDeliveryRecord stores the outcomes of attempts, one per delivery (ids: theirs, so
+-- that the rows are found by index): a JSON array of {id, status, last_status_code,
+-- last_error, last_response_body, next_attempt_at}.
+UPDATE webhook_deliveries d
+SET status = r.status, attempts = d.attempts + 1, last_status_code = r.last_status_code,
+    last_error = r.last_error, last_response_body = r.last_response_body,
+    next_attempt_at = r.next_attempt_at,
+    delivered_at = CASE WHEN r.status = 'succeeded' THEN now() ELSE d.delivered_at END
+FROM jsonb_to_recordset(@outcomes::jsonb) AS r(id bigint, status text, last_status_code integer,
+    last_error text, last_response_body text, next_attempt_at timestamptz)
+WHERE d.id = ANY(@ids::bigint[]) AND d.id = r.id;
 
 -- name: WebhookDeliveryReset :one
 -- WebhookDeliveryReset puts a delivery back to pending for a redelivery (attempts start over).

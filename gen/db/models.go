@@ -472,9 +472,10 @@ type WebhookEndpoint struct {
 }
 
 type WebhookEvent struct {
-	ID        int64
-	MsgID     string
-	Type      string
-	Body      string
-	CreatedAt time.Time
+	ID           int64
+	MsgID        string
+	Type         string
+	Body         string
+	CreatedAt    time.Time
+	DispatchedAt *time.Time
 }

@@ -234,6 +234,9 @@ type Querier interface {
 	WebhookDeliveryCount(ctx context.Context, arg WebhookDeliveryCountParams) (int64, error)
 	// WebhookDeliveryDepth counts the unfinished deliveries of each endpoint (metrics).
 	WebhookDeliveryDepth(ctx context.Context) ([]WebhookDeliveryDepthRow, error)
+	// WebhookDeliveryFanOut writes one pending delivery per event and active endpoint that
+	// was subscribed to its type when it was recorded.
+	WebhookDeliveryFanOut(ctx context.Context, eventIds []int64) ([]int64, error)
 	// WebhookDeliveryForAttempt returns what an attempt needs: the delivery, its event's body
 	// and its endpoint's URL, state and secrets.
 	WebhookDeliveryForAttempt(ctx context.Context, id int64) (WebhookDeliveryForAttemptRow, error)
@@ -241,16 +244,21 @@ type Querier interface {
 	WebhookDeliveryGet(ctx context.Context, arg WebhookDeliveryGetParams) (WebhookDeliveryGetRow, error)
 	// WebhookDeliveryList returns a page of an endpoint's deliveries, newest first, with their events.
 	WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryListParams) ([]WebhookDeliveryListRow, error)
-	// WebhookDeliveryRecord stores the outcome of one attempt.
+	// WebhookDeliveryRecord stores the outcomes of attempts, one per delivery (ids: theirs, so
+	// that the rows are found by index): a JSON array of {id, status, last_status_code,
+	// last_error, last_response_body, next_attempt_at}.
 	WebhookDeliveryRecord(ctx context.Context, arg WebhookDeliveryRecordParams) error
 	// WebhookDeliveryReset puts a delivery back to pending for a redelivery (attempts start over).
 	WebhookDeliveryReset(ctx context.Context, arg WebhookDeliveryResetParams) (int64, error)
 	// WebhookDisable deactivates an endpoint on the system's behalf, saying why.
 	WebhookDisable(ctx context.Context, arg WebhookDisableParams) error
-	// WebhookEventEmit records an event and one pending delivery per active endpoint
-	// subscribed to its type, in the caller's transaction; no endpoint, no event.
-	WebhookEventEmit(ctx context.Context, arg WebhookEventEmitParams) ([]int64, error)
-	// WebhookEventEmitTo records an event and one pending delivery to one endpoint.
+	// WebhookEventClaim marks up to max_rows undispatched events dispatched, oldest first,
+	// skipping those another dispatcher holds, and returns their ids.
+	WebhookEventClaim(ctx context.Context, maxRows int32) ([]int64, error)
+	// WebhookEventEmit records an event in the caller's transaction (the outbox) when some
+	// active endpoint is subscribed to its type; the dispatcher writes its deliveries.
+	WebhookEventEmit(ctx context.Context, arg WebhookEventEmitParams) (int64, error)
+	// WebhookEventEmitTo records an event, already dispatched, and one pending delivery to one endpoint.
 	WebhookEventEmitTo(ctx context.Context, arg WebhookEventEmitToParams) (int64, error)
 	// WebhookGetByID returns one endpoint.
 	WebhookGetByID(ctx context.Context, id int64) (WebhookEndpoint, error)

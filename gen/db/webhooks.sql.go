@@ -127,6 +127,38 @@ func (q *Queries) WebhookDeliveryDepth(ctx context.Context) ([]WebhookDeliveryDe
 	return items, nil
 }
 
+const webhookDeliveryFanOut = `-- name: WebhookDeliveryFanOut :many
+INSERT INTO webhook_deliveries (endpoint_id, event_id)
+SELECT e.id, ev.id
+FROM webhook_events ev
+JOIN webhook_endpoints e ON e.is_active AND e.events && ARRAY[ev.type, '*'] AND e.created_at <= ev.created_at
+WHERE ev.id = ANY($1::bigint[])
+ORDER BY ev.id, e.id
+RETURNING id
+`
+
+// WebhookDeliveryFanOut writes one pending delivery per event and active endpoint that
+// was subscribed to its type when it was recorded.
+func (q *Queries) WebhookDeliveryFanOut(ctx context.Context, eventIds []int64) ([]int64, error) {
+	rows, err := q.db.Query(ctx, webhookDeliveryFanOut, eventIds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []int64{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const webhookDeliveryForAttempt = `-- name: WebhookDeliveryForAttempt :one
 SELECT d.id, d.status, d.attempts, d.endpoint_id, ev.msg_id, ev.type AS event_type, ev.body,
     ev.created_at AS event_created_at, e.url, e.is_active, e.secret, e.previous_secret, e.previous_secret_expires_at
@@ -297,33 +329,26 @@ func (q *Queries) WebhookDeliveryList(ctx context.Context, arg WebhookDeliveryLi
 }
 
 const webhookDeliveryRecord = `-- name: WebhookDeliveryRecord :exec
-UPDATE webhook_deliveries
-SET status = $1, attempts = attempts + 1, last_status_code = $2,
-    last_error = $3, last_response_body = $4,
-    next_attempt_at = $5,
-    delivered_at = CASE WHEN $1 = 'succeeded' THEN now() ELSE delivered_at END
-WHERE id = $6
+UPDATE webhook_deliveries d
+SET status = r.status, attempts = d.attempts + 1, last_status_code = r.last_status_code,
+    last_error = r.last_error, last_response_body = r.last_response_body,
+    next_attempt_at = r.next_attempt_at,
+    delivered_at = CASE WHEN r.status = 'succeeded' THEN now() ELSE d.delivered_at END
+FROM jsonb_to_recordset($2::jsonb) AS r(id bigint, status text, last_status_code integer,
+    last_error text, last_response_body text, next_attempt_at timestamptz)
+WHERE d.id = ANY($1::bigint[]) AND d.id = r.id
 `
 
 type WebhookDeliveryRecordParams struct {
-	Status           string
-	LastStatusCode   *int32
-	LastError        *string
-	LastResponseBody *string
-	NextAttemptAt    *time.Time
-	ID               int64
+	Ids      []int64
+	Outcomes []byte
 }
 
-// WebhookDeliveryRecord stores the outcome of one attempt.
+// WebhookDeliveryRecord stores the outcomes of attempts, one per delivery (ids: theirs, so
+// that the rows are found by index): a JSON array of {id, status, last_status_code,
+// last_error, last_response_body, next_attempt_at}.
 func (q *Queries) WebhookDeliveryRecord(ctx context.Context, arg WebhookDeliveryRecordParams) error {
-	_, err := q.db.Exec(ctx, webhookDeliveryRecord,
-		arg.Status,
-		arg.LastStatusCode,
-		arg.LastError,
-		arg.LastResponseBody,
-		arg.NextAttemptAt,
-		arg.ID,
-	)
+	_, err := q.db.Exec(ctx, webhookDeliveryRecord, arg.Ids, arg.Outcomes)
 	return err
 }
 
@@ -364,30 +389,19 @@ func (q *Queries) WebhookDisable(ctx context.Context, arg WebhookDisableParams) 
 	return err
 }
 
-const webhookEventEmit = `-- name: WebhookEventEmit :many
-WITH subscribed AS (
-    SELECT e.id FROM webhook_endpoints e
-    WHERE e.is_active AND e.events && ARRAY[$1::text, '*']
-), ev AS (
-    INSERT INTO webhook_events (msg_id, type, body)
-    SELECT $2, $1, $3 WHERE EXISTS (SELECT 1 FROM subscribed)
-    RETURNING id
+const webhookEventClaim = `-- name: WebhookEventClaim :many
+UPDATE webhook_events SET dispatched_at = now()
+WHERE id IN (
+    SELECT id FROM webhook_events WHERE dispatched_at IS NULL
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 )
-INSERT INTO webhook_deliveries (endpoint_id, event_id)
-SELECT subscribed.id, ev.id FROM subscribed, ev
 RETURNING id
 `
 
-type WebhookEventEmitParams struct {
-	Type  string
-	MsgID string
-	Body  string
-}
-
-// WebhookEventEmit records an event and one pending delivery per active endpoint
-// subscribed to its type, in the caller's transaction; no endpoint, no event.
-func (q *Queries) WebhookEventEmit(ctx context.Context, arg WebhookEventEmitParams) ([]int64, error) {
-	rows, err := q.db.Query(ctx, webhookEventEmit, arg.Type, arg.MsgID, arg.Body)
+// WebhookEventClaim marks up to max_rows undispatched events dispatched, oldest first,
+// skipping those another dispatcher holds, and returns their ids.
+func (q *Queries) WebhookEventClaim(ctx context.Context, maxRows int32) ([]int64, error) {
+	rows, err := q.db.Query(ctx, webhookEventClaim, maxRows)
 	if err != nil {
 		return nil, err
 	}
@@ -406,9 +420,31 @@ func (q *Queries) WebhookEventEmit(ctx context.Context, arg WebhookEventEmitPara
 	return items, nil
 }
 
+const webhookEventEmit = `-- name: WebhookEventEmit :execrows
+INSERT INTO webhook_events (msg_id, type, body)
+SELECT $1, $2, $3
+WHERE EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.is_active AND e.events && ARRAY[$2::text, '*'])
+`
+
+type WebhookEventEmitParams struct {
+	MsgID string
+	Type  string
+	Body  string
+}
+
+// WebhookEventEmit records an event in the caller's transaction (the outbox) when some
+// active endpoint is subscribed to its type; the dispatcher writes its deliveries.
+func (q *Queries) WebhookEventEmit(ctx context.Context, arg WebhookEventEmitParams) (int64, error) {
+	result, err := q.db.Exec(ctx, webhookEventEmit, arg.MsgID, arg.Type, arg.Body)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const webhookEventEmitTo = `-- name: WebhookEventEmitTo :one
 WITH ev AS (
-    INSERT INTO webhook_events (msg_id, type, body) VALUES ($2, $3, $4) RETURNING id
+    INSERT INTO webhook_events (msg_id, type, body, dispatched_at) VALUES ($2, $3, $4, now()) RETURNING id
 )
 INSERT INTO webhook_deliveries (endpoint_id, event_id)
 SELECT $1, ev.id FROM ev
@@ -422,7 +458,7 @@ type WebhookEventEmitToParams struct {
 	Body       string
 }
 
-// WebhookEventEmitTo records an event and one pending delivery to one endpoint.
+// WebhookEventEmitTo records an event, already dispatched, and one pending delivery to one endpoint.
 func (q *Queries) WebhookEventEmitTo(ctx context.Context, arg WebhookEventEmitToParams) (int64, error) {
 	row := q.db.QueryRow(ctx, webhookEventEmitTo,
 		arg.EndpointID,

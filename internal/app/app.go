@@ -27,6 +27,7 @@ import (
 	"enterprise-automation/internal/auth"
 	"enterprise-automation/internal/cache"
 	"enterprise-automation/internal/config"
+	"enterprise-automation/internal/foreground"
 	"enterprise-automation/internal/httpapi"
 	"enterprise-automation/internal/idempotency"
 	"enterprise-automation/internal/llm"
@@ -351,6 +352,10 @@ type services struct {
 	stopMetrics func()
 	// stopListening ends the notifier's connection.
 	stopListening func()
+	// stopDispatching ends the webhook dispatcher (outbox events to deliveries).
+	stopDispatching func()
+	// foreground counts the API requests in flight; webhook deliveries yield to them.
+	foreground *foreground.Gauge
 }
 
 // close releases what services started: the profiling and metrics endpoints, the
@@ -358,6 +363,7 @@ type services struct {
 func (s *services) close() {
 	s.stopProfiles()
 	s.stopMetrics()
+	s.stopDispatching()
 	s.stopListening()
 	s.shared.close()
 }
@@ -401,7 +407,8 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		MaxAttempts: cfg.LLMMaxAttempts, ApprovalTimeout: cfg.ApprovalTimeout, Logger: log, Metrics: m, Users: userCache, Agents: agentCache,
 	})
 	auditSvc := audit.NewService(s, []byte(cfg.SecretKey))
-	hooks, deliveries := p.webhooks(cfg, log, m, s)
+	fg := &foreground.Gauge{}
+	hooks, deliveries := p.webhooks(cfg, log, m, s, fg)
 	tasks.WithEvents(hooks)
 	runner.WithEvents(hooks)
 	q, err := queue.New(pool, runner, queue.Config{
@@ -432,7 +439,7 @@ func (p *Program) services(cfg config.Config, log *slog.Logger, pool *pgxpool.Po
 		notifier.Run(listenCtx)
 	}()
 	return &services{
-		notifier: notifier, stopListening: func() { stopListening(); <-listening },
+		notifier: notifier, stopListening: func() { stopListening(); <-listening }, stopDispatching: hooks.StartDispatcher(), foreground: fg,
 		store: s, auth: authSvc, users: user.NewService(s, authSvc).WithCache(userCache, taskCache, agentCache).WithEvents(hooks), tasks: tasks,
 		agents: agent.NewService(s, tasks, q, cfg.LLMModel).WithCache(agentCache).WithActiveRunLimit(cfg.AgentActiveRunsPerUser).
 			WithLimits(agent.Limits{MaxSteps: cfg.AgentMaxSteps, MaxToolCalls: cfg.AgentMaxToolCalls}).WithEvents(hooks), queue: q,
@@ -566,6 +573,7 @@ func (p *Program) serveWith(ctx context.Context, cfg config.Config, log *slog.Lo
 		return fmt.Errorf("listen on %s: %w", cfg.Addr(), err)
 	}
 	hs := srv.HTTPServer(cfg.Addr())
+	hs.Handler = svc.foreground.Wrap(hs.Handler)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	addr := ln.Addr().String()

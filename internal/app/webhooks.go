@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"enterprise-automation/internal/config"
+	"enterprise-automation/internal/foreground"
 	"enterprise-automation/internal/httpapi"
 	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/store"
@@ -13,7 +14,7 @@ import (
 
 // webhooks builds the webhook service (endpoints, the outbox) and the worker of
 // delivery jobs, both behind one address guard.
-func (p *Program) webhooks(cfg config.Config, log *slog.Logger, m *metrics.Metrics, s *store.DB) (*webhook.Service, *webhook.Worker) {
+func (p *Program) webhooks(cfg config.Config, log *slog.Logger, m *metrics.Metrics, s *store.DB, fg *foreground.Gauge) (*webhook.Service, *webhook.Worker) {
 	guard := &webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivateNetworks, Resolve: p.WebhookResolve}
 	hooks := webhook.NewService(s, webhook.Options{Guard: guard, Encode: httpapi.WebhookData, Logger: log})
 	var deliverer *webhook.Deliverer
@@ -22,6 +23,8 @@ func (p *Program) webhooks(cfg config.Config, log *slog.Logger, m *metrics.Metri
 		Guard: guard, Timeout: cfg.WebhookTimeout, Schedule: cfg.WebhookRetrySchedule, Jitter: 0.1,
 		EndpointConcurrency: cfg.WebhookEndpointConcurrency, UserAgent: "EnterpriseAutomation-Webhooks/" + Version,
 		Metrics: wm, Logger: log.With("component", "webhook"),
+		// Deliveries yield the CPU to this process's API requests (WEBHOOK_BUSY_RATE).
+		Busy: fg.Busy, BusyRate: float64(cfg.WebhookBusyRate),
 	})
 	return hooks, webhook.NewWorker(deliverer)
 }

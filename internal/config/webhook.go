@@ -36,5 +36,8 @@ func (c Config) validateWebhooks(bad func(key string, value any, why string) err
 	if c.WebhookEndpointConcurrency < 1 {
 		return bad("WEBHOOK_ENDPOINT_CONCURRENCY", c.WebhookEndpointConcurrency, "want at least 1")
 	}
+	if c.WebhookBusyRate < 0 {
+		return bad("WEBHOOK_BUSY_RATE", c.WebhookBusyRate, "want 0 (never paced) or a number of attempts per second")
+	}
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/time/rate"
+
 	"enterprise-automation/gen/db"
 	"enterprise-automation/internal/apperr"
 )
@@ -50,8 +52,12 @@ type DelivererOptions struct {
 	EndpointConcurrency int
 	// UserAgent is sent with every attempt.
 	UserAgent string
-	Metrics   Metrics
-	Logger    *slog.Logger
+	// Busy reports whether the process's foreground work (the API) keeps its CPUs busy;
+	// nil: never. While it does, attempts start at most BusyRate per second.
+	Busy     func() bool
+	BusyRate float64
+	Metrics  Metrics
+	Logger   *slog.Logger
 }
 
 // Deliverer makes delivery attempts.
@@ -62,6 +68,8 @@ type Deliverer struct {
 	mu       sync.Mutex
 	inFlight map[int64]int
 	now      func() time.Time
+	log      *recorder
+	pacer    *rate.Limiter // nil: never paced
 }
 
 // NewDeliverer builds a Deliverer over the store's queries.
@@ -103,7 +111,11 @@ func NewDeliverer(s queries, opts DelivererOptions) *Deliverer {
 		// Redirects are not followed: a 3xx is an answer like any other non-2xx.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &Deliverer{store: s, client: client, opts: opts, inFlight: map[int64]int{}, now: time.Now}
+	d := &Deliverer{store: s, client: client, opts: opts, inFlight: map[int64]int{}, now: time.Now, log: &recorder{store: s}}
+	if opts.Busy != nil && opts.BusyRate > 0 {
+		d.pacer = rate.NewLimiter(rate.Limit(opts.BusyRate), max(1, int(opts.BusyRate/20)))
+	}
+	return d
 }
 
 // Result is what an attempt asks of its job.
@@ -131,7 +143,7 @@ func (d *Deliverer) Attempt(ctx context.Context, id int64) (Result, error) {
 	}
 	if !r.IsActive {
 		msg := "endpoint is inactive"
-		return Result{}, d.record(ctx, db.WebhookDeliveryRecordParams{ID: id, Status: string(StatusFailed), LastError: &msg})
+		return Result{}, d.record(ctx, attemptOutcome{ID: id, Status: string(StatusFailed), LastError: &msg})
 	}
 	if !d.acquire(r.EndpointID) {
 		return Result{Busy: true, Retry: d.jitter(250 * time.Millisecond)}, nil
@@ -139,7 +151,7 @@ func (d *Deliverer) Attempt(ctx context.Context, id int64) (Result, error) {
 	out := d.send(ctx, r)
 	d.release(r.EndpointID)
 
-	rec := db.WebhookDeliveryRecordParams{ID: id, LastError: out.err, LastResponseBody: out.body}
+	rec := attemptOutcome{ID: id, LastError: out.err, LastResponseBody: out.body}
 	if out.status != 0 {
 		code := int32(out.status)
 		rec.LastStatusCode = &code
@@ -170,15 +182,53 @@ func (d *Deliverer) Attempt(ctx context.Context, id int64) (Result, error) {
 	return res, d.record(ctx, rec)
 }
 
-func (d *Deliverer) record(ctx context.Context, p db.WebhookDeliveryRecordParams) error {
-	// Recorded even when the job's context ended meanwhile: the attempt happened.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := d.store.WebhookDeliveryRecord(ctx, p); err != nil {
-		return fmt.Errorf("webhook: record attempt of %d: %w", p.ID, err)
+// record stores an attempt's outcome and returns once it is committed (so that a job
+// never completes before its delivery's log says what happened).
+func (d *Deliverer) record(ctx context.Context, o attemptOutcome) error {
+	if err := d.log.record(ctx, o); err != nil {
+		return fmt.Errorf("webhook: record attempt of %d: %w", o.ID, err)
 	}
 	return nil
 }
+
+// Pace waits, while the foreground is busy, for the attempt's turn at BusyRate: the
+// deliveries yield the CPU to requests and catch up when the load drops. Its error is
+// ctx's.
+func (d *Deliverer) Pace(ctx context.Context) error {
+	if d.pacer == nil {
+		return nil
+	}
+	for d.opts.Busy() {
+		// A turn further away than paceStep is not kept: the load may drop meanwhile,
+		// and then the attempt goes at once.
+		r := d.pacer.Reserve()
+		wait := r.Delay()
+		if wait == 0 {
+			return nil
+		}
+		kept := wait <= paceStep
+		if !kept {
+			r.Cancel()
+			wait = paceStep
+		}
+		select {
+		case <-ctx.Done():
+			if kept {
+				r.Cancel()
+			}
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		if kept {
+			return nil
+		}
+	}
+	return nil
+}
+
+// paceStep is how often an attempt waiting for its turn checks whether the API is
+// still busy.
+const paceStep = 50 * time.Millisecond
 
 func (d *Deliverer) acquire(endpointID int64) bool {
 	d.mu.Lock()

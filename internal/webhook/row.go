@@ -17,7 +17,7 @@ type queries interface {
 	WebhookRotateSecret(ctx context.Context, arg db.WebhookRotateSecretParams) (db.WebhookEndpoint, error)
 	WebhookDisable(ctx context.Context, arg db.WebhookDisableParams) error
 	WebhookDelete(ctx context.Context, id int64) (int64, error)
-	WebhookEventEmit(ctx context.Context, arg db.WebhookEventEmitParams) ([]int64, error)
+	WebhookEventEmit(ctx context.Context, arg db.WebhookEventEmitParams) (int64, error)
 	WebhookEventEmitTo(ctx context.Context, arg db.WebhookEventEmitToParams) (int64, error)
 	WebhookDeliveryList(ctx context.Context, arg db.WebhookDeliveryListParams) ([]db.WebhookDeliveryListRow, error)
 	WebhookDeliveryCount(ctx context.Context, arg db.WebhookDeliveryCountParams) (int64, error)

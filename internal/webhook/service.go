@@ -45,6 +45,8 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	subs   subscriptions
+	// wake tells this process's dispatcher that an event was recorded.
+	wake chan struct{}
 }
 
 // NewService builds a Service over s.
@@ -58,7 +60,7 @@ func NewService(s dbStore, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: s, guard: opts.Guard, encode: opts.Encode, log: opts.Logger, now: time.Now}
+	return &Service{store: s, guard: opts.Guard, encode: opts.Encode, log: opts.Logger, now: time.Now, wake: make(chan struct{}, 1)}
 }
 
 // UseJobs sets the queue that carries deliveries out. Until it is set, deliveries are
@@ -437,31 +439,28 @@ type Events interface {
 
 // Outbox is what Emit needs of the change's transaction: the Querier InTx gives out.
 type Outbox interface {
-	WebhookEventEmit(ctx context.Context, arg db.WebhookEventEmitParams) ([]int64, error)
+	WebhookEventEmit(ctx context.Context, arg db.WebhookEventEmitParams) (int64, error)
 }
 
 // Emit records an event of type t about data (a domain value the encoder renders as
-// the API returns it) through q, which must be the change's transaction: one pending
-// delivery and one job for each active endpoint subscribed to t (none: nothing is
-// written). The event is sent if and only if the transaction commits. Its errors are
-// the database's, or Internal when data cannot be encoded.
+// the API returns it) through q, which must be the change's transaction: one row in
+// the outbox when some active endpoint is subscribed to t (none: nothing is written).
+// The event is sent if and only if the transaction commits: a dispatcher (Dispatch,
+// RunDispatcher) writes its deliveries and their jobs once it is committed. Its errors
+// are the database's, or Internal when data cannot be encoded.
 func (s *Service) Emit(ctx context.Context, q Outbox, t EventType, data any) error {
 	body, msgID, err := s.body(t, data)
 	if err != nil {
 		return err
 	}
-	ids, err := q.WebhookEventEmit(ctx, db.WebhookEventEmitParams{Type: string(t), MsgID: msgID, Body: string(body)})
+	n, err := q.WebhookEventEmit(ctx, db.WebhookEventEmitParams{Type: string(t), MsgID: msgID, Body: string(body)})
 	if err != nil {
 		return fmt.Errorf("webhook: emit %s: %w", t, err)
 	}
-	if len(ids) == 0 {
-		return nil
+	if n > 0 {
+		s.poke()
 	}
-	dq, ok := q.(db.Querier)
-	if !ok {
-		return apperr.E(apperr.Internal, "webhook: emit %s: jobs need the transaction's Querier", t)
-	}
-	return s.enqueue(ctx, dq, ids)
+	return nil
 }
 
 func (s *Service) enqueue(ctx context.Context, q db.Querier, ids []int64) error {

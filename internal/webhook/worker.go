@@ -52,6 +52,9 @@ func (w *Worker) Timeout(*river.Job[DeliverArgs]) time.Duration { return w.timeo
 
 // Work implements river.Worker.
 func (w *Worker) Work(ctx context.Context, job *river.Job[DeliverArgs]) error {
+	if err := w.deliverer.Pace(ctx); err != nil {
+		return err
+	}
 	res, err := w.deliverer.Attempt(ctx, job.Args.DeliveryID)
 	if err != nil {
 		return err
@@ -68,7 +71,7 @@ type RiverJobs struct {
 }
 
 // EnqueueDeliveries implements Jobs: one job per delivery, in q's transaction (one
-// statement for all of them).
+// COPY for all of them).
 func (j RiverJobs) EnqueueDeliveries(ctx context.Context, q db.Querier, ids []int64) error {
 	tx, ok := store.Tx(q)
 	if !ok {
@@ -78,7 +81,7 @@ func (j RiverJobs) EnqueueDeliveries(ctx context.Context, q db.Querier, ids []in
 	for i, id := range ids {
 		params[i] = river.InsertManyParams{Args: DeliverArgs{DeliveryID: id}}
 	}
-	if _, err := j.Client.InsertManyTx(ctx, tx, params); err != nil {
+	if _, err := j.Client.InsertManyFastTx(ctx, tx, params); err != nil {
 		return store.Translate(err)
 	}
 	return nil

@@ -1,0 +1,120 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"enterprise-automation/gen/db"
+)
+
+// The dispatcher turns committed outbox events into deliveries. A change's transaction
+// writes one row (Emit); a dispatcher claims undispatched events in batches and, in one
+// transaction, writes a pending delivery per subscribed endpoint, one River job per
+// delivery (one statement for all of them) and marks the events dispatched. A crash at
+// any point rolls the batch back for the next pass; SKIP LOCKED lets the dispatchers of
+// several processes share the work without claiming an event twice, and a unique
+// (event, endpoint) index makes a second fan-out fail rather than send twice.
+//
+// What it buys: the change's transaction costs one short insert instead of an insert,
+// a fan-out over the endpoints and a job insert per delivery (the webhooks bench row).
+const (
+	// DispatchBatch is the most events one dispatcher transaction claims.
+	DispatchBatch = 500
+	// DispatchPoll is how often an idle dispatcher looks for events nobody told it of:
+	// those of a process that died after its commit, or recorded by a process that runs
+	// no dispatcher.
+	DispatchPoll = time.Second
+	// dispatchLinger is the pause after a partial batch, so that the next one gathers
+	// the events committed meanwhile instead of one transaction per event.
+	dispatchLinger = 5 * time.Millisecond
+	// dispatchWatch is how long after a wake-up an empty claim is retried: the wake-up
+	// comes from inside the change's transaction, before its commit.
+	dispatchWatch = 250 * time.Millisecond
+)
+
+// poke wakes this process's dispatcher without waiting.
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Dispatch fans one batch of committed, undispatched events out to their endpoints:
+// deliveries and their jobs, in one transaction with marking the events dispatched. It
+// returns how many events it claimed. Its errors are the database's.
+func (s *Service) Dispatch(ctx context.Context) (int, error) {
+	var n int
+	err := s.store.InTx(ctx, func(q db.Querier) error {
+		ids, err := q.WebhookEventClaim(ctx, DispatchBatch)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		n = len(ids)
+		deliveries, err := q.WebhookDeliveryFanOut(ctx, ids)
+		if err != nil || len(deliveries) == 0 {
+			return err
+		}
+		return s.enqueue(ctx, q, deliveries)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("webhook: dispatch: %w", err)
+	}
+	return n, nil
+}
+
+// RunDispatcher dispatches events until ctx ends: at once after Emit wakes it (retrying
+// for a moment while the change commits), in batches while events keep coming, and
+// every DispatchPoll when idle. Every process that records events runs one.
+func (s *Service) RunDispatcher(ctx context.Context) {
+	var watchUntil time.Time // keep looking until then, though claims come back empty
+	pause := time.Duration(0)
+	for {
+		if pause > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+		}
+		n, err := s.Dispatch(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.ErrorContext(ctx, "webhook dispatch failed", "error", err)
+			pause = DispatchPoll
+			continue
+		case n == DispatchBatch:
+			pause = 0
+			continue
+		case n > 0:
+			watchUntil, pause = time.Now().Add(dispatchWatch), dispatchLinger
+			continue
+		case time.Now().Before(watchUntil):
+			pause = min(max(2*pause, dispatchLinger), 50*time.Millisecond)
+			continue
+		}
+		pause = 0
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+			watchUntil, pause = time.Now().Add(dispatchWatch), dispatchLinger
+		case <-time.After(DispatchPoll):
+		}
+	}
+}
+
+// StartDispatcher runs RunDispatcher in the background; the function it returns stops
+// it and waits for it.
+func (s *Service) StartDispatcher() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.RunDispatcher(ctx)
+	}()
+	return func() { cancel(); <-done }
+}

@@ -1,0 +1,166 @@
+package webhook_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"enterprise-automation/gen/db"
+	"enterprise-automation/internal/webhook"
+)
+
+// countRows returns the events, undispatched events and deliveries stored.
+func countRows(t *testing.T, b testBundle) (events, undispatched, deliveries int) {
+	t.Helper()
+	require.NoError(t, b.store.Pool().QueryRow(b.ctx, `SELECT (SELECT count(*) FROM webhook_events),
+		(SELECT count(*) FROM webhook_events WHERE dispatched_at IS NULL), (SELECT count(*) FROM webhook_deliveries)`).
+		Scan(&events, &undispatched, &deliveries))
+	return
+}
+
+// TestDispatchAfterTheRecordingProcessDied: events committed by a process that never
+// dispatched them (it died right after its commit) are fanned out by the dispatcher of
+// another process, which learns of them by polling; a rolled back change leaves nothing
+// to dispatch.
+func TestDispatchAfterTheRecordingProcessDied(t *testing.T) {
+	t.Parallel()
+	b := setup(t, true, nil)
+	for _, path := range []string{"/a", "/b"} {
+		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{webhook.TaskCreated}})
+		require.NoError(t, err)
+	}
+	_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9/c", Events: []webhook.EventType{webhook.UserCreated}})
+	require.NoError(t, err)
+
+	// The "dead" process: it records events and commits, and never dispatches.
+	dead := webhook.NewService(b.store, webhook.Options{Guard: b.guard})
+	for range 3 {
+		require.NoError(t, b.store.InTx(b.ctx, func(q db.Querier) error {
+			return dead.Emit(b.ctx, q, webhook.TaskCreated, map[string]any{"id": 1})
+		}))
+	}
+	err = b.store.InTx(b.ctx, func(q db.Querier) error {
+		require.NoError(t, dead.Emit(b.ctx, q, webhook.TaskCreated, map[string]any{"id": 2}))
+		return errors.New("rolled back")
+	})
+	require.Error(t, err)
+	e, u, d := countRows(t, b)
+	require.Equal(t, []int{3, 3, 0}, []int{e, u, d}, "committed events wait in the outbox")
+
+	// Another process's dispatcher was told of none of them; its poll finds them.
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); b.svc.RunDispatcher(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	require.Eventually(t, func() bool {
+		_, u, d := countRows(t, b)
+		return u == 0 && d == 6
+	}, 2*webhook.DispatchPoll+5*time.Second, 20*time.Millisecond, "two deliveries for each committed event, none for the other endpoint")
+
+	// Emitted through the dispatcher's own process, an event is fanned out at once.
+	require.NoError(t, b.store.InTx(b.ctx, func(q db.Querier) error {
+		return b.svc.Emit(b.ctx, q, webhook.TaskCreated, map[string]any{"id": 3})
+	}))
+	require.Eventually(t, func() bool {
+		_, u, d := countRows(t, b)
+		return u == 0 && d == 8
+	}, webhook.DispatchPoll/2, 5*time.Millisecond, "woken by Emit, without waiting for the poll")
+}
+
+// TestDispatchersShareWithoutDoubleFanOut: several dispatchers racing over the same
+// outbox write each event's deliveries exactly once.
+func TestDispatchersShareWithoutDoubleFanOut(t *testing.T) {
+	t.Parallel()
+	b := setup(t, true, nil)
+	for _, path := range []string{"/a", "/b", "/c"} {
+		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{webhook.Wildcard}})
+		require.NoError(t, err)
+	}
+	const events = 1200 // more than two batches
+	_, err := b.store.Pool().Exec(b.ctx, `INSERT INTO webhook_events (msg_id, type, body)
+		SELECT 'msg_' || g, 'task.created', '{}' FROM generate_series(1, $1) g`, events)
+	require.NoError(t, err)
+
+	dispatchers := make([]*webhook.Service, 4)
+	for i := range dispatchers {
+		dispatchers[i] = webhook.NewService(b.store, webhook.Options{Guard: b.guard})
+	}
+	var wg sync.WaitGroup
+	claimed := make([]int, len(dispatchers))
+	for i, svc := range dispatchers {
+		wg.Go(func() {
+			for {
+				n, err := svc.Dispatch(b.ctx)
+				if !assertNoError(t, err) || n == 0 {
+					return
+				}
+				claimed[i] += n
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range claimed {
+		total += n
+	}
+	require.Equal(t, events, total, "each event claimed once")
+	var deliveries, distinct int
+	require.NoError(t, b.store.Pool().QueryRow(b.ctx,
+		"SELECT count(*), count(DISTINCT (event_id, endpoint_id)) FROM webhook_deliveries").Scan(&deliveries, &distinct))
+	require.Equal(t, 3*events, deliveries)
+	require.Equal(t, deliveries, distinct, "no event fanned out twice")
+	_, u, _ := countRows(t, b)
+	require.Zero(t, u)
+}
+
+// assertNoError reports err from a goroutine other than the test's.
+func assertNoError(t *testing.T, err error) bool {
+	if err != nil {
+		t.Errorf("dispatch: %v", err)
+		return false
+	}
+	return true
+}
+
+// TestPaceYieldsWhileTheForegroundIsBusy: attempts start at BusyRate while the API is
+// busy, and without waiting when it is not.
+func TestPaceYieldsWhileTheForegroundIsBusy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, true, nil)
+	var busy atomic.Bool
+	d := webhook.NewDeliverer(b.store, webhook.DelivererOptions{Busy: busy.Load, BusyRate: 1})
+	for range 100 {
+		require.NoError(t, d.Pace(b.ctx), "not busy: never waits")
+	}
+	busy.Store(true)
+	require.NoError(t, d.Pace(b.ctx), "the first attempt's turn is now")
+	ctx, cancel := context.WithTimeout(b.ctx, 100*time.Millisecond)
+	defer cancel()
+	require.Error(t, d.Pace(ctx), "the next one waits a second at one per second")
+	busy.Store(false)
+	require.NoError(t, d.Pace(b.ctx), "and goes at once when the load drops")
+
+	// An attempt waiting for a far turn goes as soon as the load drops.
+	slow := webhook.NewDeliverer(b.store, webhook.DelivererOptions{Busy: busy.Load, BusyRate: 0.001})
+	busy.Store(true)
+	require.NoError(t, slow.Pace(b.ctx))
+	done := make(chan error, 1)
+	go func() { done <- slow.Pace(b.ctx) }()
+	select {
+	case err := <-done:
+		t.Fatalf("the second attempt did not wait for its turn (%v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	busy.Store(false)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting attempt kept its turn, 1,000 seconds away, after the load dropped")
+	}
+}
