@@ -151,8 +151,9 @@ func plainMessage(m openai.ChatCompletionMessageParamUnion) (wireMessage, bool) 
 		return wireMessage{Role: "tool", Content: text(&t.Content.OfString.Value, true), ToolCallID: t.ToolCallID}, true
 	case m.OfAssistant != nil:
 		a := m.OfAssistant
+		// A deprecated function_call still reaches the provider: the SDK encodes it.
 		if len(a.Content.OfArrayOfContentParts) > 0 || !param.IsOmitted(a.Name) || !param.IsOmitted(a.Refusal) || a.Audio.ID != "" ||
-			a.FunctionCall.Name != "" {
+			a.FunctionCall.Name != "" { //nolint:staticcheck // checked only to leave such a message to the SDK
 			return wireMessage{}, false
 		}
 		wm := wireMessage{Role: "assistant", Content: text(&a.Content.OfString.Value, a.Content.OfString.Valid())}
