@@ -1,9 +1,11 @@
 -- name: AgentRunCreate :many
--- AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
--- one statement. The arrays are parallel, one element per run; a task id of 0, a token
--- budget of 0 and an empty output schema mean none.
--- The runs are inserted in input order, so their ids ascend in it, and they are returned
--- by id. Nothing can be listening for a run that did not exist, so nobody is notified.
+-- AgentRunCreate inserts queued runs, each with its first event (run.status "queued") and
+-- its audit event, in one statement. The arrays are parallel, one element per run; a task
+-- id of 0, a token budget of 0 and an empty output schema mean none; an empty audit
+-- actor type records no audit event, and an audit actor id of 0 or an empty request id
+-- or IP means none. The runs are inserted in input order, so their ids ascend in it (their audit
+-- events too), and they are returned by id. Nothing can be listening for a run that did
+-- not exist, so nobody is notified.
 WITH input AS (
     SELECT unnest(@agent_ids::bigint[])                              AS agent_id,
            unnest(@task_ids::bigint[])                               AS task_id,
@@ -15,6 +17,13 @@ WITH input AS (
            unnest(@max_tool_calls::int[])                            AS max_tool_calls,
            unnest(@max_total_tokens::bigint[])                       AS max_total_tokens,
            unnest(@output_schemas::text[])                           AS output_schema,
+           unnest(@audit_actions::text[])                            AS audit_action,
+           unnest(@audit_actor_types::text[])                        AS audit_actor_type,
+           unnest(@audit_actor_user_ids::bigint[])                   AS audit_actor_user_id,
+           unnest(@audit_actor_api_key_ids::bigint[])                AS audit_actor_api_key_id,
+           unnest(@audit_actor_agent_run_ids::bigint[])              AS audit_actor_agent_run_id,
+           unnest(@audit_request_ids::text[])                        AS audit_request_id,
+           unnest(@audit_ips::text[])                                AS audit_ip,
            generate_series(1, cardinality(@agent_ids::bigint[]))     AS ord
 ), run AS (
     INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by, max_steps, max_tool_calls,
@@ -29,6 +38,16 @@ WITH input AS (
            jsonb_build_object('type', 'run.status', 'run_id', run.id, 'status', run.status, 'attempt', 0)
     FROM run
     RETURNING run_id
+), audit AS (
+    INSERT INTO audit_events (actor_type, actor_user_id, actor_api_key_id, actor_agent_run_id, action,
+                              resource_type, resource_id, request_id, ip)
+    SELECT i.audit_actor_type, nullif(i.audit_actor_user_id, 0), nullif(i.audit_actor_api_key_id, 0),
+           nullif(i.audit_actor_agent_run_id, 0), i.audit_action, 'agent_run', r.id,
+           nullif(i.audit_request_id, ''), nullif(i.audit_ip, '')
+    FROM (SELECT id, row_number() OVER (ORDER BY id) AS ord FROM run) r
+    JOIN input i ON i.ord = r.ord
+    WHERE i.audit_actor_type <> ''
+    ORDER BY r.ord
 )
 SELECT run.* FROM run ORDER BY run.id;
 

@@ -160,6 +160,13 @@ WITH input AS (
            unnest($8::int[])                            AS max_tool_calls,
            unnest($9::bigint[])                       AS max_total_tokens,
            unnest($10::text[])                           AS output_schema,
+           unnest($11::text[])                            AS audit_action,
+           unnest($12::text[])                        AS audit_actor_type,
+           unnest($13::bigint[])                   AS audit_actor_user_id,
+           unnest($14::bigint[])                AS audit_actor_api_key_id,
+           unnest($15::bigint[])              AS audit_actor_agent_run_id,
+           unnest($16::text[])                        AS audit_request_id,
+           unnest($17::text[])                                AS audit_ip,
            generate_series(1, cardinality($1::bigint[]))     AS ord
 ), run AS (
     INSERT INTO agent_runs (agent_id, task_id, input, model, metadata, created_by, max_steps, max_tool_calls,
@@ -174,21 +181,38 @@ WITH input AS (
            jsonb_build_object('type', 'run.status', 'run_id', run.id, 'status', run.status, 'attempt', 0)
     FROM run
     RETURNING run_id
+), audit AS (
+    INSERT INTO audit_events (actor_type, actor_user_id, actor_api_key_id, actor_agent_run_id, action,
+                              resource_type, resource_id, request_id, ip)
+    SELECT i.audit_actor_type, nullif(i.audit_actor_user_id, 0), nullif(i.audit_actor_api_key_id, 0),
+           nullif(i.audit_actor_agent_run_id, 0), i.audit_action, 'agent_run', r.id,
+           nullif(i.audit_request_id, ''), nullif(i.audit_ip, '')
+    FROM (SELECT id, row_number() OVER (ORDER BY id) AS ord FROM run) r
+    JOIN input i ON i.ord = r.ord
+    WHERE i.audit_actor_type <> ''
+    ORDER BY r.ord
 )
 SELECT run.id, run.agent_id, run.task_id, run.status, run.input, run.output, run.steps, run.error_code, run.error_message, run.model, run.prompt_tokens, run.completion_tokens, run.total_tokens, run.attempt, run.metadata, run.job_id, run.created_by, run.cancel_requested_at, run.created_at, run.started_at, run.completed_at, run.updated_at, run.cached_completions, run.max_steps, run.max_tool_calls, run.max_total_tokens, run.output_schema, run.output_json, run.incomplete_reason, run.model_turns, run.tool_calls, run.llm_failures, run.pending_tool_calls, run.required_action, run.expires_at, run.task_context FROM run ORDER BY run.id
 `
 
 type AgentRunCreateParams struct {
-	AgentIds       []int64
-	TaskIds        []int64
-	Inputs         []string
-	Models         []string
-	Metadata       [][]byte
-	CreatedBy      []int64
-	MaxSteps       []int32
-	MaxToolCalls   []int32
-	MaxTotalTokens []int64
-	OutputSchemas  []string
+	AgentIds              []int64
+	TaskIds               []int64
+	Inputs                []string
+	Models                []string
+	Metadata              [][]byte
+	CreatedBy             []int64
+	MaxSteps              []int32
+	MaxToolCalls          []int32
+	MaxTotalTokens        []int64
+	OutputSchemas         []string
+	AuditActions          []string
+	AuditActorTypes       []string
+	AuditActorUserIds     []int64
+	AuditActorApiKeyIds   []int64
+	AuditActorAgentRunIds []int64
+	AuditRequestIds       []string
+	AuditIps              []string
 }
 
 type AgentRunCreateRow struct {
@@ -230,11 +254,13 @@ type AgentRunCreateRow struct {
 	TaskContext       *string
 }
 
-// AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
-// one statement. The arrays are parallel, one element per run; a task id of 0, a token
-// budget of 0 and an empty output schema mean none.
-// The runs are inserted in input order, so their ids ascend in it, and they are returned
-// by id. Nothing can be listening for a run that did not exist, so nobody is notified.
+// AgentRunCreate inserts queued runs, each with its first event (run.status "queued") and
+// its audit event, in one statement. The arrays are parallel, one element per run; a task
+// id of 0, a token budget of 0 and an empty output schema mean none; an empty audit
+// actor type records no audit event, and an audit actor id of 0 or an empty request id
+// or IP means none. The runs are inserted in input order, so their ids ascend in it (their audit
+// events too), and they are returned by id. Nothing can be listening for a run that did
+// not exist, so nobody is notified.
 func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) ([]AgentRunCreateRow, error) {
 	rows, err := q.db.Query(ctx, agentRunCreate,
 		arg.AgentIds,
@@ -247,6 +273,13 @@ func (q *Queries) AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) 
 		arg.MaxToolCalls,
 		arg.MaxTotalTokens,
 		arg.OutputSchemas,
+		arg.AuditActions,
+		arg.AuditActorTypes,
+		arg.AuditActorUserIds,
+		arg.AuditActorApiKeyIds,
+		arg.AuditActorAgentRunIds,
+		arg.AuditRequestIds,
+		arg.AuditIps,
 	)
 	if err != nil {
 		return nil, err

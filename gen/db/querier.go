@@ -50,11 +50,13 @@ type Querier interface {
 	// AgentRunCountActiveByCreators counts the runs of each given user that are queued, in
 	// progress or waiting for an approval (users without any are left out).
 	AgentRunCountActiveByCreators(ctx context.Context, userIds []int64) ([]AgentRunCountActiveByCreatorsRow, error)
-	// AgentRunCreate inserts queued runs, each with its first event (run.status "queued"), in
-	// one statement. The arrays are parallel, one element per run; a task id of 0, a token
-	// budget of 0 and an empty output schema mean none.
-	// The runs are inserted in input order, so their ids ascend in it, and they are returned
-	// by id. Nothing can be listening for a run that did not exist, so nobody is notified.
+	// AgentRunCreate inserts queued runs, each with its first event (run.status "queued") and
+	// its audit event, in one statement. The arrays are parallel, one element per run; a task
+	// id of 0, a token budget of 0 and an empty output schema mean none; an empty audit
+	// actor type records no audit event, and an audit actor id of 0 or an empty request id
+	// or IP means none. The runs are inserted in input order, so their ids ascend in it (their audit
+	// events too), and they are returned by id. Nothing can be listening for a run that did
+	// not exist, so nobody is notified.
 	AgentRunCreate(ctx context.Context, arg AgentRunCreateParams) ([]AgentRunCreateRow, error)
 	// AgentRunEventAppend adds the next event of a run and wakes every stream listening for
 	// the run, on any server (the notification is delivered when the transaction commits).

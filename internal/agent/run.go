@@ -306,6 +306,8 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 			AgentIds: make([]int64, n), TaskIds: make([]int64, n), Inputs: make([]string, n), Models: make([]string, n),
 			Metadata: make([][]byte, n), CreatedBy: make([]int64, n),
 			MaxSteps: make([]int32, n), MaxToolCalls: make([]int32, n), MaxTotalTokens: make([]int64, n), OutputSchemas: make([]string, n),
+			AuditActions: make([]string, n), AuditActorTypes: make([]string, n), AuditActorUserIds: make([]int64, n),
+			AuditActorApiKeyIds: make([]int64, n), AuditActorAgentRunIds: make([]int64, n), AuditRequestIds: make([]string, n), AuditIps: make([]string, n),
 		}
 		for i, k := range keep {
 			r := rs[k]
@@ -314,6 +316,9 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 			p.MaxTotalTokens[i], p.OutputSchemas[i] = r.budget.MaxTotalTokens, r.outputSchema
 			if r.taskID != nil {
 				p.TaskIds[i] = *r.taskID
+			}
+			if err := auditParams(r.ctx, &p, i); err != nil {
+				return err
 			}
 		}
 		rows, err := q.AgentRunCreate(ctx, p)
@@ -333,11 +338,6 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 				return err
 			}
 			jobs[i] = NewJob{RunID: row.ID, Backlog: backlog[keep[i]], Origin: rs[keep[i]].origin}
-			if r := rs[keep[i]]; r.ctx != nil {
-				if err := audit.Record(r.ctx, q, audit.Entry{Resource: "agent_run", ID: &row.ID}); err != nil {
-					return err
-				}
-			}
 		}
 		// The worker that starts a run records its job on it; a queued run is
 		// cancelled by its status alone.
@@ -347,6 +347,31 @@ func (s *Service) insertRuns(ctx context.Context, rs []newRun) ([]created, error
 		return nil, err
 	}
 	return out, nil
+}
+
+// auditParams sets the i-th run's audit event in p from the creating request's audit
+// Meta in ctx (nil or without one: no event); the statement that inserts the run
+// appends the event.
+func auditParams(ctx context.Context, p *db.AgentRunCreateParams, i int) error {
+	if ctx == nil {
+		return nil
+	}
+	e, ok, err := audit.Params(ctx, audit.Entry{Resource: "agent_run"})
+	if err != nil || !ok {
+		return err
+	}
+	p.AuditActions[i], p.AuditActorTypes[i] = e.Action, e.ActorType
+	p.AuditActorUserIds[i], p.AuditActorApiKeyIds[i], p.AuditActorAgentRunIds[i] = deref(e.ActorUserID), deref(e.ActorApiKeyID), deref(e.ActorAgentRunID)
+	p.AuditRequestIds[i], p.AuditIps[i] = deref(e.RequestID), deref(e.Ip)
+	return nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
 }
 
 // withinQuota returns the indexes of the runs in rs that their creators' quotas allow,

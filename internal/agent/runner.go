@@ -103,6 +103,11 @@ func NewRunner(s database, tasks Tasks, client *llm.Client, opts RunnerOptions) 
 		return startRuns(ctx, s, b)
 	}).Do
 	r.endRun = batch.New(func(ctx context.Context, b []ending) ([]*db.AgentRun, error) {
+		if !wantsAny(ctx, r.events, b) {
+			// No webhook event to record with the change: its one statement is its own
+			// transaction (no BEGIN and COMMIT round trips).
+			return finishRuns(ctx, s, b)
+		}
 		var out []*db.AgentRun
 		err := s.InTx(ctx, func(q db.Querier) error {
 			var err error

@@ -56,6 +56,20 @@ func runChanged(ctx context.Context, q queries, ev Events, row db.AgentRun) erro
 	return ev.Emit(ctx, outbox, t, run)
 }
 
+// wantsAny reports whether ending any of es may record a webhook event (runChanged
+// would emit one): only then must the ending run in a transaction of its own.
+func wantsAny(ctx context.Context, ev Events, es []ending) bool {
+	if ev == nil {
+		return false
+	}
+	for _, e := range es {
+		if t, ok := runEvents[db.AgentRunStatus(e.status)]; ok && ev.Wants(ctx, t) {
+			return true
+		}
+	}
+	return false
+}
+
 // endRuns ends runs that have not ended yet (finishRuns) and passes each one that
 // ended through runChanged, in q's transaction; the result is in es' order (nil for a
 // run that had ended).

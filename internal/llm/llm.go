@@ -182,6 +182,31 @@ const provider = "openai"
 func (c *Client) streamTraced(ctx context.Context, req Request, onDelta func(string)) (Result, error) {
 	callCtx, cancel := context.WithTimeoutCause(ctx, c.timeout, errTimeout)
 	defer cancel()
+	params := sdkParams(req)
+	key := c.cacheKey(req, params)
+	if key != "" {
+		if res, ok := c.cached(ctx, key); ok {
+			if onDelta != nil && res.Content != "" {
+				onDelta(res.Content)
+			}
+			c.metrics.LLMCompletion(req.Model, "cached", res.Latency, 0, 0)
+			return res, nil
+		}
+	}
+	res, err := c.stream(ctx, callCtx, req, params, onDelta)
+	if err != nil {
+		c.metrics.LLMCompletion(req.Model, "error", res.Latency, 0, 0)
+		return Result{}, err
+	}
+	c.metrics.LLMCompletion(req.Model, "ok", res.Latency, res.Usage.PromptTokens, res.Usage.CompletionTokens)
+	if key != "" {
+		c.store(ctx, key, res)
+	}
+	return res, nil
+}
+
+// sdkParams is req as the SDK's request parameters (the cache key hashes them).
+func sdkParams(req Request) openai.ChatCompletionNewParams {
 	params := openai.ChatCompletionNewParams{
 		Model:         req.Model,
 		Messages:      req.Messages,
@@ -199,26 +224,7 @@ func (c *Client) streamTraced(ctx context.Context, req Request, onDelta func(str
 			JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{Name: "output", Schema: req.OutputSchema},
 		}}
 	}
-	key := c.cacheKey(req, params)
-	if key != "" {
-		if res, ok := c.cached(ctx, key); ok {
-			if onDelta != nil && res.Content != "" {
-				onDelta(res.Content)
-			}
-			c.metrics.LLMCompletion(req.Model, "cached", res.Latency, 0, 0)
-			return res, nil
-		}
-	}
-	res, err := c.stream(ctx, callCtx, params, onDelta)
-	if err != nil {
-		c.metrics.LLMCompletion(req.Model, "error", res.Latency, 0, 0)
-		return Result{}, err
-	}
-	c.metrics.LLMCompletion(req.Model, "ok", res.Latency, res.Usage.PromptTokens, res.Usage.CompletionTokens)
-	if key != "" {
-		c.store(ctx, key, res)
-	}
-	return res, nil
+	return params
 }
 
 // cachedAnswer is what the cache keeps of a completion.
@@ -280,38 +286,35 @@ func (c *Client) store(ctx context.Context, key string, res Result) {
 }
 
 // stream runs the completion against the provider.
-func (c *Client) stream(ctx, callCtx context.Context, params openai.ChatCompletionNewParams, onDelta func(string)) (Result, error) {
+func (c *Client) stream(ctx, callCtx context.Context, req Request, params openai.ChatCompletionNewParams, onDelta func(string)) (Result, error) {
 	start := time.Now()
-	stream := c.api.Chat.Completions.NewStreaming(callCtx, params)
-	defer stream.Close()
-	var acc openai.ChatCompletionAccumulator
-	for stream.Next() {
-		chunk := stream.Current()
-		acc.AddChunk(chunk)
-		for _, ch := range chunk.Choices {
-			if ch.Delta.Content != "" && onDelta != nil {
-				onDelta(ch.Delta.Content)
-			}
-		}
+	body, err := requestBody(req, params)
+	if err != nil {
+		return Result{Latency: time.Since(start)}, &Error{Code: "llm_bad_request", Message: "the request could not be encoded", Err: err}
 	}
-	if err := stream.Err(); err != nil {
+	acc, err := c.send(callCtx, body, onDelta)
+	if err != nil {
 		return Result{Latency: time.Since(start)}, c.classify(ctx, callCtx, err)
 	}
-	if len(acc.Choices) == 0 {
+	if !acc.choices {
 		return Result{Latency: time.Since(start)}, &Error{Code: "llm_bad_response", Message: "the model returned no choices", Transient: true}
 	}
-	msg := acc.Choices[0].Message
 	res := Result{
-		Content:      msg.Content,
-		Model:        acc.Model,
-		FinishReason: acc.Choices[0].FinishReason,
+		Content:      acc.content.String(),
+		ToolCalls:    acc.calls,
+		Model:        acc.model,
+		FinishReason: acc.finish,
 		Latency:      time.Since(start),
-		Usage:        Usage{PromptTokens: acc.Usage.PromptTokens, CompletionTokens: acc.Usage.CompletionTokens, TotalTokens: acc.Usage.TotalTokens},
-		Message:      msg.ToParam(),
+		Usage:        acc.usage,
 	}
-	for _, tc := range msg.ToolCalls {
-		res.ToolCalls = append(res.ToolCalls, ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: tc.Function.Arguments})
+	msg := openai.ChatCompletionMessage{Content: res.Content, Role: "assistant"}
+	for _, tc := range res.ToolCalls {
+		msg.ToolCalls = append(msg.ToolCalls, openai.ChatCompletionMessageToolCallUnion{
+			ID: tc.ID, Type: "function",
+			Function: openai.ChatCompletionMessageFunctionToolCallFunction{Name: tc.Name, Arguments: tc.Arguments},
+		})
 	}
+	res.Message = msg.ToParam()
 	return res, nil
 }
 
