@@ -55,7 +55,9 @@ func DecodeCursor(s string) (Cursor, error) {
 	if s == "" || len(s) > MaxCursorLen {
 		return Cursor{}, errBadCursor
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(s)
+	// Strict: the last character's unused bits must be zero, or a cursor whose last
+	// character was changed could decode to the same bytes and pass the checksum.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(raw) <= cursorSum {
 		return Cursor{}, errBadCursor
 	}

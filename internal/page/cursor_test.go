@@ -48,6 +48,20 @@ func TestDecodeCursorRejectsGarbageAndAlterations(t *testing.T) {
 		_, err := page.DecodeCursor(s)
 		require.Error(t, err, "%q", s)
 	}
+	// Every other character in the last position is refused, whatever the encoded length:
+	// unpadded base64's last character carries unused bits that a lax decoder ignores.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for _, id := range []int64{1, 12, 123} { // three body lengths: every remainder modulo 3
+		enc := page.Cursor{Sort: "id", Filter: page.Fingerprint("x"), ID: id, Pos: 20}.Encode()
+		last := enc[len(enc)-1]
+		for _, ch := range []byte(alphabet) {
+			if ch == last {
+				continue
+			}
+			_, err := page.DecodeCursor(enc[:len(enc)-1] + string(ch))
+			require.Error(t, err, "%q with its last character changed to %q", enc, ch)
+		}
+	}
 	// A well-formed cursor naming no row or a negative position is refused too.
 	for _, c := range []page.Cursor{{Sort: "id", ID: 0}, {Sort: "id", ID: -1}, {Sort: "id", ID: 1, Pos: -1}} {
 		_, err := page.DecodeCursor(c.Encode())
