@@ -74,7 +74,9 @@ func server(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	c, err := pgembed.Start(context.Background(), pgembed.Options{Dir: dir, TCP: true, Fast: true, Logger: slog.New(slog.DiscardHandler)})
+	// A package's parallel tests each serve an instance (pool, queue listener, their own
+	// pools) on this one cluster: under -race on a busy machine they overlap by dozens.
+	c, err := pgembed.Start(context.Background(), pgembed.Options{Dir: dir, TCP: true, Fast: true, MaxConnections: 500, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		t.Fatalf("dbtest: start private PostgreSQL (set TEST_DATABASE_URL to use another server): %v", err)

@@ -21,6 +21,7 @@
 package pgembed
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -53,8 +54,10 @@ var ErrAlreadyRunning = errors.New("pgembed: a PostgreSQL server is already runn
 
 const (
 	defaultStartTimeout = 30 * time.Second
-	stopTimeout         = 60 * time.Second
-	superuser           = "postgres"
+	// defaultMaxConnections is PostgreSQL's max_connections when Options leave it.
+	defaultMaxConnections = 200
+	stopTimeout           = 60 * time.Second
+	superuser             = "postgres"
 	// Socket-only servers listen on no TCP port; the port only names the
 	// socket file inside a private directory, so the default cannot clash.
 	socketOnlyPort = 5432
@@ -90,6 +93,9 @@ type Options struct {
 	// StartTimeout bounds how long the server may take to accept
 	// connections; zero means 30s.
 	StartTimeout time.Duration
+	// MaxConnections is the server's max_connections; zero means 200. Test suites
+	// that run many server instances against one cluster need more.
+	MaxConnections int
 }
 
 // Cluster is a running PostgreSQL server started by Start. Its methods are
@@ -107,6 +113,7 @@ type Cluster struct {
 	password  string
 	port      int
 	tcp       bool
+	maxConns  int
 	run       runner
 	logger    *slog.Logger
 
@@ -188,6 +195,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		socketDir: socketDirFor(dir),
 		logPath:   filepath.Join(dir, "postgres.log"),
 		tcp:       opts.TCP,
+		maxConns:  cmp.Or(opts.MaxConnections, defaultMaxConnections),
 		run:       run,
 		logger:    logger,
 		unlock:    unlock,
@@ -358,7 +366,7 @@ func (c *Cluster) startOnce(ctx context.Context, fast bool, timeout time.Duratio
 		"-p", strconv.Itoa(c.port),
 		shellQuote("-c", "unix_socket_directories="+`"`+strings.ReplaceAll(c.socketDir, `"`, `""`)+`"`),
 		shellQuote("-c", "listen_addresses="+listen),
-		"-c", "max_connections=200",
+		"-c", "max_connections=" + strconv.Itoa(c.maxConns),
 	}
 	if fast {
 		serverOpts = append(serverOpts, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
