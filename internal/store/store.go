@@ -213,7 +213,7 @@ func (t translating) QueryRow(ctx context.Context, sql string, args ...any) pgx.
 // its cheaper generic plan. TestCustomPlanQueriesExistAndRunUnprepared fails when a name
 // here no longer matches a generated query.
 //
-// The list pages TaskPage and UserPageFiltered are catch-all queries too, but they run
+// The list pages TaskPage, TaskPageSkip and UserPageFiltered are catch-all queries too, but they run
 // prepared: PostgreSQL's plan_cache_mode=auto plans a prepared statement for each call's
 // values as long as its generic plan is estimated dearer than the custom ones, and their
 // generic plans read the whole table (TaskPage at 100k tasks: cost ~48,000 against ~250),
