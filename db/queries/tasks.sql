@@ -197,3 +197,73 @@ ORDER BY
     CASE WHEN left(@sort::text, 1) = '-' THEN id END DESC,
     CASE WHEN left(@sort::text, 1) <> '-' THEN id END ASC
 LIMIT @max_rows OFFSET @skip_rows;
+
+-- name: TaskPageSkip :many
+-- TaskPageSkip is TaskPage without a keyset position, for pages that skip @skip_rows
+-- matches: the skipped tasks are read from the order's index alone (the ids in the
+-- subquery) and only the page's rows from the table, by primary key.
+WITH counted AS (
+    SELECT count(*) AS n FROM (
+        SELECT 1 FROM tasks
+        WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+          AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
+          AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+          AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+          AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+          AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+          AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+          AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+          AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after))
+        LIMIT sqlc.arg(count_limit)::bigint
+    ) AS matching
+)
+SELECT sqlc.embed(tasks),
+    (SELECT n FROM counted)::bigint AS counted,
+    (CASE WHEN (SELECT n FROM counted) < sqlc.arg(count_limit)::bigint THEN 0
+          ELSE (SELECT count(*) FROM tasks TABLESAMPLE SYSTEM (1)
+                WHERE (sqlc.narg(visible_to)::bigint IS NULL OR created_by = sqlc.narg(visible_to) OR assignee_id = sqlc.narg(visible_to))
+                  AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
+                  AND (sqlc.narg(priority)::task_priority IS NULL OR priority = sqlc.narg(priority))
+                  AND (sqlc.narg(assignee_id)::bigint IS NULL OR assignee_id = sqlc.narg(assignee_id))
+                  AND (sqlc.narg(created_by)::bigint IS NULL OR created_by = sqlc.narg(created_by))
+                  AND (sqlc.narg(tag)::text IS NULL OR tags @> ARRAY[sqlc.narg(tag)::text])
+                  AND (sqlc.narg(q)::text IS NULL OR title ILIKE '%' || sqlc.narg(q) || '%' OR description ILIKE '%' || sqlc.narg(q) || '%')
+                  AND (sqlc.narg(due_before)::timestamptz IS NULL OR due_at < sqlc.narg(due_before))
+                  AND (sqlc.narg(due_after)::timestamptz IS NULL OR due_at > sqlc.narg(due_after)))
+     END)::bigint AS sampled
+FROM tasks
+WHERE tasks.id IN (
+    SELECT p.id FROM tasks AS p
+    WHERE (sqlc.narg(visible_to)::bigint IS NULL OR p.created_by = sqlc.narg(visible_to) OR p.assignee_id = sqlc.narg(visible_to))
+      AND (cardinality(sqlc.arg(statuses)::text[]) = 0 OR p.status = ANY (task_statuses(sqlc.arg(statuses)::text[])))
+      AND (sqlc.narg(priority)::task_priority IS NULL OR p.priority = sqlc.narg(priority))
+      AND (sqlc.narg(assignee_id)::bigint IS NULL OR p.assignee_id = sqlc.narg(assignee_id))
+      AND (sqlc.narg(created_by)::bigint IS NULL OR p.created_by = sqlc.narg(created_by))
+      AND (sqlc.narg(tag)::text IS NULL OR p.tags @> ARRAY[sqlc.narg(tag)::text])
+      AND (sqlc.narg(q)::text IS NULL OR p.title ILIKE '%' || sqlc.narg(q) || '%' OR p.description ILIKE '%' || sqlc.narg(q) || '%')
+      AND (sqlc.narg(due_before)::timestamptz IS NULL OR p.due_at < sqlc.narg(due_before))
+      AND (sqlc.narg(due_after)::timestamptz IS NULL OR p.due_at > sqlc.narg(due_after))
+    ORDER BY
+        CASE WHEN @sort::text = 'created_at' THEN p.created_at END ASC,
+        CASE WHEN @sort::text = '-created_at' THEN p.created_at END DESC,
+        CASE WHEN @sort::text = 'updated_at' THEN p.updated_at END ASC,
+        CASE WHEN @sort::text = '-updated_at' THEN p.updated_at END DESC,
+        CASE WHEN @sort::text = 'due_at' THEN coalesce(p.due_at, 'infinity'::timestamptz) END ASC,
+        CASE WHEN @sort::text = '-due_at' THEN coalesce(p.due_at, '-infinity'::timestamptz) END DESC,
+        CASE WHEN @sort::text = 'priority' THEN p.priority END ASC,
+        CASE WHEN @sort::text = '-priority' THEN p.priority END DESC,
+        CASE WHEN left(@sort::text, 1) = '-' THEN p.id END DESC,
+        CASE WHEN left(@sort::text, 1) <> '-' THEN p.id END ASC
+    LIMIT @max_rows OFFSET @skip_rows
+)
+ORDER BY
+    CASE WHEN @sort::text = 'created_at' THEN created_at END ASC,
+    CASE WHEN @sort::text = '-created_at' THEN created_at END DESC,
+    CASE WHEN @sort::text = 'updated_at' THEN updated_at END ASC,
+    CASE WHEN @sort::text = '-updated_at' THEN updated_at END DESC,
+    CASE WHEN @sort::text = 'due_at' THEN coalesce(due_at, 'infinity'::timestamptz) END ASC,
+    CASE WHEN @sort::text = '-due_at' THEN coalesce(due_at, '-infinity'::timestamptz) END DESC,
+    CASE WHEN @sort::text = 'priority' THEN priority END ASC,
+    CASE WHEN @sort::text = '-priority' THEN priority END DESC,
+    CASE WHEN left(@sort::text, 1) = '-' THEN id END DESC,
+    CASE WHEN left(@sort::text, 1) <> '-' THEN id END ASC;

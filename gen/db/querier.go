@@ -195,6 +195,10 @@ type Querier interface {
 	// reached, the matches in a 1 % block sample (0 otherwise): count and page in one statement.
 	// Run with a custom plan, the unused filters, sort and keyset cases fold away.
 	TaskPage(ctx context.Context, arg TaskPageParams) ([]TaskPageRow, error)
+	// TaskPageSkip is TaskPage without a keyset position, for pages that skip @skip_rows
+	// matches: the skipped tasks are read from the order's index alone (the ids in the
+	// subquery) and only the page's rows from the table, by primary key.
+	TaskPageSkip(ctx context.Context, arg TaskPageSkipParams) ([]TaskPageSkipRow, error)
 	// TaskUpdate writes every mutable field of a task whose version still matches; no row
 	// means the task is gone or another writer changed it first.
 	TaskUpdate(ctx context.Context, arg TaskUpdateParams) (Task, error)

@@ -583,6 +583,150 @@ func (q *Queries) TaskPage(ctx context.Context, arg TaskPageParams) ([]TaskPageR
 	return items, nil
 }
 
+const taskPageSkip = `-- name: TaskPageSkip :many
+WITH counted AS (
+    SELECT count(*) AS n FROM (
+        SELECT 1 FROM tasks
+        WHERE ($2::bigint IS NULL OR created_by = $2 OR assignee_id = $2)
+          AND (cardinality($3::text[]) = 0 OR status = ANY (task_statuses($3::text[])))
+          AND ($4::task_priority IS NULL OR priority = $4)
+          AND ($5::bigint IS NULL OR assignee_id = $5)
+          AND ($6::bigint IS NULL OR created_by = $6)
+          AND ($7::text IS NULL OR tags @> ARRAY[$7::text])
+          AND ($8::text IS NULL OR title ILIKE '%' || $8 || '%' OR description ILIKE '%' || $8 || '%')
+          AND ($9::timestamptz IS NULL OR due_at < $9)
+          AND ($10::timestamptz IS NULL OR due_at > $10)
+        LIMIT $1::bigint
+    ) AS matching
+)
+SELECT tasks.id, tasks.title, tasks.description, tasks.status, tasks.priority, tasks.assignee_id, tasks.created_by, tasks.due_at, tasks.tags, tasks.metadata, tasks.created_at, tasks.updated_at, tasks.completed_at, tasks.version,
+    (SELECT n FROM counted)::bigint AS counted,
+    (CASE WHEN (SELECT n FROM counted) < $1::bigint THEN 0
+          ELSE (SELECT count(*) FROM tasks TABLESAMPLE SYSTEM (1)
+                WHERE ($2::bigint IS NULL OR created_by = $2 OR assignee_id = $2)
+                  AND (cardinality($3::text[]) = 0 OR status = ANY (task_statuses($3::text[])))
+                  AND ($4::task_priority IS NULL OR priority = $4)
+                  AND ($5::bigint IS NULL OR assignee_id = $5)
+                  AND ($6::bigint IS NULL OR created_by = $6)
+                  AND ($7::text IS NULL OR tags @> ARRAY[$7::text])
+                  AND ($8::text IS NULL OR title ILIKE '%' || $8 || '%' OR description ILIKE '%' || $8 || '%')
+                  AND ($9::timestamptz IS NULL OR due_at < $9)
+                  AND ($10::timestamptz IS NULL OR due_at > $10))
+     END)::bigint AS sampled
+FROM tasks
+WHERE tasks.id IN (
+    SELECT p.id FROM tasks AS p
+    WHERE ($2::bigint IS NULL OR p.created_by = $2 OR p.assignee_id = $2)
+      AND (cardinality($3::text[]) = 0 OR p.status = ANY (task_statuses($3::text[])))
+      AND ($4::task_priority IS NULL OR p.priority = $4)
+      AND ($5::bigint IS NULL OR p.assignee_id = $5)
+      AND ($6::bigint IS NULL OR p.created_by = $6)
+      AND ($7::text IS NULL OR p.tags @> ARRAY[$7::text])
+      AND ($8::text IS NULL OR p.title ILIKE '%' || $8 || '%' OR p.description ILIKE '%' || $8 || '%')
+      AND ($9::timestamptz IS NULL OR p.due_at < $9)
+      AND ($10::timestamptz IS NULL OR p.due_at > $10)
+    ORDER BY
+        CASE WHEN $11::text = 'created_at' THEN p.created_at END ASC,
+        CASE WHEN $11::text = '-created_at' THEN p.created_at END DESC,
+        CASE WHEN $11::text = 'updated_at' THEN p.updated_at END ASC,
+        CASE WHEN $11::text = '-updated_at' THEN p.updated_at END DESC,
+        CASE WHEN $11::text = 'due_at' THEN coalesce(p.due_at, 'infinity'::timestamptz) END ASC,
+        CASE WHEN $11::text = '-due_at' THEN coalesce(p.due_at, '-infinity'::timestamptz) END DESC,
+        CASE WHEN $11::text = 'priority' THEN p.priority END ASC,
+        CASE WHEN $11::text = '-priority' THEN p.priority END DESC,
+        CASE WHEN left($11::text, 1) = '-' THEN p.id END DESC,
+        CASE WHEN left($11::text, 1) <> '-' THEN p.id END ASC
+    LIMIT $13 OFFSET $12
+)
+ORDER BY
+    CASE WHEN $11::text = 'created_at' THEN created_at END ASC,
+    CASE WHEN $11::text = '-created_at' THEN created_at END DESC,
+    CASE WHEN $11::text = 'updated_at' THEN updated_at END ASC,
+    CASE WHEN $11::text = '-updated_at' THEN updated_at END DESC,
+    CASE WHEN $11::text = 'due_at' THEN coalesce(due_at, 'infinity'::timestamptz) END ASC,
+    CASE WHEN $11::text = '-due_at' THEN coalesce(due_at, '-infinity'::timestamptz) END DESC,
+    CASE WHEN $11::text = 'priority' THEN priority END ASC,
+    CASE WHEN $11::text = '-priority' THEN priority END DESC,
+    CASE WHEN left($11::text, 1) = '-' THEN id END DESC,
+    CASE WHEN left($11::text, 1) <> '-' THEN id END ASC
+`
+
+type TaskPageSkipParams struct {
+	CountLimit int64
+	VisibleTo  *int64
+	Statuses   []string
+	Priority   *TaskPriority
+	AssigneeID *int64
+	CreatedBy  *int64
+	Tag        *string
+	Q          *string
+	DueBefore  *time.Time
+	DueAfter   *time.Time
+	Sort       string
+	SkipRows   int32
+	MaxRows    int32
+}
+
+type TaskPageSkipRow struct {
+	Task    Task
+	Counted int64
+	Sampled int64
+}
+
+// TaskPageSkip is TaskPage without a keyset position, for pages that skip @skip_rows
+// matches: the skipped tasks are read from the order's index alone (the ids in the
+// subquery) and only the page's rows from the table, by primary key.
+func (q *Queries) TaskPageSkip(ctx context.Context, arg TaskPageSkipParams) ([]TaskPageSkipRow, error) {
+	rows, err := q.db.Query(ctx, taskPageSkip,
+		arg.CountLimit,
+		arg.VisibleTo,
+		arg.Statuses,
+		arg.Priority,
+		arg.AssigneeID,
+		arg.CreatedBy,
+		arg.Tag,
+		arg.Q,
+		arg.DueBefore,
+		arg.DueAfter,
+		arg.Sort,
+		arg.SkipRows,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []TaskPageSkipRow{}
+	for rows.Next() {
+		var i TaskPageSkipRow
+		if err := rows.Scan(
+			&i.Task.ID,
+			&i.Task.Title,
+			&i.Task.Description,
+			&i.Task.Status,
+			&i.Task.Priority,
+			&i.Task.AssigneeID,
+			&i.Task.CreatedBy,
+			&i.Task.DueAt,
+			&i.Task.Tags,
+			&i.Task.Metadata,
+			&i.Task.CreatedAt,
+			&i.Task.UpdatedAt,
+			&i.Task.CompletedAt,
+			&i.Task.Version,
+			&i.Counted,
+			&i.Sampled,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const taskUpdate = `-- name: TaskUpdate :one
 UPDATE tasks SET
     title        = $1,

@@ -35,6 +35,7 @@ type queries interface {
 	TaskCountUpTo(ctx context.Context, arg db.TaskCountUpToParams) (int64, error)
 	TaskCountSample(ctx context.Context, arg db.TaskCountSampleParams) (int64, error)
 	TaskPage(ctx context.Context, arg db.TaskPageParams) ([]db.TaskPageRow, error)
+	TaskPageSkip(ctx context.Context, arg db.TaskPageSkipParams) ([]db.TaskPageSkipRow, error)
 	UserGetByID(ctx context.Context, id int64) (db.User, error)
 	AuditEventCreate(ctx context.Context, arg db.AuditEventCreateParams) error
 }
@@ -230,7 +231,7 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 	}
 	// Count and page in one statement (its snapshot serves both); only a page past the
 	// end needs a second statement for the total.
-	res, err := s.store.TaskPage(ctx, args)
+	res, err := s.page(ctx, args)
 	var total int64
 	var estimated bool
 	if err == nil && len(res) > 0 {
@@ -254,6 +255,25 @@ func (s *Service) List(ctx context.Context, actor auth.Principal, p ListParams) 
 	})
 	pg.TotalIsEstimate = estimated
 	return pg, nil
+}
+
+// page runs TaskPage, or TaskPageSkip for a page that skips tasks without a keyset
+// position: it skips them in the order's index and reads only the page's rows.
+func (s *Service) page(ctx context.Context, args db.TaskPageParams) ([]db.TaskPageRow, error) {
+	if args.AfterID != nil || args.SkipRows == 0 {
+		return s.store.TaskPage(ctx, args)
+	}
+	res, err := s.store.TaskPageSkip(ctx, db.TaskPageSkipParams{
+		CountLimit: args.CountLimit,
+		VisibleTo:  args.VisibleTo, Statuses: args.Statuses, Priority: args.Priority, AssigneeID: args.AssigneeID,
+		CreatedBy: args.CreatedBy, Tag: args.Tag, Q: args.Q, DueBefore: args.DueBefore, DueAfter: args.DueAfter,
+		Sort: args.Sort, SkipRows: args.SkipRows, MaxRows: args.MaxRows,
+	})
+	rows := make([]db.TaskPageRow, len(res))
+	for i, r := range res {
+		rows[i] = db.TaskPageRow(r)
+	}
+	return rows, err
 }
 
 // countLimit is TaskPage's count_limit: one more than the exact-total limit, so that
