@@ -3,6 +3,7 @@ package task_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -86,4 +87,17 @@ func TestCreateRecordsItsEventInItsOwnStatement(t *testing.T) {
 	var deliveries int
 	require.NoError(t, st.Pool().QueryRow(ctx, "SELECT count(*) FROM webhook_deliveries").Scan(&deliveries))
 	require.Equal(t, 1, deliveries)
+
+	// In a caller's transaction that rolls back, the task and its event go together.
+	errAbort := errors.New("abort")
+	err = st.InTx(ctx, func(q db.Querier) error {
+		_, err := task.NewService(st).WithEvents(hooks).Within(q).Create(ctx, actor, task.CreateParams{Title: "rolled back"})
+		require.NoError(t, err)
+		pending, err := q.WebhookEventClaim(ctx, 10)
+		require.NoError(t, err)
+		require.Len(t, pending, 1, "the event is written with the task, in the caller's transaction")
+		return errAbort
+	})
+	require.ErrorIs(t, err, errAbort)
+	require.Equal(t, 1, events(), "the rolled-back create left no event")
 }
