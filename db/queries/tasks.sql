@@ -1,6 +1,5 @@
 -- name: TaskCreate :one
--- TaskCreate inserts a task and returns it; with an audit action it appends the task's
--- audit event in the same statement (no transaction or round trip of its own).
+-- TaskCreate inserts a task and returns it; with an audit action or an event id it appends the task's audit and task.created webhook events in the same statement (no transaction of its own).
 WITH t AS (
     INSERT INTO tasks (title, description, priority, assignee_id, created_by, due_at, tags, metadata)
     VALUES (@title, @description, @priority, @assignee_id, @created_by, @due_at, @tags, @metadata)
@@ -13,6 +12,12 @@ WITH t AS (
         sqlc.narg(audit_action)::text, 'task', t.id, sqlc.narg(audit_request_id)::text, sqlc.narg(audit_ip)::text
     FROM t
     WHERE sqlc.narg(audit_action)::text IS NOT NULL
+), event AS (
+    INSERT INTO webhook_events (msg_id, type, body, source)
+    SELECT sqlc.narg(event_msg_id)::text, 'task.created', '', to_jsonb(t)
+    FROM t
+    WHERE sqlc.narg(event_msg_id)::text IS NOT NULL
+      AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.is_active AND e.events && ARRAY['task.created', '*'])
 )
 SELECT * FROM t;
 

@@ -65,13 +65,13 @@ RETURNING id;
 
 -- name: WebhookEventClaim :many
 -- WebhookEventClaim marks up to max_rows undispatched events dispatched, oldest first,
--- skipping those another dispatcher holds, and returns their ids.
+-- skipping those another dispatcher holds, and returns them (source: the body is to render).
 UPDATE webhook_events SET dispatched_at = now()
 WHERE id IN (
     SELECT id FROM webhook_events WHERE dispatched_at IS NULL
     ORDER BY id LIMIT @max_rows FOR UPDATE SKIP LOCKED
 )
-RETURNING id;
+RETURNING id, type, source, created_at;
 
 -- name: WebhookDeliveryFanOut :many
 -- WebhookDeliveryFanOut writes one pending delivery per event and active endpoint that
@@ -144,3 +144,9 @@ GROUP BY endpoint_id;
 -- name: WebhookSubscribedTypes :many
 -- WebhookSubscribedTypes lists the event types (or "*") some active endpoint receives.
 SELECT DISTINCT unnest(events)::text AS event_type FROM webhook_endpoints WHERE is_active;
+
+-- name: WebhookEventSetBodies :exec
+-- WebhookEventSetBodies stores the rendered bodies of events recorded with their source row.
+UPDATE webhook_events ev SET body = b.body, source = NULL
+FROM (SELECT unnest(@ids::bigint[]) AS id, unnest(@bodies::text[]) AS body) b
+WHERE ev.id = b.id;

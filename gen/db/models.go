@@ -478,4 +478,5 @@ type WebhookEvent struct {
 	Body         string
 	CreatedAt    time.Time
 	DispatchedAt *time.Time
+	Source       []byte
 }

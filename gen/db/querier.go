@@ -172,8 +172,7 @@ type Querier interface {
 	// TaskCountUpTo counts the tasks matching the same filters as TaskList, but stops at
 	// @max_rows: large results are not counted row by row.
 	TaskCountUpTo(ctx context.Context, arg TaskCountUpToParams) (int64, error)
-	// TaskCreate inserts a task and returns it; with an audit action it appends the task's
-	// audit event in the same statement (no transaction or round trip of its own).
+	// TaskCreate inserts a task and returns it; with an audit action or an event id it appends the task's audit and task.created webhook events in the same statement (no transaction of its own).
 	TaskCreate(ctx context.Context, arg TaskCreateParams) (TaskCreateRow, error)
 	// TaskDelete removes a task whose version still matches.
 	TaskDelete(ctx context.Context, arg TaskDeleteParams) (int64, error)
@@ -259,13 +258,15 @@ type Querier interface {
 	// WebhookDisable deactivates an endpoint on the system's behalf, saying why.
 	WebhookDisable(ctx context.Context, arg WebhookDisableParams) error
 	// WebhookEventClaim marks up to max_rows undispatched events dispatched, oldest first,
-	// skipping those another dispatcher holds, and returns their ids.
-	WebhookEventClaim(ctx context.Context, maxRows int32) ([]int64, error)
+	// skipping those another dispatcher holds, and returns them (source: the body is to render).
+	WebhookEventClaim(ctx context.Context, maxRows int32) ([]WebhookEventClaimRow, error)
 	// WebhookEventEmit records an event in the caller's transaction (the outbox) when some
 	// active endpoint is subscribed to its type; the dispatcher writes its deliveries.
 	WebhookEventEmit(ctx context.Context, arg WebhookEventEmitParams) (int64, error)
 	// WebhookEventEmitTo records an event, already dispatched, and one pending delivery to one endpoint.
 	WebhookEventEmitTo(ctx context.Context, arg WebhookEventEmitToParams) (int64, error)
+	// WebhookEventSetBodies stores the rendered bodies of events recorded with their source row.
+	WebhookEventSetBodies(ctx context.Context, arg WebhookEventSetBodiesParams) error
 	// WebhookGetByID returns one endpoint.
 	WebhookGetByID(ctx context.Context, id int64) (WebhookEndpoint, error)
 	// WebhookGetByIDForUpdate returns one endpoint and locks it for the rest of the transaction.

@@ -159,6 +159,12 @@ WITH t AS (
         $13::text, 'task', t.id, $14::text, $15::text
     FROM t
     WHERE $13::text IS NOT NULL
+), event AS (
+    INSERT INTO webhook_events (msg_id, type, body, source)
+    SELECT $16::text, 'task.created', '', to_jsonb(t)
+    FROM t
+    WHERE $16::text IS NOT NULL
+      AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.is_active AND e.events && ARRAY['task.created', '*'])
 )
 SELECT id, title, description, status, priority, assignee_id, created_by, due_at, tags, metadata, created_at, updated_at, completed_at, version FROM t
 `
@@ -179,6 +185,7 @@ type TaskCreateParams struct {
 	AuditAction          *string
 	AuditRequestID       *string
 	AuditIp              *string
+	EventMsgID           *string
 }
 
 type TaskCreateRow struct {
@@ -198,8 +205,7 @@ type TaskCreateRow struct {
 	Version     int64
 }
 
-// TaskCreate inserts a task and returns it; with an audit action it appends the task's
-// audit event in the same statement (no transaction or round trip of its own).
+// TaskCreate inserts a task and returns it; with an audit action or an event id it appends the task's audit and task.created webhook events in the same statement (no transaction of its own).
 func (q *Queries) TaskCreate(ctx context.Context, arg TaskCreateParams) (TaskCreateRow, error) {
 	row := q.db.QueryRow(ctx, taskCreate,
 		arg.Title,
@@ -217,6 +223,7 @@ func (q *Queries) TaskCreate(ctx context.Context, arg TaskCreateParams) (TaskCre
 		arg.AuditAction,
 		arg.AuditRequestID,
 		arg.AuditIp,
+		arg.EventMsgID,
 	)
 	var i TaskCreateRow
 	err := row.Scan(

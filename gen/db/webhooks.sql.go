@@ -395,24 +395,36 @@ WHERE id IN (
     SELECT id FROM webhook_events WHERE dispatched_at IS NULL
     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 )
-RETURNING id
+RETURNING id, type, source, created_at
 `
 
+type WebhookEventClaimRow struct {
+	ID        int64
+	Type      string
+	Source    []byte
+	CreatedAt time.Time
+}
+
 // WebhookEventClaim marks up to max_rows undispatched events dispatched, oldest first,
-// skipping those another dispatcher holds, and returns their ids.
-func (q *Queries) WebhookEventClaim(ctx context.Context, maxRows int32) ([]int64, error) {
+// skipping those another dispatcher holds, and returns them (source: the body is to render).
+func (q *Queries) WebhookEventClaim(ctx context.Context, maxRows int32) ([]WebhookEventClaimRow, error) {
 	rows, err := q.db.Query(ctx, webhookEventClaim, maxRows)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []int64{}
+	items := []WebhookEventClaimRow{}
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var i WebhookEventClaimRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Type,
+			&i.Source,
+			&i.CreatedAt,
+		); err != nil {
 			return nil, err
 		}
-		items = append(items, id)
+		items = append(items, i)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -469,6 +481,23 @@ func (q *Queries) WebhookEventEmitTo(ctx context.Context, arg WebhookEventEmitTo
 	var id int64
 	err := row.Scan(&id)
 	return id, err
+}
+
+const webhookEventSetBodies = `-- name: WebhookEventSetBodies :exec
+UPDATE webhook_events ev SET body = b.body, source = NULL
+FROM (SELECT unnest($1::bigint[]) AS id, unnest($2::text[]) AS body) b
+WHERE ev.id = b.id
+`
+
+type WebhookEventSetBodiesParams struct {
+	Ids    []int64
+	Bodies []string
+}
+
+// WebhookEventSetBodies stores the rendered bodies of events recorded with their source row.
+func (q *Queries) WebhookEventSetBodies(ctx context.Context, arg WebhookEventSetBodiesParams) error {
+	_, err := q.db.Exec(ctx, webhookEventSetBodies, arg.Ids, arg.Bodies)
+	return err
 }
 
 const webhookGetByID = `-- name: WebhookGetByID :one

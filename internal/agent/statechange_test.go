@@ -16,6 +16,7 @@ func (w wantingEvents) Emit(context.Context, webhook.Outbox, webhook.EventType, 
 	return nil
 }
 func (w wantingEvents) Wants(_ context.Context, t webhook.EventType) bool { return w[t] }
+func (w wantingEvents) Stored(webhook.EventType)                          {}
 
 // TestWantsAnyDecidesWhetherAnEndingNeedsItsTransaction: a batch of endings runs in a
 // transaction of its own (for the webhook outbox rows) exactly when some ending's status

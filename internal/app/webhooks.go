@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 
 	"enterprise-automation/internal/config"
@@ -9,6 +10,7 @@ import (
 	"enterprise-automation/internal/httpapi"
 	"enterprise-automation/internal/metrics"
 	"enterprise-automation/internal/store"
+	"enterprise-automation/internal/task"
 	"enterprise-automation/internal/webhook"
 )
 
@@ -16,7 +18,7 @@ import (
 // delivery jobs, both behind one address guard.
 func (p *Program) webhooks(cfg config.Config, log *slog.Logger, m *metrics.Metrics, s *store.DB, fg *foreground.Gauge) (*webhook.Service, *webhook.Worker) {
 	guard := &webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivateNetworks, Resolve: p.WebhookResolve}
-	hooks := webhook.NewService(s, webhook.Options{Guard: guard, Encode: httpapi.WebhookData, Logger: log})
+	hooks := webhook.NewService(s, webhook.Options{Guard: guard, Encode: httpapi.WebhookData, Render: renderStored, Logger: log})
 	var deliverer *webhook.Deliverer
 	wm := m.RegisterWebhooks(func(ctx context.Context) (map[int64]int64, error) { return deliverer.Depth(ctx) }, log)
 	deliverer = webhook.NewDeliverer(s, webhook.DelivererOptions{
@@ -27,6 +29,21 @@ func (p *Program) webhooks(cfg config.Config, log *slog.Logger, m *metrics.Metri
 		Busy: fg.Busy, BusyRate: float64(cfg.WebhookBusyRate),
 	})
 	return hooks, webhook.NewWorker(deliverer)
+}
+
+// renderStored renders the data of an event recorded with its row as stored (task.created)
+// as the API returns the resource.
+func renderStored(t webhook.EventType, source []byte) ([]byte, error) {
+	switch t {
+	case webhook.TaskCreated:
+		tk, err := task.FromStored(source)
+		if err != nil {
+			return nil, err
+		}
+		return httpapi.WebhookData(tk)
+	default:
+		return nil, fmt.Errorf("no stored rendering of %s events", t)
+	}
 }
 
 // webhookQueues gives the webhook queue its workers in this process.

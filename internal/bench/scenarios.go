@@ -212,7 +212,7 @@ var scenarios = []scenarioDef{
 	},
 	{
 		name: "webhooks", desc: "POST /api/v1/tasks with 3 local webhook endpoints subscribed to task.created, and their deliveries",
-		httpWhat: "POST /api/v1/tasks (as tasks-create) with 3 local endpoints subscribed to task.created: the task's transaction writes the event (outbox row); the server's dispatcher fans it out (3 deliveries and River jobs, in batches) and its workers deliver them, signed, to receivers in the bench process, paced while the API is busy (WEBHOOK_BUSY_RATE)",
+		httpWhat: "POST /api/v1/tasks (as tasks-create) with 3 local endpoints subscribed to task.created: the task's insert statement writes the event (outbox row, the task as stored); the server's dispatcher renders its body and fans it out (3 deliveries and River jobs, in batches) and its workers deliver them, signed, to receivers in the bench process, paced while the API is busy (WEBHOOK_BUSY_RATE)",
 		baseWhat: "the same POST /api/v1/tasks load with no webhook endpoint (webhooks off); ratio = throughput on ÷ off",
 		custom:   runWebhooks,
 	},

@@ -134,25 +134,20 @@ func (s *Service) Create(ctx context.Context, actor auth.Principal, p CreatePara
 		params.AuditActorType, params.AuditActorUserID, params.AuditActorApiKeyID = &ev.ActorType, ev.ActorUserID, ev.ActorApiKeyID
 		params.AuditActorAgentRunID, params.AuditAction, params.AuditRequestID, params.AuditIp = ev.ActorAgentRunID, &ev.Action, ev.RequestID, ev.Ip
 	}
-	if s.events != nil && s.events.Wants(ctx, webhook.TaskCreated) {
-		// The webhook event joins the insert's transaction (the outbox).
-		var t Task
-		err := s.store.InTx(ctx, func(q db.Querier) error {
-			row, err := q.TaskCreate(ctx, params)
-			if t, err = fromRow(db.Task(row), err); err != nil {
-				return err
-			}
-			return s.emit(ctx, q, webhook.TaskCreated, t)
-		})
-		if err != nil {
-			return Task{}, fmt.Errorf("task: create: %w", assigneeGone(err))
-		}
-		return t, nil
+	// The webhook event too, with the task as stored (the dispatcher renders its body):
+	// it exists if and only if the insert commits, with no transaction of its own.
+	stored := s.events != nil && s.events.Wants(ctx, webhook.TaskCreated)
+	if stored {
+		id := webhook.NewMessageID()
+		params.EventMsgID = &id
 	}
 	row, err := s.store.TaskCreate(ctx, params)
 	t, err := fromRow(db.Task(row), err)
 	if err != nil {
 		return Task{}, fmt.Errorf("task: create: %w", assigneeGone(err))
+	}
+	if stored {
+		s.events.Stored(webhook.TaskCreated)
 	}
 	return t, nil
 }

@@ -47,11 +47,15 @@ func (s *Service) poke() {
 func (s *Service) Dispatch(ctx context.Context) (int, error) {
 	var n int
 	err := s.store.InTx(ctx, func(q db.Querier) error {
-		ids, err := q.WebhookEventClaim(ctx, DispatchBatch)
+		events, err := q.WebhookEventClaim(ctx, DispatchBatch)
+		if err != nil || len(events) == 0 {
+			return err
+		}
+		n = len(events)
+		ids, err := s.renderStored(ctx, q, events)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		n = len(ids)
 		deliveries, err := q.WebhookDeliveryFanOut(ctx, ids)
 		if err != nil || len(deliveries) == 0 {
 			return err
@@ -117,4 +121,35 @@ func (s *Service) StartDispatcher() (stop func()) {
 		s.RunDispatcher(ctx)
 	}()
 	return func() { cancel(); <-done }
+}
+
+// renderStored renders the bodies of the claimed events that their change's statement
+// recorded with the row as stored (source), and stores them; it returns the ids of the
+// events to fan out. An event whose source cannot be rendered is logged and not sent
+// (rendering again would fail again).
+func (s *Service) renderStored(ctx context.Context, q db.Querier, events []db.WebhookEventClaimRow) ([]int64, error) {
+	ids := make([]int64, 0, len(events))
+	var rendered []int64
+	var bodies []string
+	for _, ev := range events {
+		if ev.Source == nil {
+			ids = append(ids, ev.ID)
+			continue
+		}
+		body, err := s.renderBody(EventType(ev.Type), ev.Source, ev.CreatedAt)
+		if err != nil {
+			s.log.ErrorContext(ctx, "webhook event not sent: its data cannot be rendered", "event", ev.ID, "type", ev.Type, "error", err)
+			continue
+		}
+		ids = append(ids, ev.ID)
+		rendered = append(rendered, ev.ID)
+		bodies = append(bodies, string(body))
+	}
+	if len(rendered) == 0 {
+		return ids, nil
+	}
+	if err := q.WebhookEventSetBodies(ctx, db.WebhookEventSetBodiesParams{Ids: rendered, Bodies: bodies}); err != nil {
+		return nil, err
+	}
+	return ids, nil
 }

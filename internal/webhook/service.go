@@ -27,12 +27,19 @@ type Jobs interface {
 // HTTP layer's mapping of domain values to the contract's types).
 type EncodeFunc func(data any) ([]byte, error)
 
+// RenderFunc renders the data of an event of type t recorded with the changed row as
+// stored (source: the row's to_jsonb), as the API returns the resource.
+type RenderFunc func(t EventType, source []byte) ([]byte, error)
+
 // Options configure a Service.
 type Options struct {
 	// Guard checks endpoint URLs at creation; nil allows every address.
 	Guard *Guard
 	// Encode renders event data; nil uses encoding/json on the value as given.
 	Encode EncodeFunc
+	// Render renders the data of events recorded with their row as stored (Stored); nil
+	// sends the stored row as it is.
+	Render RenderFunc
 	Logger *slog.Logger
 }
 
@@ -42,6 +49,7 @@ type Service struct {
 	jobs   Jobs
 	guard  *Guard
 	encode EncodeFunc
+	render RenderFunc
 	log    *slog.Logger
 	now    func() time.Time
 	subs   subscriptions
@@ -57,10 +65,14 @@ func NewService(s dbStore, opts Options) *Service {
 	if opts.Encode == nil {
 		opts.Encode = json.Marshal
 	}
+	if opts.Render == nil {
+		opts.Render = func(_ EventType, source []byte) ([]byte, error) { return source, nil }
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: s, guard: opts.Guard, encode: opts.Encode, log: opts.Logger, now: time.Now, wake: make(chan struct{}, 1)}
+	return &Service{store: s, guard: opts.Guard, encode: opts.Encode, render: opts.Render, log: opts.Logger, now: time.Now,
+		wake: make(chan struct{}, 1)}
 }
 
 // UseJobs sets the queue that carries deliveries out. Until it is set, deliveries are
@@ -429,9 +441,14 @@ func (s *Service) Redeliver(ctx context.Context, actor auth.Principal, id, deliv
 }
 
 // Events is what a service that records webhook events needs of Service: Emit in the
-// transaction of the change, and Wants to skip what no endpoint receives.
+// transaction of the change, and Wants to skip what no endpoint receives. A change whose
+// own statement records its event, with the row as stored, instead calls Stored after
+// the statement: the event exists if and only if that statement commits.
 type Events interface {
 	Emit(ctx context.Context, q Outbox, t EventType, data any) error
+	// Stored tells the dispatcher that the change's statement recorded an event of
+	// type t (maybe: the statement records none when no active endpoint wants t).
+	Stored(t EventType)
 	// Wants reports whether some endpoint may receive events of type t; it never waits
 	// for the database, so it may be called inside a transaction.
 	Wants(ctx context.Context, t EventType) bool
@@ -463,6 +480,10 @@ func (s *Service) Emit(ctx context.Context, q Outbox, t EventType, data any) err
 	return nil
 }
 
+// Stored wakes this process's dispatcher for an event the change's own statement
+// recorded with the row as stored; the dispatcher renders its body (Options.Render).
+func (s *Service) Stored(EventType) { s.poke() }
+
 func (s *Service) enqueue(ctx context.Context, q db.Querier, ids []int64) error {
 	if s.jobs == nil {
 		return nil
@@ -479,11 +500,26 @@ func (s *Service) body(t EventType, data any) ([]byte, string, error) {
 	if err != nil {
 		return nil, "", apperr.Wrap(apperr.Internal, err, "webhook: encode %s data", t)
 	}
-	body, err := json.Marshal(Payload{Type: t, Timestamp: s.now().UTC().Truncate(time.Millisecond), Data: raw})
+	body, err := payload(t, s.now(), raw)
+	return body, NewMessageID(), err
+}
+
+// renderBody renders the body of an event recorded at at with its row as stored.
+func (s *Service) renderBody(t EventType, source []byte, at time.Time) ([]byte, error) {
+	raw, err := s.render(t, source)
 	if err != nil {
-		return nil, "", apperr.Wrap(apperr.Internal, err, "webhook: encode %s", t)
+		return nil, apperr.Wrap(apperr.Internal, err, "webhook: render %s data", t)
 	}
-	return body, NewMessageID(), nil
+	return payload(t, at, raw)
+}
+
+// payload is the body of an event of type t that happened at at, with data raw.
+func payload(t EventType, at time.Time, raw json.RawMessage) ([]byte, error) {
+	body, err := json.Marshal(Payload{Type: t, Timestamp: at.UTC().Truncate(time.Millisecond), Data: raw})
+	if err != nil {
+		return nil, apperr.Wrap(apperr.Internal, err, "webhook: encode %s", t)
+	}
+	return body, nil
 }
 
 // NewMessageID returns a new webhook-id: "msg_" and a time-ordered UUID's hex digits.

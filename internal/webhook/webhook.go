@@ -1,9 +1,11 @@
 // Package webhook tells other systems what happened, on the Standard Webhooks spec:
 // administrators subscribe endpoints to event types; services record each event in the
-// transaction of the change it describes (Emit: the outbox), with one pending delivery
-// per subscribed endpoint and one River job per delivery; the delivery worker signs the
-// body (webhook-id, webhook-timestamp, webhook-signature) and posts it, at least once,
-// on a retry schedule, through a dialer that refuses private networks at connect time.
+// transaction of the change it describes (Emit: the outbox), or the change's own
+// statement records it with the row as stored (its body rendered at dispatch), with one
+// pending delivery per subscribed endpoint and one River job per delivery; the delivery
+// worker signs the body (webhook-id, webhook-timestamp, webhook-signature) and posts it,
+// at least once, on a retry schedule, through a dialer that refuses private networks at
+// connect time.
 package webhook
 
 import (
