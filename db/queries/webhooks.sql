@@ -82,6 +82,9 @@ FROM webhook_events ev
 JOIN webhook_endpoints e ON e.is_active AND e.events && ARRAY[ev.type, '*'] AND e.created_at <= ev.created_at
 WHERE ev.id = ANY(@event_ids::bigint[])
 ORDER BY ev.id, e.id
+-- An event whose deliveries exist already (written with the change by a 2.0 process
+-- during a rolling upgrade) gets no second one, and does not hold up its batch.
+ON CONFLICT (event_id, endpoint_id) DO NOTHING
 RETURNING id;
 
 -- name: WebhookDeliveryList :many

@@ -241,6 +241,8 @@ type Querier interface {
 	WebhookDeliveryDepth(ctx context.Context) ([]WebhookDeliveryDepthRow, error)
 	// WebhookDeliveryFanOut writes one pending delivery per event and active endpoint that
 	// was subscribed to its type when it was recorded.
+	// An event whose deliveries exist already (written with the change by a 2.0 process
+	// during a rolling upgrade) gets no second one, and does not hold up its batch.
 	WebhookDeliveryFanOut(ctx context.Context, eventIds []int64) ([]int64, error)
 	// WebhookDeliveryForAttempt returns what an attempt needs: the delivery, its event's body
 	// and its endpoint's URL, state and secrets.

@@ -134,11 +134,14 @@ FROM webhook_events ev
 JOIN webhook_endpoints e ON e.is_active AND e.events && ARRAY[ev.type, '*'] AND e.created_at <= ev.created_at
 WHERE ev.id = ANY($1::bigint[])
 ORDER BY ev.id, e.id
+ON CONFLICT (event_id, endpoint_id) DO NOTHING
 RETURNING id
 `
 
 // WebhookDeliveryFanOut writes one pending delivery per event and active endpoint that
 // was subscribed to its type when it was recorded.
+// An event whose deliveries exist already (written with the change by a 2.0 process
+// during a rolling upgrade) gets no second one, and does not hold up its batch.
 func (q *Queries) WebhookDeliveryFanOut(ctx context.Context, eventIds []int64) ([]int64, error) {
 	rows, err := q.db.Query(ctx, webhookDeliveryFanOut, eventIds)
 	if err != nil {

@@ -164,3 +164,31 @@ func TestPaceYieldsWhileTheForegroundIsBusy(t *testing.T) {
 		t.Fatal("the waiting attempt kept its turn, 1,000 seconds away, after the load dropped")
 	}
 }
+
+// TestDispatchSkipsEventsFannedOutAlready: during a rolling upgrade from 2.0, whose
+// processes write an event's deliveries in the change's own transaction, the dispatcher
+// finds such events undispatched; it writes no second delivery for them and still fans
+// out the other events of its batch.
+func TestDispatchSkipsEventsFannedOutAlready(t *testing.T) {
+	t.Parallel()
+	b := setup(t, true, nil)
+	for _, path := range []string{"/a", "/b"} {
+		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{webhook.TaskCreated}})
+		require.NoError(t, err)
+	}
+	for i := range 3 {
+		require.NoError(t, b.store.InTx(b.ctx, func(q db.Querier) error {
+			return b.svc.Emit(b.ctx, q, webhook.TaskCreated, map[string]any{"id": i})
+		}))
+	}
+	// The first event's deliveries, as a 2.0 process writes them with the change.
+	_, err := b.store.Pool().Exec(b.ctx, `INSERT INTO webhook_deliveries (endpoint_id, event_id)
+		SELECT e.id, (SELECT min(id) FROM webhook_events) FROM webhook_endpoints e`)
+	require.NoError(t, err)
+
+	n, err := b.svc.Dispatch(b.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, n, "the batch claims every event")
+	e, u, d := countRows(t, b)
+	require.Equal(t, []int{3, 0, 6}, []int{e, u, d}, "every event dispatched, each with one delivery per endpoint")
+}
