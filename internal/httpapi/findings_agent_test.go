@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -320,12 +319,8 @@ func TestFinding06_ActiveRunsPerUserAreCapped(t *testing.T) {
 // the transport's error text; the details are in the log under the run's id.
 func TestFinding07_LLMFailureHidesProviderAddress(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close()) // nothing listens there any more: connections are refused
-	_, port, err := net.SplitHostPort(addr)
-	require.NoError(t, err)
+	port := strconv.Itoa(closedPort(t)) // connections are refused
+	addr := "127.0.0.1:" + port
 
 	env := apitest.Start(t, agtOptions(nil,
 		apitest.WithEnv("OPENAI_API_KEY", llmtest.APIKey),

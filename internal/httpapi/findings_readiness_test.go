@@ -3,13 +3,13 @@ package httpapi_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,14 +19,18 @@ import (
 	"enterprise-automation/internal/httpapi"
 )
 
-// closedPort returns a local TCP port on which nothing listens.
+// closedPort returns a port of 127.0.0.1 that refuses connections until the test ends:
+// a socket holds it bound without listening, so no other test's server can take it in
+// the meantime (a port merely closed again could be handed to the next listener).
 func closedPort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
 	require.NoError(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(t, ln.Close())
-	return port
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	sa, err := syscall.Getsockname(fd)
+	require.NoError(t, err)
+	return sa.(*syscall.SockaddrInet4).Port
 }
 
 func TestFinding07_ReadinessSaysWhatFailedWithoutAddresses(t *testing.T) {
