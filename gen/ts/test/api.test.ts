@@ -206,7 +206,7 @@ describe("the generated client against the real server", { timeout: 300_000 }, (
       assert.deepEqual(search.items.map((t) => t.id), [tasks.invoices!.id]);
 
       const none = await list({ tag: "no-such-tag" });
-      assert.deepEqual(none, { items: [], total: 0, page: 1, page_size: 100, total_pages: 0, total_is_estimate: false });
+      assert.deepEqual(none, { items: [], next_cursor: null, total: 0, page: 1, page_size: 100, total_pages: 0, total_is_estimate: false });
 
       // The user sees only their own tasks; the administrator sees everyone's.
       const all = unwrap(await user.client.GET("/api/v1/tasks"));
