@@ -18,7 +18,9 @@ import (
 // delivery jobs, both behind one address guard.
 func (p *Program) webhooks(cfg config.Config, log *slog.Logger, m *metrics.Metrics, s *store.DB, fg *foreground.Gauge) (*webhook.Service, *webhook.Worker) {
 	guard := &webhook.Guard{AllowPrivate: cfg.WebhookAllowPrivateNetworks, Resolve: p.WebhookResolve}
-	hooks := webhook.NewService(s, webhook.Options{Guard: guard, Encode: httpapi.WebhookData, Render: renderStored, Logger: log})
+	hooks := webhook.NewService(s, webhook.Options{Guard: guard, Encode: httpapi.WebhookData, Render: renderStored, Logger: log,
+		// The fan-out yields the CPU to this process's API requests too (WEBHOOK_BUSY_RATE).
+		Busy: fg.Busy, BusyRate: float64(cfg.WebhookBusyRate)})
 	var deliverer *webhook.Deliverer
 	wm := m.RegisterWebhooks(func(ctx context.Context) (map[int64]int64, error) { return deliverer.Depth(ctx) }, log)
 	deliverer = webhook.NewDeliverer(s, webhook.DelivererOptions{

@@ -31,6 +31,9 @@ const (
 	// dispatchWatch is how long after a wake-up an empty claim is retried: the wake-up
 	// comes from inside the change's transaction, before its commit.
 	dispatchWatch = 250 * time.Millisecond
+	// busyBatch is the most events a claim takes while the API is busy: small claims
+	// spread the fan-out evenly between the requests.
+	busyBatch = 16
 )
 
 // poke wakes this process's dispatcher without waiting.
@@ -45,44 +48,58 @@ func (s *Service) poke() {
 // deliveries and their jobs, in one transaction with marking the events dispatched. It
 // returns how many events it claimed. Its errors are the database's.
 func (s *Service) Dispatch(ctx context.Context) (int, error) {
-	var n int
-	err := s.store.InTx(ctx, func(q db.Querier) error {
-		events, err := q.WebhookEventClaim(ctx, DispatchBatch)
-		if err != nil || len(events) == 0 {
+	n, _, err := s.dispatch(ctx, DispatchBatch)
+	return n, err
+}
+
+// dispatch is Dispatch of at most limit events; it also returns how many deliveries it
+// wrote.
+func (s *Service) dispatch(ctx context.Context, limit int) (events, deliveries int, err error) {
+	err = s.store.InTx(ctx, func(q db.Querier) error {
+		claimed, err := q.WebhookEventClaim(ctx, int32(limit))
+		if err != nil || len(claimed) == 0 {
 			return err
 		}
-		n = len(events)
-		ids, err := s.renderStored(ctx, q, events)
+		events = len(claimed)
+		ids, err := s.renderStored(ctx, q, claimed)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		deliveries, err := q.WebhookDeliveryFanOut(ctx, ids)
-		if err != nil || len(deliveries) == 0 {
+		written, err := q.WebhookDeliveryFanOut(ctx, ids)
+		if err != nil || len(written) == 0 {
 			return err
 		}
-		return s.enqueue(ctx, q, deliveries)
+		deliveries = len(written)
+		return s.enqueue(ctx, q, written)
 	})
 	if err != nil {
-		return 0, fmt.Errorf("webhook: dispatch: %w", err)
+		return 0, 0, fmt.Errorf("webhook: dispatch: %w", err)
 	}
-	return n, nil
+	return events, deliveries, nil
 }
 
 // RunDispatcher dispatches events until ctx ends: at once after Emit wakes it (retrying
 // for a moment while the change commits), in batches while events keep coming, and
 // every DispatchPoll when idle. Every process that records events runs one.
+//
+// While the API is busy (Options.Busy), it claims busyBatch events at a time and writes
+// at most BusyRate deliveries per second, the rate at which the workers attempt them
+// meanwhile (the Deliverer's pacing): the rest wait in the outbox, where they cost
+// nothing, instead of becoming delivery rows and jobs nobody can work yet. The backlog
+// is fanned out at full speed as soon as the load drops.
 func (s *Service) RunDispatcher(ctx context.Context) {
 	var watchUntil time.Time // keep looking until then, though claims come back empty
 	pause := time.Duration(0)
 	for {
-		if pause > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(pause):
-			}
+		if pause > 0 && !s.sleep(ctx, pause) {
+			return
 		}
-		n, err := s.Dispatch(ctx)
+		limit := DispatchBatch
+		paced := s.busy != nil && s.busy()
+		if paced {
+			limit = busyBatch
+		}
+		n, written, err := s.dispatch(ctx, limit)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -90,7 +107,14 @@ func (s *Service) RunDispatcher(ctx context.Context) {
 			s.log.ErrorContext(ctx, "webhook dispatch failed", "error", err)
 			pause = DispatchPoll
 			continue
-		case n == DispatchBatch:
+		case paced && n > 0:
+			// The deliveries just written are BusyRate's budget for this long.
+			if !s.yield(ctx, time.Duration(float64(written)/s.busyRate*float64(time.Second))) {
+				return
+			}
+			watchUntil, pause = time.Now().Add(dispatchWatch), 0
+			continue
+		case n == limit:
 			pause = 0
 			continue
 		case n > 0:
@@ -109,6 +133,29 @@ func (s *Service) RunDispatcher(ctx context.Context) {
 		case <-time.After(DispatchPoll):
 		}
 	}
+}
+
+// sleep waits d, or less if ctx ends first; it reports whether ctx is still live.
+func (s *Service) sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// yield waits d while the API stays busy, in steps of paceStep, and returns early when
+// the load drops; it reports whether ctx is still live.
+func (s *Service) yield(ctx context.Context, d time.Duration) bool {
+	for d > 0 && s.busy() {
+		step := min(d, paceStep)
+		if !s.sleep(ctx, step) {
+			return false
+		}
+		d -= step
+	}
+	return ctx.Err() == nil
 }
 
 // StartDispatcher runs RunDispatcher in the background; the function it returns stops

@@ -165,6 +165,48 @@ func TestPaceYieldsWhileTheForegroundIsBusy(t *testing.T) {
 	}
 }
 
+// TestFanOutYieldsWhileTheForegroundIsBusy: while the API is busy, the dispatcher claims
+// small batches and writes at most BusyRate deliveries per second, leaving the other
+// events in the outbox; when the load drops it fans the backlog out at once.
+func TestFanOutYieldsWhileTheForegroundIsBusy(t *testing.T) {
+	t.Parallel()
+	b := setup(t, true, nil)
+	for _, path := range []string{"/a", "/b"} {
+		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{webhook.TaskCreated}})
+		require.NoError(t, err)
+	}
+	const events = 200
+	_, err := b.store.Pool().Exec(b.ctx, `INSERT INTO webhook_events (msg_id, type, body)
+		SELECT 'msg_' || g, 'task.created', '{}' FROM generate_series(1, $1) g`, events)
+	require.NoError(t, err)
+
+	var busy atomic.Bool
+	busy.Store(true)
+	const rate = 20 // deliveries per second
+	svc := webhook.NewService(b.store, webhook.Options{Guard: b.guard, Busy: busy.Load, BusyRate: rate})
+	ctx, cancel := context.WithCancel(b.ctx)
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { defer close(done); svc.RunDispatcher(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	require.Eventually(t, func() bool { _, _, d := countRows(t, b); return d > 0 }, 10*time.Second, 10*time.Millisecond,
+		"busy or not, the dispatcher goes on")
+	time.Sleep(300 * time.Millisecond)
+	_, undispatched, deliveries := countRows(t, b)
+	// Each claim of BusyBatch events (2 deliveries each) is followed by a pause of
+	// 2·BusyBatch/rate seconds: by now at most one claim, plus one per pause elapsed.
+	claims := 1 + int(time.Since(start).Seconds()*rate/(2*webhook.BusyBatch))
+	require.LessOrEqual(t, deliveries, 2*webhook.BusyBatch*claims, "busy: deliveries written at BusyRate")
+	require.Equal(t, events-deliveries/2, undispatched, "the rest wait in the outbox")
+
+	busy.Store(false)
+	require.Eventually(t, func() bool {
+		_, u, d := countRows(t, b)
+		return u == 0 && d == 2*events
+	}, 10*time.Second, 10*time.Millisecond, "the load dropped: the backlog is fanned out without waiting for the pause to end")
+}
+
 // TestDispatchSkipsEventsFannedOutAlready: during a rolling upgrade from 2.0, whose
 // processes write an event's deliveries in the change's own transaction, the dispatcher
 // finds such events undispatched; it writes no second delivery for them and still fans

@@ -40,19 +40,26 @@ type Options struct {
 	// Render renders the data of events recorded with their row as stored (Stored); nil
 	// sends the stored row as it is.
 	Render RenderFunc
-	Logger *slog.Logger
+	// Busy reports whether the process's foreground work (the API) keeps its CPUs busy;
+	// nil: never. While it does, the dispatcher writes at most BusyRate deliveries per
+	// second and leaves the rest of the events in the outbox (RunDispatcher).
+	Busy     func() bool
+	BusyRate float64
+	Logger   *slog.Logger
 }
 
 // Service manages endpoints and their deliveries, and records events (Emit).
 type Service struct {
-	store  dbStore
-	jobs   Jobs
-	guard  *Guard
-	encode EncodeFunc
-	render RenderFunc
-	log    *slog.Logger
-	now    func() time.Time
-	subs   subscriptions
+	store    dbStore
+	jobs     Jobs
+	guard    *Guard
+	encode   EncodeFunc
+	render   RenderFunc
+	log      *slog.Logger
+	now      func() time.Time
+	subs     subscriptions
+	busy     func() bool // nil: never paced
+	busyRate float64
 	// wake tells this process's dispatcher that an event was recorded.
 	wake chan struct{}
 }
@@ -71,8 +78,12 @@ func NewService(s dbStore, opts Options) *Service {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: s, guard: opts.Guard, encode: opts.Encode, render: opts.Render, log: opts.Logger, now: time.Now,
+	svc := &Service{store: s, guard: opts.Guard, encode: opts.Encode, render: opts.Render, log: opts.Logger, now: time.Now,
 		wake: make(chan struct{}, 1)}
+	if opts.Busy != nil && opts.BusyRate > 0 {
+		svc.busy, svc.busyRate = opts.Busy, opts.BusyRate
+	}
+	return svc
 }
 
 // UseJobs sets the queue that carries deliveries out. Until it is set, deliveries are
