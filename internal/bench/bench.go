@@ -55,6 +55,7 @@ type Config struct {
 	Seed          uint64   // random seed of the data set
 	Mode          string   // ModeStandard or ModeScale
 	InstanceProcs int      // scale mode: GOMAXPROCS of each API instance; 0 keeps the runtime's default
+	ServerEnv     []string // extra KEY=VALUE settings of the server (-server-env), after the bench's own
 	Args          []string // the command line, for the report
 }
 
@@ -96,6 +97,13 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		"scale: the read/write scenarios ("+strings.Join(scaleScenarioNames, ", ")+") through haproxy against one and against two API instances, "+
 		"CPU per request and the ratio (JSON and markdown default to artifacts/bench-scale.json and internal/bench/SCALE.md)")
 	fs.IntVar(&c.InstanceProcs, "instance-procs", 0, "scale mode: GOMAXPROCS of each API instance, as a container's CPU limit sets it (0: the runtime's default, all CPUs)")
+	fs.Func("server-env", "a `KEY=VALUE` setting of the server under test, over the bench's own (repeatable; e.g. WEBHOOK_BUSY_RATE=100 to compare pacing rates)", func(v string) error {
+		if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		c.ServerEnv = append(c.ServerEnv, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -50,6 +50,22 @@ func attack(ctx context.Context, tr *http.Transport, concurrency int, d time.Dur
 	return runLoad(ctx, tr, concurrency, d, name, targeter)
 }
 
+// add sums o into p, as one phase made of both.
+func (p *httpPhase) add(o httpPhase) {
+	p.latency.merge(&o.latency)
+	if p.statusCodes == nil {
+		p.statusCodes = map[string]int{}
+	}
+	for code, n := range o.statusCodes {
+		p.statusCodes[code] += n
+	}
+	p.success += o.success
+	p.errors += o.errors
+	p.samples = append(p.samples, o.samples[:min(len(o.samples), max(0, maxErrorSamples-len(p.samples)))]...)
+	p.exhausted = p.exhausted || o.exhausted
+	p.seconds += o.seconds
+}
+
 // measured turns an attack into the report's numbers. Only 2xx responses count as
 // successes.
 func (p httpPhase) measured(what string) Measured {

@@ -151,6 +151,10 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 		// harder before the heap outgrows it (argon2id churns 19 MiB per login).
 		"GOMEMLIMIT": "100MiB",
 	}
+	for _, kv := range cfg.ServerEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		serverVars[k] = v
+	}
 	if cfg.ProfileDir != "" {
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
 			return nil, err

@@ -147,6 +147,10 @@ func ExecuteScale(ctx context.Context, cfg Config, progress io.Writer) (rep *Sca
 		if cfg.InstanceProcs > 0 {
 			vars["GOMAXPROCS"] = fmt.Sprint(cfg.InstanceProcs)
 		}
+		for _, kv := range cfg.ServerEnv {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
 		s, startErr := startServer(ctx, bin, dir, fmt.Sprintf("server-%c.log", 'a'+i), vars)
 		if startErr != nil {
 			return nil, startErr

@@ -60,101 +60,165 @@ func (s *webhookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// runWebhooks measures task creation through the API with no webhook endpoint, then with
-// three local endpoints subscribed to task.created, and the deliveries that follow: the
-// ratio is write throughput with webhooks on ÷ off.
+// webhookRounds is how many times the webhooks scenario alternates a slice of writes
+// with webhooks off and one with them on: slow drifts of the machine and the database
+// over the scenario (autovacuum, checkpoints, GIN pending lists, a neighbour's load)
+// then weigh on both sides alike instead of on whichever ran second.
+const webhookRounds = 3
+
+// runWebhooks measures task creation through the API with no webhook endpoint and with
+// three local endpoints subscribed to task.created, in webhookRounds alternating slices
+// of Duration/webhookRounds each, and the deliveries that follow each slice with
+// webhooks on (the next slice starts once they have all arrived, with the endpoints
+// deleted): the ratio is write throughput with webhooks on ÷ off over all slices.
 func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, error) {
 	s := Scenario{Name: def.name, Description: def.desc}
 	create := tasksCreateTargeter(e)
-
-	e.log.printf("%s: task creates with webhooks off, %d concurrent, %s", def.name, e.cfg.Concurrency, e.cfg.Duration)
-	before := e.cpu()
-	off := attack(ctx, e.tr, e.cfg.Concurrency, e.cfg.Duration, def.name+"-off", create)
-	s.Baseline = off.measured(def.baseWhat)
-	s.Baseline.perOp(before, e.cpu(), s.Baseline.Operations)
-
+	slice := max(e.cfg.Duration/webhookRounds, time.Second)
 	sinks := make([]*webhookSink, webhookReceivers)
-	ids := make([]int64, webhookReceivers)
+	urls := make([]string, webhookReceivers)
 	for i := range sinks {
 		sinks[i] = &webhookSink{seen: map[string]bool{}}
 		srv := httptest.NewServer(sinks[i])
 		defer srv.Close()
-		var out struct {
-			ID int64 `json:"id"`
-		}
-		body := map[string]any{"url": srv.URL, "events": []string{"task.created"}, "description": "bench receiver " + strconv.Itoa(i)}
-		if err := e.call(ctx, http.MethodPost, "/api/v1/webhooks", e.admin, body, http.StatusCreated, &out); err != nil {
-			return s, fmt.Errorf("create webhook: %w", err)
-		}
-		ids[i] = out.ID
+		urls[i] = srv.URL
 	}
-	defer func() {
+	var ids []int64
+	deleteEndpoints := func() {
 		for _, id := range ids {
 			_ = e.call(context.WithoutCancel(ctx), http.MethodDelete, "/api/v1/webhooks/"+strconv.FormatInt(id, 10), e.admin, nil, http.StatusNoContent, nil)
 		}
-	}()
-
-	e.log.printf("%s: task creates with %d subscribed endpoints, %d concurrent, %s, then drain", def.name, webhookReceivers, e.cfg.Concurrency, e.cfg.Duration)
-	before = e.cpu()
-	rss := sampleRSS(e.server.pid())
-	profiled := e.server.profile(e.cfg.ProfileDir, def.name, e.cfg.Duration)
-	start := time.Now()
-	on := attack(ctx, e.tr, e.cfg.Concurrency, e.cfg.Duration, def.name+"-on", create)
-	createsDone := time.Now()
-	if err := profiled(); err != nil {
-		return s, err
+		ids = ids[:0]
 	}
-	s.HTTP = on.measured(def.httpWhat)
-	d := &WebhookDetails{Receivers: webhookReceivers, Expected: int(on.success) * webhookReceivers}
-	progress, lastProgress := -1, time.Now()
-	for {
-		n := 0
-		for _, sk := range sinks {
-			sk.mu.Lock()
-			n += len(sk.seen)
-			sk.mu.Unlock()
+	defer deleteEndpoints()
+
+	var off, on httpPhase
+	var offCPU, onCPU cpuSpan
+	d := &WebhookDetails{Receivers: webhookReceivers}
+	var deliveringSeconds, drainSeconds float64
+	profiled := false
+	e.log.printf("%s: %d rounds of task creates with webhooks off, then with %d subscribed endpoints and their deliveries; %d concurrent, %s per slice",
+		def.name, webhookRounds, webhookReceivers, e.cfg.Concurrency, slice)
+	for round := range webhookRounds {
+		before := e.cpu()
+		off.add(attack(ctx, e.tr, e.cfg.Concurrency, slice, def.name+"-off", create))
+		offCPU.add(before, e.cpu())
+
+		for i, u := range urls {
+			var out struct {
+				ID int64 `json:"id"`
+			}
+			body := map[string]any{"url": u, "events": []string{"task.created"}, "description": "bench receiver " + strconv.Itoa(i)}
+			if err := e.call(ctx, http.MethodPost, "/api/v1/webhooks", e.admin, body, http.StatusCreated, &out); err != nil {
+				return s, fmt.Errorf("create webhook: %w", err)
+			}
+			ids = append(ids, out.ID)
 		}
-		if n >= d.Expected {
-			break
+		before = e.cpu()
+		rss := sampleRSS(e.server.pid())
+		finishProfile := func() error { return nil }
+		if !profiled {
+			finishProfile, profiled = e.server.profile(e.cfg.ProfileDir, def.name, slice), true
 		}
-		if n != progress {
-			progress, lastProgress = n, time.Now()
-		}
-		if time.Since(lastProgress) > drainStall {
-			s.Notes = append(s.Notes, fmt.Sprintf("deliveries stalled at %d of %d", n, d.Expected))
-			break
-		}
-		if err := ctx.Err(); err != nil {
+		start := time.Now()
+		phase := attack(ctx, e.tr, e.cfg.Concurrency, slice, def.name+"-on", create)
+		createsDone := time.Now()
+		if err := finishProfile(); err != nil {
 			return s, err
 		}
-		time.Sleep(20 * time.Millisecond)
+		on.add(phase)
+		d.Expected += int(phase.success) * webhookReceivers
+		last, err := awaitDeliveries(ctx, sinks, d.Expected)
+		if err != nil {
+			return s, err
+		}
+		onCPU.add(before, e.cpu())
+		_, peakMB := rss.finish()
+		s.HTTP.ServerPeakRSSMB = max(s.HTTP.ServerPeakRSSMB, peakMB)
+		if last.After(start) {
+			deliveringSeconds += last.Sub(start).Seconds()
+			drainSeconds += max(0, last.Sub(createsDone).Seconds())
+		}
+		deleteEndpoints()
+		e.log.printf("%s: round %d: %d creates off, %d on, deliveries drained %.1fs after the last create",
+			def.name, round+1, off.success, on.success, max(0, last.Sub(createsDone).Seconds()))
 	}
-	endMB, peakMB := rss.finish()
-	s.HTTP.perOp(before, e.cpu(), s.HTTP.Operations)
-	s.HTTP.ServerRSSMB, s.HTTP.ServerPeakRSSMB = endMB, peakMB
-	e.peakRSSMB = max(e.peakRSSMB, peakMB)
+	s.Baseline = off.measured(def.baseWhat)
+	offCPU.perOp(&s.Baseline, s.Baseline.Operations)
+	peak := s.HTTP.ServerPeakRSSMB
+	s.HTTP = on.measured(def.httpWhat)
+	onCPU.perOp(&s.HTTP, s.HTTP.Operations)
+	s.HTTP.ServerPeakRSSMB = peak
+	e.peakRSSMB = max(e.peakRSSMB, peak)
+
 	var all []time.Duration
-	last := start
 	for _, sk := range sinks {
 		sk.mu.Lock()
 		d.Delivered += len(sk.seen)
 		d.Duplicates += sk.duplicates
 		all = append(all, sk.latencies...)
-		if sk.last.After(last) {
-			last = sk.last
-		}
 		sk.mu.Unlock()
 	}
+	if d.Delivered < d.Expected {
+		s.Notes = append(s.Notes, fmt.Sprintf("deliveries stalled at %d of %d", d.Delivered, d.Expected))
+	}
 	d.CommitToReceipt = latencyOf(all)
-	d.DrainSeconds = last.Sub(createsDone).Seconds()
-	if secs := last.Sub(start).Seconds(); secs > 0 {
-		d.PerSecond = float64(d.Delivered) / secs
+	d.DrainSeconds = drainSeconds / webhookRounds
+	if deliveringSeconds > 0 {
+		d.PerSecond = float64(d.Delivered) / deliveringSeconds
 	}
 	s.Webhooks = d
 	if s.Baseline.PerSecond > 0 {
 		s.Ratio = s.HTTP.PerSecond / s.Baseline.PerSecond
 	}
-	s.Notes = append(s.Notes, fmt.Sprintf("deliveries: %d of %d (%d duplicates), %s/s from first create to last receipt; commit → receipt p50 %s ms, p99 %s ms; drained %.1fs after the last create",
-		d.Delivered, d.Expected, d.Duplicates, fmtRate(d.PerSecond), fmtMS(d.CommitToReceipt.P50), fmtMS(d.CommitToReceipt.P99), d.DrainSeconds))
+	s.Notes = append(s.Notes, fmt.Sprintf("%d rounds of %s off then %s on; deliveries: %d of %d (%d duplicates), %s/s from each slice's first create to its last receipt; commit → receipt p50 %s ms, p99 %s ms; drained %.1fs after a slice's last create (mean)",
+		webhookRounds, slice, slice, d.Delivered, d.Expected, d.Duplicates, fmtRate(d.PerSecond), fmtMS(d.CommitToReceipt.P50), fmtMS(d.CommitToReceipt.P99), d.DrainSeconds))
 	return s, nil
 }
+
+// awaitDeliveries waits until the sinks have received want distinct deliveries, or until
+// none has arrived for drainStall; it returns the time of the last receipt.
+func awaitDeliveries(ctx context.Context, sinks []*webhookSink, want int) (time.Time, error) {
+	progress, lastProgress := -1, time.Now()
+	for {
+		n := 0
+		var last time.Time
+		for _, sk := range sinks {
+			sk.mu.Lock()
+			n += len(sk.seen)
+			if sk.last.After(last) {
+				last = sk.last
+			}
+			sk.mu.Unlock()
+		}
+		if n >= want {
+			return last, nil
+		}
+		if n != progress {
+			progress, lastProgress = n, time.Now()
+		}
+		if time.Since(lastProgress) > drainStall {
+			return last, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return last, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cpuSpan adds up the CPU of several measured intervals.
+type cpuSpan struct {
+	sum cpuSnap // differences; at holds the zero time plus the summed wall time
+}
+
+func (c *cpuSpan) add(before, after cpuSnap) {
+	c.sum.server += after.server - before.server
+	c.sum.db += after.db - before.db
+	c.sum.self += after.self - before.self
+	c.sum.machine += after.machine - before.machine
+	c.sum.at = c.sum.at.Add(after.at.Sub(before.at))
+}
+
+// perOp sets m's CPU fields over the summed intervals.
+func (c *cpuSpan) perOp(m *Measured, ops uint64) { m.perOp(cpuSnap{}, c.sum, ops) }
