@@ -13,8 +13,12 @@ WITH t AS (
     FROM t
     WHERE sqlc.narg(audit_action)::text IS NOT NULL
 ), event AS (
+    -- The task as stored, as an array of its values in task.FromStored's order: half
+    -- the size of to_jsonb's object, and the event's row is most of what it writes.
     INSERT INTO webhook_events (msg_id, type, body, source)
-    SELECT sqlc.narg(event_msg_id)::text, 'task.created', '', to_jsonb(t)
+    SELECT sqlc.narg(event_msg_id)::text, 'task.created', '',
+        jsonb_build_array(t.id, t.title, t.description, t.status, t.priority, t.assignee_id, t.created_by,
+            t.due_at, t.tags, t.metadata, t.created_at, t.updated_at, t.completed_at, t.version)
     FROM t
     WHERE sqlc.narg(event_msg_id)::text IS NOT NULL
       AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.is_active AND e.events && ARRAY['task.created', '*'])

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -20,8 +21,8 @@ func taskFromRow(r db.Task) Task {
 	}
 }
 
-// storedTask is a task row as PostgreSQL's to_jsonb renders it (the source of the
-// task.created webhook event).
+// storedTask is a task row as the statement that created it recorded it: the source of
+// the task.created webhook event.
 type storedTask struct {
 	ID          int64           `json:"id"`
 	Title       string          `json:"title"`
@@ -39,11 +40,33 @@ type storedTask struct {
 	Version     int64           `json:"version"`
 }
 
-// FromStored maps a task row as to_jsonb renders it to the domain: the data of a
-// webhook event recorded by the statement that changed the task.
+// storedFields is how many values TaskCreate's jsonb_build_array records.
+const storedFields = 14
+
+// FromStored maps a task row as its creating statement recorded it to the domain: the
+// data of a task.created webhook event. The statement records an array of the row's
+// values (TaskCreate); events recorded by earlier versions hold to_jsonb's object.
 func FromStored(source []byte) (Task, error) {
 	var r storedTask
-	if err := json.Unmarshal(source, &r); err != nil {
+	var err error
+	if s := bytes.TrimLeft(source, " \t\r\n"); len(s) > 0 && s[0] == '[' {
+		// Each element is decoded in place, into the field at its position. A Go array
+		// one longer than the row tells a short or long JSON array: the elements past the
+		// JSON array's end are set to nil, and an extra one fills the last slot.
+		var values [storedFields + 1]any
+		for i, p := range []any{&r.ID, &r.Title, &r.Description, &r.Status, &r.Priority, &r.AssigneeID, &r.CreatedBy,
+			&r.DueAt, &r.Tags, &r.Metadata, &r.CreatedAt, &r.UpdatedAt, &r.CompletedAt, &r.Version} {
+			values[i] = p
+		}
+		values[storedFields] = new(json.RawMessage)
+		err = json.Unmarshal(source, &values)
+		if short, long := values[storedFields-1] == nil, values[storedFields] != nil; err == nil && (short || long) {
+			err = fmt.Errorf("want an array of %d values", storedFields)
+		}
+	} else {
+		err = json.Unmarshal(source, &r)
+	}
+	if err != nil {
 		return Task{}, fmt.Errorf("task: stored row: %w", err)
 	}
 	return taskFromRow(db.Task{

@@ -101,3 +101,51 @@ func TestCreateRecordsItsEventInItsOwnStatement(t *testing.T) {
 	require.ErrorIs(t, err, errAbort)
 	require.Equal(t, 1, events(), "the rolled-back create left no event")
 }
+
+// TestFromStoredReadsBothShapes: a task.created event's source is the array TaskCreate
+// records, or, for events recorded by an earlier version still undispatched after an
+// upgrade, to_jsonb's object; both render the same task. An array of the wrong length
+// is refused rather than rendered with shifted fields.
+func TestFromStoredReadsBothShapes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := store.New(dbtest.Pool(t))
+	u, err := st.UserCreate(ctx, db.UserCreateParams{Name: "Owner", Email: "owner@example.test", PasswordHash: "x"})
+	require.NoError(t, err)
+	due := time.Now().Add(time.Hour)
+	created, err := st.TaskCreate(ctx, db.TaskCreateParams{Title: "both", Description: "shapes", Priority: db.TaskPriorityUrgent,
+		AssigneeID: &u.ID, CreatedBy: &u.ID, DueAt: &due, Tags: []string{"x"}, Metadata: []byte(`{"a": [1, null]}`)})
+	require.NoError(t, err)
+
+	var object, array, short, long []byte
+	require.NoError(t, st.Pool().QueryRow(ctx, `SELECT to_jsonb(t),
+		jsonb_build_array(t.id, t.title, t.description, t.status, t.priority, t.assignee_id, t.created_by,
+			t.due_at, t.tags, t.metadata, t.created_at, t.updated_at, t.completed_at, t.version),
+		jsonb_build_array(t.id, t.title, t.description, t.status, t.priority, t.assignee_id, t.created_by,
+			t.due_at, t.tags, t.metadata, t.created_at, t.updated_at, t.completed_at),
+		jsonb_build_array(t.id, t.title, t.description, t.status, t.priority, t.assignee_id, t.created_by,
+			t.due_at, t.tags, t.metadata, t.created_at, t.updated_at, t.completed_at, t.version, 1)
+		FROM tasks t WHERE id = $1`, created.ID).Scan(&object, &array, &short, &long))
+
+	fromObject, err := task.FromStored(object)
+	require.NoError(t, err)
+	fromArray, err := task.FromStored(array)
+	require.NoError(t, err)
+	require.Equal(t, created.ID, fromArray.ID)
+	require.Equal(t, task.PriorityUrgent, fromArray.Priority)
+	require.Equal(t, []string{"x"}, fromArray.Tags)
+	require.JSONEq(t, `{"a": [1, null]}`, string(fromArray.Metadata))
+	require.True(t, created.DueAt.Equal(*fromArray.DueAt))
+	require.True(t, created.CreatedAt.Equal(fromArray.CreatedAt))
+	require.Nil(t, fromArray.CompletedAt)
+	require.Equal(t, created.Version, fromArray.Version)
+	a, err := json.Marshal(fromArray)
+	require.NoError(t, err)
+	o, err := json.Marshal(fromObject)
+	require.NoError(t, err)
+	require.JSONEq(t, string(o), string(a), "both shapes render the same task")
+	for _, bad := range [][]byte{short, long, []byte(`[1, "t"]`), []byte(`[]`)} {
+		_, err := task.FromStored(bad)
+		require.Error(t, err, "%s", bad)
+	}
+}
