@@ -101,8 +101,11 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 		def.name, webhookRounds, webhookReceivers, e.cfg.Concurrency, slice)
 	for round := range webhookRounds {
 		before := e.cpu()
-		off.add(attack(ctx, e.tr, e.cfg.Concurrency, slice, def.name+"-off", create))
-		offCPU.add(before, e.cpu())
+		before0 := before
+		offPhase := attack(ctx, e.tr, e.cfg.Concurrency, slice, def.name+"-off", create)
+		offEnd := e.cpu()
+		off.add(offPhase)
+		offCPU.add(before, offEnd)
 
 		for i, u := range urls {
 			var out struct {
@@ -122,7 +125,8 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 		}
 		start := time.Now()
 		phase := attack(ctx, e.tr, e.cfg.Concurrency, slice, def.name+"-on", create)
-		createsDone := time.Now()
+		createsDone, onEnd := time.Now(), e.cpu()
+		during := received(sinks) - d.Expected // the earlier rounds' deliveries have all arrived
 		if err := finishProfile(); err != nil {
 			return s, err
 		}
@@ -140,8 +144,9 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 			drainSeconds += max(0, last.Sub(createsDone).Seconds())
 		}
 		deleteEndpoints()
-		e.log.printf("%s: round %d: %d creates off, %d on, deliveries drained %.1fs after the last create",
-			def.name, round+1, off.success, on.success, max(0, last.Sub(createsDone).Seconds()))
+		e.log.printf("%s: round %d: %d creates off, %d on (CPU ms per create, server/PostgreSQL/bench: off %s, on before the drain %s); %d deliveries during the slice, the rest drained %.1fs after the last create",
+			def.name, round+1, offPhase.success, phase.success, cpuPerOp(before0, offEnd, offPhase.success), cpuPerOp(before, onEnd, phase.success),
+			during, max(0, last.Sub(createsDone).Seconds()))
 	}
 	s.Baseline = off.measured(def.baseWhat)
 	offCPU.perOp(&s.Baseline, s.Baseline.Operations)
@@ -222,3 +227,25 @@ func (c *cpuSpan) add(before, after cpuSnap) {
 
 // perOp sets m's CPU fields over the summed intervals.
 func (c *cpuSpan) perOp(m *Measured, ops uint64) { m.perOp(cpuSnap{}, c.sum, ops) }
+
+// cpuPerOp formats the CPU per operation of the server, PostgreSQL and the bench between
+// two snapshots, in milliseconds.
+func cpuPerOp(before, after cpuSnap, ops uint64) string {
+	if ops == 0 {
+		return "-"
+	}
+	n := float64(ops)
+	ms := func(d time.Duration) string { return strconv.FormatFloat(d.Seconds()*1000/n, 'f', 3, 64) }
+	return ms(after.server-before.server) + "/" + ms(after.db-before.db) + "/" + ms(after.self-before.self)
+}
+
+// received counts the distinct deliveries the sinks have received.
+func received(sinks []*webhookSink) int {
+	n := 0
+	for _, sk := range sinks {
+		sk.mu.Lock()
+		n += len(sk.seen)
+		sk.mu.Unlock()
+	}
+	return n
+}
