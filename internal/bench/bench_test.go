@@ -118,6 +118,11 @@ func TestTinyRunProducesWellFormedReport(t *testing.T) {
 				require.Equal(t, s.Webhooks.Expected, s.Webhooks.Delivered, "every delivery arrives")
 				require.Positive(t, s.Webhooks.PerSecond)
 				require.Positive(t, s.Webhooks.CommitToReceipt.P99)
+				o := s.Webhooks.Outbox
+				require.Positive(t, o.Without.Operations)
+				require.Positive(t, o.With.Operations)
+				require.Zero(t, o.Without.Errors+o.With.Errors, "%v %v", o.Without.ErrorSamples, o.With.ErrorSamples)
+				require.InDelta(t, o.With.PerSecond/o.Without.PerSecond, o.Ratio, 1e-9)
 			} else {
 				require.Nil(t, s.Webhooks, s.Name)
 			}

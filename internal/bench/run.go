@@ -208,7 +208,28 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 		Concurrency: cfg.Concurrency, DurationSeconds: cfg.Duration.Seconds(), WarmupSeconds: cfg.Warmup.Seconds(),
 		WorkerConcurrency: cfg.Workers, ServerPoolMaxConns: cfg.ServerPool, PostgresFast: cfg.PGFast,
 	}
-	for _, name := range cfg.Scenarios {
+	// The second instance serves only the *-nocache scenarios. It is stopped after the
+	// last of them (at once when none is selected): idle, it would take part in the
+	// background work of the server under test, unpaced (webhook fan-out: a process
+	// with no API load of its own never yields to it).
+	lastNoCache := -1
+	for i, name := range cfg.Scenarios {
+		if scenarioByName(name).noCache {
+			lastNoCache = i
+		}
+	}
+	stopNoCache := func() error {
+		if err := noCache.stop(30 * time.Second); err != nil {
+			return fmt.Errorf("server without record cache: %w", err)
+		}
+		return nil
+	}
+	if lastNoCache < 0 {
+		if err := stopNoCache(); err != nil {
+			return nil, err
+		}
+	}
+	for i, name := range cfg.Scenarios {
 		def := scenarioByName(name)
 		e.server = e.cached
 		if def.noCache {
@@ -228,6 +249,12 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 			return nil, fmt.Errorf("scenario %s: %w", name, err)
 		}
 		rep.Scenarios = append(rep.Scenarios, s)
+		if i == lastNoCache {
+			if err := stopNoCache(); err != nil {
+				return nil, err
+			}
+			log.printf("server without record cache stopped: no later scenario uses it")
+		}
 		rep.OtherCPUPercentMax = max(rep.OtherCPUPercentMax, s.HTTP.OtherCPUPercent, s.Baseline.OtherCPUPercent)
 		log.printf("%s: %s req/s (p50 %s ms, p99 %s ms, %d errors); baseline %s ops/s; ratio %.1f%%; other processes %.0f%%/%.0f%% of the CPU",
 			name, fmtRate(s.HTTP.PerSecond), fmtMS(s.HTTP.Latency.P50), fmtMS(s.HTTP.Latency.P99), s.HTTP.Errors,
@@ -239,7 +266,7 @@ func Execute(ctx context.Context, cfg Config, progress io.Writer) (rep *Report, 
 	if err := server.stop(30 * time.Second); err != nil {
 		return nil, err
 	}
-	if err := noCache.stop(30 * time.Second); err != nil {
+	if err := stopNoCache(); err != nil {
 		return nil, err
 	}
 	rep.ServerLog, rep.ServerLogSamples = scanLog(server.logPath)

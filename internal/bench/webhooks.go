@@ -29,6 +29,9 @@ type WebhookDetails struct {
 	// commits the task) to its arrival at the receiver.
 	CommitToReceipt Latency `json:"commit_to_receipt_ms"`
 	DrainSeconds    float64 `json:"drain_seconds"`
+	// Outbox is the same creates without HTTP and without deliveries: the database's
+	// cost of recording the events alone.
+	Outbox OutboxDetails `json:"outbox"`
 }
 
 // webhookSink is a local receiver that records arrivals.
@@ -172,12 +175,19 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 	if deliveringSeconds > 0 {
 		d.PerSecond = float64(d.Delivered) / deliveringSeconds
 	}
+	outbox, err := measureOutbox(ctx, e)
+	if err != nil {
+		return s, err
+	}
+	d.Outbox = outbox
 	s.Webhooks = d
 	if s.Baseline.PerSecond > 0 {
 		s.Ratio = s.HTTP.PerSecond / s.Baseline.PerSecond
 	}
 	s.Notes = append(s.Notes, fmt.Sprintf("%d rounds of %s off then %s on; deliveries: %d of %d (%d duplicates), %s/s from each slice's first create to its last receipt; commit → receipt p50 %s ms, p99 %s ms; drained %.1fs after a slice's last create (mean)",
-		webhookRounds, slice, slice, d.Delivered, d.Expected, d.Duplicates, fmtRate(d.PerSecond), fmtMS(d.CommitToReceipt.P50), fmtMS(d.CommitToReceipt.P99), d.DrainSeconds))
+		webhookRounds, slice, slice, d.Delivered, d.Expected, d.Duplicates, fmtRate(d.PerSecond), fmtMS(d.CommitToReceipt.P50), fmtMS(d.CommitToReceipt.P99), d.DrainSeconds),
+		fmt.Sprintf("the outbox alone (task.Service.Create without HTTP, alternated the same way): %s creates/s with the event recorded ÷ %s without = %.1f%% (PostgreSQL CPU per create %.3f ms ÷ %.3f ms): the ceiling of this ratio",
+			fmtRate(d.Outbox.With.PerSecond), fmtRate(d.Outbox.Without.PerSecond), d.Outbox.Ratio*100, d.Outbox.With.DBCPUSecondsPerOp*1000, d.Outbox.Without.DBCPUSecondsPerOp*1000))
 	return s, nil
 }
 
