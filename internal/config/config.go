@@ -136,9 +136,10 @@ type Config struct {
 	// WebhookEndpointConcurrency caps a process's deliveries in flight to one endpoint, so
 	// that a slow or failing endpoint cannot hold every webhook worker.
 	WebhookEndpointConcurrency int `env:"WEBHOOK_ENDPOINT_CONCURRENCY" envDefault:"10"`
-	// WebhookBusyRate caps a process's webhook delivery attempts per second while its API
-	// is busy (at least twice as many requests in flight as CPUs), so that deliveries
-	// yield the CPU to requests and catch up when the load drops (0: never paced).
+	// WebhookBusyRate caps the webhook deliveries a process fans out and the attempts it starts
+	// per second while its API is busy (at least twice as many requests in flight as
+	// CPUs), so that deliveries yield to requests and catch up when the load drops (0:
+	// never paced).
 	WebhookBusyRate int `env:"WEBHOOK_BUSY_RATE" envDefault:"250"`
 }
 
