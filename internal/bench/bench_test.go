@@ -118,6 +118,9 @@ func TestTinyRunProducesWellFormedReport(t *testing.T) {
 				require.Equal(t, s.Webhooks.Expected, s.Webhooks.Delivered, "every delivery arrives")
 				require.Positive(t, s.Webhooks.PerSecond)
 				require.Positive(t, s.Webhooks.CommitToReceipt.P99)
+				require.Positive(t, s.Webhooks.SteadyDeliveries)
+				require.Zero(t, s.Webhooks.SteadyDeliveries%3, "three per task created at the steady rate")
+				require.Positive(t, s.Webhooks.Steady.P99)
 				o := s.Webhooks.Outbox
 				require.Positive(t, o.Without.Operations)
 				require.Positive(t, o.With.Operations)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
 // webhookReceivers is how many local endpoints the webhooks scenario subscribes.
@@ -32,6 +34,11 @@ type WebhookDetails struct {
 	// Outbox is the same creates without HTTP and without deliveries: the database's
 	// cost of recording the events alone.
 	Outbox OutboxDetails `json:"outbox"`
+	// Steady is commit → receipt at webhookSteadyRate creates per second, a load that
+	// leaves the API far from busy: the pipeline's latency when nothing is paced, over
+	// SteadyDeliveries deliveries.
+	Steady           Latency `json:"steady_commit_to_receipt_ms"`
+	SteadyDeliveries int     `json:"steady_deliveries"`
 }
 
 // webhookSink is a local receiver that records arrivals.
@@ -94,6 +101,19 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 		ids = ids[:0]
 	}
 	defer deleteEndpoints()
+	createEndpoints := func() error {
+		for i, u := range urls {
+			var out struct {
+				ID int64 `json:"id"`
+			}
+			body := map[string]any{"url": u, "events": []string{"task.created"}, "description": "bench receiver " + strconv.Itoa(i)}
+			if err := e.call(ctx, http.MethodPost, "/api/v1/webhooks", e.admin, body, http.StatusCreated, &out); err != nil {
+				return fmt.Errorf("create webhook: %w", err)
+			}
+			ids = append(ids, out.ID)
+		}
+		return nil
+	}
 
 	var off, on httpPhase
 	var offCPU, onCPU cpuSpan
@@ -110,15 +130,8 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 		off.add(offPhase)
 		offCPU.add(before, offEnd)
 
-		for i, u := range urls {
-			var out struct {
-				ID int64 `json:"id"`
-			}
-			body := map[string]any{"url": u, "events": []string{"task.created"}, "description": "bench receiver " + strconv.Itoa(i)}
-			if err := e.call(ctx, http.MethodPost, "/api/v1/webhooks", e.admin, body, http.StatusCreated, &out); err != nil {
-				return s, fmt.Errorf("create webhook: %w", err)
-			}
-			ids = append(ids, out.ID)
+		if err := createEndpoints(); err != nil {
+			return s, err
 		}
 		before = e.cpu()
 		rss := sampleRSS(e.server.pid())
@@ -159,6 +172,7 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 	s.HTTP.ServerPeakRSSMB = peak
 	e.peakRSSMB = max(e.peakRSSMB, peak)
 
+	var err error
 	var all []time.Duration
 	for _, sk := range sinks {
 		sk.mu.Lock()
@@ -175,11 +189,12 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 	if deliveringSeconds > 0 {
 		d.PerSecond = float64(d.Delivered) / deliveringSeconds
 	}
-	outbox, err := measureOutbox(ctx, e)
-	if err != nil {
+	if d.Steady, d.SteadyDeliveries, err = steadyLatency(ctx, e, sinks, createEndpoints, deleteEndpoints, create, slice); err != nil {
 		return s, err
 	}
-	d.Outbox = outbox
+	if d.Outbox, err = measureOutbox(ctx, e); err != nil {
+		return s, err
+	}
 	s.Webhooks = d
 	if s.Baseline.PerSecond > 0 {
 		s.Ratio = s.HTTP.PerSecond / s.Baseline.PerSecond
@@ -187,7 +202,9 @@ func runWebhooks(ctx context.Context, e *runEnv, def scenarioDef) (Scenario, err
 	s.Notes = append(s.Notes, fmt.Sprintf("%d rounds of %s off then %s on; deliveries: %d of %d (%d duplicates), %s/s from each slice's first create to its last receipt; commit → receipt p50 %s ms, p99 %s ms; drained %.1fs after a slice's last create (mean)",
 		webhookRounds, slice, slice, d.Delivered, d.Expected, d.Duplicates, fmtRate(d.PerSecond), fmtMS(d.CommitToReceipt.P50), fmtMS(d.CommitToReceipt.P99), d.DrainSeconds),
 		fmt.Sprintf("the outbox alone (task.Service.Create without HTTP, alternated the same way): %s creates/s with the event recorded ÷ %s without = %.1f%% (PostgreSQL CPU per create %.3f ms ÷ %.3f ms): the ceiling of this ratio",
-			fmtRate(d.Outbox.With.PerSecond), fmtRate(d.Outbox.Without.PerSecond), d.Outbox.Ratio*100, d.Outbox.With.DBCPUSecondsPerOp*1000, d.Outbox.Without.DBCPUSecondsPerOp*1000))
+			fmtRate(d.Outbox.With.PerSecond), fmtRate(d.Outbox.Without.PerSecond), d.Outbox.Ratio*100, d.Outbox.With.DBCPUSecondsPerOp*1000, d.Outbox.Without.DBCPUSecondsPerOp*1000),
+		fmt.Sprintf("at a steady %d creates/s (the API not busy, nothing paced): commit → receipt p50 %s ms, p99 %s ms over %d deliveries",
+			webhookSteadyRate, fmtMS(d.Steady.P50), fmtMS(d.Steady.P99), d.SteadyDeliveries))
 	return s, nil
 }
 
@@ -256,6 +273,60 @@ func received(sinks []*webhookSink) int {
 		sk.mu.Lock()
 		n += len(sk.seen)
 		sk.mu.Unlock()
+	}
+	return n
+}
+
+// webhookSteadyRate is the task creations per second of the webhooks scenario's latency
+// phase: well below what saturates the machine, so that no delivery is paced.
+const webhookSteadyRate = 100
+
+// steadyLatency creates tasks at webhookSteadyRate for d with the endpoints subscribed and
+// returns commit → receipt of their deliveries, and how many there were.
+func steadyLatency(ctx context.Context, e *runEnv, sinks []*webhookSink, createEndpoints func() error, deleteEndpoints func(),
+	create vegeta.Targeter, d time.Duration) (Latency, int, error) {
+	if err := createEndpoints(); err != nil {
+		return Latency{}, 0, err
+	}
+	defer deleteEndpoints()
+	marks := make([]int, len(sinks))
+	for i, sk := range sinks {
+		sk.mu.Lock()
+		marks[i] = len(sk.latencies)
+		sk.mu.Unlock()
+	}
+	var mu sync.Mutex
+	next := time.Now()
+	paced := func(t *vegeta.Target) error {
+		mu.Lock()
+		at := next
+		next = next.Add(time.Second / webhookSteadyRate)
+		mu.Unlock()
+		time.Sleep(time.Until(at))
+		return create(t)
+	}
+	e.log.printf("webhooks: commit → receipt at a steady %d creates/s for %s", webhookSteadyRate, d)
+	phase := attack(ctx, e.tr, 4, d, "webhooks-steady", paced)
+	want := sum(marks) + int(phase.success)*webhookReceivers
+	if _, err := awaitDeliveries(ctx, sinks, want); err != nil {
+		return Latency{}, 0, err
+	}
+	var all []time.Duration
+	for i, sk := range sinks {
+		sk.mu.Lock()
+		all = append(all, sk.latencies[marks[i]:]...)
+		sk.mu.Unlock()
+	}
+	if len(all) < want-sum(marks) {
+		return Latency{}, 0, fmt.Errorf("steady phase: %d of %d deliveries arrived", len(all), want-sum(marks))
+	}
+	return latencyOf(all), len(all), nil
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
 	}
 	return n
 }
