@@ -213,7 +213,7 @@ var scenarios = []scenarioDef{
 	{
 		name: "webhooks", desc: "POST /api/v1/tasks with 3 local webhook endpoints subscribed to task.created, and their deliveries",
 		httpWhat: "POST /api/v1/tasks (as tasks-create) with 3 local endpoints subscribed to task.created: the task's insert statement writes the event (outbox row, the task as stored); the server's dispatcher renders its body and fans it out (3 deliveries and River jobs, in batches) and its workers deliver them, signed, to receivers in the bench process; while the API is busy both the fan-out and the attempts are paced (WEBHOOK_BUSY_RATE) and the rest waits in the outbox; CPU per request includes the deliveries, drained after each slice",
-		baseWhat: "the same POST /api/v1/tasks load with no webhook endpoint (webhooks off), alternating with the load with webhooks on in 3 rounds of a third of the duration each (each on slice's deliveries drain before the next slice); ratio = throughput on ÷ off over all rounds",
+		baseWhat: "the same POST /api/v1/tasks load with no webhook endpoint (webhooks off), alternating with the load with webhooks on in 5 rounds of a fifth of the duration each (each on slice's deliveries drain before the next slice); ratio = throughput on ÷ off over all rounds",
 		custom:   runWebhooks,
 	},
 	{

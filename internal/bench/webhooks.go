@@ -74,7 +74,7 @@ func (s *webhookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // with webhooks off and one with them on: slow drifts of the machine and the database
 // over the scenario (autovacuum, checkpoints, GIN pending lists, a neighbour's load)
 // then weigh on both sides alike instead of on whichever ran second.
-const webhookRounds = 3
+const webhookRounds = 5
 
 // runWebhooks measures task creation through the API with no webhook endpoint and with
 // three local endpoints subscribed to task.created, in webhookRounds alternating slices

@@ -140,7 +140,7 @@ type Config struct {
 	// per second while its API is busy (at least twice as many requests in flight as
 	// CPUs), so that deliveries yield to requests and catch up when the load drops (0:
 	// never paced).
-	WebhookBusyRate int `env:"WEBHOOK_BUSY_RATE" envDefault:"250"`
+	WebhookBusyRate int `env:"WEBHOOK_BUSY_RATE" envDefault:"100"`
 }
 
 // AccessTokenTTL is the lifetime of access tokens.
