@@ -148,23 +148,38 @@ func (e *eventStream) VisitStreamAgentRunEventsResponse(w http.ResponseWriter) e
 		if err := rc.Flush(); err != nil {
 			return nil // the client went away
 		}
+		if !e.wait(w, rc, wake, retry, keepAlive.C) {
+			return nil
+		}
+	}
+}
+
+// wait blocks until the stream has something to read again (a notification, or the
+// retry of a failed read), writing a keep-alive comment each time it stays idle for
+// sseKeepAlive: a keep-alive reads nothing. It returns false when the stream is to end:
+// the client went away, the run was deleted or the user lost the right to see it (or
+// notifications may have been missed: a client that may still see the run resumes with
+// Last-Event-ID), or the server is shutting down (the client resumes on another
+// instance rather than hold up the drain).
+func (e *eventStream) wait(w http.ResponseWriter, rc *http.ResponseController, wake <-chan struct{}, retry, keepAlive <-chan time.Time) bool {
+	for {
 		select {
 		case <-e.ctx.Done():
-			return nil
+			return false
 		case <-e.ended:
-			// The run was deleted or the user lost the right to see it (or notifications
-			// may have been missed): end the stream; a client that may still see the run
-			// resumes with Last-Event-ID.
-			return nil
+			return false
 		case <-e.s.stopping:
-			// The server is shutting down: end the stream now rather than hold up the
-			// drain; the client resumes on another instance with Last-Event-ID.
-			return nil
+			return false
 		case <-wake:
+			return true
 		case <-retry:
-		case <-keepAlive.C:
+			return true
+		case <-keepAlive:
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
-				return nil
+				return false
+			}
+			if err := rc.Flush(); err != nil {
+				return false
 			}
 		}
 	}
