@@ -23,6 +23,15 @@ func countRows(t *testing.T, b testBundle) (events, undispatched, deliveries int
 	return
 }
 
+// subscribe creates an endpoint receiving ev at each path of a closed local port.
+func subscribe(t *testing.T, b testBundle, ev webhook.EventType, paths ...string) {
+	t.Helper()
+	for _, path := range paths {
+		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{ev}})
+		require.NoError(t, err)
+	}
+}
+
 // TestDispatchAfterTheRecordingProcessDied: events committed by a process that never
 // dispatched them (it died right after its commit) are fanned out by the dispatcher of
 // another process, which learns of them by polling; a rolled back change leaves nothing
@@ -30,10 +39,7 @@ func countRows(t *testing.T, b testBundle) (events, undispatched, deliveries int
 func TestDispatchAfterTheRecordingProcessDied(t *testing.T) {
 	t.Parallel()
 	b := setup(t, true, nil)
-	for _, path := range []string{"/a", "/b"} {
-		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{webhook.TaskCreated}})
-		require.NoError(t, err)
-	}
+	subscribe(t, b, webhook.TaskCreated, "/a", "/b")
 	_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9/c", Events: []webhook.EventType{webhook.UserCreated}})
 	require.NoError(t, err)
 
@@ -77,10 +83,7 @@ func TestDispatchAfterTheRecordingProcessDied(t *testing.T) {
 func TestDispatchersShareWithoutDoubleFanOut(t *testing.T) {
 	t.Parallel()
 	b := setup(t, true, nil)
-	for _, path := range []string{"/a", "/b", "/c"} {
-		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{webhook.Wildcard}})
-		require.NoError(t, err)
-	}
+	subscribe(t, b, webhook.Wildcard, "/a", "/b", "/c")
 	const events = 1200 // more than two batches
 	_, err := b.store.Pool().Exec(b.ctx, `INSERT INTO webhook_events (msg_id, type, body)
 		SELECT 'msg_' || g, 'task.created', '{}' FROM generate_series(1, $1) g`, events)
@@ -171,10 +174,7 @@ func TestPaceYieldsWhileTheForegroundIsBusy(t *testing.T) {
 func TestFanOutYieldsWhileTheForegroundIsBusy(t *testing.T) {
 	t.Parallel()
 	b := setup(t, true, nil)
-	for _, path := range []string{"/a", "/b"} {
-		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{webhook.TaskCreated}})
-		require.NoError(t, err)
-	}
+	subscribe(t, b, webhook.TaskCreated, "/a", "/b")
 	const events = 200
 	_, err := b.store.Pool().Exec(b.ctx, `INSERT INTO webhook_events (msg_id, type, body)
 		SELECT 'msg_' || g, 'task.created', '{}' FROM generate_series(1, $1) g`, events)
@@ -214,10 +214,7 @@ func TestFanOutYieldsWhileTheForegroundIsBusy(t *testing.T) {
 func TestDispatchSkipsEventsFannedOutAlready(t *testing.T) {
 	t.Parallel()
 	b := setup(t, true, nil)
-	for _, path := range []string{"/a", "/b"} {
-		_, err := b.svc.Create(b.ctx, admin, webhook.CreateParams{URL: "http://127.0.0.1:9" + path, Events: []webhook.EventType{webhook.TaskCreated}})
-		require.NoError(t, err)
-	}
+	subscribe(t, b, webhook.TaskCreated, "/a", "/b")
 	for i := range 3 {
 		require.NoError(t, b.store.InTx(b.ctx, func(q db.Querier) error {
 			return b.svc.Emit(b.ctx, q, webhook.TaskCreated, map[string]any{"id": i})
